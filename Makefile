@@ -1,0 +1,94 @@
+# vmshim: libvmshim.so (shim/), helperd (helperd/), the policy (policy/), tests (tests/).
+#
+#   make                 build everything into build/
+#   make SAN=1           the same with ASan+UBSan, into build-san/
+#   make check-unit      build and run the cmocka unit tests
+#   make install PREFIX=/usr/local
+
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+PREFIX  ?= /usr/local
+DESTDIR ?=
+
+ifeq ($(SAN),1)
+BUILD   ?= build-san
+SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+else
+BUILD   ?= build
+SANFLAGS =
+endif
+
+WARN      = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+ALLFLAGS  = -std=gnu11 -D_GNU_SOURCE -Iinclude -Ipolicy $(WARN) $(CFLAGS) $(SANFLAGS) -MMD -MP
+LDSAN     = $(SANFLAGS)
+
+COMMON_SRC  = $(wildcard common/*.c)
+POLICY_SRC  = $(wildcard policy/*.c)
+SHIM_SRC    = $(wildcard shim/*.c)
+HELPERD_SRC = $(wildcard helperd/*.c)
+UNIT_SRC    = $(wildcard tests/unit/test_*.c)
+PROG_SRC    = $(wildcard tests/progs/*.c)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+COMMON_OBJ  = $(call obj,$(COMMON_SRC))
+POLICY_OBJ  = $(call obj,$(POLICY_SRC))
+SHIM_OBJ    = $(call obj,$(SHIM_SRC))
+HELPERD_OBJ = $(call obj,$(HELPERD_SRC))
+# helperd's pieces without its main(), for unit tests
+HELPERD_LIB = $(filter-out $(BUILD)/obj/helperd/main.o,$(HELPERD_OBJ))
+
+UNIT_BIN = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+PROG_BIN = $(patsubst tests/progs/%.c,$(BUILD)/progs/%,$(PROG_SRC))
+
+.PHONY: all check-unit install clean
+all: $(BUILD)/libvmshim.so $(BUILD)/helperd $(UNIT_BIN) $(PROG_BIN)
+
+$(BUILD)/obj/shim/%.o: shim/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALLFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+
+# Code that also goes into the shim must be position independent.
+$(BUILD)/obj/policy/%.o: policy/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALLFLAGS) -fPIC -c $< -o $@
+
+$(BUILD)/obj/common/%.o: common/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALLFLAGS) -fPIC -c $< -o $@
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(ALLFLAGS) -c $< -o $@
+
+# The shim links only the table reader from policy/, never the parser.
+$(BUILD)/libvmshim.so: $(SHIM_OBJ) $(COMMON_OBJ) $(BUILD)/obj/policy/table_lookup.o shim/libvmshim.map
+	$(CC) -shared -Wl,--version-script=shim/libvmshim.map -Wl,-z,defs,-z,now $(LDSAN) \
+		-o $@ $(filter %.o,$^) -ldl -lpthread
+
+$(BUILD)/helperd: $(HELPERD_OBJ) $(POLICY_OBJ) $(COMMON_OBJ)
+	$(CC) $(LDSAN) -o $@ $^
+
+$(BUILD)/tests/%: tests/unit/%.c $(HELPERD_LIB) $(POLICY_OBJ) $(COMMON_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(ALLFLAGS) -Ihelperd -Ishim -DFIXTURES='"tests/unit/fixtures"' $(LDSAN) -o $@ $^ -lcmocka
+
+$(BUILD)/progs/%: tests/progs/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALLFLAGS) $(LDSAN) -o $@ $< -lpthread
+
+check-unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+install: $(BUILD)/libvmshim.so $(BUILD)/helperd
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/sbin \
+		$(DESTDIR)$(PREFIX)/share/vmshim $(DESTDIR)$(PREFIX)/lib/systemd/system
+	install -m 0644 $(BUILD)/libvmshim.so $(DESTDIR)$(PREFIX)/lib/libvmshim.so
+	install -m 0755 $(BUILD)/helperd $(DESTDIR)$(PREFIX)/sbin/helperd
+	install -m 0644 policy/example.policy $(DESTDIR)$(PREFIX)/share/vmshim/example.policy
+	sed 's|@PREFIX@|$(PREFIX)|g' helperd/helperd.service.in > $(DESTDIR)$(PREFIX)/lib/systemd/system/vmshim-helperd.service
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,24 @@
+/* Each peer owns a block of vsock ports (policy/FORMAT.md, "vsock ports"):
+ *   base + P            its IPv4 TCP port P, where siblings connect
+ *   base + 65536 + P    its IPv6 TCP port P
+ *   base + 131072 + P   the source of a connection it makes from TCP port P */
+#ifndef VMSHIM_PORTS_H
+#define VMSHIM_PORTS_H
+
+#include <stdint.h>
+
+#define VMSHIM_PORT_BLOCK 196608u
+#define VMSHIM_V6_OFFSET 65536u
+#define VMSHIM_SOURCE_OFFSET 131072u
+
+static inline uint32_t vmshim_listen_port(uint32_t base, int ipv6, uint16_t tcp_port)
+{
+	return base + (ipv6 ? VMSHIM_V6_OFFSET : 0) + tcp_port;
+}
+
+static inline uint32_t vmshim_source_port(uint32_t base, uint16_t tcp_port)
+{
+	return base + VMSHIM_SOURCE_OFFSET + tcp_port;
+}
+
+#endif

@@ -1,0 +1,46 @@
+/* The conversation between a shim and its guest's helperd: one request and at most one reply
+ * per connection on helperd's SOCK_SEQPACKET Unix socket, with file descriptors passed as
+ * SCM_RIGHTS. Every request that concerns a socket carries that socket, so helperd can check
+ * it for itself instead of believing what it is told. */
+#ifndef VMSHIM_PROTO_H
+#define VMSHIM_PROTO_H
+
+#include <stdint.h>
+
+#define VMSHIM_SOCKET_FILE "helperd.sock"
+#define VMSHIM_DEFAULT_RUNDIR "/run/vmshim"
+#define VMSHIM_PROTO_MAGIC 0x564d5331u /* "VMS1" */
+
+/* Doorbells, the loopback connections by which helperd wakes a listener for a sibling
+ * connection, come from this address (or from ::1 to an IPv6-only listener). */
+#define VMSHIM_DOORBELL_ADDR4 "127.86.83.77"
+
+enum vmshim_request_type {
+	/* fd: a TCP listening socket the sender wants siblings to reach. Reply: status. */
+	VMSHIM_REQ_REGISTER = 1,
+	/* fd: a connection the sender accepted that came from a doorbell. Reply: status, and
+	 * with status 0 the sibling's vsock connection as fd plus how to present it. */
+	VMSHIM_REQ_CLAIM = 2,
+	/* no fd: the sender closed a registered listener on `port`; check who still listens. */
+	VMSHIM_REQ_CLOSED = 3,
+};
+
+struct vmshim_request {
+	uint32_t magic;
+	uint32_t type;
+	uint32_t port;
+};
+
+struct vmshim_endpoint {
+	uint16_t family; /* AF_INET or AF_INET6 */
+	uint16_t port;   /* host order */
+	uint8_t addr[16];
+};
+
+struct vmshim_reply {
+	uint32_t magic;
+	int32_t status; /* 0 or an errno value */
+	struct vmshim_endpoint peer, local; /* CLAIM: the sibling's end and ours */
+};
+
+#endif

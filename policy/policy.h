@@ -1,0 +1,59 @@
+/* The policy: which guests are co-resident, what they own, which ports they expose.
+ * Format: policy/FORMAT.md. Parsed by helperd only; the shim sees the table built from it. */
+#ifndef VMSHIM_POLICY_H
+#define VMSHIM_POLICY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define POLICY_NAME_MAX 32
+#define POLICY_LINE_MAX 65536
+#define POLICY_DEFAULT_VSOCK_BASE 1048576u
+#define POLICY_DEFAULT_CONNECT_TIMEOUT_MS 1000u
+#define POLICY_PORT_WORDS (65536 / 64)
+
+struct policy_prefix {
+	int family;       /* AF_INET or AF_INET6 */
+	uint8_t addr[16]; /* network byte order; IPv4 uses the first 4 bytes */
+	unsigned len;     /* prefix length */
+	unsigned line;
+};
+
+struct policy_ports {
+	uint64_t allowed[POLICY_PORT_WORDS]; /* bit P set: TCP port P may be redirected */
+};
+
+struct policy_peer {
+	char name[POLICY_NAME_MAX + 1];
+	unsigned line; /* of its `peer` statement */
+	uint32_t cid;
+	uint32_t vsock_base;
+	struct policy_prefix *prefixes;
+	size_t n_prefixes;
+	/* The first single address of each family stands for the peer; NULL if none. */
+	const struct policy_prefix *addr4, *addr6;
+	struct policy_ports ports; /* own rules, or the global ones */
+};
+
+struct policy {
+	struct policy_peer *peers;
+	size_t n_peers;
+	int self; /* index into peers, or -1 when the file has no `self` */
+	uint32_t connect_timeout_ms;
+};
+
+/* Parses and validates a whole file. On success returns 0 and *out; on failure returns -1,
+ * leaves *out untouched and writes "FILE:LINE: what is wrong" (or "FILE: ...") into err. */
+int policy_load(const char *path, struct policy **out, char *err, size_t errlen);
+
+void policy_free(struct policy *policy);
+
+/* Index of the peer called name, or -1. */
+int policy_find_peer(const struct policy *policy, const char *name);
+
+static inline int policy_port_allowed(const struct policy_ports *ports, unsigned port)
+{
+	return port < 65536 && (ports->allowed[port / 64] >> (port % 64)) & 1;
+}
+
+#endif

@@ -1,0 +1,152 @@
+/* Lookups in a published decision table. This runs inside every connect() of every shimmed
+ * program, possibly while helperd rewrites the body: it never trusts a count or an offset
+ * without checking it against the capacity, and it makes no system call. */
+#include <stddef.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "vmshim/ports.h"
+#include "vmshim/table.h"
+
+/* Start of an array of n items of size sz at offset off, or NULL if it does not fit. */
+static const void *array_at(const struct vmshim_table_body *body, uint32_t capacity,
+			    uint32_t off, uint32_t n, size_t sz)
+{
+	uint64_t end = (uint64_t)off + (uint64_t)n * sz;
+
+	if (capacity < sizeof(*body) || body->size > capacity || end > body->size ||
+	    off % 8 != 0)
+		return NULL;
+	return (const char *)body + off;
+}
+
+static uint32_t load_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint64_t load_be64(const uint8_t *p)
+{
+	return (uint64_t)load_be32(p) << 32 | load_be32(p + 4);
+}
+
+/* Binary search over sorted disjoint ranges; returns the owning peer or UINT32_MAX. */
+static uint32_t owner4(const struct vmshim_range4 *r, uint32_t n, uint32_t a)
+{
+	uint32_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (a < r[mid].first)
+			hi = mid;
+		else if (a > r[mid].last)
+			lo = mid + 1;
+		else
+			return r[mid].peer;
+	}
+	return UINT32_MAX;
+}
+
+static int cmp128(uint64_t ahi, uint64_t alo, uint64_t bhi, uint64_t blo)
+{
+	if (ahi != bhi)
+		return ahi < bhi ? -1 : 1;
+	return alo < blo ? -1 : alo > blo;
+}
+
+static uint32_t owner6(const struct vmshim_range6 *r, uint32_t n, uint64_t hi64, uint64_t lo64)
+{
+	uint32_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (cmp128(hi64, lo64, r[mid].first_hi, r[mid].first_lo) < 0)
+			hi = mid;
+		else if (cmp128(hi64, lo64, r[mid].last_hi, r[mid].last_lo) > 0)
+			lo = mid + 1;
+		else
+			return r[mid].peer;
+	}
+	return UINT32_MAX;
+}
+
+static const struct vmshim_table_peer *peer_at(const struct vmshim_table_body *body,
+					       uint32_t capacity, uint32_t index)
+{
+	const struct vmshim_table_peer *peers =
+		array_at(body, capacity, body->peers_off, body->n_peers, sizeof(*peers));
+
+	if (!peers || index >= body->n_peers)
+		return NULL;
+	return &peers[index];
+}
+
+/* Whether peer's portset allows port; VMSHIM_TORN if the set is out of bounds. */
+static enum vmshim_verdict port_allowed(const struct vmshim_table_body *body, uint32_t capacity,
+					const struct vmshim_table_peer *peer, uint16_t port)
+{
+	const uint64_t *sets = array_at(body, capacity, body->portsets_off, body->n_portsets,
+					VMSHIM_PORTSET_WORDS * sizeof(uint64_t));
+
+	if (!sets || peer->portset >= body->n_portsets)
+		return VMSHIM_TORN;
+	const uint64_t *set = sets + (size_t)peer->portset * VMSHIM_PORTSET_WORDS;
+	return (set[port / 64] >> (port % 64)) & 1 ? VMSHIM_SIBLING : VMSHIM_DIRECT;
+}
+
+enum vmshim_verdict vmshim_table_route(const struct vmshim_table_body *body, uint32_t capacity,
+				       int family, const uint8_t *addr, uint16_t port,
+				       struct vmshim_route *out)
+{
+	uint32_t owner;
+
+	if (capacity < sizeof(*body))
+		return VMSHIM_TORN;
+	if (family == AF_INET) {
+		const struct vmshim_range4 *r = array_at(body, capacity, body->ranges4_off,
+							 body->n_ranges4, sizeof(*r));
+		if (!r)
+			return VMSHIM_TORN;
+		owner = owner4(r, body->n_ranges4, load_be32(addr));
+	} else {
+		const struct vmshim_range6 *r = array_at(body, capacity, body->ranges6_off,
+							 body->n_ranges6, sizeof(*r));
+		if (!r)
+			return VMSHIM_TORN;
+		owner = owner6(r, body->n_ranges6, load_be64(addr), load_be64(addr + 8));
+	}
+	if (owner == UINT32_MAX || owner == body->self || body->self == VMSHIM_NO_SELF)
+		return VMSHIM_DIRECT;
+
+	const struct vmshim_table_peer *peer = peer_at(body, capacity, owner);
+	const struct vmshim_table_peer *self = peer_at(body, capacity, body->self);
+	if (!peer || !self)
+		return VMSHIM_TORN;
+	enum vmshim_verdict allowed = port_allowed(body, capacity, peer, port);
+	if (allowed != VMSHIM_SIBLING)
+		return allowed;
+
+	int v6 = family == AF_INET6;
+	out->cid = peer->cid;
+	out->port = vmshim_listen_port(peer->vsock_base, v6, port);
+	out->source_base = vmshim_source_port(self->vsock_base, 0);
+	out->timeout_ms = body->connect_timeout_ms;
+	out->has_self_addr = !!(self->flags & (v6 ? VMSHIM_PEER_HAS_ADDR6 : VMSHIM_PEER_HAS_ADDR4));
+	memcpy(out->self_addr, v6 ? self->addr6 : self->addr4, v6 ? 16 : 4);
+	return VMSHIM_SIBLING;
+}
+
+enum vmshim_verdict vmshim_table_self_exposes(const struct vmshim_table_body *body,
+					      uint32_t capacity, uint16_t port)
+{
+	if (capacity < sizeof(*body))
+		return VMSHIM_TORN;
+	if (body->self == VMSHIM_NO_SELF)
+		return VMSHIM_DIRECT;
+	const struct vmshim_table_peer *self = peer_at(body, capacity, body->self);
+	if (!self)
+		return VMSHIM_TORN;
+	return port_allowed(body, capacity, self, port);
+}

@@ -1,0 +1,83 @@
+/* connect(), and sendto()/sendmsg() with MSG_FASTOPEN, which connect too. The decision is a
+ * lookup in the mapped table: a connection that is not for a sibling costs no system call,
+ * allocation or lock beyond the real connect. */
+#include <errno.h>
+#include <fcntl.h>
+
+#include "fdstate.h"
+#include "redirect.h"
+#include "shim.h"
+#include "sockaddr.h"
+#include "table_client.h"
+
+/* The sibling route for a TCP destination, if there is one. */
+static int sibling_route(const struct sockaddr *addr, socklen_t len, struct vmshim_endpoint *dest,
+			 struct vmshim_route *route)
+{
+	return endpoint_from_sockaddr(addr, len, dest) == 0 && !endpoint_is_loopback(dest) &&
+	       table_route(dest->family, dest->addr, dest->port, route) == VMSHIM_SIBLING;
+}
+
+/* Tries to make fd a sibling connection to addr. Returns 1 if it now is one. */
+static int try_sibling(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	struct vmshim_endpoint dest;
+	struct vmshim_route route;
+
+	if (!sibling_route(addr, len, &dest, &route))
+		return 0;
+	return redirect_connect(fd, addr->sa_family, &dest, &route) == 0;
+}
+
+HOOK int connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	if (shim_off())
+		return real.connect(fd, addr, len);
+	if (fdstate_redirected(fd)) {
+		/* A second connect() after our EINPROGRESS: TCP would say this. */
+		errno = EISCONN;
+		return -1;
+	}
+	if (try_sibling(fd, addr, len)) {
+		int fl = real.fcntl(fd, F_GETFL);
+		if (fl >= 0 && (fl & O_NONBLOCK)) {
+			/* Keep the non-blocking contract: EINPROGRESS, then POLLOUT and SO_ERROR 0. */
+			errno = EINPROGRESS;
+			return -1;
+		}
+		return 0;
+	}
+	/* From here on this is a plain TCP socket: stop watching its epoll registrations. */
+	if (fdstate_peek(fd))
+		fdstate_set(fd, 0);
+	return real.connect(fd, addr, len);
+}
+
+HOOK ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *addr,
+		    socklen_t len)
+{
+	shim_init();
+	if (!(flags & MSG_FASTOPEN) || !addr || shim_config.disabled)
+		return real.sendto(fd, buf, n, flags, addr, len);
+	if (try_sibling(fd, addr, len))
+		return real.sendto(fd, buf, n, flags & ~MSG_FASTOPEN, NULL, 0);
+	if (fdstate_peek(fd))
+		fdstate_set(fd, 0);
+	return real.sendto(fd, buf, n, flags, addr, len);
+}
+
+HOOK ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	shim_init();
+	if (!(flags & MSG_FASTOPEN) || !msg->msg_name || shim_config.disabled)
+		return real.sendmsg(fd, msg, flags);
+	if (try_sibling(fd, msg->msg_name, msg->msg_namelen)) {
+		struct msghdr connected = *msg;
+		connected.msg_name = NULL;
+		connected.msg_namelen = 0;
+		return real.sendmsg(fd, &connected, flags & ~MSG_FASTOPEN);
+	}
+	if (fdstate_peek(fd))
+		fdstate_set(fd, 0);
+	return real.sendmsg(fd, msg, flags);
+}

@@ -1,0 +1,76 @@
+/* epoll registrations made before connect(). Swapping a socket onto a descriptor removes
+ * the old socket from every epoll set (epoll watches open files, not numbers), so programs
+ * that add the socket before connecting (Boost.Asio, some libuv paths) would never hear of
+ * the connection. Only fresh TCP sockets are recorded; every other epoll_ctl goes straight
+ * through. */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "epoll_replay.h"
+#include "shim.h"
+
+/* The FD_PRECONNECT state of a fresh TCP socket, created on first use; NULL otherwise. */
+static struct fd_state *preconnect_state(int fd)
+{
+	uintptr_t slot = fdstate_peek(fd);
+
+	if (slot == FD_FRESH_TCP) {
+		struct fd_state *st = fdstate_new(FD_PRECONNECT, 0);
+		if (!st || fdstate_set(fd, (uintptr_t)st) < 0)
+			return NULL;
+		return st;
+	}
+	struct fd_state *st = fdstate_ptr(slot);
+	return st && st->kind == FD_PRECONNECT ? st : NULL;
+}
+
+static void record(struct fd_state *st, int epfd, int op, const struct epoll_event *ev)
+{
+	struct epoll_reg **p = &st->pre.regs;
+
+	pthread_mutex_lock(&st->pre.lock);
+	while (*p && (*p)->epfd != epfd)
+		p = &(*p)->next;
+	if (op == EPOLL_CTL_DEL && *p) {
+		struct epoll_reg *gone = *p;
+		*p = gone->next;
+		free(gone);
+	} else if (op == EPOLL_CTL_MOD && *p) {
+		(*p)->event = *ev;
+	} else if (op == EPOLL_CTL_ADD && !*p) {
+		struct epoll_reg *reg = malloc(sizeof(*reg));
+		if (reg) {
+			*reg = (struct epoll_reg){.epfd = epfd, .event = *ev};
+			*p = reg;
+		}
+	}
+	pthread_mutex_unlock(&st->pre.lock);
+}
+
+HOOK int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
+{
+	shim_init();
+	int rc = real.epoll_ctl(epfd, op, fd, event);
+
+	if (rc < 0 || fdstate_peek(fd) == 0)
+		return rc;
+	int saved = errno;
+	struct fd_state *st = preconnect_state(fd);
+	if (st)
+		record(st, epfd, op, event);
+	errno = saved;
+	return rc;
+}
+
+void epoll_replay(int fd, struct fd_state *pre)
+{
+	if (!pre || pre->kind != FD_PRECONNECT)
+		return;
+	pthread_mutex_lock(&pre->pre.lock);
+	for (struct epoll_reg *r = pre->pre.regs; r; r = r->next) {
+		struct epoll_event ev = r->event;
+		if (real.epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+			shim_debug("fd %d: could not re-add to epoll %d", fd, r->epfd);
+	}
+	pthread_mutex_unlock(&pre->pre.lock);
+}

@@ -1,0 +1,9 @@
+#ifndef VMSHIM_EPOLL_REPLAY_H
+#define VMSHIM_EPOLL_REPLAY_H
+
+#include "fdstate.h"
+
+/* Adds fd again to every epoll set that pre (an FD_PRECONNECT state, or NULL) recorded. */
+void epoll_replay(int fd, struct fd_state *pre);
+
+#endif

@@ -1,0 +1,99 @@
+/* close() and the dup family: a descriptor's state follows its open file, so a duplicate
+ * shares it and a closed number loses it. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <unistd.h>
+
+#include "fdstate.h"
+#include "helperd_client.h"
+#include "shim.h"
+
+HOOK int close(int fd)
+{
+	shim_init();
+	uintptr_t slot = fdstate_take(fd);
+
+	if (!slot)
+		return real.close(fd);
+	struct fd_state *st = fdstate_ptr(slot);
+	int listener_port = st && st->kind == FD_SIBLING_LISTENER ? st->listener.port : -1;
+	fdstate_put(slot);
+	int rc = real.close(fd);
+	/* Other processes may still hold this listener: helperd checks who does. */
+	if (rc == 0 && listener_port >= 0)
+		helperd_notify(VMSHIM_REQ_CLOSED, (uint32_t)listener_port);
+	return rc;
+}
+
+HOOK int close_range(unsigned first, unsigned last, int flags)
+{
+	shim_init();
+	int rc = real.close_range(first, last, flags);
+
+	if (rc == 0 && !(flags & CLOSE_RANGE_CLOEXEC))
+		fdstate_clear_range(first, last);
+	return rc;
+}
+
+HOOK int dup(int oldfd)
+{
+	shim_init();
+	int newfd = real.dup(oldfd);
+
+	if (newfd >= 0)
+		fdstate_dup(oldfd, newfd);
+	return newfd;
+}
+
+HOOK int dup2(int oldfd, int newfd)
+{
+	shim_init();
+	int rc = real.dup2(oldfd, newfd);
+
+	if (rc >= 0 && oldfd != newfd)
+		fdstate_dup(oldfd, newfd);
+	return rc;
+}
+
+HOOK int dup3(int oldfd, int newfd, int flags)
+{
+	shim_init();
+	int rc = real.dup3(oldfd, newfd, flags);
+
+	if (rc >= 0)
+		fdstate_dup(oldfd, newfd);
+	return rc;
+}
+
+/* Every fcntl argument fits in a pointer; F_DUPFD* are the only commands that concern us. */
+static int fcntl_common(int fd, int cmd, void *arg)
+{
+	shim_init();
+	int rc = real.fcntl(fd, cmd, arg);
+
+	if (rc >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC))
+		fdstate_dup(fd, rc);
+	return rc;
+}
+
+HOOK int fcntl(int fd, int cmd, ...)
+{
+	va_list ap;
+
+	va_start(ap, cmd);
+	void *arg = va_arg(ap, void *);
+	va_end(ap);
+	return fcntl_common(fd, cmd, arg);
+}
+
+/* Programs built with _FILE_OFFSET_BITS=64 call fcntl64 instead. */
+HOOK int fcntl64(int fd, int cmd, ...)
+{
+	va_list ap;
+
+	va_start(ap, cmd);
+	void *arg = va_arg(ap, void *);
+	va_end(ap);
+	return fcntl_common(fd, cmd, arg);
+}

@@ -1,0 +1,86 @@
+/* What the shim knows about a file descriptor, found by number without a lock.
+ *
+ * A slot is 0 for the vast majority of descriptors: nothing to do. FD_FRESH_TCP marks a TCP
+ * socket from socket() that is not yet connected or listening, so that an epoll
+ * registration made before connect() can be replayed if the socket is swapped. Anything
+ * else is a pointer to a struct fd_state, shared (counted) between duplicates. */
+#ifndef VMSHIM_FDSTATE_H
+#define VMSHIM_FDSTATE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include "tcpopts.h"
+
+#define FD_FRESH_TCP ((uintptr_t)1)
+
+enum fd_kind {
+	FD_PRECONNECT = 1, /* a fresh TCP socket with epoll registrations to remember */
+	FD_REDIRECTED,     /* a vsock connection presented as TCP */
+	FD_SIBLING_LISTENER, /* a TCP listener registered with helperd */
+};
+
+struct epoll_reg {
+	struct epoll_reg *next;
+	int epfd;
+	struct epoll_event event;
+};
+
+struct fd_state {
+	atomic_int refs;
+	enum fd_kind kind;
+	int family; /* the application's socket family, AF_INET or AF_INET6 */
+	union {
+		struct { /* FD_PRECONNECT */
+			pthread_mutex_t lock;
+			struct epoll_reg *regs;
+		} pre;
+		struct { /* FD_REDIRECTED */
+			struct sockaddr_storage local, peer;
+			socklen_t local_len, peer_len;
+			struct tcp_opts opts;
+		} conn;
+		struct { /* FD_SIBLING_LISTENER */
+			uint16_t port;
+		} listener;
+	};
+};
+
+/* The slot of fd, or 0. */
+uintptr_t fdstate_peek(int fd);
+
+/* The state of fd if it is of that kind, else NULL. Valid until fd is closed. */
+struct fd_state *fdstate_get(int fd, enum fd_kind kind);
+
+/* The FD_REDIRECTED state of fd, after checking that fd still is a vsock socket: a
+ * descriptor closed behind the shim's back (a raw system call) loses its state here. */
+struct fd_state *fdstate_redirected(int fd);
+
+/* Forgets the states of descriptors first..last (close_range). */
+void fdstate_clear_range(unsigned first, unsigned last);
+
+/* A new state with one reference, or NULL when out of memory. */
+struct fd_state *fdstate_new(enum fd_kind kind, int family);
+
+/* Puts value into fd's slot and drops whatever was there. Returns -1 (ENOMEM) only when a
+ * non-zero value needs a slot that cannot be allocated. */
+int fdstate_set(int fd, uintptr_t value);
+
+/* Empties fd's slot and returns what was there (the caller owns that reference). */
+uintptr_t fdstate_take(int fd);
+
+/* Makes newfd share oldfd's state (dup): redirected and listener states follow; a fresh or
+ * pre-connect TCP mark does not, because it belongs to one descriptor. */
+void fdstate_dup(int oldfd, int newfd);
+
+void fdstate_put(uintptr_t value);
+
+static inline struct fd_state *fdstate_ptr(uintptr_t value)
+{
+	return value > FD_FRESH_TCP ? (struct fd_state *)value : NULL;
+}
+
+#endif

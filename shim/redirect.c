@@ -1,0 +1,195 @@
+/* The client side of a sibling connection. Everything that can fail happens on a separate
+ * vsock socket before the application's descriptor is touched; the swap itself is one
+ * dup3(), so the application sees either its TCP socket, untouched, or the connection. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/vm_sockets.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "epoll_replay.h"
+#include "fdstate.h"
+#include "redirect.h"
+#include "shim.h"
+#include "sockaddr.h"
+
+#define EPHEMERAL_FIRST 32768
+#define EPHEMERAL_COUNT (61000 - EPHEMERAL_FIRST)
+#define BIND_TRIES 16
+
+/* SOL_SOCKET options that vsock honours too; the application may have set them already. */
+static const int inherited_options[] = {SO_KEEPALIVE, SO_RCVTIMEO, SO_SNDTIMEO, SO_PRIORITY};
+
+static uint16_t random_ephemeral_port(void)
+{
+	static _Thread_local uint32_t x;
+
+	if (!x) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		x = (uint32_t)ts.tv_nsec ^ (uint32_t)(uintptr_t)&ts ^ 0x9e3779b9u;
+	}
+	x ^= x << 13;
+	x ^= x >> 17;
+	x ^= x << 5;
+	return (uint16_t)(EPHEMERAL_FIRST + x % EPHEMERAL_COUNT);
+}
+
+/* A fresh, unconnected TCP socket: the only kind we redirect. */
+static int is_fresh_tcp(int fd)
+{
+	struct tcp_info info;
+	socklen_t len = sizeof(info);
+
+	return real.getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0 &&
+	       info.tcpi_state == TCP_CLOSE;
+}
+
+/* Binds vs to the vsock source port of a local TCP port: the one fd is bound to, or a free
+ * ephemeral one. Returns that TCP port, or -1. */
+static int bind_source(int vs, int fd, const struct vmshim_route *route,
+		       struct vmshim_endpoint *local)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	int fixed = 0;
+
+	if (real.getsockname(fd, (struct sockaddr *)&ss, &len) == 0 &&
+	    endpoint_from_sockaddr((struct sockaddr *)&ss, len, local) == 0 && local->port)
+		fixed = local->port;
+	for (int i = 0; i < (fixed ? 1 : BIND_TRIES); i++) {
+		uint16_t port = fixed ? (uint16_t)fixed : random_ephemeral_port();
+		struct sockaddr_vm svm = {
+			.svm_family = AF_VSOCK,
+			.svm_cid = VMADDR_CID_ANY,
+			.svm_port = route->source_base + port,
+		};
+		if (bind(vs, (struct sockaddr *)&svm, sizeof(svm)) == 0)
+			return port;
+		if (errno != EADDRINUSE)
+			break;
+	}
+	return -1;
+}
+
+static int connect_vsock(int vs, const struct vmshim_route *route)
+{
+	struct timeval timeout = {
+		.tv_sec = route->timeout_ms / 1000,
+		.tv_usec = (route->timeout_ms % 1000) * 1000,
+	};
+	struct sockaddr_vm svm = {
+		.svm_family = AF_VSOCK,
+		.svm_cid = route->cid,
+		.svm_port = route->port,
+		/* A sibling is reached through the host, even from a guest that hosts VMs itself. */
+		.svm_flags = route->cid > VMADDR_CID_HOST ? VMADDR_FLAG_TO_HOST : 0,
+	};
+
+	real.setsockopt(vs, AF_VSOCK, SO_VM_SOCKETS_CONNECT_TIMEOUT, &timeout, sizeof(timeout));
+	return real.connect(vs, (struct sockaddr *)&svm, sizeof(svm));
+}
+
+/* Gives vs what the application gave fd: file status flags, signal owner, socket options. */
+static void copy_settings(int fd, int vs)
+{
+	int fl = real.fcntl(fd, F_GETFL);
+
+	if (fl >= 0)
+		real.fcntl(vs, F_SETFL, fl & (O_NONBLOCK | O_ASYNC));
+	if (fl >= 0 && (fl & O_ASYNC)) {
+		struct f_owner_ex owner;
+		if (real.fcntl(fd, F_GETOWN_EX, &owner) == 0)
+			real.fcntl(vs, F_SETOWN_EX, &owner);
+	}
+	for (size_t i = 0; i < sizeof(inherited_options) / sizeof(inherited_options[0]); i++) {
+		char val[sizeof(struct timeval)];
+		socklen_t len = sizeof(val);
+		if (real.getsockopt(fd, SOL_SOCKET, inherited_options[i], val, &len) == 0)
+			real.setsockopt(vs, SOL_SOCKET, inherited_options[i], val, len);
+	}
+	struct linger linger;
+	socklen_t len = sizeof(linger);
+	if (real.getsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, &len) == 0 && linger.l_onoff)
+		real.setsockopt(vs, SOL_SOCKET, SO_LINGER, &linger, len);
+}
+
+static struct fd_state *connection_state(int fd, int app_family, const struct vmshim_endpoint *dest,
+					 const struct vmshim_endpoint *local)
+{
+	struct fd_state *st = fdstate_new(FD_REDIRECTED, app_family);
+
+	if (!st)
+		return NULL;
+	st->conn.peer_len = endpoint_to_sockaddr(dest, app_family, &st->conn.peer);
+	st->conn.local_len = endpoint_to_sockaddr(local, app_family, &st->conn.local);
+	tcp_opts_capture(&st->conn.opts, fd, real.getsockopt);
+	return st;
+}
+
+int redirect_connect(int fd, int app_family, const struct vmshim_endpoint *dest,
+		     const struct vmshim_route *route)
+{
+	int saved = errno, vs = -1, port;
+	struct fd_state *st = NULL;
+	struct vmshim_endpoint local = {.family = dest->family};
+	const char *why;
+
+	if (!is_fresh_tcp(fd)) {
+		why = "not a fresh TCP socket";
+		goto fail;
+	}
+	vs = real.socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (vs < 0) {
+		why = "no vsock";
+		goto fail;
+	}
+	port = bind_source(vs, fd, route, &local);
+	if (port < 0) {
+		why = "no free vsock source port";
+		goto fail;
+	}
+	if (connect_vsock(vs, route) < 0) {
+		why = strerror(errno);
+		goto fail;
+	}
+	/* The local end shows this guest's address unless the application bound one. */
+	if (local.family != dest->family || !memcmp(local.addr, (uint8_t[16]){0}, 16)) {
+		memset(local.addr, 0, 16);
+		if (route->has_self_addr)
+			memcpy(local.addr, route->self_addr, 16);
+	}
+	local.family = dest->family;
+	local.port = (uint16_t)port;
+	copy_settings(fd, vs);
+	st = connection_state(fd, app_family, dest, &local);
+	if (!st) {
+		why = "out of memory";
+		goto fail;
+	}
+	int fdflags = real.fcntl(fd, F_GETFD);
+	uintptr_t pre = fdstate_peek(fd);
+	if (real.dup3(vs, fd, fdflags >= 0 && (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
+		why = "dup3 failed";
+		goto fail;
+	}
+	real.close(vs);
+	/* The old socket's epoll registrations went with it: make them again on the new one. */
+	epoll_replay(fd, fdstate_ptr(pre));
+	fdstate_set(fd, (uintptr_t)st);
+	shim_debug("fd %d: connected to sibling cid %u port %u (vsock), local port %d", fd,
+		   route->cid, route->port, port);
+	errno = saved;
+	return 0;
+fail:
+	shim_debug("fd %d: sibling cid %u port %u not used (%s): plain TCP", fd, route->cid,
+		   route->port, why);
+	fdstate_put((uintptr_t)st);
+	if (vs >= 0)
+		real.close(vs);
+	errno = saved;
+	return -1;
+}

@@ -1,0 +1,24 @@
+/* Converting between the application's socket addresses and vmshim's endpoints. */
+#ifndef VMSHIM_SOCKADDR_H
+#define VMSHIM_SOCKADDR_H
+
+#include <stdbool.h>
+#include <sys/socket.h>
+
+#include "vmshim/proto.h"
+
+/* Reads an AF_INET or AF_INET6 address; an IPv4-mapped IPv6 address becomes AF_INET, as it
+ * is on the wire. Returns -1 for any other family or a short length. */
+int endpoint_from_sockaddr(const struct sockaddr *sa, socklen_t len, struct vmshim_endpoint *ep);
+
+/* The endpoint as a socket of family app_family shows it: IPv4 is mapped for AF_INET6. */
+socklen_t endpoint_to_sockaddr(const struct vmshim_endpoint *ep, int app_family,
+			       struct sockaddr_storage *out);
+
+bool endpoint_is_loopback(const struct vmshim_endpoint *ep);
+
+/* Copies an address out as the kernel does: truncated to *len, *len set to its full size. */
+int copy_sockaddr_out(const struct sockaddr_storage *src, socklen_t srclen, struct sockaddr *dst,
+		      socklen_t *len);
+
+#endif

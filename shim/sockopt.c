@@ -1,0 +1,70 @@
+/* getsockopt()/setsockopt() on a redirected connection. vsock refuses TCP- and IP-level
+ * options, so those are answered from tcpopts; at the socket level the kernel answers, but
+ * for the socket's identity (SO_DOMAIN, SO_PROTOCOL) and its receive buffer, which maps to
+ * vsock's buffer size. */
+#include <errno.h>
+#include <linux/vm_sockets.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "fdstate.h"
+#include "shim.h"
+
+static int int_out(int value, void *val, socklen_t *len)
+{
+	if ((int)*len < 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	*len = *len < sizeof(int) ? *len : sizeof(int);
+	memcpy(val, &value, *len);
+	return 0;
+}
+
+HOOK int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
+{
+	struct fd_state *st = shim_off() ? NULL : fdstate_redirected(fd);
+
+	if (!st)
+		return real.getsockopt(fd, level, name, val, len);
+	if (tcp_opts_level(level))
+		return tcp_opts_get(&st->conn.opts, level, name, val, len);
+	if (level == SOL_SOCKET && name == SO_DOMAIN)
+		return int_out(st->family, val, len);
+	if (level == SOL_SOCKET && name == SO_PROTOCOL)
+		return int_out(IPPROTO_TCP, val, len);
+	return real.getsockopt(fd, level, name, val, len);
+}
+
+/* vsock's receive buffer follows SO_RCVBUF; its maximum must be raised first. */
+static void size_vsock_buffer(int fd, const void *val, socklen_t len)
+{
+	int requested;
+
+	if (len < sizeof(int))
+		return;
+	memcpy(&requested, val, sizeof(requested));
+	if (requested <= 0)
+		return;
+	uint64_t size = (uint64_t)requested;
+	real.setsockopt(fd, AF_VSOCK, SO_VM_SOCKETS_BUFFER_MAX_SIZE, &size, sizeof(size));
+	real.setsockopt(fd, AF_VSOCK, SO_VM_SOCKETS_BUFFER_SIZE, &size, sizeof(size));
+}
+
+HOOK int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+{
+	struct fd_state *st = shim_off() ? NULL : fdstate_redirected(fd);
+
+	if (!st)
+		return real.setsockopt(fd, level, name, val, len);
+	if (tcp_opts_level(level))
+		return tcp_opts_set(&st->conn.opts, level, name, val, len);
+	int rc = real.setsockopt(fd, level, name, val, len);
+	if (rc == 0 && level == SOL_SOCKET && (name == SO_RCVBUF || name == SO_RCVBUFFORCE)) {
+		int saved = errno;
+		size_vsock_buffer(fd, val, len);
+		errno = saved;
+	}
+	return rc;
+}

@@ -1,0 +1,16 @@
+#ifndef VMSHIM_TABLE_CLIENT_H
+#define VMSHIM_TABLE_CLIENT_H
+
+#include <stdint.h>
+
+#include "vmshim/table.h"
+
+/* Where a TCP connection to (family, addr, port) should go. VMSHIM_DIRECT whenever helperd's
+ * table is missing, closed, stale or unreadable: then no peer is co-resident. */
+enum vmshim_verdict table_route(int family, const uint8_t *addr, uint16_t port,
+				struct vmshim_route *out);
+
+/* Whether a listener on TCP port `port` should be offered to siblings. */
+int table_self_exposes(uint16_t port);
+
+#endif

@@ -1,0 +1,150 @@
+/* The option table: which TCP/IP options a redirected socket answers, and their bounds. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+
+#include "tcpopts.h"
+
+struct opt_desc {
+	int level, name;
+	int min, max;  /* accepted range on set */
+	int boolean;   /* any non-zero value reads back as 1 */
+	int after_connect_einval; /* TCP refuses it once connected */
+};
+
+/* Bounds are the kernel's (net/ipv4/tcp.c, ip_sockglue.c, ipv6_sockglue.c). */
+static const struct opt_desc opts_table[TCP_OPT_INTS] = {
+	{IPPROTO_TCP, TCP_NODELAY, 0, 0, 1, 0},
+	{IPPROTO_TCP, TCP_CORK, 0, 0, 1, 0},
+	{IPPROTO_TCP, TCP_QUICKACK, 0, 0, 1, 0},
+	{IPPROTO_TCP, TCP_KEEPIDLE, 1, 32767, 0, 0},
+	{IPPROTO_TCP, TCP_KEEPINTVL, 1, 32767, 0, 0},
+	{IPPROTO_TCP, TCP_KEEPCNT, 1, 127, 0, 0},
+	{IPPROTO_TCP, TCP_USER_TIMEOUT, 0, 0x7fffffff, 0, 0},
+	{IPPROTO_TCP, TCP_MAXSEG, 88, 32767, 0, 0},
+	{IPPROTO_TCP, TCP_NOTSENT_LOWAT, 0, 0x7fffffff, 0, 0},
+	{IPPROTO_TCP, TCP_FASTOPEN_CONNECT, 0, 0, 1, 0},
+	{IPPROTO_TCP, TCP_DEFER_ACCEPT, 0, 0x7fffffff, 0, 0},
+	{IPPROTO_TCP, TCP_SYNCNT, 1, 127, 0, 0},
+	{IPPROTO_TCP, TCP_LINGER2, -0x7fffffff, 0x7fffffff, 0, 0},
+	{IPPROTO_IP, IP_TOS, 0, 255, 0, 0},
+	{IPPROTO_IP, IP_TTL, -1, 255, 0, 0},
+	{IPPROTO_IPV6, IPV6_TCLASS, -1, 255, 0, 0},
+	{IPPROTO_IPV6, IPV6_V6ONLY, 0, 0, 1, 1},
+};
+
+static int find(int level, int name)
+{
+	for (int i = 0; i < TCP_OPT_INTS; i++)
+		if (opts_table[i].level == level && opts_table[i].name == name)
+			return i;
+	return -1;
+}
+
+int tcp_opts_level(int level)
+{
+	return level == IPPROTO_TCP || level == IPPROTO_IP || level == IPPROTO_IPV6;
+}
+
+void tcp_opts_capture(struct tcp_opts *opts, int tcp_fd,
+		      int (*get)(int, int, int, void *, socklen_t *))
+{
+	for (int i = 0; i < TCP_OPT_INTS; i++) {
+		socklen_t len = sizeof(int);
+
+		opts->value[i] = 0;
+		get(tcp_fd, opts_table[i].level, opts_table[i].name, &opts->value[i], &len);
+	}
+	socklen_t len = sizeof(opts->congestion) - 1;
+	memset(opts->congestion, 0, sizeof(opts->congestion));
+	if (get(tcp_fd, IPPROTO_TCP, TCP_CONGESTION, opts->congestion, &len) < 0)
+		strcpy(opts->congestion, "cubic");
+}
+
+/* A connected TCP socket's TCP_INFO, as far as a vsock connection has one. */
+static void fake_tcp_info(struct tcp_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	info->tcpi_state = TCP_ESTABLISHED;
+	info->tcpi_rto = 200000;
+	info->tcpi_ato = 40000;
+	info->tcpi_snd_mss = 65483;
+	info->tcpi_rcv_mss = 65483;
+	info->tcpi_pmtu = 65535;
+	info->tcpi_rcv_ssthresh = 65483;
+	info->tcpi_rtt = 50;
+	info->tcpi_rttvar = 25;
+	info->tcpi_snd_ssthresh = 0x7fffffff;
+	info->tcpi_snd_cwnd = 10;
+	info->tcpi_advmss = 65483;
+	info->tcpi_reordering = 3;
+	info->tcpi_rcv_space = 65483;
+}
+
+int tcp_opts_get(const struct tcp_opts *opts, int level, int name, void *val, socklen_t *len)
+{
+	if ((int)*len < 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (level == IPPROTO_TCP && name == TCP_INFO) {
+		struct tcp_info info;
+
+		fake_tcp_info(&info);
+		*len = *len < sizeof(info) ? *len : sizeof(info);
+		memcpy(val, &info, *len);
+		return 0;
+	}
+	if (level == IPPROTO_TCP && name == TCP_CONGESTION) {
+		*len = *len < sizeof(opts->congestion) ? *len : sizeof(opts->congestion);
+		memcpy(val, opts->congestion, *len);
+		return 0;
+	}
+	int i = find(level, name);
+	if (i < 0) {
+		errno = ENOPROTOOPT;
+		return -1;
+	}
+	*len = *len < sizeof(int) ? *len : sizeof(int);
+	memcpy(val, &opts->value[i], *len);
+	return 0;
+}
+
+int tcp_opts_set(struct tcp_opts *opts, int level, int name, const void *val, socklen_t len)
+{
+	if (level == IPPROTO_TCP && name == TCP_CONGESTION) {
+		if (len < 1) {
+			errno = EINVAL;
+			return -1;
+		}
+		size_t n = strnlen(val, len < TCP_CONGESTION_MAX ? len : TCP_CONGESTION_MAX);
+		if (n == 0 || n >= TCP_CONGESTION_MAX) {
+			errno = ENOENT; /* what TCP says of an unknown algorithm */
+			return -1;
+		}
+		memset(opts->congestion, 0, sizeof(opts->congestion));
+		memcpy(opts->congestion, val, n);
+		return 0;
+	}
+	int i = find(level, name);
+	if (i < 0) {
+		errno = ENOPROTOOPT;
+		return -1;
+	}
+	const struct opt_desc *d = &opts_table[i];
+	int v;
+	if (len < sizeof(int) || d->after_connect_einval) {
+		errno = EINVAL;
+		return -1;
+	}
+	memcpy(&v, val, sizeof(v));
+	if (d->boolean)
+		v = v != 0;
+	else if (v < d->min || v > d->max) {
+		errno = EINVAL;
+		return -1;
+	}
+	opts->value[i] = v;
+	return 0;
+}

@@ -1,0 +1,28 @@
+/* TCP- and IP-level socket options of a redirected connection. vsock refuses them all
+ * (ENOPROTOOPT), so the shim keeps them here: applications set and read them as on TCP,
+ * with TCP's validation, and they start as whatever the TCP socket had before the swap. */
+#ifndef VMSHIM_TCPOPTS_H
+#define VMSHIM_TCPOPTS_H
+
+#include <sys/socket.h>
+
+#define TCP_OPT_INTS 17
+#define TCP_CONGESTION_MAX 16
+
+struct tcp_opts {
+	int value[TCP_OPT_INTS]; /* indexed like the option table in tcpopts.c */
+	char congestion[TCP_CONGESTION_MAX];
+};
+
+/* True for the levels this module answers on a redirected socket. */
+int tcp_opts_level(int level);
+
+/* Starts opts with the values the TCP socket tcp_fd carries now. */
+void tcp_opts_capture(struct tcp_opts *opts, int tcp_fd,
+		      int (*get)(int, int, int, void *, socklen_t *));
+
+/* getsockopt/setsockopt as TCP would answer them: 0, or -1 with errno. */
+int tcp_opts_get(const struct tcp_opts *opts, int level, int name, void *val, socklen_t *len);
+int tcp_opts_set(struct tcp_opts *opts, int level, int name, const void *val, socklen_t len);
+
+#endif
