@@ -10,7 +10,7 @@
 #include "fdstate.h"
 #include "helperd_client.h"
 #include "shim.h"
-#include "sockaddr.h"
+#include "vmshim/endpoint.h"
 
 static int is_doorbell(const struct sockaddr_storage *peer, socklen_t len)
 {

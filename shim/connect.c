@@ -7,7 +7,7 @@
 #include "fdstate.h"
 #include "redirect.h"
 #include "shim.h"
-#include "sockaddr.h"
+#include "vmshim/endpoint.h"
 #include "table_client.h"
 
 /* The sibling route for a TCP destination, if there is one. */

@@ -7,7 +7,7 @@
 #include "fdstate.h"
 #include "helperd_client.h"
 #include "shim.h"
-#include "sockaddr.h"
+#include "vmshim/endpoint.h"
 #include "table_client.h"
 
 /* The listener's family and TCP port if it is a TCP socket bound where siblings may reach

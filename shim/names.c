@@ -2,7 +2,7 @@
  * application expects, never the vsock ones. */
 #include "fdstate.h"
 #include "shim.h"
-#include "sockaddr.h"
+#include "vmshim/endpoint.h"
 
 HOOK int getpeername(int fd, struct sockaddr *addr, socklen_t *len)
 {

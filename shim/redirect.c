@@ -14,7 +14,7 @@
 #include "fdstate.h"
 #include "redirect.h"
 #include "shim.h"
-#include "sockaddr.h"
+#include "vmshim/endpoint.h"
 
 #define EPHEMERAL_FIRST 32768
 #define EPHEMERAL_COUNT (61000 - EPHEMERAL_FIRST)

@@ -15,6 +15,7 @@
 #define READ_TRIES 64
 
 static _Atomic(const struct vmshim_table_header *) mapped;
+static _Atomic ino_t mapped_ino;
 static _Atomic int64_t next_open_ms;
 static atomic_flag opening = ATOMIC_FLAG_INIT;
 
@@ -27,61 +28,60 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static const struct vmshim_table_header *map_table(void)
+/* Maps the table file unless it is the one already mapped. */
+static void map_table(void)
 {
 	char path[sizeof(shim_config.rundir) + 16];
 	struct stat st;
-	const struct vmshim_table_header *hdr = NULL;
 
 	snprintf(path, sizeof(path), "%s/" VMSHIM_TABLE_FILE, shim_config.rundir);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return NULL;
-	if (fstat(fd, &st) == 0 && st.st_size >= (off_t)VMSHIM_TABLE_HEADER_SIZE) {
+		return;
+	if (fstat(fd, &st) == 0 && st.st_size >= (off_t)VMSHIM_TABLE_HEADER_SIZE &&
+	    (st.st_ino != atomic_load(&mapped_ino) || !atomic_load(&mapped))) {
 		void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
-		if (p != MAP_FAILED) {
-			hdr = p;
-			if (hdr->magic != VMSHIM_TABLE_MAGIC || hdr->version != VMSHIM_TABLE_VERSION ||
-			    (off_t)VMSHIM_TABLE_HEADER_SIZE + hdr->capacity > st.st_size) {
-				munmap(p, (size_t)st.st_size);
-				hdr = NULL;
-			}
+		const struct vmshim_table_header *hdr = p;
+		if (p == MAP_FAILED) {
+			/* nothing mapped */
+		} else if (hdr->magic != VMSHIM_TABLE_MAGIC || hdr->version != VMSHIM_TABLE_VERSION ||
+			   (off_t)VMSHIM_TABLE_HEADER_SIZE + hdr->capacity > st.st_size) {
+			munmap(p, (size_t)st.st_size);
+		} else {
+			/* The old mapping stays: another thread may still be reading it. A new
+			 * file appears only when helperd restarts or the policy outgrows it. */
+			atomic_store(&mapped_ino, st.st_ino);
+			atomic_store_explicit(&mapped, hdr, memory_order_release);
+			shim_debug("mapped table %s", path);
 		}
 	}
 	real.close(fd);
-	return hdr;
 }
 
-/* The live table, or NULL. A superseded table is replaced by the new file; the old mapping
- * stays, since another thread may still be reading it (this happens only when a policy
- * outgrows the table's capacity). */
+static int usable(const struct vmshim_table_header *hdr, int64_t now)
+{
+	return hdr && atomic_load_explicit(&hdr->state, memory_order_acquire) == VMSHIM_TABLE_LIVE &&
+	       now - (int64_t)atomic_load_explicit(&hdr->heartbeat_ms, memory_order_acquire) <=
+		       VMSHIM_TABLE_STALE_MS;
+}
+
+/* The live table, or NULL. When there is none, or it is closed, stale or superseded, the
+ * file is looked at again, at most once a second. */
 static const struct vmshim_table_header *live_table(void)
 {
 	const struct vmshim_table_header *hdr = atomic_load_explicit(&mapped, memory_order_acquire);
 	int64_t now = now_ms();
 
-	if (!hdr || atomic_load_explicit(&hdr->state, memory_order_acquire) ==
-			    VMSHIM_TABLE_SUPERSEDED) {
-		if (now < atomic_load_explicit(&next_open_ms, memory_order_relaxed) ||
-		    atomic_flag_test_and_set(&opening))
-			return NULL;
-		atomic_store_explicit(&next_open_ms, now + RETRY_MS, memory_order_relaxed);
-		const struct vmshim_table_header *fresh = map_table();
-		if (fresh)
-			atomic_store_explicit(&mapped, fresh, memory_order_release);
-		atomic_flag_clear(&opening);
-		hdr = fresh;
-		shim_debug("table %s/%s %s", shim_config.rundir, VMSHIM_TABLE_FILE,
-			   hdr ? "mapped" : "not available");
-		if (!hdr)
-			return NULL;
-	}
-	if (atomic_load_explicit(&hdr->state, memory_order_acquire) != VMSHIM_TABLE_LIVE)
+	if (usable(hdr, now))
+		return hdr;
+	if (now < atomic_load_explicit(&next_open_ms, memory_order_relaxed) ||
+	    atomic_flag_test_and_set(&opening))
 		return NULL;
-	int64_t beat = (int64_t)atomic_load_explicit(&hdr->heartbeat_ms, memory_order_acquire);
-	if (now - beat > VMSHIM_TABLE_STALE_MS)
-		return NULL;
-	return hdr;
+	atomic_store_explicit(&next_open_ms, now + RETRY_MS, memory_order_relaxed);
+	map_table();
+	atomic_flag_clear(&opening);
+	hdr = atomic_load_explicit(&mapped, memory_order_acquire);
+	return usable(hdr, now) ? hdr : NULL;
 }
 
 static const struct vmshim_table_body *body_of(const struct vmshim_table_header *hdr)

@@ -1,6 +1,6 @@
 /* Converting between the application's socket addresses and vmshim's endpoints. */
-#ifndef VMSHIM_SOCKADDR_H
-#define VMSHIM_SOCKADDR_H
+#ifndef VMSHIM_ENDPOINT_H
+#define VMSHIM_ENDPOINT_H
 
 #include <stdbool.h>
 #include <sys/socket.h>

@@ -2,7 +2,7 @@
 #include <netinet/in.h>
 #include <string.h>
 
-#include "sockaddr.h"
+#include "vmshim/endpoint.h"
 
 int endpoint_from_sockaddr(const struct sockaddr *sa, socklen_t len, struct vmshim_endpoint *ep)
 {

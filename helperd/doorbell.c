@@ -1,0 +1,186 @@
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <uthash.h>
+#include <unistd.h>
+
+#include "doorbell.h"
+#include "helperd.h"
+#include "log.h"
+#include "loop.h"
+#include "siblings.h"
+#include "vmshim/endpoint.h"
+
+#define PENDING_MAX 4096
+#define PENDING_MS 60000 /* a connection nobody accepts for this long is closed */
+
+struct pending {
+	struct watch w; /* on the doorbell socket */
+	uint32_t key;   /* family and port of the doorbell's local end */
+	int vs;         /* the sibling's connection */
+	bool connected;
+	struct vmshim_endpoint bell_local, bell_peer;
+	struct vmshim_endpoint show_peer, show_local;
+	int64_t deadline_ms;
+	UT_hash_handle hh;
+};
+
+static struct pending *pending;
+
+static uint32_t key_of(const struct vmshim_endpoint *ep)
+{
+	return (uint32_t)ep->family << 16 | ep->port;
+}
+
+static int endpoint_of(int fd, int peer, struct vmshim_endpoint *ep)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	int rc = peer ? getpeername(fd, (struct sockaddr *)&ss, &len)
+		      : getsockname(fd, (struct sockaddr *)&ss, &len);
+
+	return rc < 0 ? -1 : endpoint_from_sockaddr((struct sockaddr *)&ss, len, ep);
+}
+
+static bool same_endpoint(const struct vmshim_endpoint *a, const struct vmshim_endpoint *b)
+{
+	return a->family == b->family && a->port == b->port &&
+	       memcmp(a->addr, b->addr, a->family == AF_INET ? 4 : 16) == 0;
+}
+
+static void drop(struct pending *p)
+{
+	HASH_DEL(pending, p);
+	if (p->vs >= 0)
+		close(p->vs);
+	loop_retire(&p->w);
+	close(p->w.fd); /* with SO_LINGER 0: a reset, no TIME_WAIT on the loopback */
+}
+
+static void on_bell(struct watch *w, uint32_t events)
+{
+	struct pending *p = w->owner;
+
+	if (!p->connected && (events & EPOLLOUT) && !(events & (EPOLLERR | EPOLLHUP))) {
+		p->connected = true;
+		loop_mod(w, EPOLLRDHUP);
+		return;
+	}
+	int err = 0;
+	socklen_t len = sizeof(err);
+	getsockopt(w->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+	if (!p->connected) {
+		log_warn("listener for port %u did not answer its doorbell (%s): sibling "
+			 "connection closed", p->show_local.port, strerror(err ? err : ECONNRESET));
+		siblings_sweep();
+	} else {
+		log_debug("doorbell for port %u hung up before the sibling connection was taken",
+			  p->show_local.port);
+	}
+	drop(p);
+}
+
+/* A TCP socket that resets on close and comes from the doorbell address. */
+static int bell_socket(int family)
+{
+	struct linger reset = {.l_onoff = 1, .l_linger = 0};
+	struct sockaddr_storage src = {.ss_family = (sa_family_t)family};
+	int s = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (s < 0)
+		return -1;
+	if (family == AF_INET)
+		inet_pton(AF_INET, VMSHIM_DOORBELL_ADDR4, &((struct sockaddr_in *)&src)->sin_addr);
+	else
+		((struct sockaddr_in6 *)&src)->sin6_addr = in6addr_loopback;
+	if (setsockopt(s, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset)) < 0 ||
+	    bind(s, (struct sockaddr *)&src, family == AF_INET ? sizeof(struct sockaddr_in)
+							   : sizeof(struct sockaddr_in6)) < 0) {
+		close(s);
+		return -1;
+	}
+	return s;
+}
+
+void doorbell_ring(int vs, const struct sockaddr_storage *target, socklen_t target_len,
+		   const struct vmshim_endpoint *show_peer, const struct vmshim_endpoint *show_local)
+{
+	struct pending *p = NULL;
+	int s = -1;
+
+	if (HASH_COUNT(pending) >= PENDING_MAX) {
+		log_warn("%d sibling connections wait to be accepted: refusing more", PENDING_MAX);
+		goto fail;
+	}
+	s = bell_socket(target->ss_family);
+	if (s < 0 || (connect(s, (const struct sockaddr *)target, target_len) < 0 &&
+		      errno != EINPROGRESS)) {
+		log_warn("doorbell for port %u: %m", show_local->port);
+		goto fail;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p || endpoint_of(s, 0, &p->bell_local) < 0 ||
+	    endpoint_from_sockaddr((const struct sockaddr *)target, target_len, &p->bell_peer) < 0)
+		goto fail;
+	p->w = (struct watch){.fd = s, .on_event = on_bell, .owner = p};
+	p->key = key_of(&p->bell_local);
+	p->vs = vs;
+	p->show_peer = *show_peer;
+	p->show_local = *show_local;
+	p->deadline_ms = helperd_now_ms() + PENDING_MS;
+	if (loop_add(&p->w, EPOLLOUT | EPOLLRDHUP) < 0)
+		goto fail;
+	HASH_ADD(hh, pending, key, sizeof(p->key), p);
+	return;
+fail:
+	free(p);
+	if (s >= 0)
+		close(s);
+	close(vs);
+}
+
+int doorbell_claim(int app_fd, struct vmshim_reply *reply, int *vs)
+{
+	struct vmshim_endpoint app_local, app_peer;
+	struct pending *p;
+
+	if (endpoint_of(app_fd, 1, &app_peer) < 0 || endpoint_of(app_fd, 0, &app_local) < 0)
+		return ENOENT;
+	uint32_t key = key_of(&app_peer);
+	HASH_FIND(hh, pending, &key, sizeof(key), p);
+	/* The full four-tuple must match: only the holder of the accepted doorbell has it.
+	 * (Our end may not have seen the handshake finish yet; the application has.) */
+	if (!p || !same_endpoint(&p->bell_local, &app_peer) ||
+	    !same_endpoint(&p->bell_peer, &app_local))
+		return ENOENT;
+	reply->peer = p->show_peer;
+	reply->local = p->show_local;
+	*vs = p->vs;
+	p->vs = -1;
+	drop(p);
+	return 0;
+}
+
+void doorbell_expire(int64_t now_ms)
+{
+	struct pending *p, *tmp;
+
+	HASH_ITER(hh, pending, p, tmp) {
+		if (now_ms < p->deadline_ms)
+			continue;
+		log_info("sibling connection to port %u not accepted within %d s: closed",
+			 p->show_local.port, PENDING_MS / 1000);
+		drop(p);
+	}
+}
+
+void doorbell_shutdown(void)
+{
+	struct pending *p, *tmp;
+
+	HASH_ITER(hh, pending, p, tmp)
+		drop(p);
+}

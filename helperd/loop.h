@@ -1,0 +1,27 @@
+/* A small epoll loop: each watched descriptor carries its own handler. */
+#ifndef HELPERD_LOOP_H
+#define HELPERD_LOOP_H
+
+#include <stdint.h>
+
+struct watch {
+	int fd;
+	void (*on_event)(struct watch *w, uint32_t events);
+	struct watch *retired_next;
+	void *owner; /* freed when the watch is retired */
+};
+
+int loop_init(void);
+int loop_add(struct watch *w, uint32_t events);
+int loop_mod(struct watch *w, uint32_t events);
+void loop_del(struct watch *w);
+
+/* Stops watching w and frees w->owner once the current batch of events is dispatched, so
+ * that an event already fetched for it is skipped rather than sent to freed memory. The
+ * caller closes the descriptor. */
+void loop_retire(struct watch *w);
+
+/* Dispatches events until *stop becomes true. Returns 0, or -1 if epoll fails. */
+int loop_run(volatile int *stop);
+
+#endif

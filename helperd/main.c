@@ -1,0 +1,301 @@
+/* helperd: one per guest. Reads the policy, publishes the decision table for the shims,
+ * answers them on its control socket, and accepts sibling connections for their listeners.
+ *
+ *   helperd [-f] [-c POLICY] [-r RUNDIR] [-s SELF] [--syslog|--stderr] [-d]
+ *   helperd --check [-c POLICY] [-s SELF]
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <linux/vm_sockets.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "control.h"
+#include "doorbell.h"
+#include "helperd.h"
+#include "log.h"
+#include "loop.h"
+#include "publish.h"
+#include "siblings.h"
+#include "table_build.h"
+
+#define DEFAULT_POLICY "/etc/vmshim/policy"
+
+struct helperd helperd;
+static volatile int stopping;
+
+int64_t helperd_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* This guest's CID, as the hypervisor set it, or VMADDR_CID_ANY if there is no vsock. */
+static uint32_t local_cid(void)
+{
+	uint32_t cid = VMADDR_CID_ANY;
+	int fd = open("/dev/vsock", O_RDONLY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		if (ioctl(fd, IOCTL_VM_SOCKETS_GET_LOCAL_CID, &cid) < 0)
+			cid = VMADDR_CID_ANY;
+		close(fd);
+	}
+	return cid;
+}
+
+/* Which peer this guest is: --self, else the policy's `self`, else the one peer whose CID
+ * is ours. A policy without peers needs none. */
+static int find_self(const struct policy *policy, char *err, size_t errlen)
+{
+	if (helperd.self_name) {
+		int i = policy_find_peer(policy, helperd.self_name);
+		if (i < 0)
+			snprintf(err, errlen, "%s: --self %s: no such peer", helperd.policy_path,
+				 helperd.self_name);
+		return i;
+	}
+	if (policy->self >= 0 || policy->n_peers == 0)
+		return policy->self;
+	uint32_t cid = local_cid();
+	int found = -1;
+	for (size_t i = 0; i < policy->n_peers; i++) {
+		if (policy->peers[i].cid != cid)
+			continue;
+		if (found >= 0) {
+			found = -1;
+			break;
+		}
+		found = (int)i;
+	}
+	if (found < 0)
+		snprintf(err, errlen,
+			 "%s: no `self` line, and no single peer has this guest's CID %u: "
+			 "say which peer this guest is with `self NAME` or --self",
+			 helperd.policy_path, cid);
+	return found;
+}
+
+/* Loads and checks the policy file; on success it becomes the one in force. */
+static int load_policy(char *err, size_t errlen)
+{
+	struct policy *policy;
+
+	if (policy_load(helperd.policy_path, &policy, err, errlen) < 0)
+		return -1;
+	int self = find_self(policy, err, errlen);
+	if (self < 0 && policy->n_peers > 0) {
+		policy_free(policy);
+		return -1;
+	}
+	policy_free(helperd.policy);
+	helperd.policy = policy;
+	helperd.self = self;
+	return 0;
+}
+
+static int publish(void)
+{
+	uint32_t size;
+	void *body = table_build(helperd.policy, helperd.self, &size);
+
+	if (!body) {
+		log_err("out of memory building the table");
+		return -1;
+	}
+	int rc = publish_table(helperd.rundir, body, size);
+	free(body);
+	return rc;
+}
+
+static void describe(void)
+{
+	const struct policy_peer *self = helperd_self();
+
+	log_info("policy %s: %zu peers, this guest is %s", helperd.policy_path,
+		 helperd.policy->n_peers, self ? self->name : "none of them");
+}
+
+static void reload(void)
+{
+	char err[512];
+
+	if (load_policy(err, sizeof(err)) < 0) {
+		log_err("reload refused, keeping the policy in force: %s", err);
+		return;
+	}
+	describe();
+	publish();
+	siblings_sync();
+}
+
+static void on_signal(struct watch *w, uint32_t events)
+{
+	struct signalfd_siginfo si;
+
+	(void)events;
+	while (read(w->fd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGHUP)
+			reload();
+		else
+			stopping = 1;
+	}
+}
+
+static void on_tick(struct watch *w, uint32_t events)
+{
+	uint64_t ticks;
+
+	(void)events;
+	if (read(w->fd, &ticks, sizeof(ticks)) != sizeof(ticks))
+		return;
+	publish_heartbeat();
+	siblings_sweep();
+	doorbell_expire(helperd_now_ms());
+}
+
+/* The run directory holds the table and the control socket: it must be ours alone to
+ * write. Returns a descriptor holding the lock that keeps a second helperd out. */
+static int prepare_rundir(const char *dir)
+{
+	struct stat st;
+	char lock[4096];
+
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+		log_err("cannot create run directory %s: %m", dir);
+		return -1;
+	}
+	if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		log_err("run directory %s is not a directory", dir);
+		return -1;
+	}
+	if (st.st_uid != geteuid() || (st.st_mode & 022)) {
+		log_err("run directory %s must belong to uid %u and be writable by it alone", dir,
+			(unsigned)geteuid());
+		return -1;
+	}
+	snprintf(lock, sizeof(lock), "%s/helperd.lock", dir);
+	int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		log_err("%s: %s", lock, errno == EWOULDBLOCK ? "another helperd uses this run directory"
+							      : strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: helperd [options]\n"
+		"  -c, --policy FILE   policy file (default " DEFAULT_POLICY ")\n"
+		"  -r, --rundir DIR    run directory (default " VMSHIM_DEFAULT_RUNDIR ")\n"
+		"  -s, --self NAME     the peer of the policy that is this guest\n"
+		"  -f, --foreground    stay in the foreground (logs to stderr)\n"
+		"      --syslog        log to syslog, --stderr log to stderr\n"
+		"  -d, --debug         log every sibling connection\n"
+		"      --check         check the policy, print what is wrong, and exit\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{"policy", required_argument, NULL, 'c'}, {"rundir", required_argument, NULL, 'r'},
+		{"self", required_argument, NULL, 's'},   {"foreground", no_argument, NULL, 'f'},
+		{"syslog", no_argument, NULL, 'S'},       {"stderr", no_argument, NULL, 'E'},
+		{"debug", no_argument, NULL, 'd'},        {"check", no_argument, NULL, 'C'},
+		{"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+	};
+	int foreground = 0, debug = 0, check = 0, to_syslog = -1, opt;
+	char err[512];
+
+	helperd.policy_path = DEFAULT_POLICY;
+	helperd.rundir = VMSHIM_DEFAULT_RUNDIR;
+	helperd.self = -1;
+	while ((opt = getopt_long(argc, argv, "c:r:s:fdh", options, NULL)) != -1) {
+		switch (opt) {
+		case 'c': helperd.policy_path = optarg; break;
+		case 'r': helperd.rundir = optarg; break;
+		case 's': helperd.self_name = optarg; break;
+		case 'f': foreground = 1; break;
+		case 'S': to_syslog = 1; break;
+		case 'E': to_syslog = 0; break;
+		case 'd': debug = 1; break;
+		case 'C': check = 1; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	log_open(0, debug);
+	if (load_policy(err, sizeof(err)) < 0) {
+		fprintf(stderr, "helperd: %s\n", err);
+		return 1;
+	}
+	if (check) {
+		describe();
+		return 0;
+	}
+	int lock = prepare_rundir(helperd.rundir);
+	if (lock < 0)
+		return 1;
+	if (!foreground && daemon(0, 0) < 0) {
+		log_err("cannot become a daemon: %m");
+		return 1;
+	}
+	log_open(to_syslog < 0 ? !foreground : to_syslog, debug);
+
+	sigset_t signals;
+	sigemptyset(&signals);
+	sigaddset(&signals, SIGTERM);
+	sigaddset(&signals, SIGINT);
+	sigaddset(&signals, SIGHUP);
+	sigprocmask(SIG_BLOCK, &signals, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	struct itimerspec beat = {
+		.it_interval = {.tv_sec = VMSHIM_HEARTBEAT_MS / 1000},
+		.it_value = {.tv_sec = VMSHIM_HEARTBEAT_MS / 1000},
+	};
+	struct watch sig = {.fd = signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC),
+			    .on_event = on_signal};
+	struct watch tick = {.fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC),
+			     .on_event = on_tick};
+	if (loop_init() < 0 || sig.fd < 0 || tick.fd < 0 ||
+	    timerfd_settime(tick.fd, 0, &beat, NULL) < 0 || loop_add(&sig, EPOLLIN) < 0 ||
+	    loop_add(&tick, EPOLLIN) < 0 || publish() < 0 || control_open(helperd.rundir) < 0) {
+		log_err("cannot start: %m");
+		publish_close();
+		return 1;
+	}
+	describe();
+	log_info("ready: run directory %s", helperd.rundir);
+	int rc = loop_run(&stopping);
+
+	/* Shims see CLOSED at once and go back to plain TCP; open connections are untouched. */
+	publish_close();
+	control_close();
+	doorbell_shutdown();
+	siblings_shutdown();
+	policy_free(helperd.policy);
+	close(lock);
+	log_info("stopped");
+	return rc < 0 ? 1 : 0;
+}

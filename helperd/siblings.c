@@ -1,0 +1,313 @@
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/vm_sockets.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <uthash.h>
+#include <unistd.h>
+
+#include "doorbell.h"
+#include "helperd.h"
+#include "log.h"
+#include "loop.h"
+#include "siblings.h"
+#include "sockdiag.h"
+#include "vmshim/endpoint.h"
+#include "vmshim/ports.h"
+
+#define VSOCK_BACKLOG 128
+
+/* A TCP listener some shim registered. helperd keeps no descriptor of it. */
+struct registration {
+	uint64_t inode; /* key: the listening socket */
+	uint16_t port;
+	bool v4, v6; /* which connections it takes */
+	struct vmshim_endpoint bound; /* all-zero address: the wildcard */
+	UT_hash_handle hh;
+};
+
+/* Where siblings connect for one TCP port and family. */
+struct vsock_listener {
+	struct watch w;
+	uint32_t vport; /* key */
+	uint16_t tcp_port;
+	bool v6;
+	bool needed; /* mark for siblings_sync */
+	UT_hash_handle hh;
+};
+
+static struct registration *registrations;
+static struct vsock_listener *listeners;
+
+static bool is_wildcard(const struct vmshim_endpoint *ep)
+{
+	static const uint8_t zero[16];
+
+	return memcmp(ep->addr, zero, 16) == 0;
+}
+
+static int int_option(int fd, int level, int name)
+{
+	int v = -1;
+	socklen_t len = sizeof(v);
+
+	return getsockopt(fd, level, name, &v, &len) < 0 ? -1 : v;
+}
+
+static bool exposed(uint16_t port)
+{
+	const struct policy_peer *self = helperd_self();
+
+	return self && policy_port_allowed(&self->ports, port);
+}
+
+int siblings_register(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	struct vmshim_endpoint ep;
+	struct stat st;
+	int domain = int_option(fd, SOL_SOCKET, SO_DOMAIN);
+
+	if (int_option(fd, SOL_SOCKET, SO_ACCEPTCONN) != 1 ||
+	    int_option(fd, SOL_SOCKET, SO_PROTOCOL) != IPPROTO_TCP ||
+	    (domain != AF_INET && domain != AF_INET6) ||
+	    getsockname(fd, (struct sockaddr *)&ss, &len) < 0 ||
+	    endpoint_from_sockaddr((struct sockaddr *)&ss, len, &ep) < 0 || fstat(fd, &st) < 0)
+		return EINVAL;
+	if (endpoint_is_loopback(&ep) || !exposed(ep.port))
+		return EPERM;
+
+	struct registration *r;
+	uint64_t inode = st.st_ino;
+	HASH_FIND(hh, registrations, &inode, sizeof(inode), r);
+	if (!r) {
+		r = calloc(1, sizeof(*r));
+		if (!r)
+			return ENOMEM;
+		r->inode = inode;
+		HASH_ADD(hh, registrations, inode, sizeof(r->inode), r);
+	}
+	r->port = ep.port;
+	r->bound = ep;
+	if (domain == AF_INET || ep.family == AF_INET) { /* IPv4, or bound to a mapped address */
+		r->v4 = true;
+		r->v6 = false;
+	} else {
+		r->v6 = true;
+		r->v4 = is_wildcard(&ep) && int_option(fd, IPPROTO_IPV6, IPV6_V6ONLY) == 0;
+	}
+	log_info("listener on TCP port %u registered (%s%s%s)", r->port, r->v4 ? "IPv4" : "",
+		 r->v4 && r->v6 ? ", " : "", r->v6 ? "IPv6" : "");
+	siblings_sync();
+	return 0;
+}
+
+/* The peer a vsock connection comes from: its CID, and a source port in its block. */
+static int identify(const struct sockaddr_vm *from, uint16_t *tcp_port)
+{
+	for (size_t i = 0; i < helperd.policy->n_peers; i++) {
+		const struct policy_peer *p = &helperd.policy->peers[i];
+		uint32_t first = vmshim_source_port(p->vsock_base, 0);
+
+		if ((int)i == helperd.self || p->cid != from->svm_cid || from->svm_port < first ||
+		    from->svm_port - first > 65535)
+			continue;
+		*tcp_port = (uint16_t)(from->svm_port - first);
+		return (int)i;
+	}
+	return -1;
+}
+
+static const struct registration *registration_for(uint16_t port, bool v6)
+{
+	const struct registration *r, *tmp;
+
+	HASH_ITER(hh, registrations, r, tmp)
+		if (r->port == port && (v6 ? r->v6 : r->v4))
+			return r;
+	return NULL;
+}
+
+/* peer's address of one family, as the policy gives it (zero if it has none). */
+static void show_address(const struct policy_peer *peer, bool v6, struct vmshim_endpoint *ep)
+{
+	const struct policy_prefix *a = v6 ? peer->addr6 : peer->addr4;
+
+	ep->family = v6 ? AF_INET6 : AF_INET;
+	memset(ep->addr, 0, sizeof(ep->addr));
+	if (a)
+		memcpy(ep->addr, a->addr, v6 ? 16 : 4);
+}
+
+/* The loopback address that reaches a listener, and what its accepted sockets show. */
+static socklen_t doorbell_target(const struct registration *r, bool v6,
+				 struct sockaddr_storage *target, struct vmshim_endpoint *local)
+{
+	struct vmshim_endpoint t = {.family = v6 ? AF_INET6 : AF_INET, .port = r->port};
+
+	if (is_wildcard(&r->bound)) {
+		show_address(helperd_self(), v6, local);
+		if (v6)
+			t.addr[15] = 1;
+		else
+			inet_pton(AF_INET, "127.0.0.1", t.addr);
+	} else {
+		*local = r->bound;
+		memcpy(t.addr, r->bound.addr, sizeof(t.addr));
+	}
+	local->port = r->port;
+	return endpoint_to_sockaddr(&t, t.family, target);
+}
+
+static void accept_sibling(struct vsock_listener *l, int vs, const struct sockaddr_vm *from)
+{
+	uint16_t src_port;
+	int peer = identify(from, &src_port);
+
+	if (peer < 0) {
+		log_warn("vsock connection from cid %u port %u refused: not a peer of the policy",
+			 from->svm_cid, from->svm_port);
+		close(vs);
+		return;
+	}
+	const struct registration *r = registration_for(l->tcp_port, l->v6);
+	if (!r || !exposed(l->tcp_port)) {
+		log_info("connection from %s to port %u refused: no listener open to siblings",
+			 helperd.policy->peers[peer].name, l->tcp_port);
+		close(vs);
+		return;
+	}
+	struct sockaddr_storage target;
+	struct vmshim_endpoint show_peer, show_local;
+	socklen_t len = doorbell_target(r, l->v6, &target, &show_local);
+	show_address(&helperd.policy->peers[peer], l->v6, &show_peer);
+	show_peer.port = src_port;
+	log_debug("connection from %s port %u to port %u", helperd.policy->peers[peer].name,
+		  src_port, l->tcp_port);
+	doorbell_ring(vs, &target, len, &show_peer, &show_local);
+}
+
+static void on_vsock_listener(struct watch *w, uint32_t events)
+{
+	struct vsock_listener *l = w->owner;
+
+	(void)events;
+	for (;;) {
+		struct sockaddr_vm from;
+		socklen_t len = sizeof(from);
+		int vs = accept4(w->fd, (struct sockaddr *)&from, &len, SOCK_CLOEXEC);
+		if (vs < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				log_warn("accept on vsock port %u: %m", l->vport);
+			return;
+		}
+		accept_sibling(l, vs, &from);
+	}
+}
+
+static struct vsock_listener *open_listener(uint32_t vport, uint16_t tcp_port, bool v6)
+{
+	struct sockaddr_vm svm = {
+		.svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY, .svm_port = vport};
+	struct vsock_listener *l = calloc(1, sizeof(*l));
+	int s = socket(AF_VSOCK, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (!l || s < 0 || bind(s, (struct sockaddr *)&svm, sizeof(svm)) < 0 ||
+	    listen(s, VSOCK_BACKLOG) < 0) {
+		log_err("cannot listen on vsock port %u for TCP port %u: %m", vport, tcp_port);
+		goto fail;
+	}
+	*l = (struct vsock_listener){
+		.w = {.fd = s, .on_event = on_vsock_listener, .owner = l},
+		.vport = vport,
+		.tcp_port = tcp_port,
+		.v6 = v6,
+	};
+	if (loop_add(&l->w, EPOLLIN) < 0)
+		goto fail;
+	log_info("siblings reach TCP port %u (%s) at vsock port %u", tcp_port, v6 ? "IPv6" : "IPv4",
+		 vport);
+	return l;
+fail:
+	if (s >= 0)
+		close(s);
+	free(l);
+	return NULL;
+}
+
+static void close_listener(struct vsock_listener *l)
+{
+	HASH_DEL(listeners, l);
+	log_info("vsock port %u for TCP port %u closed", l->vport, l->tcp_port);
+	loop_retire(&l->w);
+	close(l->w.fd);
+}
+
+static void need(uint16_t tcp_port, bool v6)
+{
+	uint32_t vport = vmshim_listen_port(helperd_self()->vsock_base, v6, tcp_port);
+	struct vsock_listener *l;
+
+	HASH_FIND(hh, listeners, &vport, sizeof(vport), l);
+	if (!l && (l = open_listener(vport, tcp_port, v6)))
+		HASH_ADD(hh, listeners, vport, sizeof(l->vport), l);
+	if (l)
+		l->needed = true;
+}
+
+void siblings_sync(void)
+{
+	struct vsock_listener *l, *ltmp;
+	struct registration *r, *rtmp;
+
+	HASH_ITER(hh, listeners, l, ltmp)
+		l->needed = false;
+	HASH_ITER(hh, registrations, r, rtmp) {
+		if (!exposed(r->port))
+			continue;
+		if (r->v4)
+			need(r->port, false);
+		if (r->v6)
+			need(r->port, true);
+	}
+	HASH_ITER(hh, listeners, l, ltmp)
+		if (!l->needed)
+			close_listener(l);
+}
+
+void siblings_sweep(void)
+{
+	uint64_t *live;
+	size_t n;
+	struct registration *r, *tmp;
+
+	if (!registrations || sockdiag_listening(&live, &n) < 0)
+		return;
+	HASH_ITER(hh, registrations, r, tmp) {
+		if (sockdiag_has(live, n, r->inode))
+			continue;
+		log_info("listener on TCP port %u is gone", r->port);
+		HASH_DEL(registrations, r);
+		free(r);
+	}
+	free(live);
+	siblings_sync();
+}
+
+void siblings_shutdown(void)
+{
+	struct vsock_listener *l, *ltmp;
+	struct registration *r, *rtmp;
+
+	HASH_ITER(hh, listeners, l, ltmp)
+		close_listener(l);
+	HASH_ITER(hh, registrations, r, rtmp) {
+		HASH_DEL(registrations, r);
+		free(r);
+	}
+}

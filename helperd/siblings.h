@@ -1,0 +1,18 @@
+/* The listeners this guest offers to its siblings: the TCP listeners that shims registered,
+ * and for each TCP port and family one vsock listener at the port the policy assigns. */
+#ifndef HELPERD_SIBLINGS_H
+#define HELPERD_SIBLINGS_H
+
+/* Registers the TCP listening socket fd (passed by a shim). Returns 0 or an errno value:
+ * EPERM for a listener that must stay private, EINVAL for something that is no listener. */
+int siblings_register(int fd);
+
+/* Forgets listeners that were closed, then brings the vsock listeners in line. */
+void siblings_sweep(void);
+
+/* Brings the vsock listeners in line with the registrations and the current policy. */
+void siblings_sync(void);
+
+void siblings_shutdown(void);
+
+#endif

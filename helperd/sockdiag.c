@@ -1,0 +1,102 @@
+/* Which TCP listeners exist, straight from the kernel (NETLINK_SOCK_DIAG, as `ss -lt`).
+ * helperd keeps no descriptor of the listeners it serves, so that closing one in the
+ * application really closes it; this is how it learns that one is gone. */
+#include <errno.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "sockdiag.h"
+
+struct inode_list {
+	uint64_t *v;
+	size_t n, cap;
+};
+
+static int push(struct inode_list *l, uint64_t inode)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 64;
+		uint64_t *v = realloc(l->v, cap * sizeof(*v));
+		if (!v)
+			return -1;
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n++] = inode;
+	return 0;
+}
+
+/* One dump request for a family; appends the inodes it reports. */
+static int dump_family(int nl, int family, struct inode_list *out)
+{
+	struct {
+		struct nlmsghdr nlh;
+		struct inet_diag_req_v2 req;
+	} msg = {
+		.nlh = {.nlmsg_len = sizeof(msg), .nlmsg_type = SOCK_DIAG_BY_FAMILY,
+			.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP},
+		.req = {.sdiag_family = (uint8_t)family, .sdiag_protocol = IPPROTO_TCP,
+			.idiag_states = 1u << TCP_LISTEN},
+	};
+	char buf[16384] __attribute__((aligned(NLMSG_ALIGNTO)));
+
+	if (send(nl, &msg, sizeof(msg), 0) < 0)
+		return -1;
+	for (;;) {
+		ssize_t n = recv(nl, buf, sizeof(buf), 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		for (struct nlmsghdr *h = (void *)buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+			if (h->nlmsg_type == NLMSG_DONE)
+				return 0;
+			if (h->nlmsg_type == NLMSG_ERROR)
+				return -1;
+			if (h->nlmsg_len < NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
+				continue;
+			const struct inet_diag_msg *m = NLMSG_DATA(h);
+			if (push(out, m->idiag_inode) < 0)
+				return -1;
+		}
+	}
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+int sockdiag_listening(uint64_t **inodes, size_t *count)
+{
+	struct inode_list l = {0};
+	int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+
+	if (nl < 0 || dump_family(nl, AF_INET, &l) < 0 || dump_family(nl, AF_INET6, &l) < 0) {
+		log_debug("sock_diag: cannot list TCP listeners: %m");
+		if (nl >= 0)
+			close(nl);
+		free(l.v);
+		return -1;
+	}
+	close(nl);
+	qsort(l.v, l.n, sizeof(*l.v), cmp_u64);
+	*inodes = l.v;
+	*count = l.n;
+	return 0;
+}
+
+int sockdiag_has(const uint64_t *inodes, size_t count, uint64_t inode)
+{
+	return bsearch(&inode, inodes, count, sizeof(*inodes), cmp_u64) != NULL;
+}

@@ -1,0 +1,50 @@
+/* Shared by the policy parser (parse.c), the whole-file checks (validate.c) and the address
+ * helpers (addr.c). Not part of the API: see policy.h. */
+#ifndef VMSHIM_POLICY_INTERNAL_H
+#define VMSHIM_POLICY_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "policy.h"
+
+/* The largest vsock-base whose block still ends at or below 4294967294. */
+#define POLICY_VSOCK_MAX_END 4294967294u
+
+/* What the parser knows about a peer beyond struct policy_peer; parallel to policy->peers. */
+struct policy_peer_state {
+	unsigned cid_line;  /* 0 while the block has no `cid` */
+	unsigned base_line; /* 0 while the block has no `vsock-base` */
+	int has_rules;      /* the block has an allow or deny of its own */
+	struct policy_ports allow, deny;
+};
+
+struct policy_name; /* the parser's hash of peer names */
+
+/* Everything a load builds before it is either handed out or thrown away. */
+struct policy_build {
+	const char *path;
+	struct policy *pol;
+	struct policy_peer_state *state;
+	size_t cap_peers;
+	struct policy_name *names;
+	struct policy_ports global_allow, global_deny;
+	char self_name[POLICY_NAME_MAX + 1];
+	unsigned self_line;    /* 0: no `self` */
+	unsigned timeout_line; /* 0: no `connect-timeout` */
+};
+
+/* Parses a decimal or 0x-hexadecimal number with nothing around it. Returns 0, or -1 if s is
+ * not a number. A number too big for 64 bits reads as UINT64_MAX so that range checks fail. */
+int policy_parse_number(const char *s, uint64_t *out);
+
+/* Writes "PATH:LINE: message" into err, or "PATH: message" when line is 0. */
+__attribute__((format(printf, 5, 6))) void policy_error(char *err, size_t errlen,
+							 const char *path, unsigned line,
+							 const char *fmt, ...);
+
+/* Runs the checks that need the whole file, then fills in ports, addr4/addr6 and self.
+ * Returns 0, or -1 with "FILE:LINE: ..." in err. */
+int policy_validate(struct policy_build *b, char *err, size_t errlen);
+
+#endif
