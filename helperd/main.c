@@ -32,16 +32,7 @@
 
 #define DEFAULT_POLICY "/etc/vmshim/policy"
 
-struct helperd helperd;
 static volatile int stopping;
-
-int64_t helperd_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* This guest's CID, as the hypervisor set it, or VMADDR_CID_ANY if there is no vsock. */
 static uint32_t local_cid(void)

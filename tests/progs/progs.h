@@ -1,0 +1,89 @@
+/* Small helpers shared by the test programs (header-only: each program is one file). */
+#ifndef VMSHIM_PROGS_H
+#define VMSHIM_PROGS_H
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+static inline void die(const char *fmt, ...)
+{
+	va_list ap;
+	int saved = errno;
+
+	va_start(ap, fmt);
+	fprintf(stderr, "FAIL: ");
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, " (errno %d: %s)\n", saved, strerror(saved));
+	va_end(ap);
+	exit(1);
+}
+
+/* "198.18.0.2", "::ffff:198.18.0.2" or "2001:db8::2" with a port. */
+static inline socklen_t parse_addr(const char *host, int port, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (strchr(host, ':')) {
+		struct sockaddr_in6 *in6 = (void *)ss;
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET6, host, &in6->sin6_addr) != 1)
+			die("bad address %s", host);
+		return sizeof(*in6);
+	}
+	struct sockaddr_in *in = (void *)ss;
+	in->sin_family = AF_INET;
+	in->sin_port = htons((uint16_t)port);
+	if (inet_pton(AF_INET, host, &in->sin_addr) != 1)
+		die("bad address %s", host);
+	return sizeof(*in);
+}
+
+static inline const char *show_addr(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)ss;
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		port = ntohs(in->sin_port);
+		snprintf(buf, len, "%s:%d", host, port);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)ss;
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+		port = ntohs(in6->sin6_port);
+		snprintf(buf, len, "[%s]:%d", host, port);
+	} else {
+		snprintf(buf, len, "family%d", ss->ss_family);
+	}
+	return buf;
+}
+
+/* Prints "WHAT local=A peer=B" for a connected socket. */
+static inline void print_names(const char *what, int fd)
+{
+	struct sockaddr_storage local, peer;
+	socklen_t llen = sizeof(local), plen = sizeof(peer);
+	char a[80], b[80];
+
+	if (getsockname(fd, (struct sockaddr *)&local, &llen) < 0 ||
+	    getpeername(fd, (struct sockaddr *)&peer, &plen) < 0)
+		die("%s: getsockname/getpeername", what);
+	printf("%s local=%s peer=%s\n", what, show_addr(&local, a, sizeof(a)),
+	       show_addr(&peer, b, sizeof(b)));
+	fflush(stdout);
+}
+
+/* The byte at offset i of every test stream: a pattern that catches reordering and loss. */
+static inline unsigned char pattern_byte(size_t i)
+{
+	return (unsigned char)((i * 2654435761u) >> 13);
+}
+
+#endif

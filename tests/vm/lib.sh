@@ -1,0 +1,168 @@
+# Shared by the integration tests. They run inside the test VM only (scripts/testvm), where
+# each "guest" is a network namespace on a bridge, all guests share vsock CID 1
+# (vsock_loopback), and the policy's vsock port blocks keep them apart.
+#
+#   alpha 198.18.0.1   in the policy, vsock-base 1000000
+#   beta  198.18.0.2   in the policy, vsock-base 2000000
+#   gamma 198.18.0.3   not in the policy: an ordinary remote host
+
+set -euo pipefail
+
+if [ "${VMSHIM_IN_TESTVM:-}" != 1 ]; then
+	echo "tests/vm: these tests connect AF_VSOCK and run only inside scripts/testvm" >&2
+	exit 2
+fi
+
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BUILD=${BUILD:-build}
+SHIM=$TOP/$BUILD/libvmshim.so
+HELPERD=$TOP/$BUILD/helperd
+PROGS=$TOP/$BUILD/progs
+WORK=${WORK:-/tmp/vmshim-test}
+POLICY=$WORK/policy
+# An ASan build of the shim needs the ASan runtime loaded first.
+SHIM_PRELOAD=$SHIM
+if [ -n "${ASAN_RUNTIME:-}" ]; then
+	SHIM_PRELOAD="$ASAN_RUNTIME $SHIM"
+fi
+
+declare -A ADDR=([alpha]=198.18.0.1 [beta]=198.18.0.2 [gamma]=198.18.0.3)
+declare -A BASE=([alpha]=1000000 [beta]=2000000)
+
+log() { printf '    %s\n' "$*"; }
+fail() { printf '    FAIL: %s\n' "$*"; exit 1; }
+
+write_policy() {
+	cat > "$POLICY" <<POLICY
+# The test guests: every one has CID 1, so each has its own vsock port block.
+connect-timeout 2000
+allow 1024-65535
+peer alpha
+    cid 1
+    address ${ADDR[alpha]}
+    vsock-base ${BASE[alpha]}
+peer beta
+    cid 1
+    address ${ADDR[beta]}
+    vsock-base ${BASE[beta]}
+POLICY
+}
+
+setup_guests() {
+	mkdir -p "$WORK"
+	write_policy
+	ip link add br0 type bridge
+	ip link set br0 up
+	for g in alpha beta gamma; do
+		ip netns add "$g"
+		ip link add "v-$g" type veth peer name eth0 netns "$g"
+		ip link set "v-$g" master br0 up
+		ip -n "$g" addr add "${ADDR[$g]}/24" dev eth0
+		ip -n "$g" link set eth0 up
+		ip -n "$g" link set lo up
+	done
+}
+
+rundir() { echo "/run/vmshim-$1"; }
+
+# Runs a command in a guest, pointed at that guest's helperd.
+in_guest() {
+	local g=$1
+	shift
+	ip netns exec "$g" env VMSHIM_RUNDIR="$(rundir "$g")" "$@"
+}
+
+# The same, with the shim preloaded.
+shimmed() {
+	local g=$1
+	shift
+	in_guest "$g" env LD_PRELOAD="$SHIM_PRELOAD" "$@"
+}
+
+start_helperd() {
+	local g=$1
+	in_guest "$g" "$HELPERD" -f -d -c "$POLICY" -s "$g" -r "$(rundir "$g")" \
+		>>"$WORK/helperd-$g.log" 2>&1 &
+	echo $! > "$WORK/helperd-$g.pid"
+	wait_for "helperd of $g" test -S "$(rundir "$g")/helperd.sock"
+}
+
+# Ends a background job started from a function: the job's pid is a subshell, and the
+# program is its child.
+end_job() {
+	local pid=$1 sig=${2:-TERM}
+	pkill "-$sig" -P "$pid" 2>/dev/null || true
+	kill "-$sig" "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
+
+stop_helperd() {
+	local pid
+	pid=$(cat "$WORK/helperd-$1.pid" 2>/dev/null) || return 0
+	end_job "$pid" "${2:-TERM}"
+	rm -f "$WORK/helperd-$1.pid"
+}
+
+# wait_for WHAT CMD...: retries CMD for up to 20 s.
+wait_for() {
+	local what=$1 i
+	shift
+	for i in $(seq 200); do
+		if "$@" >/dev/null 2>&1; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	fail "timed out waiting for $what"
+}
+
+# Whether a TCP listener on PORT exists in guest G.
+tcp_listening() { ip netns exec "$1" ss -Hltn "sport = :$2" | grep -q .; }
+
+# Whether a vsock listener on PORT exists in guest G. vsock ports are global, but each
+# socket belongs to the namespace that made it, and ss (vsock_diag) lists only its own.
+vsock_listening() { ip netns exec "$1" ss -Hln --vsock | grep -Eq ":$2([[:space:]]|\$)"; }
+
+# The vsock port where guest G's TCP port P is reached over IPv4.
+vsock_port() { echo $((BASE[$1] + $2)); }
+
+# Bytes that crossed guest G's network interface, both ways.
+veth_bytes() {
+	ip netns exec "$1" sh -c 'echo $(( $(cat /sys/class/net/eth0/statistics/rx_bytes) + $(cat /sys/class/net/eth0/statistics/tx_bytes) ))'
+}
+
+# Samples guest G's established vsock connections to PORT every 50 ms into FILE until
+# killed.
+sample_vsock() {
+	local g=$1 port=$2 file=$3
+	while :; do
+		ip netns exec "$g" ss -Hn --vsock state established 2>/dev/null |
+			grep -E ":$port([[:space:]]|\$)" >>"$file" || true
+		sleep 0.05
+	done
+}
+
+# start_bg NAME CMD...: runs CMD in the background, output in $WORK/NAME.out.
+start_bg() {
+	local name=$1
+	shift
+	"$@" >"$WORK/$name.out" 2>&1 &
+	echo $! >"$WORK/$name.pid"
+}
+
+stop_bg() {
+	local pid
+	pid=$(cat "$WORK/$1.pid" 2>/dev/null) || return 0
+	end_job "$pid"
+}
+
+# Waits for background job NAME to finish by itself (up to 60 s) and returns its status.
+join_bg() {
+	local pid i
+	pid=$(cat "$WORK/$1.pid")
+	for i in $(seq 600); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	wait "$pid"
+}
