@@ -166,3 +166,18 @@ join_bg() {
 	done
 	wait "$pid"
 }
+
+# Field NAME=value from the first line of FILE that starts with PREFIX.
+field() { sed -n "s/^$2.* $3=\\([^ ]*\\).*/\\1/p" "$1" | head -n 1; }
+
+# Checks that the client's and the server's views of one connection agree: what the
+# client calls local the server calls peer, and the other way round.
+names_agree() {
+	local client=$1 server=$2 cl cp sl sp
+	cl=$(field "$client" connected local)
+	cp=$(field "$client" connected peer)
+	sl=$(field "$server" accepted local)
+	sp=$(field "$server" accepted peer)
+	[ -n "$cl" ] && [ "$cl" = "$sp" ] && [ "$cp" = "$sl" ] ||
+		fail "names disagree: client $cl -> $cp, server $sp -> $sl"
+}
