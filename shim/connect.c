@@ -1,6 +1,7 @@
 /* connect(), and sendto()/sendmsg() with MSG_FASTOPEN, which connect too. The decision is a
  * lookup in the mapped table: a connection that is not for a sibling costs no system call,
  * allocation or lock beyond the real connect. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 
@@ -18,14 +19,28 @@ static int sibling_route(const struct sockaddr *addr, socklen_t len, struct vmsh
 	       table_route(dest->family, dest->addr, dest->port, route) == VMSHIM_SIBLING;
 }
 
+static void debug_direct(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	struct vmshim_endpoint dest;
+	char host[INET6_ADDRSTRLEN] = "?";
+
+	if (endpoint_from_sockaddr(addr, len, &dest) < 0)
+		return; /* not TCP/IP: not ours to mention */
+	inet_ntop(dest.family, dest.addr, host, sizeof(host));
+	shim_log("fd %d: %s port %u is no sibling's: plain TCP", fd, host, dest.port);
+}
+
 /* Tries to make fd a sibling connection to addr. Returns 1 if it now is one. */
 static int try_sibling(int fd, const struct sockaddr *addr, socklen_t len)
 {
 	struct vmshim_endpoint dest;
 	struct vmshim_route route;
 
-	if (!sibling_route(addr, len, &dest, &route))
+	if (!sibling_route(addr, len, &dest, &route)) {
+		if (shim_config.debug)
+			debug_direct(fd, addr, len);
 		return 0;
+	}
 	return redirect_connect(fd, addr->sa_family, &dest, &route) == 0;
 }
 

@@ -67,16 +67,6 @@ HOOK int dup3(int oldfd, int newfd, int flags)
 }
 
 /* Every fcntl argument fits in a pointer; F_DUPFD* are the only commands that concern us. */
-static int fcntl_common(int fd, int cmd, void *arg)
-{
-	shim_init();
-	int rc = real.fcntl(fd, cmd, arg);
-
-	if (rc >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC))
-		fdstate_dup(fd, rc);
-	return rc;
-}
-
 HOOK int fcntl(int fd, int cmd, ...)
 {
 	va_list ap;
@@ -84,16 +74,12 @@ HOOK int fcntl(int fd, int cmd, ...)
 	va_start(ap, cmd);
 	void *arg = va_arg(ap, void *);
 	va_end(ap);
-	return fcntl_common(fd, cmd, arg);
+	shim_init();
+	int rc = real.fcntl(fd, cmd, arg);
+	if (rc >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC))
+		fdstate_dup(fd, rc);
+	return rc;
 }
 
-/* Programs built with _FILE_OFFSET_BITS=64 call fcntl64 instead. */
-HOOK int fcntl64(int fd, int cmd, ...)
-{
-	va_list ap;
-
-	va_start(ap, cmd);
-	void *arg = va_arg(ap, void *);
-	va_end(ap);
-	return fcntl_common(fd, cmd, arg);
-}
+/* Programs built with _FILE_OFFSET_BITS=64 call fcntl64: the same call on 64-bit. */
+HOOK int fcntl64(int fd, int cmd, ...) __attribute__((alias("fcntl")));

@@ -4,10 +4,14 @@
  *   echo_client MODE HOST PORT BYTES
  *
  * MODE: block (blocking connect), epoll (non-blocking connect, then EPOLLOUT and SO_ERROR),
- * epoll-early (the socket is added to epoll before connect, as Boost.Asio does).
- * Prints "connected local=A peer=B" and "ok BYTES". */
+ * epoll-early (the socket is added to epoll before connect, as Boost.Asio does), fastopen
+ * (sendto with MSG_FASTOPEN connects and sends the first bytes), threads (four threads
+ * connect at once, each echoing BYTES/4).
+ * Prints "connected local=A peer=B" per connection and "ok BYTES". */
 #include <fcntl.h>
+#include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -38,11 +42,12 @@ static void connect_epoll(int s, const struct sockaddr_storage *ss, socklen_t le
 	fcntl(s, F_SETFL, fcntl(s, F_GETFL) & ~O_NONBLOCK);
 }
 
-/* Writes and reads at once (an echo of more than the buffers would deadlock otherwise). */
-static void exchange(int s, size_t bytes)
+/* Writes and reads at once (an echo of more than the buffers would deadlock otherwise).
+ * The first `sent` bytes of the pattern are already on their way. */
+static void exchange(int s, size_t bytes, size_t sent)
 {
-	static unsigned char out[65536], in[65536];
-	size_t sent = 0, got = 0;
+	unsigned char out[16384], in[16384];
+	size_t got = 0;
 
 	fcntl(s, F_SETFL, fcntl(s, F_GETFL) | O_NONBLOCK);
 	while (got < bytes) {
@@ -82,27 +87,68 @@ static void exchange(int s, size_t bytes)
 		die("no EOF after the echo");
 }
 
+/* sendto(MSG_FASTOPEN) connects and carries the first bytes; returns how many it sent. */
+static size_t connect_fastopen(int s, const struct sockaddr_storage *ss, socklen_t len, size_t bytes)
+{
+	unsigned char first[1000];
+	size_t n = bytes < sizeof(first) ? bytes : sizeof(first);
+
+	for (size_t i = 0; i < n; i++)
+		first[i] = pattern_byte(i);
+	ssize_t w = sendto(s, first, n, MSG_FASTOPEN, (const struct sockaddr *)ss, len);
+	if (w < 0)
+		die("sendto MSG_FASTOPEN");
+	return (size_t)w;
+}
+
+static struct {
+	const char *mode;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	size_t bytes;
+} job;
+
+static void *one_connection(void *unused)
+{
+	int s = socket(job.ss.ss_family, SOCK_STREAM, 0);
+	size_t sent = 0;
+
+	(void)unused;
+	if (s < 0)
+		die("socket");
+	if (!strcmp(job.mode, "block") || !strcmp(job.mode, "threads")) {
+		if (connect(s, (struct sockaddr *)&job.ss, job.len) < 0)
+			die("connect");
+	} else if (!strcmp(job.mode, "fastopen")) {
+		sent = connect_fastopen(s, &job.ss, job.len, job.bytes);
+	} else {
+		connect_epoll(s, &job.ss, job.len, !strcmp(job.mode, "epoll-early"));
+	}
+	print_names("connected", s);
+	exchange(s, job.bytes, sent);
+	close(s);
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 5)
-		die("usage: echo_client block|epoll|epoll-early HOST PORT BYTES");
-	const char *mode = argv[1];
-	struct sockaddr_storage ss;
-	socklen_t len = parse_addr(argv[2], atoi(argv[3]), &ss);
-	size_t bytes = strtoul(argv[4], NULL, 0);
-	int s = socket(ss.ss_family, SOCK_STREAM, 0);
-
-	if (s < 0)
-		die("socket");
-	if (!strcmp(mode, "block")) {
-		if (connect(s, (struct sockaddr *)&ss, len) < 0)
-			die("connect");
+		die("usage: echo_client block|epoll|epoll-early|fastopen|threads HOST PORT BYTES");
+	job.mode = argv[1];
+	job.len = parse_addr(argv[2], atoi(argv[3]), &job.ss);
+	job.bytes = strtoul(argv[4], NULL, 0);
+	if (!strcmp(job.mode, "threads")) {
+		pthread_t t[4];
+		job.bytes /= 4;
+		for (int i = 0; i < 4; i++)
+			if (pthread_create(&t[i], NULL, one_connection, NULL))
+				die("pthread_create");
+		for (int i = 0; i < 4; i++)
+			pthread_join(t[i], NULL);
+		job.bytes *= 4;
 	} else {
-		connect_epoll(s, &ss, len, !strcmp(mode, "epoll-early"));
+		one_connection(NULL);
 	}
-	print_names("connected", s);
-	exchange(s, bytes);
-	printf("ok %zu\n", bytes);
-	close(s);
+	printf("ok %zu\n", job.bytes);
 	return 0;
 }

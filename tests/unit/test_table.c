@@ -269,8 +269,7 @@ static void test_basic_layout(void **state)
 	assert_int_equal(b->connect_timeout_ms, 750);
 	assert_int_equal(b->n_peers, N_BASIC);
 	assert_int_equal(b->n_portsets, N_BASIC);
-	assert_int_equal(b->n_ranges4, 10); /* alpha 2, beta 2, gamma 2, epsilon 1, zeta 2 + 1 */
-	assert_int_equal(b->n_ranges4, 2 + 2 + 2 + 1 + 2 + 1 - 1);
+	assert_int_equal(b->n_ranges4, 9); /* alpha 2, beta 2, gamma 2, epsilon 1, zeta 2 */
 	assert_int_equal(b->n_ranges6, 5); /* alpha 1, beta 2, delta 2 */
 	assert_int_equal(b->peers_off % 8, 0);
 	assert_int_equal(b->ranges4_off % 8, 0);
@@ -278,7 +277,7 @@ static void test_basic_layout(void **state)
 	assert_int_equal(b->portsets_off % 8, 0);
 	assert_true(b->peers_off >= sizeof *b);
 	assert_true(b->ranges4_off >= b->peers_off + N_BASIC * sizeof(struct vmshim_table_peer));
-	assert_true(b->ranges6_off >= b->ranges4_off + 10 * sizeof(struct vmshim_range4));
+	assert_true(b->ranges6_off >= b->ranges4_off + 9 * sizeof(struct vmshim_range4));
 	assert_true(b->portsets_off >= b->ranges6_off + 5 * sizeof(struct vmshim_range6));
 	assert_int_equal(b->size, b->portsets_off + N_BASIC * VMSHIM_PORTSET_WORDS * 8);
 
@@ -661,4 +660,589 @@ static void test_many_peers(void **state)
 		       "2001:db8::1:3a");
 	free(t.body);
 	policy_free(pol);
+}
+
+/* --- prefix lengths -------------------------------------------------------------------- */
+
+/* Checks the first, last, a middle address of each prefix of pol, and the addresses just
+ * outside it on both sides, against the oracle. Returns how many addresses were checked. */
+static unsigned check_prefix_edges(const struct table *t, const struct policy *pol, int self,
+				   uint16_t port)
+{
+	unsigned n = 0;
+
+	for (size_t i = 0; i < pol->n_peers; i++)
+		for (size_t j = 0; j < pol->peers[i].n_prefixes; j++) {
+			const struct policy_prefix *p = &pol->peers[i].prefixes[j];
+			unsigned bytes = p->family == AF_INET ? 4 : 16;
+			uint8_t first[16] = { 0 }, last[16] = { 0 }, a[16];
+			int want = self < 0 || (int)i == self ? VMSHIM_DIRECT : VMSHIM_SIBLING;
+
+			prefix_bounds(p->addr, p->len, bytes, first, last);
+			assert_memory_equal(first, p->addr, bytes); /* no host bits */
+			assert_int_equal(check_oracle(t, pol, self, p->family, first, port), want);
+			assert_int_equal(check_oracle(t, pol, self, p->family, last, port), want);
+			memcpy(a, first, 16);
+			if (p->len < bytes * 8) { /* a middle address */
+				a[p->len / 8] ^= (uint8_t)(0x80 >> (p->len % 8));
+				a[bytes - 1] ^= 0x01;
+				assert_int_equal(check_oracle(t, pol, self, p->family, a, port), want);
+			}
+			memcpy(a, first, 16);
+			if (!addr_is(a, bytes, 0x00)) {
+				addr_dec(a, bytes);
+				check_oracle(t, pol, self, p->family, a, port);
+			}
+			memcpy(a, last, 16);
+			if (!addr_is(a, bytes, 0xff)) {
+				addr_inc(a, bytes);
+				check_oracle(t, pol, self, p->family, a, port);
+			}
+			n += 5;
+		}
+	return n;
+}
+
+static void test_v6_prefix_lengths(void **state)
+{
+	(void)state;
+	struct policy *pol = load_fixture("v6lengths.policy");
+	static const unsigned want_lens[] = { 33, 40, 47, 63, 64, 65, 66, 96, 100, 126, 127, 128 };
+	int seen[129] = { 0 };
+
+	for (size_t i = 0; i < pol->n_peers; i++)
+		for (size_t j = 0; j < pol->peers[i].n_prefixes; j++)
+			seen[pol->peers[i].prefixes[j].len]++;
+	for (size_t i = 0; i < sizeof want_lens / sizeof want_lens[0]; i++)
+		assert_true(seen[want_lens[i]] > 0);
+
+	for (int self = -1; self < 3; self++) {
+		struct table t = build(pol, self);
+		assert_true(check_prefix_edges(&t, pol, self, 1000) > 100);
+		free(t.body);
+	}
+
+	/* Spelt out, self = me: adjacent prefixes of different peers across the 64-bit halves. */
+	struct table t = build(pol, 0);
+	struct vmshim_route r;
+	assert_int_equal(route(&t, "2001:db8:1:5:7fff:ffff:ffff:ffff", 1, &r), VMSHIM_SIBLING);
+	assert_int_equal(r.cid, 8); /* p65 */
+	assert_int_equal(route(&t, "2001:db8:1:5:8000::", 1, &r), VMSHIM_SIBLING);
+	assert_int_equal(r.cid, 9); /* p66 */
+	assert_int_equal(route(&t, "2001:db8:1:5:bfff:ffff:ffff:ffff", 1, &r), VMSHIM_SIBLING);
+	assert_int_equal(r.cid, 9);
+	expect_direct(&t, "2001:db8:1:5:c000::", 1);
+	assert_int_equal(route(&t, "2001:db8:1:3:ffff:ffff:ffff:ffff", 1, &r), VMSHIM_SIBLING);
+	assert_int_equal(r.cid, 6); /* p63 */
+	assert_int_equal(route(&t, "2001:db8:1:4::", 1, &r), VMSHIM_SIBLING);
+	assert_int_equal(r.cid, 7); /* p64 */
+	assert_int_equal(route(&t, "2001:db8:1:4:ffff:ffff:ffff:ffff", 1, &r), VMSHIM_SIBLING);
+	assert_int_equal(r.cid, 7);
+	assert_int_equal(route(&t, "2001:db8:1:5::", 1, &r), VMSHIM_SIBLING);
+	assert_int_equal(r.cid, 8);
+	expect_direct(&t, "2001:db8:1:1:ffff:ffff:ffff:ffff", 1);
+	assert_int_equal(route(&t, "2001:db8:1:7::1", 1, &r), VMSHIM_SIBLING);
+	assert_int_equal(r.cid, 11); /* p127 */
+	assert_int_equal(route(&t, "2001:db8:1:7::2", 1, &r), VMSHIM_SIBLING);
+	assert_int_equal(r.cid, 12); /* p128 */
+	expect_direct(&t, "2001:db8:1:7::3", 1);
+	assert_int_equal(route(&t, "2001:db8:1:7::7", 1, &r), VMSHIM_SIBLING);
+	assert_int_equal(r.cid, 12);
+	expect_direct(&t, "2001:db8:1:7::8", 1);
+	assert_int_equal(route(&t, "2001:db8:1:8::1fff:ffff", 1, &r), VMSHIM_SIBLING);
+	assert_int_equal(r.cid, 14); /* p100, two adjacent /100s */
+	expect_direct(&t, "2001:db8:1:8::2000:0", 1);
+	expect_direct(&t, "2001:db8:1:7:ffff:ffff:ffff:ffff", 1);
+	assert_int_equal(route(&t, "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff", 1, &r), VMSHIM_SIBLING);
+	assert_int_equal(r.cid, 4); /* p33 runs to the end of 2001:db8::/32 */
+	expect_direct(&t, "2001:db9::", 1);
+	expect_direct(&t, "2001:db8:7fff:ffff:ffff:ffff:ffff:ffff", 1);
+	free(t.body);
+	policy_free(pol);
+}
+
+/* Every prefix length of both families, in a policy built here: no valid policy file can
+ * hold the short ones inside the documentation ranges. The prefix is a fixed bit pattern cut
+ * to the length; this guest's single address differs from it in the first bit. */
+static void check_length(int family, unsigned len)
+{
+	static const uint8_t pattern[16] = { 0x20, 0x01, 0x0d, 0xb8, 0xa5, 0xa5, 0x5a, 0x5a,
+					     0xc3, 0xc3, 0x3c, 0x3c, 0x96, 0x96, 0x69, 0x69 };
+	static const uint8_t pattern4[4] = { 198, 18, 0xa5, 0x5a };
+	unsigned bytes = family == AF_INET ? 4 : 16;
+	struct policy_prefix pre[2] = { { .family = family, .len = bytes * 8 },
+					{ .family = family, .len = len } };
+	struct policy_peer peers[2] = { { .cid = 3, .vsock_base = 1048576 },
+					{ .cid = 4, .vsock_base = 2000000 } };
+	struct policy pol = { .peers = peers, .n_peers = 2, .self = 0, .connect_timeout_ms = 9 };
+	uint8_t first[16] = { 0 }, last[16] = { 0 }, a[16];
+
+	memcpy(pre[0].addr, family == AF_INET ? pattern4 : pattern, bytes);
+	pre[0].addr[0] ^= 0x80;
+	prefix_bounds(family == AF_INET ? pattern4 : pattern, len, bytes, first, last);
+	memcpy(pre[1].addr, first, bytes);
+	for (int i = 0; i < 2; i++) {
+		peers[i].prefixes = &pre[i];
+		peers[i].n_prefixes = 1;
+		memset(peers[i].ports.allowed, 0xff, sizeof peers[i].ports.allowed);
+	}
+	if (family == AF_INET)
+		peers[0].addr4 = &pre[0];
+	else
+		peers[0].addr6 = &pre[0];
+
+	struct table t = build(&pol, 0);
+
+	/* The stored range is the prefix's first and last address. */
+	if (family == AF_INET) {
+		const struct vmshim_range4 *r = (const void *)((const char *)t.body + t.body->ranges4_off);
+		assert_int_equal(t.body->n_ranges4, 2);
+		const struct vmshim_range4 *mine = r[0].peer == 1 ? &r[0] : &r[1];
+		uint32_t f, l;
+		memcpy(&f, first, 4);
+		memcpy(&l, last, 4);
+		assert_int_equal(mine->peer, 1);
+		assert_int_equal(mine->first, ntohl(f));
+		assert_int_equal(mine->last, ntohl(l));
+	} else {
+		const struct vmshim_range6 *r = (const void *)((const char *)t.body + t.body->ranges6_off);
+		assert_int_equal(t.body->n_ranges6, 2);
+		const struct vmshim_range6 *mine = r[0].peer == 1 ? &r[0] : &r[1];
+		uint64_t v[4] = { 0 };
+		for (int i = 0; i < 8; i++) {
+			v[0] = v[0] << 8 | first[i];
+			v[1] = v[1] << 8 | first[8 + i];
+			v[2] = v[2] << 8 | last[i];
+			v[3] = v[3] << 8 | last[8 + i];
+		}
+		assert_int_equal(mine->peer, 1);
+		if (mine->first_hi != v[0] || mine->first_lo != v[1] || mine->last_hi != v[2] ||
+		    mine->last_lo != v[3])
+			fail_msg("/%u: range %016llx%016llx..%016llx%016llx, want %016llx%016llx.."
+				 "%016llx%016llx",
+				 len, (unsigned long long)mine->first_hi,
+				 (unsigned long long)mine->first_lo, (unsigned long long)mine->last_hi,
+				 (unsigned long long)mine->last_lo, (unsigned long long)v[0],
+				 (unsigned long long)v[1], (unsigned long long)v[2],
+				 (unsigned long long)v[3]);
+	}
+
+	/* Lookups at the edges and inside. */
+	assert_int_equal(check_oracle(&t, &pol, 0, family, first, 22), VMSHIM_SIBLING);
+	assert_int_equal(check_oracle(&t, &pol, 0, family, last, 22), VMSHIM_SIBLING);
+	assert_int_equal(check_oracle(&t, &pol, 0, family,
+				      family == AF_INET ? pattern4 : pattern, 22),
+			 VMSHIM_SIBLING);
+	memcpy(a, first, 16);
+	if (!addr_is(a, bytes, 0x00)) {
+		addr_dec(a, bytes);
+		assert_int_equal(check_oracle(&t, &pol, 0, family, a, 22), VMSHIM_DIRECT);
+	}
+	memcpy(a, last, 16);
+	if (!addr_is(a, bytes, 0xff)) {
+		addr_inc(a, bytes);
+		assert_int_equal(check_oracle(&t, &pol, 0, family, a, 22), VMSHIM_DIRECT);
+	}
+	/* A host part of alternating bits, and one around the 64-bit boundary. */
+	for (unsigned bit = len; bit < bytes * 8; bit++) {
+		memcpy(a, first, 16);
+		a[bit / 8] |= (uint8_t)(0x80 >> (bit % 8));
+		assert_int_equal(check_oracle(&t, &pol, 0, family, a, 22), VMSHIM_SIBLING);
+	}
+	for (unsigned bit = 0; bit < len; bit++) { /* one network bit flipped: outside */
+		memcpy(a, first, 16);
+		a[bit / 8] ^= (uint8_t)(0x80 >> (bit % 8));
+		assert_int_equal(check_oracle(&t, &pol, 0, family, a, 22), VMSHIM_DIRECT);
+	}
+	free(t.body);
+}
+
+static void test_all_prefix_lengths(void **state)
+{
+	(void)state;
+	for (unsigned len = 1; len <= 32; len++)
+		check_length(AF_INET, len);
+	for (unsigned len = 1; len <= 128; len++)
+		check_length(AF_INET6, len);
+}
+
+/* --- corrupt bodies -------------------------------------------------------------------- */
+
+/* Destinations and ports probed on every corrupt body, with self = alpha in basic.policy;
+ * then self_exposes for two ports. An intact body answers "SSSSSDDDDSD". */
+static const struct {
+	const char *addr;
+	uint16_t port;
+} probes[] = {
+	{ "198.18.0.2", 80 },	 /* beta */
+	{ "198.18.2.9", 8000 },	 /* beta's /24 */
+	{ "198.18.0.3", 2000 },	 /* gamma */
+	{ "2001:db8::2", 443 },	 /* beta */
+	{ "2001:db8:4::1", 2000 }, /* delta's /64 */
+	{ "198.18.0.1", 2000 },	 /* self */
+	{ "198.18.9.9", 80 },	 /* nobody */
+	{ "2001:db8::99", 80 },	 /* nobody */
+	{ "2001:db8::1", 80 },	 /* self */
+};
+#define N_PROBES (sizeof probes / sizeof probes[0])
+#define N_VERDICTS (N_PROBES + 2)
+#define INTACT "SSSSSDDDDSD"
+
+/* The verdicts on body (capacity bytes) as a string of S, D and T. */
+static void verdicts(const struct vmshim_table_body *body, uint32_t capacity,
+		     char out[N_VERDICTS + 1])
+{
+	static const char letter[] = { 'T', 'D', 'S' };
+
+	for (size_t i = 0; i < N_VERDICTS; i++) {
+		enum vmshim_verdict v;
+		if (i < N_PROBES) {
+			uint8_t addr[16];
+			struct vmshim_route r;
+			int family = parse_addr(probes[i].addr, addr);
+			v = vmshim_table_route(body, capacity, family, addr, probes[i].port, &r);
+		} else {
+			v = vmshim_table_self_exposes(body, capacity, i == N_PROBES ? 1024 : 5432);
+		}
+		if (v < VMSHIM_TORN || v > VMSHIM_SIBLING)
+			fail_msg("verdict %d out of range", v);
+		out[i] = letter[v + 1];
+	}
+	out[N_VERDICTS] = '\0';
+}
+
+/* want: one letter per verdict; '?' accepts any. */
+static void assert_verdicts(const char *what, const char *got, const char *want)
+{
+	for (size_t i = 0; i < N_VERDICTS; i++)
+		if (want[i] != '?' && want[i] != got[i])
+			fail_msg("%s: verdicts %s, want %s", what, got, want);
+}
+
+enum target {
+	BODY,	/* a field of the body header, at off */
+	PEER,	/* a field of peer idx, at off */
+	R4PEER, /* the peer of every IPv4 range */
+	R6PEER, /* the peer of every IPv6 range */
+};
+
+enum how {
+	SET,	   /* value */
+	ADD,	   /* current + value */
+	SIZE_PLUS, /* body size + value */
+	FIT4,	   /* as many IPv4 ranges as fit in the body, + value */
+};
+
+struct corruption {
+	const char *name;
+	enum target target;
+	size_t off;
+	uint32_t idx;
+	enum how how;
+	int64_t value;
+	const char *want;
+};
+
+#define B(field) BODY, offsetof(struct vmshim_table_body, field), 0
+#define P(i, field) PEER, offsetof(struct vmshim_table_peer, field), i
+
+static const struct corruption corruptions[] = {
+	{ "nothing", B(size), ADD, 0, INTACT },
+	{ "size > capacity", B(size), SIZE_PLUS, 1, "TTTTTTTTTTT" },
+	{ "size huge", B(size), SET, UINT32_MAX, "TTTTTTTTTTT" },
+	{ "size 0", B(size), SET, 0, "TTTTTTTTTTT" },
+	{ "size just the header", B(size), SET, sizeof(struct vmshim_table_body), "TTTTTTTTTTT" },
+	{ "size short of the portsets", B(size), SIZE_PLUS, -8, "TTTTTDDDDTT" },
+	{ "n_ranges4 huge", B(n_ranges4), SET, UINT32_MAX, "TTTSSTTDDSD" },
+	{ "n_ranges4 * 12 wraps 32 bits", B(n_ranges4), SET, 0x15555556, "TTTSSTTDDSD" },
+	{ "n_ranges4 all that fit", B(n_ranges4), FIT4, 0, "?????????SD" },
+	{ "n_ranges4 one more than fit", B(n_ranges4), FIT4, 1, "TTTSSTTDDSD" },
+	{ "ranges4_off at size", B(ranges4_off), SIZE_PLUS, 0, "TTTSSTTDDSD" },
+	{ "ranges4_off huge", B(ranges4_off), SET, 0xfffffff8u, "TTTSSTTDDSD" },
+	{ "ranges4_off odd", B(ranges4_off), ADD, 1, "TTTSSTTDDSD" },
+	{ "ranges4_off 4-aligned", B(ranges4_off), ADD, 4, "TTTSSTTDDSD" },
+	{ "ranges4_off 0 (the header)", B(ranges4_off), SET, 0, "?????????SD" },
+	{ "n_ranges6 huge", B(n_ranges6), SET, UINT32_MAX, "SSSTTDDTTSD" },
+	{ "n_ranges6 * 40 wraps 32 bits", B(n_ranges6), SET, 0x6666667, "SSSTTDDTTSD" },
+	{ "ranges6_off at size", B(ranges6_off), SIZE_PLUS, 0, "SSSTTDDTTSD" },
+	{ "ranges6_off huge", B(ranges6_off), SET, 0xfffffff8u, "SSSTTDDTTSD" },
+	{ "ranges6_off 4-aligned", B(ranges6_off), ADD, 4, "SSSTTDDTTSD" },
+	{ "ranges6_off odd", B(ranges6_off), ADD, 3, "SSSTTDDTTSD" },
+	{ "n_peers huge", B(n_peers), SET, UINT32_MAX, "TTTTTDDDDTT" },
+	{ "n_peers * 36 wraps 32 bits", B(n_peers), SET, 0x71c71c8, "TTTTTDDDDTT" },
+	{ "n_peers 0", B(n_peers), SET, 0, "TTTTTDDDDTT" },
+	{ "n_peers 1: only self", B(n_peers), SET, 1, "TTTTTDDDDSD" },
+	{ "peers_off at size", B(peers_off), SIZE_PLUS, 0, "TTTTTDDDDTT" },
+	{ "peers_off huge", B(peers_off), SET, 0xfffffff8u, "TTTTTDDDDTT" },
+	{ "peers_off 4-aligned", B(peers_off), ADD, 4, "TTTTTDDDDTT" },
+	{ "peers_off odd", B(peers_off), ADD, 1, "TTTTTDDDDTT" },
+	{ "peers_off 0 (the header)", B(peers_off), SET, 0, "?????DDDD??" },
+	{ "n_portsets huge", B(n_portsets), SET, UINT32_MAX, "TTTTTDDDDTT" },
+	{ "n_portsets * 8192 wraps 32 bits", B(n_portsets), SET, 0x80000, "TTTTTDDDDTT" },
+	{ "n_portsets 0", B(n_portsets), SET, 0, "TTTTTDDDDTT" },
+	{ "portsets_off at size", B(portsets_off), SIZE_PLUS, 0, "TTTTTDDDDTT" },
+	{ "portsets_off one word on", B(portsets_off), ADD, 8, "TTTTTDDDDTT" },
+	{ "portsets_off 4-aligned", B(portsets_off), ADD, 4, "TTTTTDDDDTT" },
+	{ "portsets_off huge", B(portsets_off), SET, 0xfffffff8u, "TTTTTDDDDTT" },
+	{ "beta's portset out of range", P(BETA, portset), SET, N_BASIC, "TTSTSDDDDSD" },
+	{ "beta's portset huge", P(BETA, portset), SET, UINT32_MAX, "TTSTSDDDDSD" },
+	{ "beta's portset * 8192 wraps", P(BETA, portset), SET, 0x80000, "TTSTSDDDDSD" },
+	{ "self's portset out of range", P(ALPHA, portset), SET, N_BASIC, "SSSSSDDDDTT" },
+	{ "IPv4 owners out of range", R4PEER, 0, 0, SET, N_BASIC, "TTTSSTDDDSD" },
+	{ "IPv4 owners huge", R4PEER, 0, 0, SET, UINT32_MAX - 1, "TTTSSTDDDSD" },
+	{ "IPv4 owners: nobody", R4PEER, 0, 0, SET, UINT32_MAX, "DDDSSDDDDSD" },
+	{ "IPv6 owners out of range", R6PEER, 0, 0, SET, N_BASIC, "SSSTTDDDTSD" },
+	{ "IPv6 owners: nobody", R6PEER, 0, 0, SET, UINT32_MAX, "SSSDDDDDDSD" },
+	{ "self out of range", B(self), SET, N_BASIC, "TTTTTTDDTTT" },
+	{ "self huge", B(self), SET, UINT32_MAX - 1, "TTTTTTDDTTT" },
+	{ "self none", B(self), SET, VMSHIM_NO_SELF, "DDDDDDDDDDD" },
+};
+
+static void corrupt(const struct table *t, struct vmshim_table_body *b, const struct corruption *c)
+{
+	uint32_t cur, v;
+	unsigned char *base = (unsigned char *)b;
+
+	switch (c->target) {
+	case BODY:
+		break;
+	case PEER:
+		base += b->peers_off + c->idx * sizeof(struct vmshim_table_peer);
+		break;
+	case R4PEER:
+	case R6PEER: {
+		uint32_t n = c->target == R4PEER ? b->n_ranges4 : b->n_ranges6;
+		size_t sz = c->target == R4PEER ? sizeof(struct vmshim_range4) : sizeof(struct vmshim_range6);
+		size_t off = (c->target == R4PEER ? b->ranges4_off : b->ranges6_off) +
+			     (c->target == R4PEER ? offsetof(struct vmshim_range4, peer)
+						  : offsetof(struct vmshim_range6, peer));
+		v = (uint32_t)c->value;
+		for (uint32_t i = 0; i < n; i++)
+			memcpy((unsigned char *)b + off + i * sz, &v, 4);
+		return;
+	}
+	}
+	memcpy(&cur, base + c->off, 4);
+	switch (c->how) {
+	case SET:
+		v = (uint32_t)c->value;
+		break;
+	case ADD:
+		v = cur + (uint32_t)c->value;
+		break;
+	case SIZE_PLUS:
+		v = t->size + (uint32_t)c->value;
+		break;
+	case FIT4:
+	default:
+		v = (t->size - b->ranges4_off) / (uint32_t)sizeof(struct vmshim_range4) + (uint32_t)c->value;
+		break;
+	}
+	memcpy(base + c->off, &v, 4);
+}
+
+static void test_corrupt_bodies(void **state)
+{
+	(void)state;
+	struct policy *pol = load_fixture("basic.policy");
+	struct table t = build(pol, ALPHA);
+	char got[N_VERDICTS + 1];
+
+	for (size_t i = 0; i < sizeof corruptions / sizeof corruptions[0]; i++) {
+		const struct corruption *c = &corruptions[i];
+		struct vmshim_table_body *b = exact_copy(&t, t.size);
+		corrupt(&t, b, c);
+		verdicts(b, t.size, got);
+		assert_verdicts(c->name, got, c->want);
+		free(b);
+	}
+	free(t.body);
+	policy_free(pol);
+}
+
+/* Capacities that cannot hold the body, or not even its header, and some that hold more. */
+static void test_capacities(void **state)
+{
+	(void)state;
+	struct policy *pol = load_fixture("basic.policy");
+	struct table t = build(pol, ALPHA);
+	const uint32_t header = sizeof(struct vmshim_table_body);
+	const uint32_t caps[] = { 0, 1, 4, header - 1, header, header + 8, t.body->peers_off + 8,
+				  t.body->portsets_off, t.size - 8, t.size - 1 };
+	char got[N_VERDICTS + 1];
+
+	for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++) {
+		char what[64];
+		struct vmshim_table_body *b = exact_copy(&t, caps[i]);
+		snprintf(what, sizeof what, "capacity %u of %u", caps[i], t.size);
+		verdicts(b, caps[i], got);
+		assert_verdicts(what, got, "TTTTTTTTTTT");
+		free(b);
+	}
+	/* The same body in a bigger mapping answers as usual... */
+	struct vmshim_table_body *b = exact_copy(&t, t.size + 4096);
+	verdicts(b, t.size + 4096, got);
+	assert_verdicts("capacity size + 4096", got, INTACT);
+	/* ... and still within its size only when size grows into the spare room. */
+	b->size = t.size + 4096;
+	b->n_ranges4 = (b->size - b->ranges4_off) / (uint32_t)sizeof(struct vmshim_range4);
+	verdicts(b, t.size + 4096, got);
+	assert_verdicts("size grown to capacity", got, "?????????SD");
+	free(b);
+	free(t.body);
+	policy_free(pol);
+}
+
+/* Ranges out of order (a half-written sort): lookups may miss, but stay inside. */
+static void test_unsorted_ranges(void **state)
+{
+	(void)state;
+	struct policy *pol = load_fixture("basic.policy");
+	struct table t = build(pol, ALPHA);
+	struct vmshim_table_body *b = exact_copy(&t, t.size);
+	struct vmshim_range4 *r4 = (void *)((char *)b + b->ranges4_off);
+	struct vmshim_range6 *r6 = (void *)((char *)b + b->ranges6_off);
+	char got[N_VERDICTS + 1];
+
+	for (uint32_t i = 0; i < b->n_ranges4 / 2; i++) {
+		struct vmshim_range4 tmp = r4[i];
+		r4[i] = r4[b->n_ranges4 - 1 - i];
+		r4[b->n_ranges4 - 1 - i] = tmp;
+	}
+	for (uint32_t i = 0; i < b->n_ranges6 / 2; i++) {
+		struct vmshim_range6 tmp = r6[i];
+		r6[i] = r6[b->n_ranges6 - 1 - i];
+		r6[b->n_ranges6 - 1 - i] = tmp;
+	}
+	r4[0].first = UINT32_MAX; /* an inverted range */
+	r4[0].last = 0;
+	verdicts(b, t.size, got);
+	assert_verdicts("reversed ranges", got, "?????????SD");
+	free(b);
+	free(t.body);
+	policy_free(pol);
+}
+
+/* --- fuzzing --------------------------------------------------------------------------- */
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static uint64_t rng(void)
+{
+	uint64_t x = rng_state;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	rng_state = x;
+	return x * 0x2545f4914f6cdd1dull;
+}
+
+static uint32_t interesting(const struct table *t)
+{
+	static const uint32_t values[] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 36, 40, 44, 48, 4096,
+					   8192, 0x80000, 0x15555556, 0x6666667, 0x71c71c8,
+					   0x7fffffff, 0x80000000u, 0xfffffff8u, UINT32_MAX - 1,
+					   UINT32_MAX };
+	switch (rng() % 4) {
+	case 0:
+		return t->size + (uint32_t)(rng() % 17) - 8;
+	case 1:
+		return (uint32_t)rng();
+	default:
+		return values[rng() % (sizeof values / sizeof values[0])];
+	}
+}
+
+static void test_fuzz(void **state)
+{
+	(void)state;
+	struct policy *pol = load_fixture("basic.policy");
+	struct table t = build(pol, ALPHA);
+	const uint32_t arrays_end = t.body->portsets_off; /* header, peers and ranges */
+	unsigned counts[3] = { 0 };
+
+	rng_state = 0x9e3779b97f4a7c15ull;
+	for (int iter = 0; iter < 2000; iter++) {
+		/* Mostly the exact size; sometimes a capacity a little short or long. */
+		uint32_t cap = t.size;
+		if (rng() % 8 == 0)
+			cap = t.size + (uint32_t)(rng() % 64) - 32;
+		struct vmshim_table_body *b = exact_copy(&t, cap);
+		unsigned char *bytes = (unsigned char *)b;
+		uint32_t limit = cap < t.size ? cap : t.size;
+		unsigned n = 1 + (unsigned)(rng() % 6);
+
+		for (unsigned k = 0; k < n; k++) {
+			switch (rng() % 4) {
+			case 0: /* any byte */
+				bytes[rng() % limit] ^= (uint8_t)(1 + rng() % 255);
+				break;
+			case 1: /* a byte of the header, peers or ranges */
+				bytes[rng() % (arrays_end < limit ? arrays_end : limit)] ^=
+					(uint8_t)(1 + rng() % 255);
+				break;
+			case 2: { /* a header field */
+				uint32_t v = interesting(&t);
+				memcpy(bytes + 4 * (rng() % 11), &v, 4);
+				break;
+			}
+			default: { /* a 32-bit word of the peers or ranges */
+				uint32_t v = interesting(&t);
+				uint32_t word = (uint32_t)(rng() % ((arrays_end - 44) / 4));
+				if (44 + 4 * word + 4 <= limit)
+					memcpy(bytes + 44 + 4 * word, &v, 4);
+				break;
+			}
+			}
+		}
+		char got[N_VERDICTS + 1];
+		verdicts(b, cap, got);
+		for (int k = 0; k < 8; k++) { /* and random destinations in the policy's space */
+			uint8_t a[16] = { 198, (uint8_t)(18 + rng() % 2), (uint8_t)(rng() % 8),
+					  (uint8_t)rng() };
+			struct vmshim_route r;
+			int family = AF_INET;
+			if (k % 2) {
+				static const uint8_t net[4] = { 0x20, 0x01, 0x0d, 0xb8 };
+				memcpy(a, net, 4);
+				for (int i = 4; i < 16; i++)
+					a[i] = rng() % 3 ? 0 : (uint8_t)rng();
+				family = AF_INET6;
+			}
+			enum vmshim_verdict v = vmshim_table_route(b, cap, family, a, (uint16_t)rng(), &r);
+			assert_true(v >= VMSHIM_TORN && v <= VMSHIM_SIBLING);
+			counts[v + 1]++;
+		}
+		free(b);
+	}
+	/* The corruptions must not all have been fatal: lookups still run deep. */
+	print_message("fuzz: %u torn, %u direct, %u sibling\n", counts[0], counts[1], counts[2]);
+	assert_true(counts[0] > 0);
+	assert_true(counts[1] > 0);
+	assert_true(counts[2] > 0);
+	free(t.body);
+	policy_free(pol);
+}
+
+int main(void)
+{
+	static const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_basic_layout),
+		cmocka_unit_test(test_route_to_siblings),
+		cmocka_unit_test(test_route_port_rules),
+		cmocka_unit_test(test_route_prefix_edges),
+		cmocka_unit_test(test_route_self_and_unknown),
+		cmocka_unit_test(test_route_other_selves),
+		cmocka_unit_test(test_self_exposes),
+		cmocka_unit_test(test_empty_policy),
+		cmocka_unit_test(test_many_peers),
+		cmocka_unit_test(test_v6_prefix_lengths),
+		cmocka_unit_test(test_all_prefix_lengths),
+		cmocka_unit_test(test_corrupt_bodies),
+		cmocka_unit_test(test_capacities),
+		cmocka_unit_test(test_unsorted_ranges),
+		cmocka_unit_test(test_fuzz),
+	};
+	return cmocka_run_group_tests_name("table", tests, NULL, NULL);
 }

@@ -20,3 +20,17 @@ check() {
 
 check "IPv4" 0.0.0.0 198.18.0.2 7301
 check "IPv4-mapped, dual-stack listener" :: ::ffff:198.18.0.2 7302
+
+# sendto(MSG_FASTOPEN) connects too; and four threads of one process connecting at once.
+start_bg server shimmed beta "$PROGS/echo_server" epoll-et 7303 0.0.0.0 5
+wait_for "vsock listener" vsock_listening beta "$(vsock_port beta 7303)"
+before=$(veth_bytes alpha)
+shimmed alpha "$PROGS/echo_client" fastopen 198.18.0.2 7303 200000 >"$WORK/fo.out" ||
+	fail "fastopen: $(cat "$WORK/fo.out")"
+shimmed alpha "$PROGS/echo_client" threads 198.18.0.2 7303 400000 >"$WORK/th.out" ||
+	fail "threads: $(cat "$WORK/th.out")"
+join_bg server || fail "server: $(cat "$WORK/server.out")"
+moved=$(($(veth_bytes alpha) - before))
+[ "$moved" -lt 20000 ] || fail "fastopen/threads: $moved bytes crossed the veth"
+[ "$(grep -c '^accepted' "$WORK/server.out")" = 5 ] || fail "server: $(cat "$WORK/server.out")"
+log "sendto(MSG_FASTOPEN) and 4 threads connecting at once: over vsock"

@@ -16,6 +16,15 @@ fi
 grep -q "another helperd" "$WORK/second.err" || fail "second helperd: $(cat "$WORK/second.err")"
 log "run directory 755, table 644, lock 600, socket 666; a second helperd is refused"
 
+# helperd refuses to start on an invalid policy, naming file and line, and publishes nothing.
+printf 'peer x\n    cid 2\n    address 198.18.0.9\n' >"$WORK/bad.policy"
+if in_guest beta "$HELPERD" -f -c "$WORK/bad.policy" -s x -r /run/vmshim-bad 2>"$WORK/bad.err"; then
+	fail "helperd started on an invalid policy"
+fi
+grep -q "$WORK/bad.policy:2: cid 2" "$WORK/bad.err" || fail "start refusal: $(cat "$WORK/bad.err")"
+[ ! -e /run/vmshim-bad ] || fail "helperd left a run directory behind"
+log "invalid policy at start: refused with $(cut -c1-60 "$WORK/bad.err")..."
+
 # A listener on loopback is never offered to siblings.
 start_bg lo shimmed beta "$PROGS/echo_server" block 7400 127.0.0.1 1
 wait_for "loopback listener" tcp_listening beta 7400
@@ -49,8 +58,8 @@ s.connect((1, port))
 try:
     s.sendall(b"intruder")
     sys.exit(0 if s.recv(100) == b"" else 1)
-except ConnectionResetError:
-    sys.exit(0)
+except (ConnectionResetError, BrokenPipeError):
+    sys.exit(0)  # closed before or after our bytes arrived: either way, closed
 PY
 done
 grep -q "not a peer of the policy" "$WORK/helperd-beta.log" || fail "helperd did not log the refusal"
