@@ -71,7 +71,11 @@ $(BUILD)/helperd: $(HELPERD_OBJ) $(POLICY_OBJ) $(COMMON_OBJ)
 
 $(BUILD)/tests/%: tests/unit/%.c $(HELPERD_LIB) $(POLICY_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(@D)
-	$(CC) $(ALLFLAGS) -Ihelperd -Ishim -DFIXTURES='"tests/unit/fixtures"' $(LDSAN) -o $@ $^ -lcmocka
+	$(CC) $(ALLFLAGS) -Ihelperd -Ishim -DFIXTURES='"tests/unit/fixtures"' $(LDSAN) -o $@ $^ -lcmocka $(TEST_LIBS)
+
+# test_shim_parts also links a few shim pieces, without the hooks (init.o needs dlsym).
+$(BUILD)/tests/test_shim_parts: $(call obj,shim/tcpopts.c shim/fdstate.c shim/init.c)
+$(BUILD)/tests/test_shim_parts: TEST_LIBS = -ldl -lpthread
 
 $(BUILD)/progs/%: tests/progs/%.c
 	@mkdir -p $(@D)
@@ -90,5 +94,14 @@ install: $(BUILD)/libvmshim.so $(BUILD)/helperd
 
 clean:
 	rm -rf build build-san
+
+# bench: builds the benchmark programs in bench/ (and the shim, helperd); bench/run measures.
+BENCH_BIN = $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
+.PHONY: bench
+bench: $(BUILD)/libvmshim.so $(BUILD)/helperd $(BENCH_BIN)
+
+$(BUILD)/bench/%: bench/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALLFLAGS) $(LDSAN) -o $@ $<
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

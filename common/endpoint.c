@@ -6,7 +6,7 @@
 
 int endpoint_from_sockaddr(const struct sockaddr *sa, socklen_t len, struct vmshim_endpoint *ep)
 {
-	if (!sa)
+	if (!sa || len < sizeof(sa_family_t))
 		return -1;
 	if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
 		const struct sockaddr_in *in = (const void *)sa;

@@ -1,6 +1,8 @@
 /* Lookups in a published decision table. This runs inside every connect() of every shimmed
- * program, possibly while helperd rewrites the body: it never trusts a count or an offset
- * without checking it against the capacity, and it makes no system call. */
+ * program, possibly while helperd rewrites the body: it reads each shared header once into
+ * a local copy, never trusts a count or an offset without checking it against the
+ * capacity, and makes no system call. A torn result is caught by the caller's sequence
+ * check; a torn read must only never lead outside the mapping. */
 #include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -8,14 +10,29 @@
 #include "vmshim/ports.h"
 #include "vmshim/table.h"
 
-/* Start of an array of n items of size sz at offset off, or NULL if it does not fit. */
-static const void *array_at(const struct vmshim_table_body *body, uint32_t capacity,
-			    uint32_t off, uint32_t n, size_t sz)
+_Static_assert(sizeof(struct vmshim_table_body) % 4 == 0, "snapshot copies whole words");
+_Static_assert(sizeof(struct vmshim_table_peer) % 4 == 0, "snapshot copies whole words");
+
+/* Copies a shared structure word by word, each word read exactly once: the compiler may
+ * not read the shared memory again later instead of the copy. */
+static void snapshot(void *dst, const void *src, size_t size)
+{
+	const volatile uint32_t *from = src;
+	uint32_t *to = dst;
+
+	for (size_t i = 0; i < size / sizeof(uint32_t); i++)
+		to[i] = from[i];
+}
+
+/* Start of an array of n items of size sz at offset off in the body (whose header was
+ * copied to b), or NULL if it does not fit. */
+static const void *array_at(const struct vmshim_table_body *body,
+			    const struct vmshim_table_body *b, uint32_t capacity, uint32_t off,
+			    uint32_t n, size_t sz)
 {
 	uint64_t end = (uint64_t)off + (uint64_t)n * sz;
 
-	if (capacity < sizeof(*body) || body->size > capacity || end > body->size ||
-	    off % 8 != 0)
+	if (b->size > capacity || end > b->size || off % 8 != 0)
 		return NULL;
 	return (const char *)body + off;
 }
@@ -72,25 +89,28 @@ static uint32_t owner6(const struct vmshim_range6 *r, uint32_t n, uint64_t hi64,
 	return UINT32_MAX;
 }
 
-static const struct vmshim_table_peer *peer_at(const struct vmshim_table_body *body,
-					       uint32_t capacity, uint32_t index)
+/* Copies peer `index` into *peer; -1 if it is out of bounds. */
+static int peer_at(const struct vmshim_table_body *body, const struct vmshim_table_body *b,
+		   uint32_t capacity, uint32_t index, struct vmshim_table_peer *peer)
 {
 	const struct vmshim_table_peer *peers =
-		array_at(body, capacity, body->peers_off, body->n_peers, sizeof(*peers));
+		array_at(body, b, capacity, b->peers_off, b->n_peers, sizeof(*peers));
 
-	if (!peers || index >= body->n_peers)
-		return NULL;
-	return &peers[index];
+	if (!peers || index >= b->n_peers)
+		return -1;
+	snapshot(peer, &peers[index], sizeof(*peer));
+	return 0;
 }
 
 /* Whether peer's portset allows port; VMSHIM_TORN if the set is out of bounds. */
-static enum vmshim_verdict port_allowed(const struct vmshim_table_body *body, uint32_t capacity,
+static enum vmshim_verdict port_allowed(const struct vmshim_table_body *body,
+					const struct vmshim_table_body *b, uint32_t capacity,
 					const struct vmshim_table_peer *peer, uint16_t port)
 {
-	const uint64_t *sets = array_at(body, capacity, body->portsets_off, body->n_portsets,
+	const uint64_t *sets = array_at(body, b, capacity, b->portsets_off, b->n_portsets,
 					VMSHIM_PORTSET_WORDS * sizeof(uint64_t));
 
-	if (!sets || peer->portset >= body->n_portsets)
+	if (!sets || peer->portset >= b->n_portsets)
 		return VMSHIM_TORN;
 	const uint64_t *set = sets + (size_t)peer->portset * VMSHIM_PORTSET_WORDS;
 	return (set[port / 64] >> (port % 64)) & 1 ? VMSHIM_SIBLING : VMSHIM_DIRECT;
@@ -100,53 +120,57 @@ enum vmshim_verdict vmshim_table_route(const struct vmshim_table_body *body, uin
 				       int family, const uint8_t *addr, uint16_t port,
 				       struct vmshim_route *out)
 {
+	struct vmshim_table_body b;
+	struct vmshim_table_peer peer, self;
 	uint32_t owner;
 
-	if (capacity < sizeof(*body))
+	if (capacity < sizeof(b))
 		return VMSHIM_TORN;
+	snapshot(&b, body, sizeof(b));
 	if (family == AF_INET) {
-		const struct vmshim_range4 *r = array_at(body, capacity, body->ranges4_off,
-							 body->n_ranges4, sizeof(*r));
+		const struct vmshim_range4 *r =
+			array_at(body, &b, capacity, b.ranges4_off, b.n_ranges4, sizeof(*r));
 		if (!r)
 			return VMSHIM_TORN;
-		owner = owner4(r, body->n_ranges4, load_be32(addr));
+		owner = owner4(r, b.n_ranges4, load_be32(addr));
 	} else {
-		const struct vmshim_range6 *r = array_at(body, capacity, body->ranges6_off,
-							 body->n_ranges6, sizeof(*r));
+		const struct vmshim_range6 *r =
+			array_at(body, &b, capacity, b.ranges6_off, b.n_ranges6, sizeof(*r));
 		if (!r)
 			return VMSHIM_TORN;
-		owner = owner6(r, body->n_ranges6, load_be64(addr), load_be64(addr + 8));
+		owner = owner6(r, b.n_ranges6, load_be64(addr), load_be64(addr + 8));
 	}
-	if (owner == UINT32_MAX || owner == body->self || body->self == VMSHIM_NO_SELF)
+	if (owner == UINT32_MAX || owner == b.self || b.self == VMSHIM_NO_SELF)
 		return VMSHIM_DIRECT;
-
-	const struct vmshim_table_peer *peer = peer_at(body, capacity, owner);
-	const struct vmshim_table_peer *self = peer_at(body, capacity, body->self);
-	if (!peer || !self)
+	if (peer_at(body, &b, capacity, owner, &peer) < 0 ||
+	    peer_at(body, &b, capacity, b.self, &self) < 0)
 		return VMSHIM_TORN;
-	enum vmshim_verdict allowed = port_allowed(body, capacity, peer, port);
+	enum vmshim_verdict allowed = port_allowed(body, &b, capacity, &peer, port);
 	if (allowed != VMSHIM_SIBLING)
 		return allowed;
 
 	int v6 = family == AF_INET6;
-	out->cid = peer->cid;
-	out->port = vmshim_listen_port(peer->vsock_base, v6, port);
-	out->source_base = vmshim_source_port(self->vsock_base, 0);
-	out->timeout_ms = body->connect_timeout_ms;
-	out->has_self_addr = !!(self->flags & (v6 ? VMSHIM_PEER_HAS_ADDR6 : VMSHIM_PEER_HAS_ADDR4));
-	memcpy(out->self_addr, v6 ? self->addr6 : self->addr4, v6 ? 16 : 4);
+	out->cid = peer.cid;
+	out->port = vmshim_listen_port(peer.vsock_base, v6, port);
+	out->source_base = vmshim_source_port(self.vsock_base, 0);
+	out->timeout_ms = b.connect_timeout_ms;
+	out->has_self_addr = !!(self.flags & (v6 ? VMSHIM_PEER_HAS_ADDR6 : VMSHIM_PEER_HAS_ADDR4));
+	memcpy(out->self_addr, v6 ? self.addr6 : self.addr4, v6 ? 16 : 4);
 	return VMSHIM_SIBLING;
 }
 
 enum vmshim_verdict vmshim_table_self_exposes(const struct vmshim_table_body *body,
 					      uint32_t capacity, uint16_t port)
 {
-	if (capacity < sizeof(*body))
+	struct vmshim_table_body b;
+	struct vmshim_table_peer self;
+
+	if (capacity < sizeof(b))
 		return VMSHIM_TORN;
-	if (body->self == VMSHIM_NO_SELF)
+	snapshot(&b, body, sizeof(b));
+	if (b.self == VMSHIM_NO_SELF)
 		return VMSHIM_DIRECT;
-	const struct vmshim_table_peer *self = peer_at(body, capacity, body->self);
-	if (!self)
+	if (peer_at(body, &b, capacity, b.self, &self) < 0)
 		return VMSHIM_TORN;
-	return port_allowed(body, capacity, self, port);
+	return port_allowed(body, &b, capacity, &self, port);
 }

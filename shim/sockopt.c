@@ -29,7 +29,7 @@ HOOK int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 	if (!st)
 		return real.getsockopt(fd, level, name, val, len);
 	if (tcp_opts_level(level))
-		return tcp_opts_get(&st->conn.opts, level, name, val, len);
+		return tcp_opts_get(&st->conn.opts, st->family, level, name, val, len);
 	if (level == SOL_SOCKET && name == SO_DOMAIN)
 		return int_out(st->family, val, len);
 	if (level == SOL_SOCKET && name == SO_PROTOCOL)
@@ -59,7 +59,7 @@ HOOK int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 	if (!st)
 		return real.setsockopt(fd, level, name, val, len);
 	if (tcp_opts_level(level))
-		return tcp_opts_set(&st->conn.opts, level, name, val, len);
+		return tcp_opts_set(&st->conn.opts, st->family, level, name, val, len);
 	int rc = real.setsockopt(fd, level, name, val, len);
 	if (rc == 0 && level == SOL_SOCKET && (name == SO_RCVBUF || name == SO_RCVBUFFORCE)) {
 		int saved = errno;

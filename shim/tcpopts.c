@@ -1,5 +1,6 @@
 /* The option table: which TCP/IP options a redirected socket answers, and their bounds. */
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
@@ -8,30 +9,35 @@
 
 struct opt_desc {
 	int level, name;
-	int min, max;  /* accepted range on set */
-	int boolean;   /* any non-zero value reads back as 1 */
-	int after_connect_einval; /* TCP refuses it once connected */
+	int min, max;      /* accepted range on set */
+	unsigned flags;
+	int minus_one_reads; /* with MINUS_ONE: what -1 reads back as */
 };
+
+#define BOOL 1u          /* any non-zero value reads back as 1 */
+#define ZERO_OK 2u       /* 0 (the default) is accepted besides min..max */
+#define MINUS_ONE 4u     /* -1 (the default) is accepted besides min..max */
+#define NOT_CONNECTED 8u /* refused (EINVAL) once connected, as every redirected socket is */
 
 /* Bounds are the kernel's (net/ipv4/tcp.c, ip_sockglue.c, ipv6_sockglue.c). */
 static const struct opt_desc opts_table[TCP_OPT_INTS] = {
-	{IPPROTO_TCP, TCP_NODELAY, 0, 0, 1, 0},
-	{IPPROTO_TCP, TCP_CORK, 0, 0, 1, 0},
-	{IPPROTO_TCP, TCP_QUICKACK, 0, 0, 1, 0},
+	{IPPROTO_TCP, TCP_NODELAY, 0, 1, BOOL, 0},
+	{IPPROTO_TCP, TCP_CORK, 0, 1, BOOL, 0},
+	{IPPROTO_TCP, TCP_QUICKACK, 0, 1, BOOL, 0},
 	{IPPROTO_TCP, TCP_KEEPIDLE, 1, 32767, 0, 0},
 	{IPPROTO_TCP, TCP_KEEPINTVL, 1, 32767, 0, 0},
 	{IPPROTO_TCP, TCP_KEEPCNT, 1, 127, 0, 0},
-	{IPPROTO_TCP, TCP_USER_TIMEOUT, 0, 0x7fffffff, 0, 0},
-	{IPPROTO_TCP, TCP_MAXSEG, 88, 32767, 0, 0},
-	{IPPROTO_TCP, TCP_NOTSENT_LOWAT, 0, 0x7fffffff, 0, 0},
-	{IPPROTO_TCP, TCP_FASTOPEN_CONNECT, 0, 0, 1, 0},
-	{IPPROTO_TCP, TCP_DEFER_ACCEPT, 0, 0x7fffffff, 0, 0},
+	{IPPROTO_TCP, TCP_USER_TIMEOUT, 0, INT_MAX, 0, 0},
+	{IPPROTO_TCP, TCP_MAXSEG, 88, 32767, ZERO_OK, 0},
+	{IPPROTO_TCP, TCP_NOTSENT_LOWAT, INT_MIN, INT_MAX, 0, 0}, /* kept unsigned: -1 is no limit */
+	{IPPROTO_TCP, TCP_FASTOPEN_CONNECT, 0, 1, BOOL | NOT_CONNECTED, 0},
+	{IPPROTO_TCP, TCP_DEFER_ACCEPT, 0, INT_MAX, 0, 0},
 	{IPPROTO_TCP, TCP_SYNCNT, 1, 127, 0, 0},
-	{IPPROTO_TCP, TCP_LINGER2, -0x7fffffff, 0x7fffffff, 0, 0},
+	{IPPROTO_TCP, TCP_LINGER2, -INT_MAX, INT_MAX, 0, 0},
 	{IPPROTO_IP, IP_TOS, 0, 255, 0, 0},
-	{IPPROTO_IP, IP_TTL, -1, 255, 0, 0},
-	{IPPROTO_IPV6, IPV6_TCLASS, -1, 255, 0, 0},
-	{IPPROTO_IPV6, IPV6_V6ONLY, 0, 0, 1, 1},
+	{IPPROTO_IP, IP_TTL, 1, 255, MINUS_ONE, 64},
+	{IPPROTO_IPV6, IPV6_TCLASS, 0, 255, MINUS_ONE, 0},
+	{IPPROTO_IPV6, IPV6_V6ONLY, 0, 1, BOOL | NOT_CONNECTED, 0},
 };
 
 static int find(int level, int name)
@@ -45,6 +51,17 @@ static int find(int level, int name)
 int tcp_opts_level(int level)
 {
 	return level == IPPROTO_TCP || level == IPPROTO_IP || level == IPPROTO_IPV6;
+}
+
+/* The option's index, or -1 with errno ENOPROTOOPT, as TCP says of an unknown option or of
+ * IPv6 options on an IPv4 socket. */
+static int lookup(int family, int level, int name)
+{
+	int i = family == AF_INET && level == IPPROTO_IPV6 ? -1 : find(level, name);
+
+	if (i < 0)
+		errno = ENOPROTOOPT;
+	return i;
 }
 
 void tcp_opts_capture(struct tcp_opts *opts, int tcp_fd,
@@ -82,7 +99,8 @@ static void fake_tcp_info(struct tcp_info *info)
 	info->tcpi_rcv_space = 65483;
 }
 
-int tcp_opts_get(const struct tcp_opts *opts, int level, int name, void *val, socklen_t *len)
+int tcp_opts_get(const struct tcp_opts *opts, int family, int level, int name, void *val,
+		 socklen_t *len)
 {
 	if ((int)*len < 0) {
 		errno = EINVAL;
@@ -101,17 +119,16 @@ int tcp_opts_get(const struct tcp_opts *opts, int level, int name, void *val, so
 		memcpy(val, opts->congestion, *len);
 		return 0;
 	}
-	int i = find(level, name);
-	if (i < 0) {
-		errno = ENOPROTOOPT;
+	int i = lookup(family, level, name);
+	if (i < 0)
 		return -1;
-	}
 	*len = *len < sizeof(int) ? *len : sizeof(int);
 	memcpy(val, &opts->value[i], *len);
 	return 0;
 }
 
-int tcp_opts_set(struct tcp_opts *opts, int level, int name, const void *val, socklen_t len)
+int tcp_opts_set(struct tcp_opts *opts, int family, int level, int name, const void *val,
+		 socklen_t len)
 {
 	if (level == IPPROTO_TCP && name == TCP_CONGESTION) {
 		if (len < 1) {
@@ -127,21 +144,21 @@ int tcp_opts_set(struct tcp_opts *opts, int level, int name, const void *val, so
 		memcpy(opts->congestion, val, n);
 		return 0;
 	}
-	int i = find(level, name);
-	if (i < 0) {
-		errno = ENOPROTOOPT;
+	int i = lookup(family, level, name);
+	if (i < 0)
 		return -1;
-	}
 	const struct opt_desc *d = &opts_table[i];
 	int v;
-	if (len < sizeof(int) || d->after_connect_einval) {
+	if (len < sizeof(int) || (d->flags & NOT_CONNECTED)) {
 		errno = EINVAL;
 		return -1;
 	}
 	memcpy(&v, val, sizeof(v));
-	if (d->boolean)
+	if (d->flags & BOOL)
 		v = v != 0;
-	else if (v < d->min || v > d->max) {
+	else if ((d->flags & MINUS_ONE) && v == -1)
+		v = d->minus_one_reads;
+	else if (!((d->flags & ZERO_OK) && v == 0) && (v < d->min || v > d->max)) {
 		errno = EINVAL;
 		return -1;
 	}

@@ -21,8 +21,11 @@ int tcp_opts_level(int level);
 void tcp_opts_capture(struct tcp_opts *opts, int tcp_fd,
 		      int (*get)(int, int, int, void *, socklen_t *));
 
-/* getsockopt/setsockopt as TCP would answer them: 0, or -1 with errno. */
-int tcp_opts_get(const struct tcp_opts *opts, int level, int name, void *val, socklen_t *len);
-int tcp_opts_set(struct tcp_opts *opts, int level, int name, const void *val, socklen_t len);
+/* getsockopt/setsockopt as TCP would answer them on a socket of family AF_INET or AF_INET6:
+ * 0, or -1 with errno. */
+int tcp_opts_get(const struct tcp_opts *opts, int family, int level, int name, void *val,
+		 socklen_t *len);
+int tcp_opts_set(struct tcp_opts *opts, int family, int level, int name, const void *val,
+		 socklen_t len);
 
 #endif
