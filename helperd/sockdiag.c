@@ -90,7 +90,8 @@ int sockdiag_listening(uint64_t **inodes, size_t *count)
 		return -1;
 	}
 	close(nl);
-	qsort(l.v, l.n, sizeof(*l.v), cmp_u64);
+	if (l.n) /* an empty list may have no array at all */
+		qsort(l.v, l.n, sizeof(*l.v), cmp_u64);
 	*inodes = l.v;
 	*count = l.n;
 	return 0;
@@ -98,5 +99,5 @@ int sockdiag_listening(uint64_t **inodes, size_t *count)
 
 int sockdiag_has(const uint64_t *inodes, size_t count, uint64_t inode)
 {
-	return bsearch(&inode, inodes, count, sizeof(*inodes), cmp_u64) != NULL;
+	return count && bsearch(&inode, inodes, count, sizeof(*inodes), cmp_u64) != NULL;
 }

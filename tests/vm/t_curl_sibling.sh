@@ -13,8 +13,7 @@ wait_for "beta's vsock listener $vport" vsock_listening beta "$vport"
 
 before=$(veth_bytes alpha)
 start_bg sampler sample_vsock alpha "$vport" "$WORK/seen"
-shimmed alpha curl -sS --limit-rate 6M -o "$WORK/got" -w '%{speed_download}' \
-	http://198.18.0.2:8080/big >"$WORK/rate"
+http_get alpha http://198.18.0.2:8080/big "$WORK/got" LD_PRELOAD="$SHIM_PRELOAD" >"$WORK/rate"
 stop_bg sampler
 moved=$(($(veth_bytes alpha) - before))
 
