@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "shim.h"
+#include "table_client.h"
 #include "vmshim/proto.h"
 
 struct real_calls real;
@@ -68,6 +69,7 @@ static void init_once_fn(void)
 	if (!rundir || !*rundir || strlen(rundir) >= sizeof(shim_config.rundir))
 		rundir = VMSHIM_DEFAULT_RUNDIR;
 	strcpy(shim_config.rundir, rundir);
+	pthread_atfork(NULL, NULL, table_client_after_fork);
 	atomic_store_explicit(&shim_ready, true, memory_order_release);
 }
 

@@ -2,6 +2,7 @@
  * table's sequence lock. Once mapped, a lookup costs no system call; while helperd is
  * absent, the shim tries to map the table at most once a second. */
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -17,7 +18,8 @@
 static _Atomic(const struct vmshim_table_header *) mapped;
 static _Atomic ino_t mapped_ino;
 static _Atomic int64_t next_open_ms;
-static atomic_flag opening = ATOMIC_FLAG_INIT;
+/* Held only while looking for a table file, never on a lookup in a usable one. */
+static pthread_mutex_t map_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static int64_t now_ms(void)
 {
@@ -66,7 +68,9 @@ static int usable(const struct vmshim_table_header *hdr, int64_t now)
 }
 
 /* The live table, or NULL. When there is none, or it is closed, stale or superseded, the
- * file is looked at again, at most once a second. */
+ * file is looked at again, at most once a second after a look that found nothing usable.
+ * Threads that arrive while another looks wait for its result: the first connections of a
+ * program must not fall back to TCP only because they came at once. */
 static const struct vmshim_table_header *live_table(void)
 {
 	const struct vmshim_table_header *hdr = atomic_load_explicit(&mapped, memory_order_acquire);
@@ -74,14 +78,24 @@ static const struct vmshim_table_header *live_table(void)
 
 	if (usable(hdr, now))
 		return hdr;
-	if (now < atomic_load_explicit(&next_open_ms, memory_order_relaxed) ||
-	    atomic_flag_test_and_set(&opening))
+	if (now < atomic_load_explicit(&next_open_ms, memory_order_acquire))
 		return NULL;
-	atomic_store_explicit(&next_open_ms, now + RETRY_MS, memory_order_relaxed);
-	map_table();
-	atomic_flag_clear(&opening);
+	pthread_mutex_lock(&map_lock);
 	hdr = atomic_load_explicit(&mapped, memory_order_acquire);
+	if (!usable(hdr, now) && now >= atomic_load_explicit(&next_open_ms, memory_order_acquire)) {
+		map_table();
+		hdr = atomic_load_explicit(&mapped, memory_order_acquire);
+		if (!usable(hdr, now))
+			atomic_store_explicit(&next_open_ms, now + RETRY_MS, memory_order_release);
+	}
+	pthread_mutex_unlock(&map_lock);
 	return usable(hdr, now) ? hdr : NULL;
+}
+
+void table_client_after_fork(void)
+{
+	/* The child has one thread: whoever held the lock in the parent is not here. */
+	pthread_mutex_init(&map_lock, NULL);
 }
 
 static const struct vmshim_table_body *body_of(const struct vmshim_table_header *hdr)

@@ -79,9 +79,10 @@ shimmed() {
 	in_guest "$g" env LD_PRELOAD="$SHIM_PRELOAD" "$@"
 }
 
+# start_helperd GUEST [POLICY]
 start_helperd() {
-	local g=$1
-	in_guest "$g" "$HELPERD" -f -d -c "$POLICY" -s "$g" -r "$(rundir "$g")" \
+	local g=$1 policy=${2:-$POLICY}
+	in_guest "$g" "$HELPERD" -f -d -c "$policy" -s "$g" -r "$(rundir "$g")" \
 		>>"$WORK/helperd-$g.log" 2>&1 &
 	echo $! > "$WORK/helperd-$g.pid"
 	wait_for "helperd of $g" test -S "$(rundir "$g")/helperd.sock"
