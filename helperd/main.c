@@ -276,6 +276,7 @@ int main(int argc, char **argv)
 		publish_close();
 		return 1;
 	}
+	siblings_restore();
 	describe();
 	log_info("ready: run directory %s", helperd.rundir);
 	int rc = loop_run(&stopping);

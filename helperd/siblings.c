@@ -14,6 +14,7 @@
 #include "helperd.h"
 #include "log.h"
 #include "loop.h"
+#include "remember.h"
 #include "siblings.h"
 #include "sockdiag.h"
 #include "vmshim/endpoint.h"
@@ -42,6 +43,7 @@ struct vsock_listener {
 
 static struct registration *registrations;
 static struct vsock_listener *listeners;
+static bool registrations_changed;
 
 static bool is_wildcard(const struct vmshim_endpoint *ep)
 {
@@ -103,6 +105,7 @@ int siblings_register(int fd)
 	}
 	log_info("listener on TCP port %u registered (%s%s%s)", r->port, r->v4 ? "IPv4" : "",
 		 r->v4 && r->v6 ? ", " : "", r->v6 ? "IPv6" : "");
+	registrations_changed = true;
 	siblings_sync();
 	return 0;
 }
@@ -260,6 +263,50 @@ static void need(uint16_t tcp_port, bool v6)
 		l->needed = true;
 }
 
+/* Writes the registrations down, so that a restarted helperd takes them up again. */
+static void save(void)
+{
+	struct listener_record *records = calloc(HASH_COUNT(registrations) + 1, sizeof(*records));
+	struct registration *r, *tmp;
+	size_t n = 0;
+
+	if (!records)
+		return;
+	HASH_ITER(hh, registrations, r, tmp)
+		records[n++] = (struct listener_record){
+			.inode = r->inode, .port = r->port, .v4 = r->v4, .v6 = r->v6,
+			.bound = r->bound};
+	if (remember_listeners(records, n) == 0)
+		registrations_changed = false;
+	free(records);
+}
+
+void siblings_restore(void)
+{
+	struct listener_record *records;
+	size_t n = recall_listeners(&records);
+	uint64_t *live;
+	size_t n_live;
+
+	if (n && sockdiag_listening(&live, &n_live) == 0) {
+		for (size_t i = 0; i < n; i++) {
+			struct registration *r;
+			if (!sockdiag_has(live, n_live, records[i].inode) ||
+			    !(r = calloc(1, sizeof(*r))))
+				continue;
+			*r = (struct registration){
+				.inode = records[i].inode, .port = records[i].port,
+				.v4 = records[i].v4, .v6 = records[i].v6, .bound = records[i].bound};
+			HASH_ADD(hh, registrations, inode, sizeof(r->inode), r);
+			log_info("listener on TCP port %u taken up again", r->port);
+		}
+		free(live);
+	}
+	free(records);
+	registrations_changed = true;
+	siblings_sync();
+}
+
 void siblings_sync(void)
 {
 	struct vsock_listener *l, *ltmp;
@@ -278,6 +325,8 @@ void siblings_sync(void)
 	HASH_ITER(hh, listeners, l, ltmp)
 		if (!l->needed)
 			close_listener(l);
+	if (registrations_changed)
+		save();
 }
 
 void siblings_sweep(void)
@@ -294,6 +343,7 @@ void siblings_sweep(void)
 		log_info("listener on TCP port %u is gone", r->port);
 		HASH_DEL(registrations, r);
 		free(r);
+		registrations_changed = true;
 	}
 	free(live);
 	siblings_sync();

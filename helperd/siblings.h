@@ -13,6 +13,9 @@ void siblings_sweep(void);
 /* Brings the vsock listeners in line with the registrations and the current policy. */
 void siblings_sync(void);
 
+/* Takes up the listeners an earlier helperd registered that still listen. */
+void siblings_restore(void);
+
 void siblings_shutdown(void);
 
 #endif

@@ -44,3 +44,15 @@ wait_for "vsock listener" vsock_listening beta "$(vsock_port beta 7702)"
 expect_vsock "listener inherited across exec" 7702
 grep -q "accepted 300000 from ('198.18.0.1'" "$WORK/server.out" || fail "server: $(cat "$WORK/server.out")"
 log "listener inherited across exec: over vsock, peer 198.18.0.1"
+
+# A restarted helperd takes up the listeners registered with the one before it.
+start_bg server shimmed beta "$PROGS/echo_server" block 7703 0.0.0.0 1
+wait_for "vsock listener" vsock_listening beta "$(vsock_port beta 7703)"
+[ "$(stat -c %a "$(rundir beta)/listeners")" = 600 ] || fail "listeners file mode"
+stop_helperd beta
+if vsock_listening beta "$(vsock_port beta 7703)"; then fail "vsock port open without helperd"; fi
+start_helperd beta
+wait_for "vsock listener again" vsock_listening beta "$(vsock_port beta 7703)"
+grep -q "listener on TCP port 7703 taken up again" "$WORK/helperd-beta.log" || fail "not taken up"
+expect_vsock "listener after a helperd restart" 7703
+log "helperd restarted: the running server's listener is taken up again (file mode 600)"
