@@ -374,20 +374,30 @@ static int st_peer(struct parser *ps)
 	return 0;
 }
 
+/* The number argument of a statement that peer's block has at most once (cid, vsock-base),
+ * whose line is kept in *line. 0, or -1 once the error is reported. */
+static int once_per_peer(struct parser *ps, const char *keyword, const struct policy_peer *peer,
+			 unsigned *line, uint64_t *v)
+{
+	char q[80];
+
+	if (*line)
+		return fail(ps, "%s given twice for peer %s (first at line %u)", keyword, peer->name,
+			    *line);
+	if (policy_parse_number(ps->args[0], v) < 0)
+		return fail(ps, "%s %s is not a number", keyword, quote(ps->args[0], q));
+	*line = ps->line;
+	return 0;
+}
+
 static int st_cid(struct parser *ps)
 {
 	struct policy_peer *peer = in_block(ps, "cid");
-	char q[80];
 	uint64_t v;
+	char q[80];
 
-	if (!peer)
+	if (!peer || once_per_peer(ps, "cid", peer, &current_state(ps)->cid_line, &v) < 0)
 		return -1;
-	struct policy_peer_state *st = current_state(ps);
-	if (st->cid_line)
-		return fail(ps, "cid given twice for peer %s (first at line %u)", peer->name,
-			    st->cid_line);
-	if (policy_parse_number(ps->args[0], &v) < 0)
-		return fail(ps, "cid %s is not a number", quote(ps->args[0], q));
 	if (v > UINT32_MAX)
 		return fail(ps, "cid %s does not fit in 32 bits", quote(ps->args[0], q));
 	if (v == 0)
@@ -400,24 +410,18 @@ static int st_cid(struct parser *ps)
 		return fail(ps, "cid %s is VMADDR_CID_ANY (4294967295), not a peer",
 			    quote(ps->args[0], q));
 	peer->cid = (uint32_t)v;
-	st->cid_line = ps->line;
 	return 0;
 }
 
 static int st_vsock_base(struct parser *ps)
 {
 	struct policy_peer *peer = in_block(ps, "vsock-base");
-	char q[80];
 	uint64_t v;
+	char q[80];
 
-	if (!peer)
+	if (!peer ||
+	    once_per_peer(ps, "vsock-base", peer, &current_state(ps)->base_line, &v) < 0)
 		return -1;
-	struct policy_peer_state *st = current_state(ps);
-	if (st->base_line)
-		return fail(ps, "vsock-base given twice for peer %s (first at line %u)", peer->name,
-			    st->base_line);
-	if (policy_parse_number(ps->args[0], &v) < 0)
-		return fail(ps, "vsock-base %s is not a number", quote(ps->args[0], q));
 	if (v < 1024)
 		return fail(ps, "vsock-base %s is below 1024", quote(ps->args[0], q));
 	if (v > (uint64_t)POLICY_VSOCK_MAX_END - (VMSHIM_PORT_BLOCK - 1))
@@ -426,7 +430,6 @@ static int st_vsock_base(struct parser *ps)
 			    quote(ps->args[0], q), VMSHIM_PORT_BLOCK, POLICY_VSOCK_MAX_END,
 			    POLICY_VSOCK_MAX_END - (VMSHIM_PORT_BLOCK - 1));
 	peer->vsock_base = (uint32_t)v;
-	st->base_line = ps->line;
 	return 0;
 }
 

@@ -8,6 +8,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "fixture.h"
+
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <stdio.h>
@@ -21,17 +23,6 @@
 #define PDIR FIXTURES "/policy"
 
 /* --- helpers --------------------------------------------------------------------------- */
-
-static struct policy *load_path(const char *path)
-{
-	struct policy *pol = NULL;
-	char err[1024];
-
-	if (policy_load(path, &pol, err, sizeof err) != 0)
-		fail_msg("%s should load, but: %s", path, err);
-	assert_non_null(pol);
-	return pol;
-}
 
 static struct policy *load_valid(const char *name)
 {

@@ -16,6 +16,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "fixture.h"
+
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,17 +36,6 @@
 enum { ALPHA, BETA, GAMMA, DELTA, EPSILON, ZETA, N_BASIC };
 
 /* --- helpers --------------------------------------------------------------------------- */
-
-static struct policy *load_path(const char *path)
-{
-	struct policy *pol = NULL;
-	char err[1024];
-
-	if (policy_load(path, &pol, err, sizeof err) != 0)
-		fail_msg("%s should load, but: %s", path, err);
-	assert_non_null(pol);
-	return pol;
-}
 
 static struct policy *load_fixture(const char *name)
 {
