@@ -81,6 +81,11 @@ $(BUILD)/progs/%: tests/progs/%.c
 	@mkdir -p $(@D)
 	$(CC) $(ALLFLAGS) $(LDSAN) -o $@ $< -lpthread
 
+# Static and unsanitized: it stands for the programs the shim cannot see.
+$(BUILD)/progs/raw_static: tests/progs/raw_static.c
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -static -o $@ $<
+
 check-unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 

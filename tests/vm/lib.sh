@@ -157,7 +157,8 @@ stop_bg() {
 	end_job "$pid"
 }
 
-# Waits for background job NAME to finish by itself (up to 60 s) and returns its status.
+# Waits for background job NAME to finish by itself and returns its status; a job still
+# running after 60 s is ended and counts as failed.
 join_bg() {
 	local pid i
 	pid=$(cat "$WORK/$1.pid")
@@ -165,6 +166,11 @@ join_bg() {
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
 	done
+	if kill -0 "$pid" 2>/dev/null; then
+		echo "    $1 still ran after 60 s: ended" >&2
+		end_job "$pid"
+		return 1
+	fi
 	wait "$pid"
 }
 

@@ -1,0 +1,48 @@
+/* A program the shim cannot see: linked statically and talking to the kernel by raw system
+ * calls only. It sends BYTES of the test pattern, shuts down its write side, and prints the
+ * server's one-line answer (tests/vm/apps/pyserve.py answers with the SHA-256 of what it
+ * read). Under LD_PRELOAD it must keep working, over plain TCP.
+ *
+ *   raw_static HOST PORT BYTES */
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "progs.h"
+
+static long sys(long n, long a, long b, long c)
+{
+	return syscall(n, a, b, c);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 4)
+		die("usage: raw_static HOST PORT BYTES");
+	struct sockaddr_storage ss;
+	socklen_t len = parse_addr(argv[1], atoi(argv[2]), &ss);
+	size_t bytes = strtoul(argv[3], NULL, 0);
+	unsigned char buf[4096];
+	long s = sys(SYS_socket, ss.ss_family, SOCK_STREAM, 0);
+
+	if (s < 0 || sys(SYS_connect, s, (long)&ss, len) < 0)
+		die("raw connect");
+	for (size_t sent = 0; sent < bytes;) {
+		size_t n = bytes - sent < sizeof(buf) ? bytes - sent : sizeof(buf);
+		for (size_t i = 0; i < n; i++)
+			buf[i] = pattern_byte(sent + i);
+		long w = sys(SYS_write, s, (long)buf, (long)n);
+		if (w <= 0)
+			die("raw write");
+		sent += (size_t)w;
+	}
+	if (sys(SYS_shutdown, s, SHUT_WR, 0) < 0)
+		die("raw shutdown");
+	long got = 0, r;
+	while ((r = sys(SYS_read, s, (long)buf + got, (long)(sizeof(buf) - 1 - (size_t)got))) > 0)
+		got += r;
+	if (r < 0 || got == 0)
+		die("raw read");
+	buf[got] = 0;
+	printf("ok %s", buf);
+	return 0;
+}

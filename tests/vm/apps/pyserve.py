@@ -1,0 +1,90 @@
+"""Servers and a client in the standard library's styles, for tests/vm/t_app_python.sh.
+
+    pyserve.py asyncio-server PORT COUNT      serve COUNT connections with asyncio (epoll)
+    pyserve.py threading-server PORT COUNT    socketserver.ThreadingTCPServer
+    pyserve.py forking-server PORT COUNT      socketserver.ForkingTCPServer (a child each)
+    pyserve.py asyncio-client HOST PORT N BYTES   N concurrent connections, BYTES each
+
+Each server answers a connection with the SHA-256 of everything it read until EOF, plus
+the peer address it saw; the client checks the digest of what it sent."""
+import asyncio
+import hashlib
+import os
+import socketserver
+import sys
+
+
+def reply(data, peer):
+    return f"{hashlib.sha256(data).hexdigest()} {peer[0]} {os.getpid()}\n".encode()
+
+
+async def asyncio_server(port, count):
+    done = asyncio.Event()
+    served = 0
+
+    async def handle(reader, writer):
+        nonlocal served
+        data = await reader.read()
+        writer.write(reply(data, writer.get_extra_info("peername")))
+        await writer.drain()
+        writer.close()
+        served += 1
+        if served == count:
+            done.set()
+
+    server = await asyncio.start_server(handle, "0.0.0.0", port)
+    print("listening", port, flush=True)
+    async with server:
+        await asyncio.wait_for(done.wait(), 60)
+
+
+class Handler(socketserver.StreamRequestHandler):
+    def handle(self):
+        self.wfile.write(reply(self.rfile.read(), self.client_address))
+
+
+def socketserver_main(kind, port, count):
+    cls = socketserver.ThreadingTCPServer if kind == "threading" else socketserver.ForkingTCPServer
+    cls.allow_reuse_address = True
+    with cls(("0.0.0.0", port), Handler) as server:
+        print("listening", port, flush=True)
+        server.timeout = 60
+        for _ in range(count):
+            server.handle_request()
+        if kind == "forking":
+            server.collect_children(blocking=True)
+
+
+async def asyncio_client(host, port, n, size):
+    async def one(i):
+        data = hashlib.sha256(str(i).encode()).digest() * (size // 32 + 1)
+        data = data[:size]
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(data)
+        await writer.drain()
+        writer.write_eof()
+        answer = (await reader.read()).decode().split()
+        writer.close()
+        if answer[0] != hashlib.sha256(data).hexdigest():
+            raise SystemExit(f"connection {i}: digest differs")
+        return answer
+
+    answers = await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(n))), 60)
+    peers = sorted({a[1] for a in answers})
+    pids = len({a[2] for a in answers})
+    print(f"ok {n} connections, server saw {' '.join(peers)}, {pids} server processes", flush=True)
+
+
+def main():
+    what = sys.argv[1]
+    if what == "asyncio-server":
+        asyncio.run(asyncio_server(int(sys.argv[2]), int(sys.argv[3])))
+    elif what in ("threading-server", "forking-server"):
+        socketserver_main(what.split("-")[0], int(sys.argv[2]), int(sys.argv[3]))
+    elif what == "asyncio-client":
+        asyncio.run(asyncio_client(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])))
+    else:
+        raise SystemExit(__doc__)
+
+
+main()

@@ -1,0 +1,54 @@
+# nginx with 4 worker processes in beta, under the shim, with accept_mutex on, off, and with
+# reuseport; wrk (keep-alive, 3 s) against a small page and curl fetching a 16 MiB file
+# byte-identical from alpha. The access log shows the sibling's address.
+start_helperd alpha
+start_helperd beta
+mkdir -p "$WORK/www"
+echo "hello from beta" >"$WORK/www/index.html"
+head -c $((16 << 20)) /dev/urandom >"$WORK/www/large"
+
+port=8080
+for variant in "accept_mutex on" "accept_mutex off" "reuseport"; do
+	port=$((port + 1))
+	mutex=off listen_opts=""
+	[ "$variant" = "accept_mutex on" ] && mutex=on
+	[ "$variant" = reuseport ] && listen_opts=reuseport
+	cat >"$WORK/nginx.conf" <<CONF
+user root;
+worker_processes 4;
+daemon off;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log notice;
+events { worker_connections 256; accept_mutex $mutex; }
+http {
+    access_log $WORK/access.log;
+    client_body_temp_path $WORK/body;
+    proxy_temp_path $WORK/proxy;
+    fastcgi_temp_path $WORK/fastcgi;
+    uwsgi_temp_path $WORK/uwsgi;
+    scgi_temp_path $WORK/scgi;
+    sendfile on;
+    server { listen $port $listen_opts; root $WORK/www; }
+}
+CONF
+	: >"$WORK/access.log"
+	start_bg nginx shimmed beta nginx -c "$WORK/nginx.conf" -p "$WORK"
+	wait_for "nginx ($variant)" vsock_listening beta "$(vsock_port beta "$port")"
+	[ "$(pgrep -c -f "nginx: worker process")" = 4 ] || fail "not 4 workers"
+	before=$(veth_bytes alpha)
+
+	timeout 60 env VMSHIM_RUNDIR="$(rundir alpha)" LD_PRELOAD="$SHIM_PRELOAD" \
+		ip netns exec alpha wrk -t 2 -c 20 -d 3s "http://198.18.0.2:$port/" >"$WORK/wrk.out" 2>&1 ||
+		fail "$variant: wrk: $(cat "$WORK/wrk.out")"
+	requests=$(awk '/requests in/ {print $1}' "$WORK/wrk.out")
+	[ "${requests:-0}" -gt 20 ] || fail "$variant: wrk: $(cat "$WORK/wrk.out")"
+	if grep -Eq "Socket errors|Non-2xx" "$WORK/wrk.out"; then fail "$variant: $(cat "$WORK/wrk.out")"; fi
+	http_get alpha "http://198.18.0.2:$port/large" "$WORK/got" LD_PRELOAD="$SHIM_PRELOAD" >/dev/null
+	cmp -s "$WORK/got" "$WORK/www/large" || fail "$variant: the large file differs"
+	moved=$(($(veth_bytes alpha) - before))
+	[ "$moved" -lt 100000 ] || fail "$variant: $moved bytes crossed alpha's veth"
+	grep -q "^198.18.0.1 " "$WORK/access.log" || fail "$variant: access log: $(head -2 "$WORK/access.log")"
+	log "$variant: wrk $requests requests in 3 s, no errors; 16 MiB identical; veth $moved bytes"
+	stop_bg nginx
+	wait_for "nginx to stop" sh -c "! pgrep -x nginx"
+done
