@@ -30,8 +30,9 @@ static int is_doorbell(const struct sockaddr_storage *peer, socklen_t len, bool 
 }
 
 /* Exchanges the doorbell connection on fd for the sibling's connection, presented in the
- * listener's family. 0 on success. */
-static int claim(int fd, int flags, int family)
+ * listener's family. options_set: the options set on the listener, which fd inherited.
+ * 0 on success. */
+static int claim(int fd, int flags, int family, unsigned options_set)
 {
 	struct vmshim_reply reply;
 	int vs;
@@ -45,7 +46,7 @@ static int claim(int fd, int flags, int family)
 		goto fail;
 	}
 	/* Options the listener passed on to the accepted TCP socket carry over. */
-	tcp_opts_capture(&st->conn.opts, fd, real.getsockopt);
+	tcp_opts_start(&st->conn.opts, family, fd, options_set);
 	st->conn.peer_len = endpoint_to_sockaddr(&reply.peer, family, &st->conn.peer);
 	st->conn.local_len = endpoint_to_sockaddr(&reply.local, family, &st->conn.local);
 	if ((flags & SOCK_NONBLOCK) && real.fcntl(vs, F_SETFL, O_NONBLOCK) < 0)
@@ -84,8 +85,10 @@ static int accept_common(int fd, struct sockaddr *addr, socklen_t *len, int flag
 	fdstate_set(c, 0);
 	/* A doorbell helperd does not know (expired, or helperd gone) is handed out as it is,
 	 * like a TCP client that gave up: the application reads EOF. */
+	uintptr_t listener = fdstate_peek(fd);
 	bool registered = fdstate_get(fd, FD_SIBLING_LISTENER) != NULL;
-	if (is_doorbell(&peer, peer_len, registered) && claim(c, flags, peer.ss_family) == 0) {
+	if (is_doorbell(&peer, peer_len, registered) &&
+	    claim(c, flags, peer.ss_family, fdstate_options_set(listener)) == 0) {
 		struct fd_state *st = fdstate_ptr(fdstate_peek(c));
 		peer = st->conn.peer;
 		peer_len = st->conn.peer_len;

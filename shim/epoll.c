@@ -14,9 +14,12 @@ static struct fd_state *preconnect_state(int fd)
 {
 	uintptr_t slot = fdstate_peek(fd);
 
-	if (slot == FD_FRESH_TCP) {
+	if (fdstate_is_fresh(slot)) {
 		struct fd_state *st = fdstate_new(FD_PRECONNECT, 0);
-		if (!st || fdstate_set(fd, (uintptr_t)st) < 0)
+		if (!st)
+			return NULL;
+		atomic_init(&st->pre.options_set, fdstate_options_set(slot));
+		if (fdstate_set(fd, (uintptr_t)st) < 0)
 			return NULL;
 		return st;
 	}

@@ -96,6 +96,33 @@ uintptr_t fdstate_take(int fd)
 	return s ? atomic_exchange(s, 0) : 0;
 }
 
+unsigned fdstate_options_set(uintptr_t value)
+{
+	struct fd_state *st = fdstate_ptr(value);
+
+	if (fdstate_is_fresh(value))
+		return (unsigned)(value >> 1);
+	if (st && st->kind == FD_PRECONNECT)
+		return atomic_load(&st->pre.options_set);
+	if (st && st->kind == FD_SIBLING_LISTENER)
+		return atomic_load(&st->listener.options_set);
+	return FD_OPTIONS_UNKNOWN;
+}
+
+void fdstate_note_option(int fd, int bit)
+{
+	_Atomic uintptr_t *s = slot(fd, 0);
+	uintptr_t v = s ? atomic_load(s) : 0;
+
+	while (fdstate_is_fresh(v) && !atomic_compare_exchange_weak(s, &v, v | (uintptr_t)2 << bit))
+		;
+	struct fd_state *st = fdstate_ptr(v);
+	if (st && st->kind == FD_PRECONNECT)
+		atomic_fetch_or(&st->pre.options_set, 1u << bit);
+	else if (st && st->kind == FD_SIBLING_LISTENER)
+		atomic_fetch_or(&st->listener.options_set, 1u << bit);
+}
+
 void fdstate_dup(int oldfd, int newfd)
 {
 	struct fd_state *st = fdstate_ptr(fdstate_peek(oldfd));

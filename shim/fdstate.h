@@ -1,9 +1,10 @@
 /* What the shim knows about a file descriptor, found by number without a lock.
  *
- * A slot is 0 for the vast majority of descriptors: nothing to do. FD_FRESH_TCP marks a TCP
- * socket from socket() that is not yet connected or listening, so that an epoll
- * registration made before connect() can be replayed if the socket is swapped. Anything
- * else is a pointer to a struct fd_state, shared (counted) between duplicates. */
+ * A slot is 0 for the vast majority of descriptors: nothing to do. An odd slot marks a
+ * fresh TCP socket from socket(), not yet connected or listening: bit 0 is FD_FRESH_TCP,
+ * the bits above it say which options (tcp_opts_bit) the application set on it, so that a
+ * swap reads only those. Any other slot is a pointer to a struct fd_state, shared
+ * (counted) between duplicates. */
 #ifndef VMSHIM_FDSTATE_H
 #define VMSHIM_FDSTATE_H
 
@@ -23,6 +24,8 @@ enum fd_kind {
 	FD_SIBLING_LISTENER, /* a TCP listener registered with helperd */
 };
 
+#define FD_OPTIONS_UNKNOWN (~0u) /* a socket the shim did not see being made */
+
 struct epoll_reg {
 	struct epoll_reg *next;
 	int epfd;
@@ -37,6 +40,7 @@ struct fd_state {
 		struct { /* FD_PRECONNECT */
 			pthread_mutex_t lock;
 			struct epoll_reg *regs;
+			atomic_uint options_set;
 		} pre;
 		struct { /* FD_REDIRECTED */
 			struct sockaddr_storage local, peer;
@@ -45,6 +49,7 @@ struct fd_state {
 		} conn;
 		struct { /* FD_SIBLING_LISTENER */
 			uint16_t port;
+			atomic_uint options_set; /* accepted sockets inherit these */
 		} listener;
 	};
 };
@@ -80,7 +85,19 @@ void fdstate_put(uintptr_t value);
 
 static inline struct fd_state *fdstate_ptr(uintptr_t value)
 {
-	return value > FD_FRESH_TCP ? (struct fd_state *)value : NULL;
+	return value && !(value & FD_FRESH_TCP) ? (struct fd_state *)value : NULL;
 }
+
+static inline int fdstate_is_fresh(uintptr_t value)
+{
+	return value & FD_FRESH_TCP;
+}
+
+/* Which options (a mask of tcp_opts_bit) were set on the socket whose slot this is:
+ * FD_OPTIONS_UNKNOWN when the shim cannot tell. */
+unsigned fdstate_options_set(uintptr_t value);
+
+/* Notes that option `bit` was set on fd, if fd is a socket whose options the shim follows. */
+void fdstate_note_option(int fd, int bit);
 
 #endif

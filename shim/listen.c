@@ -43,6 +43,7 @@ HOOK int listen(int fd, int backlog)
 	if (rc < 0 || shim_config.disabled || fdstate_get(fd, FD_SIBLING_LISTENER))
 		return rc;
 	int saved = errno;
+	unsigned options_set = fdstate_options_set(fdstate_peek(fd));
 	fdstate_set(fd, 0); /* a listener is never swapped: forget the fresh-TCP mark */
 	if (exposable(fd, &family, &port)) {
 		struct vmshim_reply reply;
@@ -51,6 +52,7 @@ HOOK int listen(int fd, int backlog)
 		if (helperd_call(VMSHIM_REQ_REGISTER, port, fd, &reply, &none) == 0 &&
 		    reply.status == 0 && (st = fdstate_new(FD_SIBLING_LISTENER, family))) {
 			st->listener.port = port;
+			atomic_init(&st->listener.options_set, options_set);
 			fdstate_set(fd, (uintptr_t)st);
 			shim_debug("fd %d: listener on port %u open to siblings", fd, port);
 		} else {

@@ -126,7 +126,7 @@ static struct fd_state *connection_state(int fd, int app_family, const struct vm
 		return NULL;
 	st->conn.peer_len = endpoint_to_sockaddr(dest, app_family, &st->conn.peer);
 	st->conn.local_len = endpoint_to_sockaddr(local, app_family, &st->conn.local);
-	tcp_opts_capture(&st->conn.opts, fd, real.getsockopt);
+	tcp_opts_start(&st->conn.opts, app_family, fd, fdstate_options_set(fdstate_peek(fd)));
 	return st;
 }
 

@@ -52,12 +52,26 @@ static void size_vsock_buffer(int fd, const void *val, socklen_t len)
 	real.setsockopt(fd, AF_VSOCK, SO_VM_SOCKETS_BUFFER_SIZE, &size, sizeof(size));
 }
 
+/* Notes an option set on a socket that may yet be swapped (or on a listener, whose accepted
+ * sockets inherit it), so that a swap reads only the options that were set. */
+static void note_option(int fd, int level, int name)
+{
+	int bit;
+
+	if (fdstate_peek(fd) && (bit = tcp_opts_bit(level, name)) >= 0)
+		fdstate_note_option(fd, bit);
+}
+
 HOOK int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
 	struct fd_state *st = shim_off() ? NULL : fdstate_redirected(fd);
 
-	if (!st)
-		return real.setsockopt(fd, level, name, val, len);
+	if (!st) {
+		int rc = real.setsockopt(fd, level, name, val, len);
+		if (rc == 0 && !shim_config.disabled)
+			note_option(fd, level, name);
+		return rc;
+	}
 	if (tcp_opts_level(level))
 		return tcp_opts_set(&st->conn.opts, st->family, level, name, val, len);
 	int rc = real.setsockopt(fd, level, name, val, len);

@@ -64,15 +64,26 @@ static int lookup(int family, int level, int name)
 	return i;
 }
 
+int tcp_opts_bit(int level, int name)
+{
+	if (level == IPPROTO_TCP && name == TCP_CONGESTION)
+		return TCP_OPT_INTS;
+	return find(level, name);
+}
+
 void tcp_opts_capture(struct tcp_opts *opts, int tcp_fd,
-		      int (*get)(int, int, int, void *, socklen_t *))
+		      int (*get)(int, int, int, void *, socklen_t *), unsigned mask)
 {
 	for (int i = 0; i < TCP_OPT_INTS; i++) {
 		socklen_t len = sizeof(int);
 
+		if (!(mask & 1u << i))
+			continue;
 		opts->value[i] = 0;
 		get(tcp_fd, opts_table[i].level, opts_table[i].name, &opts->value[i], &len);
 	}
+	if (!(mask & 1u << TCP_OPT_INTS))
+		return;
 	socklen_t len = sizeof(opts->congestion) - 1;
 	memset(opts->congestion, 0, sizeof(opts->congestion));
 	if (get(tcp_fd, IPPROTO_TCP, TCP_CONGESTION, opts->congestion, &len) < 0)

@@ -17,9 +17,22 @@ struct tcp_opts {
 /* True for the levels this module answers on a redirected socket. */
 int tcp_opts_level(int level);
 
-/* Starts opts with the values the TCP socket tcp_fd carries now. */
+/* Options are also named by a bit (0..TCP_OPT_INTS, the last for TCP_CONGESTION), so that
+ * the shim can note which ones an application set on a socket before the swap. */
+#define TCP_OPTS_ALL (~0u)
+
+/* The bit of an option kept here, or -1. */
+int tcp_opts_bit(int level, int name);
+
+/* Reads into opts those options of the TCP socket tcp_fd whose bit is in mask; the others
+ * keep the values opts has. */
 void tcp_opts_capture(struct tcp_opts *opts, int tcp_fd,
-		      int (*get)(int, int, int, void *, socklen_t *));
+		      int (*get)(int, int, int, void *, socklen_t *), unsigned mask);
+
+/* Starts the options of a connection swapped onto fd (a TCP socket of family AF_INET or
+ * AF_INET6): the defaults, and from fd the options whose bit is in options_set
+ * (tcpopts_start.c). */
+void tcp_opts_start(struct tcp_opts *opts, int family, int fd, unsigned options_set);
 
 /* getsockopt/setsockopt as TCP would answer them on a socket of family AF_INET or AF_INET6:
  * 0, or -1 with errno. */

@@ -1,12 +1,14 @@
 /* An echo server that waits for connections in the way MODE says, so that each way a
  * listener can wake up is exercised: block (accept), poll, select, epoll-lt, epoll-et
- * (edge-triggered listener and connections, non-blocking, accept4 until EAGAIN).
+ * (edge-triggered listener and connections, non-blocking, accept4 until EAGAIN). The
+ * listener has TCP_NODELAY set, which every accepted connection must show too.
  *
  *   echo_server MODE PORT [BIND_ADDR [COUNT]]
  *
  * Serves COUNT connections (default 1), echoing each until EOF, then prints one line per
  * connection: "accepted local=A peer=B bytes=N". */
 #include <fcntl.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
@@ -22,6 +24,7 @@ static int make_listener(const char *bind_addr, int port)
 	int s = socket(ss.ss_family, SOCK_STREAM, 0);
 
 	if (s < 0 || setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
 	    bind(s, (struct sockaddr *)&ss, len) < 0 || listen(s, 64) < 0)
 		die("listen on %s:%d", bind_addr, port);
 	return s;
@@ -51,7 +54,11 @@ static long echo_blocking(int c)
 static void finish(int c, long bytes)
 {
 	char what[64];
+	int nodelay = 0;
+	socklen_t len = sizeof(nodelay);
 
+	if (getsockopt(c, IPPROTO_TCP, TCP_NODELAY, &nodelay, &len) < 0 || nodelay != 1)
+		die("the accepted connection did not inherit the listener's TCP_NODELAY");
 	snprintf(what, sizeof(what), "accepted bytes=%ld", bytes);
 	print_names(what, c);
 	close(c);

@@ -160,7 +160,7 @@ static void captured(struct tcp_opts *o, int family)
 {
 	struct tcp_conn c = tcp_connect(family);
 
-	tcp_opts_capture(o, c.client, getsockopt);
+	tcp_opts_capture(o, c.client, getsockopt, TCP_OPTS_ALL);
 	tcp_close(&c);
 }
 
@@ -197,7 +197,7 @@ static void test_tcpopts_capture_v4(void **state)
 	set_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, 77);
 	set_int(fd, IPPROTO_IP, IP_TOS, 0x10);
 	memset(&o, 0x5a, sizeof o);
-	tcp_opts_capture(&o, fd, getsockopt);
+	tcp_opts_capture(&o, fd, getsockopt, TCP_OPTS_ALL);
 	assert_int_equal(opt_get(&o, IPPROTO_TCP, TCP_NODELAY), 1);
 	assert_int_equal(opt_get(&o, IPPROTO_TCP, TCP_KEEPIDLE), 77);
 	assert_int_equal(opt_get(&o, IPPROTO_IP, IP_TOS), 0x10);
@@ -227,7 +227,7 @@ static void test_tcpopts_capture_v6(void **state)
 	set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1);
 	set_int(fd, IPPROTO_IPV6, IPV6_TCLASS, 0x20);
 	set_int(fd, IPPROTO_TCP, TCP_KEEPCNT, 5);
-	tcp_opts_capture(&o, fd, getsockopt);
+	tcp_opts_capture(&o, fd, getsockopt, TCP_OPTS_ALL);
 	assert_int_equal(opt_get(&o, IPPROTO_IPV6, IPV6_V6ONLY), 1);
 	assert_int_equal(opt_get(&o, IPPROTO_IPV6, IPV6_TCLASS), 0x20);
 	assert_int_equal(opt_get(&o, IPPROTO_TCP, TCP_KEEPCNT), 5);
@@ -272,7 +272,7 @@ static void test_tcpopts_capture_getter(void **state)
 	capture_calls = 0;
 	capture_fail = 0;
 	memset(&o, 0x5a, sizeof o);
-	tcp_opts_capture(&o, 1234, fake_get);
+	tcp_opts_capture(&o, 1234, fake_get, TCP_OPTS_ALL);
 	assert_int_equal(capture_calls, TCP_OPT_INTS + 1);
 	for (size_t i = 0; i < N_INT_OPTS; i++)
 		assert_int_equal(opt_get(&o, int_opts[i].level, int_opts[i].name),
@@ -286,7 +286,7 @@ static void test_tcpopts_capture_getter(void **state)
 	/* A getter that fails: zeros, and the default algorithm. */
 	capture_fail = 1;
 	memset(&o, 0x5a, sizeof o);
-	tcp_opts_capture(&o, 1234, fake_get);
+	tcp_opts_capture(&o, 1234, fake_get, TCP_OPTS_ALL);
 	capture_fail = 0;
 	for (size_t i = 0; i < N_INT_OPTS; i++)
 		assert_int_equal(opt_get(&o, int_opts[i].level, int_opts[i].name), 0);
@@ -294,6 +294,35 @@ static void test_tcpopts_capture_getter(void **state)
 	len = sizeof cc;
 	assert_int_equal(tcp_opts_get(&o, AF_INET6, IPPROTO_TCP, TCP_CONGESTION, cc, &len), 0);
 	assert_string_equal(cc, "cubic");
+}
+
+/* A mask reads only the options it names, and leaves the others as they were. */
+static void test_tcpopts_capture_mask(void **state)
+{
+	(void)state;
+	struct tcp_opts o;
+	int nodelay = tcp_opts_bit(IPPROTO_TCP, TCP_NODELAY);
+	int keepidle = tcp_opts_bit(IPPROTO_TCP, TCP_KEEPIDLE);
+	int congestion = tcp_opts_bit(IPPROTO_TCP, TCP_CONGESTION);
+
+	assert_true(nodelay >= 0 && keepidle >= 0 && nodelay != keepidle);
+	assert_int_equal(congestion, TCP_OPT_INTS);
+	assert_int_equal(tcp_opts_bit(IPPROTO_TCP, TCP_INFO), -1);
+	assert_int_equal(tcp_opts_bit(SOL_SOCKET, SO_KEEPALIVE), -1);
+	assert_true(tcp_opts_bit(IPPROTO_IPV6, IPV6_V6ONLY) >= 0);
+
+	capture_calls = 0;
+	capture_fail = 0;
+	memset(&o, 0, sizeof o);
+	tcp_opts_capture(&o, 1234, fake_get, 0);
+	assert_int_equal(capture_calls, 0);
+	tcp_opts_capture(&o, 1234, fake_get, 1u << nodelay | 1u << keepidle);
+	assert_int_equal(capture_calls, 2);
+	assert_int_equal(opt_get(&o, IPPROTO_TCP, TCP_NODELAY), IPPROTO_TCP * 1000 + TCP_NODELAY);
+	assert_int_equal(opt_get(&o, IPPROTO_TCP, TCP_KEEPIDLE), IPPROTO_TCP * 1000 + TCP_KEEPIDLE);
+	assert_int_equal(opt_get(&o, IPPROTO_TCP, TCP_KEEPCNT), 0); /* not in the mask: untouched */
+	tcp_opts_capture(&o, 1234, fake_get, 1u << congestion);
+	assert_int_equal(capture_calls, 3);
 }
 
 /* --- tcpopts: set and get -------------------------------------------------------------- */
@@ -704,7 +733,7 @@ static int compare_option(int family, const struct int_opt *d)
 			unexpected++;                                                              \
 	} while (0)
 
-	tcp_opts_capture(&o, c.client, getsockopt);
+	tcp_opts_capture(&o, c.client, getsockopt, TCP_OPTS_ALL);
 	{
 		int k_val = -999, o_val = -999, k_rc, o_rc, k_err;
 		socklen_t kl = sizeof k_val, ol = sizeof o_val;
@@ -732,7 +761,7 @@ static int compare_option(int family, const struct int_opt *d)
 			DIFF(SET, v, "set %d: kernel %d (%s) reads %d, tcpopts %d (%s) reads %d", v,
 			     k_rc, k_err ? strerror(k_err) : "ok", k_val, o_rc,
 			     o_err ? strerror(o_err) : "ok", o_val);
-		tcp_opts_capture(&o, c.client, getsockopt); /* start the next step even */
+		tcp_opts_capture(&o, c.client, getsockopt, TCP_OPTS_ALL); /* start the next step even */
 	}
 	for (socklen_t len = 0; len < sizeof(int); len++) {
 		unsigned char b[4] = { 1, 0, 0, 0 };
@@ -748,7 +777,7 @@ static int compare_option(int family, const struct int_opt *d)
 			DIFF(SETLEN, (int)len, "set with optlen %u: kernel %d (%s), tcpopts %d (%s)",
 			     len, k_rc, k_err ? strerror(k_err) : "ok", o_rc,
 			     o_err ? strerror(o_err) : "ok");
-		tcp_opts_capture(&o, c.client, getsockopt);
+		tcp_opts_capture(&o, c.client, getsockopt, TCP_OPTS_ALL);
 	}
 	for (socklen_t len = 0; len <= sizeof(int) + 1; len++) {
 		unsigned char kb[8], ob[8];
@@ -787,7 +816,7 @@ static void test_tcpopts_vs_kernel(void **state)
 					     "0123456789abcdef", "0123456789abcdefXYZ", "cubic" };
 	struct tcp_conn c = tcp_connect(AF_INET);
 	struct tcp_opts o;
-	tcp_opts_capture(&o, c.client, getsockopt);
+	tcp_opts_capture(&o, c.client, getsockopt, TCP_OPTS_ALL);
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
 		socklen_t len = (socklen_t)strlen(names[i]) + 1;
 		char kc[TCP_CONGESTION_MAX + 1] = { 0 }, oc[TCP_CONGESTION_MAX + 1] = { 0 };
@@ -809,7 +838,7 @@ static void test_tcpopts_vs_kernel(void **state)
 				      o_err ? strerror(o_err) : "ok", oc, a9 ? "A9" : "UNEXPECTED");
 			unexpected += !a9;
 		}
-		tcp_opts_capture(&o, c.client, getsockopt);
+		tcp_opts_capture(&o, c.client, getsockopt, TCP_OPTS_ALL);
 	}
 	tcp_close(&c);
 
@@ -1289,6 +1318,40 @@ static void *fd_worker(void *arg)
 	return (void *)(intptr_t)bad;
 }
 
+/* Which options were set follows a socket from socket() through epoll_ctl to listen(). */
+static void test_fdstate_options_set(void **state)
+{
+	(void)state;
+
+	assert_int_equal(fdstate_options_set(0), FD_OPTIONS_UNKNOWN);
+	assert_int_equal(fdstate_set(300, FD_FRESH_TCP), 0);
+	assert_int_equal(fdstate_options_set(fdstate_peek(300)), 0);
+	fdstate_note_option(300, 0);
+	fdstate_note_option(300, TCP_OPT_INTS);
+	assert_true(fdstate_is_fresh(fdstate_peek(300)));
+	assert_null(fdstate_ptr(fdstate_peek(300)));
+	assert_int_equal(fdstate_options_set(fdstate_peek(300)), 1u | 1u << TCP_OPT_INTS);
+
+	struct fd_state *pre = fdstate_new(FD_PRECONNECT, 0);
+	atomic_init(&pre->pre.options_set, 1u);
+	assert_int_equal(fdstate_set(300, (uintptr_t)pre), 0);
+	fdstate_note_option(300, 3);
+	assert_int_equal(fdstate_options_set(fdstate_peek(300)), 1u | 1u << 3);
+
+	struct fd_state *l = fdstate_new(FD_SIBLING_LISTENER, AF_INET);
+	atomic_init(&l->listener.options_set, 0u);
+	assert_int_equal(fdstate_set(300, (uintptr_t)l), 0);
+	fdstate_note_option(300, 5);
+	assert_int_equal(fdstate_options_set(fdstate_peek(300)), 1u << 5);
+
+	assert_int_equal(fdstate_set(300, (uintptr_t)fdstate_new(FD_REDIRECTED, AF_INET)), 0);
+	fdstate_note_option(300, 5); /* nothing to note on a connection */
+	assert_int_equal(fdstate_options_set(fdstate_peek(300)), FD_OPTIONS_UNKNOWN);
+	fdstate_note_option(301, 5); /* nor on a descriptor the shim knows nothing of */
+	assert_int_equal(fdstate_peek(301), 0);
+	fdstate_set(300, 0);
+}
+
 static void test_fdstate_threads(void **state)
 {
 	(void)state;
@@ -1559,6 +1622,7 @@ int main(void)
 		cmocka_unit_test(test_tcpopts_capture_v4),
 		cmocka_unit_test(test_tcpopts_capture_v6),
 		cmocka_unit_test(test_tcpopts_capture_getter),
+		cmocka_unit_test(test_tcpopts_capture_mask),
 		cmocka_unit_test(test_tcpopts_round_trips),
 		cmocka_unit_test(test_tcpopts_range_errors),
 		cmocka_unit_test(test_tcpopts_booleans),
@@ -1579,6 +1643,7 @@ int main(void)
 		cmocka_unit_test(test_fdstate_dup),
 		cmocka_unit_test(test_fdstate_clear_range),
 		cmocka_unit_test(test_fdstate_redirected),
+		cmocka_unit_test(test_fdstate_options_set),
 		cmocka_unit_test(test_fdstate_threads),
 		cmocka_unit_test(test_endpoint_from_sockaddr),
 		cmocka_unit_test(test_endpoint_short_no_overread),
