@@ -107,6 +107,6 @@ bench: $(BUILD)/libvmshim.so $(BUILD)/helperd $(BENCH_BIN)
 
 $(BUILD)/bench/%: bench/%.c
 	@mkdir -p $(@D)
-	$(CC) $(ALLFLAGS) $(LDSAN) -o $@ $<
+	$(CC) $(ALLFLAGS) -Itests/progs $(LDSAN) -o $@ $<
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

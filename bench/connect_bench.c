@@ -25,41 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+#include "progs.h" /* die, parse_addr: shared with the test programs */
 
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-	int saved = errno;
-
-	va_start(ap, fmt);
-	fprintf(stderr, "connect_bench: ");
-	vfprintf(stderr, fmt, ap);
-	fprintf(stderr, " (errno %d: %s)\n", saved, strerror(saved));
-	va_end(ap);
-	exit(1);
-}
-
-static socklen_t parse_addr(const char *host, int port, struct sockaddr_storage *ss)
-{
-	memset(ss, 0, sizeof(*ss));
-	if (strchr(host, ':')) {
-		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons((uint16_t)port);
-		if (inet_pton(AF_INET6, host, &in6->sin6_addr) != 1)
-			die("bad address %s", host);
-		return sizeof(*in6);
-	}
-	struct sockaddr_in *in = (struct sockaddr_in *)ss;
-	in->sin_family = AF_INET;
-	in->sin_port = htons((uint16_t)port);
-	if (inet_pton(AF_INET, host, &in->sin_addr) != 1)
-		die("bad address %s", host);
-	return sizeof(*in);
-}
-
-/* One connection; i only names it in errors. */
 static void one(const struct sockaddr_storage *ss, socklen_t len, int echo, long i)
 {
 	int fd = socket(ss->ss_family, SOCK_STREAM, 0);
