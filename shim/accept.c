@@ -86,7 +86,8 @@ static int accept_common(int fd, struct sockaddr *addr, socklen_t *len, int flag
 	/* A doorbell helperd does not know (expired, or helperd gone) is handed out as it is,
 	 * like a TCP client that gave up: the application reads EOF. */
 	uintptr_t listener = fdstate_peek(fd);
-	bool registered = fdstate_get(fd, FD_SIBLING_LISTENER) != NULL;
+	const struct fd_state *ls = fdstate_ptr(listener);
+	bool registered = ls && ls->kind == FD_SIBLING_LISTENER;
 	if (is_doorbell(&peer, peer_len, registered) &&
 	    claim(c, flags, peer.ss_family, fdstate_options_set(listener)) == 0) {
 		struct fd_state *st = fdstate_ptr(fdstate_peek(c));

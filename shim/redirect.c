@@ -117,7 +117,9 @@ static void copy_settings(int fd, int vs)
 		real.setsockopt(vs, SOL_SOCKET, SO_LINGER, &linger, len);
 }
 
-static struct fd_state *connection_state(int fd, int app_family, const struct vmshim_endpoint *dest,
+/* The state of fd once swapped; pre is fd's slot, which says which options were set. */
+static struct fd_state *connection_state(int fd, uintptr_t pre, int app_family,
+					 const struct vmshim_endpoint *dest,
 					 const struct vmshim_endpoint *local)
 {
 	struct fd_state *st = fdstate_new(FD_REDIRECTED, app_family);
@@ -126,7 +128,7 @@ static struct fd_state *connection_state(int fd, int app_family, const struct vm
 		return NULL;
 	st->conn.peer_len = endpoint_to_sockaddr(dest, app_family, &st->conn.peer);
 	st->conn.local_len = endpoint_to_sockaddr(local, app_family, &st->conn.local);
-	tcp_opts_start(&st->conn.opts, app_family, fd, fdstate_options_set(fdstate_peek(fd)));
+	tcp_opts_start(&st->conn.opts, app_family, fd, fdstate_options_set(pre));
 	return st;
 }
 
@@ -165,13 +167,13 @@ int redirect_connect(int fd, int app_family, const struct vmshim_endpoint *dest,
 	local.family = dest->family;
 	local.port = (uint16_t)port;
 	copy_settings(fd, vs);
-	st = connection_state(fd, app_family, dest, &local);
+	uintptr_t pre = fdstate_peek(fd);
+	st = connection_state(fd, pre, app_family, dest, &local);
 	if (!st) {
 		why = "out of memory";
 		goto fail;
 	}
 	int fdflags = real.fcntl(fd, F_GETFD);
-	uintptr_t pre = fdstate_peek(fd);
 	if (real.dup3(vs, fd, fdflags >= 0 && (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
 		why = "dup3 failed";
 		goto fail;
