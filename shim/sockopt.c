@@ -17,8 +17,7 @@ static int int_out(int value, void *val, socklen_t *len)
 		errno = EINVAL;
 		return -1;
 	}
-	*len = *len < sizeof(int) ? *len : sizeof(int);
-	memcpy(val, &value, *len);
+	tcp_opts_copy_out(&value, sizeof(value), val, len);
 	return 0;
 }
 

@@ -110,6 +110,12 @@ static void fake_tcp_info(struct tcp_info *info)
 	info->tcpi_rcv_space = 65483;
 }
 
+void tcp_opts_copy_out(const void *src, size_t size, void *val, socklen_t *len)
+{
+	*len = *len < size ? *len : (socklen_t)size;
+	memcpy(val, src, *len);
+}
+
 int tcp_opts_get(const struct tcp_opts *opts, int family, int level, int name, void *val,
 		 socklen_t *len)
 {
@@ -121,20 +127,17 @@ int tcp_opts_get(const struct tcp_opts *opts, int family, int level, int name, v
 		struct tcp_info info;
 
 		fake_tcp_info(&info);
-		*len = *len < sizeof(info) ? *len : sizeof(info);
-		memcpy(val, &info, *len);
+		tcp_opts_copy_out(&info, sizeof(info), val, len);
 		return 0;
 	}
 	if (level == IPPROTO_TCP && name == TCP_CONGESTION) {
-		*len = *len < sizeof(opts->congestion) ? *len : sizeof(opts->congestion);
-		memcpy(val, opts->congestion, *len);
+		tcp_opts_copy_out(opts->congestion, sizeof(opts->congestion), val, len);
 		return 0;
 	}
 	int i = lookup(family, level, name);
 	if (i < 0)
 		return -1;
-	*len = *len < sizeof(int) ? *len : sizeof(int);
-	memcpy(val, &opts->value[i], *len);
+	tcp_opts_copy_out(&opts->value[i], sizeof(int), val, len);
 	return 0;
 }
 

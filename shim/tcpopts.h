@@ -4,6 +4,7 @@
 #ifndef VMSHIM_TCPOPTS_H
 #define VMSHIM_TCPOPTS_H
 
+#include <stddef.h>
 #include <sys/socket.h>
 
 #define TCP_OPT_INTS 17
@@ -33,6 +34,10 @@ void tcp_opts_capture(struct tcp_opts *opts, int tcp_fd,
  * AF_INET6): the defaults, and from fd the options whose bit is in options_set
  * (tcpopts_start.c). */
 void tcp_opts_start(struct tcp_opts *opts, int family, int fd, unsigned options_set);
+
+/* Answers a getsockopt with size bytes at src, as the kernel does: truncated to *len, and
+ * *len set to what was copied. *len must not be negative. */
+void tcp_opts_copy_out(const void *src, size_t size, void *val, socklen_t *len);
 
 /* getsockopt/setsockopt as TCP would answer them on a socket of family AF_INET or AF_INET6:
  * 0, or -1 with errno. */
