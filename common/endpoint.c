@@ -56,6 +56,17 @@ socklen_t endpoint_to_sockaddr(const struct vmshim_endpoint *ep, int app_family,
 	return sizeof(*in6);
 }
 
+int endpoint_of_socket(int fd, int (*name)(int, struct sockaddr *, socklen_t *),
+		       struct vmshim_endpoint *ep)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (name(fd, (struct sockaddr *)&ss, &len) < 0)
+		return -1;
+	return endpoint_from_sockaddr((struct sockaddr *)&ss, len, ep);
+}
+
 bool endpoint_is_loopback(const struct vmshim_endpoint *ep)
 {
 	static const uint8_t v6_loopback[16] = {[15] = 1};

@@ -13,6 +13,7 @@
 #include "loop.h"
 #include "siblings.h"
 #include "vmshim/endpoint.h"
+#include "vmshim/table.h"
 
 #define PENDING_MAX 4096
 #define PENDING_MS 60000 /* a connection nobody accepts for this long is closed */
@@ -33,16 +34,6 @@ static struct pending *pending;
 static uint32_t key_of(const struct vmshim_endpoint *ep)
 {
 	return (uint32_t)ep->family << 16 | ep->port;
-}
-
-static int endpoint_of(int fd, int peer, struct vmshim_endpoint *ep)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-	int rc = peer ? getpeername(fd, (struct sockaddr *)&ss, &len)
-		      : getsockname(fd, (struct sockaddr *)&ss, &len);
-
-	return rc < 0 ? -1 : endpoint_from_sockaddr((struct sockaddr *)&ss, len, ep);
 }
 
 static bool same_endpoint(const struct vmshim_endpoint *a, const struct vmshim_endpoint *b)
@@ -122,7 +113,7 @@ void doorbell_ring(int vs, const struct sockaddr_storage *target, socklen_t targ
 		goto fail;
 	}
 	p = calloc(1, sizeof(*p));
-	if (!p || endpoint_of(s, 0, &p->bell_local) < 0 ||
+	if (!p || endpoint_of_socket(s, getsockname, &p->bell_local) < 0 ||
 	    endpoint_from_sockaddr((const struct sockaddr *)target, target_len, &p->bell_peer) < 0)
 		goto fail;
 	p->w = (struct watch){.fd = s, .on_event = on_bell, .owner = p};
@@ -130,7 +121,7 @@ void doorbell_ring(int vs, const struct sockaddr_storage *target, socklen_t targ
 	p->vs = vs;
 	p->show_peer = *show_peer;
 	p->show_local = *show_local;
-	p->deadline_ms = helperd_now_ms() + PENDING_MS;
+	p->deadline_ms = vmshim_now_ms() + PENDING_MS;
 	if (loop_add(&p->w, EPOLLOUT | EPOLLRDHUP) < 0)
 		goto fail;
 	HASH_ADD(hh, pending, key, sizeof(p->key), p);
@@ -147,7 +138,8 @@ int doorbell_claim(int app_fd, struct vmshim_reply *reply, int *vs)
 	struct vmshim_endpoint app_local, app_peer;
 	struct pending *p;
 
-	if (endpoint_of(app_fd, 1, &app_peer) < 0 || endpoint_of(app_fd, 0, &app_local) < 0)
+	if (endpoint_of_socket(app_fd, getpeername, &app_peer) < 0 ||
+	    endpoint_of_socket(app_fd, getsockname, &app_local) < 0)
 		return ENOENT;
 	uint32_t key = key_of(&app_peer);
 	HASH_FIND(hh, pending, &key, sizeof(key), p);

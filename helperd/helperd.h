@@ -22,7 +22,4 @@ static inline const struct policy_peer *helperd_self(void)
 	return helperd.self >= 0 ? &helperd.policy->peers[helperd.self] : NULL;
 }
 
-/* CLOCK_MONOTONIC_COARSE in milliseconds: the clock the table's heartbeat uses. */
-int64_t helperd_now_ms(void);
-
 #endif

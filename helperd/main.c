@@ -155,7 +155,7 @@ static void on_tick(struct watch *w, uint32_t events)
 		return;
 	publish_heartbeat();
 	siblings_sweep();
-	doorbell_expire(helperd_now_ms());
+	doorbell_expire(vmshim_now_ms());
 }
 
 /* The run directory holds the table and the control socket: it must be ours alone to

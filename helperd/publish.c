@@ -99,7 +99,7 @@ static int create_file(const char *rundir, const void *body, uint32_t size)
 	hdr->magic = VMSHIM_TABLE_MAGIC;
 	hdr->version = VMSHIM_TABLE_VERSION;
 	hdr->capacity = cap;
-	atomic_store(&hdr->heartbeat_ms, (uint64_t)helperd_now_ms());
+	atomic_store(&hdr->heartbeat_ms, (uint64_t)vmshim_now_ms());
 	write_body(hdr, body, size);
 	atomic_store(&hdr->state, VMSHIM_TABLE_LIVE);
 
@@ -136,7 +136,7 @@ int publish_table(const char *rundir, const void *body, uint32_t size)
 void publish_heartbeat(void)
 {
 	if (table.hdr)
-		atomic_store_explicit(&table.hdr->heartbeat_ms, (uint64_t)helperd_now_ms(),
+		atomic_store_explicit(&table.hdr->heartbeat_ms, (uint64_t)vmshim_now_ms(),
 				      memory_order_release);
 }
 

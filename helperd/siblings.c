@@ -69,8 +69,6 @@ static bool exposed(uint16_t port)
 
 int siblings_register(int fd)
 {
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
 	struct vmshim_endpoint ep;
 	struct stat st;
 	int domain = int_option(fd, SOL_SOCKET, SO_DOMAIN);
@@ -78,8 +76,7 @@ int siblings_register(int fd)
 	if (int_option(fd, SOL_SOCKET, SO_ACCEPTCONN) != 1 ||
 	    int_option(fd, SOL_SOCKET, SO_PROTOCOL) != IPPROTO_TCP ||
 	    (domain != AF_INET && domain != AF_INET6) ||
-	    getsockname(fd, (struct sockaddr *)&ss, &len) < 0 ||
-	    endpoint_from_sockaddr((struct sockaddr *)&ss, len, &ep) < 0 || fstat(fd, &st) < 0)
+	    endpoint_of_socket(fd, getsockname, &ep) < 0 || fstat(fd, &st) < 0)
 		return EINVAL;
 	if (endpoint_is_loopback(&ep) || !exposed(ep.port))
 		return EPERM;

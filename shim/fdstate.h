@@ -35,7 +35,7 @@ struct epoll_reg {
 struct fd_state {
 	atomic_int refs;
 	enum fd_kind kind;
-	int family; /* the application's socket family, AF_INET or AF_INET6 */
+	int family; /* FD_REDIRECTED: the application's socket family, AF_INET or AF_INET6 */
 	union {
 		struct { /* FD_PRECONNECT */
 			pthread_mutex_t lock;

@@ -10,21 +10,17 @@
 #include "vmshim/endpoint.h"
 #include "table_client.h"
 
-/* The listener's family and TCP port if it is a TCP socket bound where siblings may reach
- * it: never loopback, and only ports this guest's policy exposes. */
-static int exposable(int fd, int *family, uint16_t *port)
+/* The listener's TCP port if it is a TCP socket bound where siblings may reach it: never
+ * loopback, and only ports this guest's policy exposes. */
+static int exposable(int fd, uint16_t *port)
 {
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
 	struct vmshim_endpoint ep;
 	int protocol = 0;
 	socklen_t plen = sizeof(protocol);
 
 	if (real.getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &protocol, &plen) < 0 ||
-	    protocol != IPPROTO_TCP || real.getsockname(fd, (struct sockaddr *)&ss, &len) < 0 ||
-	    endpoint_from_sockaddr((struct sockaddr *)&ss, len, &ep) < 0)
+	    protocol != IPPROTO_TCP || endpoint_of_socket(fd, real.getsockname, &ep) < 0)
 		return 0;
-	*family = ss.ss_family;
 	*port = ep.port;
 	if (endpoint_is_loopback(&ep)) {
 		shim_debug("fd %d: listener on loopback port %u stays private", fd, ep.port);
@@ -37,7 +33,6 @@ HOOK int listen(int fd, int backlog)
 {
 	shim_init();
 	int rc = real.listen(fd, backlog);
-	int family;
 	uint16_t port;
 
 	if (rc < 0 || shim_config.disabled || fdstate_get(fd, FD_SIBLING_LISTENER))
@@ -45,12 +40,12 @@ HOOK int listen(int fd, int backlog)
 	int saved = errno;
 	unsigned options_set = fdstate_options_set(fdstate_peek(fd));
 	fdstate_set(fd, 0); /* a listener is never swapped: forget the fresh-TCP mark */
-	if (exposable(fd, &family, &port)) {
+	if (exposable(fd, &port)) {
 		struct vmshim_reply reply;
 		int none;
 		struct fd_state *st;
 		if (helperd_call(VMSHIM_REQ_REGISTER, port, fd, &reply, &none) == 0 &&
-		    reply.status == 0 && (st = fdstate_new(FD_SIBLING_LISTENER, family))) {
+		    reply.status == 0 && (st = fdstate_new(FD_SIBLING_LISTENER, 0))) {
 			st->listener.port = port;
 			atomic_init(&st->listener.options_set, options_set);
 			fdstate_set(fd, (uintptr_t)st);

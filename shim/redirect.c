@@ -53,12 +53,9 @@ static int is_fresh_tcp(int fd)
 static int bind_source(int vs, int fd, const struct vmshim_route *route,
 		       struct vmshim_endpoint *local)
 {
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
 	int fixed = 0;
 
-	if (real.getsockname(fd, (struct sockaddr *)&ss, &len) == 0 &&
-	    endpoint_from_sockaddr((struct sockaddr *)&ss, len, local) == 0 && local->port)
+	if (endpoint_of_socket(fd, real.getsockname, local) == 0 && local->port)
 		fixed = local->port;
 	for (int i = 0; i < (fixed ? 1 : BIND_TRIES); i++) {
 		uint16_t port = fixed ? (uint16_t)fixed : random_ephemeral_port();

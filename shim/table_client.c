@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "shim.h"
@@ -20,15 +19,6 @@ static _Atomic ino_t mapped_ino;
 static _Atomic int64_t next_open_ms;
 /* Held only while looking for a table file, never on a lookup in a usable one. */
 static pthread_mutex_t map_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	/* The coarse clock is read from the vDSO: no system call. */
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Maps the table file unless it is the one already mapped. */
 static void map_table(void)
@@ -74,7 +64,7 @@ static int usable(const struct vmshim_table_header *hdr, int64_t now)
 static const struct vmshim_table_header *live_table(void)
 {
 	const struct vmshim_table_header *hdr = atomic_load_explicit(&mapped, memory_order_acquire);
-	int64_t now = now_ms();
+	int64_t now = vmshim_now_ms();
 
 	if (usable(hdr, now))
 		return hdr;

@@ -15,6 +15,11 @@ int endpoint_from_sockaddr(const struct sockaddr *sa, socklen_t len, struct vmsh
 socklen_t endpoint_to_sockaddr(const struct vmshim_endpoint *ep, int app_family,
 			       struct sockaddr_storage *out);
 
+/* The endpoint a name call (getsockname or getpeername, or the shim's real ones) gives for
+ * socket fd. Returns -1 when the call fails or the socket is not TCP/IP. */
+int endpoint_of_socket(int fd, int (*name)(int, struct sockaddr *, socklen_t *),
+		       struct vmshim_endpoint *ep);
+
 bool endpoint_is_loopback(const struct vmshim_endpoint *ep);
 
 /* Copies an address out as the kernel does: truncated to *len, *len set to its full size. */

@@ -7,6 +7,7 @@
 #define VMSHIM_TABLE_H
 
 #include <stdint.h>
+#include <time.h>
 
 #define VMSHIM_TABLE_FILE "table"
 #define VMSHIM_TABLE_MAGIC 0x314d5356u /* "VSM1" */
@@ -15,6 +16,16 @@
 #define VMSHIM_HEARTBEAT_MS 1000u
 #define VMSHIM_TABLE_STALE_MS 5000u /* five beats missed: helperd is gone */
 #define VMSHIM_NO_SELF UINT32_MAX
+
+/* The clock of the heartbeat, the same for helperd and every shim: CLOCK_MONOTONIC_COARSE
+ * in milliseconds. The coarse clock is read from the vDSO, without a system call. */
+static inline int64_t vmshim_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 enum vmshim_table_state {
 	VMSHIM_TABLE_LIVE = 1,
@@ -29,7 +40,7 @@ struct vmshim_table_header {
 	_Atomic uint32_t state;
 	_Atomic uint32_t seq; /* odd while helperd rewrites the body */
 	uint32_t reserved;
-	_Atomic uint64_t heartbeat_ms; /* helperd's CLOCK_MONOTONIC_COARSE */
+	_Atomic uint64_t heartbeat_ms; /* vmshim_now_ms() of helperd's last beat */
 };
 
 /* The body: this struct, then the arrays it points at by offset. Numbers in host order. */
