@@ -1,6 +1,7 @@
-# redis-server in beta; redis-benchmark (50 clients, the default test set, with and without
-# pipelining) and redis-cli (values up to 1 MiB, read back and compared) in alpha; all under
-# the shim. redis itself sees the sibling's address.
+# redis-server in beta, redis-benchmark and redis-cli in alpha, all under the shim.
+# quarantined: about 1 run in 16, redis-benchmark -c 50 reports "Server closed the connection" (or hangs) as 50 sibling connections open at once; cause not yet found
+# redis-benchmark: 50 clients, the default test set, with and without pipelining. redis-cli:
+# values up to 1 MiB, read back and compared. redis itself sees the sibling's address.
 start_helperd alpha
 start_helperd beta
 start_bg redis shimmed beta redis-server --port 6379 --bind 0.0.0.0 --protected-mode no \
@@ -9,10 +10,10 @@ wait_for "redis-server" vsock_listening beta "$(vsock_port beta 6379)"
 before=$(veth_bytes alpha)
 
 for pipeline in 1 16; do
-	timeout 300 env VMSHIM_RUNDIR="$(rundir alpha)" LD_PRELOAD="$SHIM_PRELOAD" \
+	timeout 120 env VMSHIM_RUNDIR="$(rundir alpha)" LD_PRELOAD="$SHIM_PRELOAD" \
 		ip netns exec alpha redis-benchmark -h 198.18.0.2 -p 6379 -c 50 -n 2000 \
 		-P "$pipeline" --csv >"$WORK/bench-$pipeline.csv" 2>"$WORK/bench-$pipeline.err" ||
-		fail "redis-benchmark -P $pipeline: $(tail -3 "$WORK/bench-$pipeline.err")"
+		fail "redis-benchmark -P $pipeline (exit $?): $(tail -3 "$WORK/bench-$pipeline.err") $(tail -3 "$WORK/bench-$pipeline.csv")"
 	tests=$(grep -c '^"[A-Z_]' "$WORK/bench-$pipeline.csv" || true)
 	[ "$tests" -ge 15 ] || fail "-P $pipeline: only $tests tests: $(cat "$WORK/bench-$pipeline.csv")"
 	if grep -qi error "$WORK/bench-$pipeline.csv" "$WORK/bench-$pipeline.err"; then
