@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "shim.h"
+#include "source_port.h"
 #include "table_client.h"
 #include "vmshim/proto.h"
 
@@ -70,6 +71,7 @@ static void init_once_fn(void)
 		rundir = VMSHIM_DEFAULT_RUNDIR;
 	strcpy(shim_config.rundir, rundir);
 	pthread_atfork(NULL, NULL, table_client_after_fork);
+	pthread_atfork(NULL, NULL, source_port_after_fork);
 	atomic_store_explicit(&shim_ready, true, memory_order_release);
 }
 

@@ -8,35 +8,18 @@
 #include <netinet/tcp.h>
 #include <string.h>
 #include <sys/time.h>
-#include <time.h>
 
 #include "epoll_replay.h"
 #include "fdstate.h"
 #include "redirect.h"
 #include "shim.h"
+#include "source_port.h"
 #include "vmshim/endpoint.h"
 
-#define EPHEMERAL_FIRST 32768
-#define EPHEMERAL_COUNT (61000 - EPHEMERAL_FIRST)
 #define BIND_TRIES 16
 
 /* SOL_SOCKET options that vsock honours too; the application may have set them already. */
 static const int inherited_options[] = {SO_KEEPALIVE, SO_RCVTIMEO, SO_SNDTIMEO, SO_PRIORITY};
-
-static uint16_t random_ephemeral_port(void)
-{
-	static _Thread_local uint32_t x;
-
-	if (!x) {
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		x = (uint32_t)ts.tv_nsec ^ (uint32_t)(uintptr_t)&ts ^ 0x9e3779b9u;
-	}
-	x ^= x << 13;
-	x ^= x >> 17;
-	x ^= x << 5;
-	return (uint16_t)(EPHEMERAL_FIRST + x % EPHEMERAL_COUNT);
-}
 
 /* A fresh, unconnected TCP socket: the only kind we redirect. */
 static int is_fresh_tcp(int fd)
@@ -58,7 +41,7 @@ static int bind_source(int vs, int fd, const struct vmshim_route *route,
 	if (endpoint_of_socket(fd, real.getsockname, local) == 0 && local->port)
 		fixed = local->port;
 	for (int i = 0; i < (fixed ? 1 : BIND_TRIES); i++) {
-		uint16_t port = fixed ? (uint16_t)fixed : random_ephemeral_port();
+		uint16_t port = fixed ? (uint16_t)fixed : source_port_next();
 		struct sockaddr_vm svm = {
 			.svm_family = AF_VSOCK,
 			.svm_cid = VMADDR_CID_ANY,

@@ -1,5 +1,6 @@
 /* Unit tests of shim pieces that work without the hooks: the TCP option store (shim/tcpopts.c),
- * the descriptor table (shim/fdstate.c) and the endpoint helpers (common/endpoint.c).
+ * the descriptor table (shim/fdstate.c), the local port sequence (shim/source_port.c) and the
+ * endpoint helpers (common/endpoint.c).
  *
  * The test links shim/init.o for `real` but never calls shim_init_slow(): without the hooks
  * in the executable, init.o's references to socket(), connect()... resolve to libc itself,
@@ -32,6 +33,7 @@
 
 #include "fdstate.h"
 #include "shim.h"
+#include "source_port.h"
 #include "tcpopts.h"
 #include "vmshim/endpoint.h"
 
@@ -1565,6 +1567,34 @@ static void test_endpoint_is_loopback(void **state)
 	assert_false(endpoint_is_loopback(&raw));
 }
 
+/* vsock has no TIME_WAIT: a port must not come back before every other one has been used,
+ * and a forked child must not walk its parent's sequence. */
+static void test_source_port_round(void **state)
+{
+	(void)state;
+	enum { FIRST = 32768, COUNT = 61000 - 32768 };
+	static bool seen[COUNT];
+	uint16_t first = source_port_next();
+
+	for (int i = 0; i < COUNT; i++) {
+		uint16_t p = i ? source_port_next() : first;
+		assert_in_range(p, FIRST, FIRST + COUNT - 1);
+		assert_false(seen[p - FIRST]);
+		seen[p - FIRST] = true;
+	}
+	assert_int_equal(source_port_next(), first); /* a whole round, then the same order */
+
+	/* After a fork the start is chosen again: eight children starting where the parent
+	 * goes on would be a (1/28232)^8 chance. */
+	int same = 0;
+	for (int i = 0; i < 8; i++) {
+		uint16_t parent_next = source_port_next();
+		source_port_after_fork();
+		same += source_port_next() == parent_next + 1;
+	}
+	assert_int_not_equal(same, 8);
+}
+
 static void test_copy_sockaddr_out(void **state)
 {
 	(void)state;
@@ -1650,6 +1680,7 @@ int main(void)
 		cmocka_unit_test(test_endpoint_to_sockaddr),
 		cmocka_unit_test(test_endpoint_is_loopback),
 		cmocka_unit_test(test_copy_sockaddr_out),
+		cmocka_unit_test(test_source_port_round),
 	};
 	return cmocka_run_group_tests_name("shim_parts", tests, setup_real, NULL);
 }

@@ -1,5 +1,4 @@
 # redis-server in beta, redis-benchmark and redis-cli in alpha, all under the shim.
-# quarantined: about 1 run in 16, redis-benchmark -c 50 reports "Server closed the connection" (or hangs) as 50 sibling connections open at once; cause not yet found
 # redis-benchmark: 50 clients, the default test set, with and without pipelining. redis-cli:
 # values up to 1 MiB, read back and compared. redis itself sees the sibling's address.
 start_helperd alpha
