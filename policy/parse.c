@@ -321,6 +321,26 @@ static int st_connect_timeout(struct parser *ps)
 	return 0;
 }
 
+static int st_liveness(struct parser *ps)
+{
+	struct policy_build *b = ps->b;
+	char q[80];
+	uint64_t v;
+
+	if (before_peers(ps, "liveness-timeout") < 0)
+		return -1;
+	if (b->liveness_line)
+		return fail(ps, "liveness-timeout given twice (first at line %u)", b->liveness_line);
+	if (policy_parse_number(ps->args[0], &v) < 0)
+		return fail(ps, "liveness-timeout %s is not a number", quote(ps->args[0], q));
+	if (v < 300 || v > 600000)
+		return fail(ps, "liveness-timeout %s is out of range 300..600000 ms",
+			    quote(ps->args[0], q));
+	b->pol->liveness_ms = (uint32_t)v;
+	b->liveness_line = ps->line;
+	return 0;
+}
+
 static int grow_peers(struct parser *ps)
 {
 	struct policy_build *b = ps->b;
@@ -374,7 +394,8 @@ static int st_peer(struct parser *ps)
 	return 0;
 }
 
-/* The number argument of a statement that peer's block has at most once (cid, vsock-base),
+/* The number argument of a statement that peer's block has at most once (cid, vsock-base,
+ * control-port),
  * whose line is kept in *line. 0, or -1 once the error is reported. */
 static int once_per_peer(struct parser *ps, const char *keyword, const struct policy_peer *peer,
 			 unsigned *line, uint64_t *v)
@@ -430,6 +451,22 @@ static int st_vsock_base(struct parser *ps)
 			    quote(ps->args[0], q), VMSHIM_PORT_BLOCK, POLICY_VSOCK_MAX_END,
 			    POLICY_VSOCK_MAX_END - (VMSHIM_PORT_BLOCK - 1));
 	peer->vsock_base = (uint32_t)v;
+	return 0;
+}
+
+static int st_control_port(struct parser *ps)
+{
+	struct policy_peer *peer = in_block(ps, "control-port");
+	uint64_t v;
+	char q[80];
+
+	if (!peer ||
+	    once_per_peer(ps, "control-port", peer, &current_state(ps)->control_line, &v) < 0)
+		return -1;
+	if (v < 1024 || v > POLICY_VSOCK_MAX_END)
+		return fail(ps, "control-port %s is out of range 1024..%u", quote(ps->args[0], q),
+			    POLICY_VSOCK_MAX_END);
+	peer->control_port = (uint32_t)v;
 	return 0;
 }
 
@@ -491,6 +528,8 @@ static const struct statement statements[] = {
 	{ "cid", "cid N", NULL, st_cid },
 	{ "address", "address A[/LEN]...", "address", st_address },
 	{ "vsock-base", "vsock-base N", NULL, st_vsock_base },
+	{ "control-port", "control-port N", NULL, st_control_port },
+	{ "liveness-timeout", "liveness-timeout MS", NULL, st_liveness },
 };
 
 /* --- lines ----------------------------------------------------------------------------- */
@@ -575,6 +614,7 @@ int policy_load(const char *path, struct policy **out, char *err, size_t errlen)
 	}
 	b.pol->self = -1;
 	b.pol->connect_timeout_ms = POLICY_DEFAULT_CONNECT_TIMEOUT_MS;
+	b.pol->liveness_ms = POLICY_DEFAULT_LIVENESS_MS;
 
 	errno = 0;
 	while ((n = getline(&line, &cap, f)) != -1) {

@@ -10,6 +10,7 @@
 #define POLICY_LINE_MAX 65536
 #define POLICY_DEFAULT_VSOCK_BASE 1048576u
 #define POLICY_DEFAULT_CONNECT_TIMEOUT_MS 1000u
+#define POLICY_DEFAULT_LIVENESS_MS 3000u
 #define POLICY_PORT_WORDS (65536 / 64)
 
 struct policy_prefix {
@@ -28,6 +29,8 @@ struct policy_peer {
 	unsigned line; /* of its `peer` statement */
 	uint32_t cid;
 	uint32_t vsock_base;
+	uint32_t control_port; /* vsock port of its helperd, for the other helperds */
+	/* The addresses it may own; none: whatever it claims that no other peer owns. */
 	struct policy_prefix *prefixes;
 	size_t n_prefixes;
 	/* The first single address of each family stands for the peer; NULL if none. */
@@ -40,6 +43,7 @@ struct policy {
 	size_t n_peers;
 	int self; /* index into peers, or -1 when the file has no `self` */
 	uint32_t connect_timeout_ms;
+	uint32_t liveness_ms; /* a peer silent this long is taken as gone */
 };
 
 /* Parses and validates a whole file. On success returns 0 and *out; on failure returns -1,

@@ -15,6 +15,7 @@
 struct policy_peer_state {
 	unsigned cid_line;  /* 0 while the block has no `cid` */
 	unsigned base_line; /* 0 while the block has no `vsock-base` */
+	unsigned control_line; /* 0 while the block has no `control-port` */
 	int has_rules;      /* the block has an allow or deny of its own */
 	struct policy_ports allow, deny;
 };
@@ -32,6 +33,7 @@ struct policy_build {
 	char self_name[POLICY_NAME_MAX + 1];
 	unsigned self_line;    /* 0: no `self` */
 	unsigned timeout_line; /* 0: no `connect-timeout` */
+	unsigned liveness_line; /* 0: no `liveness-timeout` */
 };
 
 /* Parses a decimal or 0x-hexadecimal number with nothing around it. Returns 0, or -1 if s is

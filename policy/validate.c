@@ -59,8 +59,6 @@ static void check_peers(const struct policy_build *b, struct check *c)
 		const struct policy_peer *peer = &b->pol->peers[i];
 		if (!b->state[i].cid_line)
 			report(c, peer->line, "peer %s has no cid", peer->name);
-		if (peer->n_prefixes == 0)
-			report(c, peer->line, "peer %s has no address", peer->name);
 		for (size_t f = 0; f < 2; f++) {
 			const struct policy_prefix *any = first_of(peer, families[f], 0);
 			if (any && !first_of(peer, families[f], 1))
@@ -185,6 +183,43 @@ static int check_blocks(const struct policy_build *b, struct check *c)
 	return 0;
 }
 
+static uint32_t control_port_of(const struct policy_build *b, size_t i)
+{
+	const struct policy_peer *p = &b->pol->peers[i];
+
+	return b->state[i].control_line ? p->control_port : p->vsock_base + VMSHIM_CONTROL_OFFSET;
+}
+
+/* A control port given by hand must not be another's, nor inside a block of its CID. */
+static void check_control_ports(const struct policy_build *b, struct check *c)
+{
+	const struct policy *pol = b->pol;
+
+	for (size_t i = 0; i < pol->n_peers; i++) {
+		const struct policy_peer_state *st = &b->state[i];
+		uint32_t port = control_port_of(b, i);
+
+		if (!st->control_line)
+			continue;
+		for (size_t j = 0; j < pol->n_peers; j++) {
+			const struct policy_peer *q = &pol->peers[j];
+			if (q->cid != pol->peers[i].cid)
+				continue;
+			if (j < i && port == control_port_of(b, j))
+				report(c, st->control_line,
+				       "control-port %u of peer %s is also the control port of "
+				       "peer %s (line %u), which has the same cid",
+				       port, pol->peers[i].name, q->name, q->line);
+			else if (port >= q->vsock_base && port - q->vsock_base < VMSHIM_PORT_BLOCK)
+				report(c, st->control_line,
+				       "control-port %u of peer %s lies in the vsock ports %u..%u "
+				       "of peer %s, which has the same cid",
+				       port, pol->peers[i].name, q->vsock_base,
+				       q->vsock_base + VMSHIM_PORT_BLOCK - 1, q->name);
+		}
+	}
+}
+
 static void finish(struct policy_build *b)
 {
 	struct policy *pol = b->pol;
@@ -197,6 +232,7 @@ static void finish(struct policy_build *b)
 
 		for (size_t w = 0; w < POLICY_PORT_WORDS; w++)
 			peer->ports.allowed[w] = allow->allowed[w] & ~deny->allowed[w];
+		peer->control_port = control_port_of(b, i);
 		peer->addr4 = first_of(peer, AF_INET, 1);
 		peer->addr6 = first_of(peer, AF_INET6, 1);
 	}
@@ -208,6 +244,7 @@ int policy_validate(struct policy_build *b, char *err, size_t errlen)
 	int self = -1;
 
 	check_peers(b, &c);
+	check_control_ports(b, &c);
 	if (check_overlaps(b, &c) < 0 || check_blocks(b, &c) < 0) {
 		policy_error(err, errlen, b->path, 0, "out of memory");
 		return -1;

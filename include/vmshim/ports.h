@@ -1,13 +1,16 @@
 /* Each peer owns a block of vsock ports (policy/FORMAT.md, "vsock ports"):
  *   base + P            its IPv4 TCP port P, where siblings connect
  *   base + 65536 + P    its IPv6 TCP port P
- *   base + 131072 + P   the source of a connection it makes from TCP port P */
+ *   base + 131072 + P   the source of a connection it makes from TCP port P
+ *   base + 131072       (TCP port 0, never a connection's) its helperd's control port,
+ *                       unless the policy gives another */
 #ifndef VMSHIM_PORTS_H
 #define VMSHIM_PORTS_H
 
 #include <stdint.h>
 
 #define VMSHIM_PORT_BLOCK 196608u
+#define VMSHIM_CONTROL_OFFSET 131072u
 #define VMSHIM_V6_OFFSET 65536u
 #define VMSHIM_SOURCE_OFFSET 131072u
 

@@ -307,6 +307,19 @@ static void test_timeout_min(void **state)
 	policy_free(pol);
 }
 
+static void test_cid_only(void **state)
+{
+	(void)state;
+	struct policy *pol = load_valid("cid_only.policy");
+	assert_int_equal(pol->liveness_ms, 900);
+	assert_int_equal(pol->n_peers, 2);
+	assert_int_equal(pol->peers[0].n_prefixes, 0);
+	assert_null(pol->peers[0].addr4);
+	assert_int_equal(pol->peers[0].control_port, POLICY_DEFAULT_VSOCK_BASE + 131072);
+	assert_int_equal(pol->peers[1].control_port, 5000);
+	policy_free(pol);
+}
+
 static void test_first_single_address(void **state)
 {
 	(void)state;
@@ -421,7 +434,13 @@ static const struct invalid_case invalid_cases[] = {
 	{ "overlap_first_in_file", 4, "198.18.0.1 overlaps 198.18.0.0/16 of peer alpha (line 3)" },
 	{ "no_single4", 4, "peer beta owns IPv4 prefix 198.18.2.0/24 (line 6) but no single IPv4 address" },
 	{ "no_single6", 1, "no single IPv6 address" },
-	{ "no_address", 1, "peer alpha has no address" },
+	{ "control_port_low", 3, "control-port '1023' is out of range 1024..4294967294" },
+	{ "control_port_twice", 4, "control-port given twice for peer alpha (first at line 3)" },
+	{ "control_port_shared", 7, "control-port 5000 of peer beta is also the control port of peer alpha (line 1), which has the same cid" },
+	{ "control_port_in_block", 6, "control-port 1048580 of peer beta lies in the vsock ports 1048576..1245183 of peer alpha, which has the same cid" },
+	{ "liveness_low", 1, "liveness-timeout '299' is out of range 300..600000" },
+	{ "liveness_high", 1, "liveness-timeout '600001' is out of range 300..600000" },
+	{ "liveness_twice", 2, "liveness-timeout given twice (first at line 1)" },
 	{ "port_zero", 1, "port '0' is out of range 1..65535" },
 	{ "port_big", 1, "port '65536' is out of range 1..65535" },
 	{ "port_range_big", 2, "port '65536' in '1-65536' is out of range" },
@@ -698,6 +717,7 @@ int main(void)
 		cmocka_unit_test(test_global_vs_peer_ports),
 		cmocka_unit_test(test_no_allow_means_nothing),
 		cmocka_unit_test(test_timeout_min),
+		cmocka_unit_test(test_cid_only),
 		cmocka_unit_test(test_first_single_address),
 		cmocka_unit_test(test_self_names_later_peer),
 		cmocka_unit_test(test_example_policy),
