@@ -41,8 +41,8 @@ HELPERD_LIB = $(filter-out $(BUILD)/obj/helperd/main.o,$(HELPERD_OBJ))
 UNIT_BIN = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 PROG_BIN = $(patsubst tests/progs/%.c,$(BUILD)/progs/%,$(PROG_SRC))
 
-.PHONY: all check-unit install clean
-all: $(BUILD)/libvmshim.so $(BUILD)/helperd $(UNIT_BIN) $(PROG_BIN)
+.PHONY: all check-unit install clean fuzz
+all: $(BUILD)/libvmshim.so $(BUILD)/helperd $(BUILD)/vmshimctl $(UNIT_BIN) $(PROG_BIN)
 
 $(BUILD)/obj/shim/%.o: shim/%.c
 	@mkdir -p $(@D)
@@ -69,6 +69,29 @@ $(BUILD)/libvmshim.so: $(SHIM_OBJ) $(COMMON_OBJ) $(BUILD)/obj/policy/table_looku
 $(BUILD)/helperd: $(HELPERD_OBJ) $(POLICY_OBJ) $(COMMON_OBJ)
 	$(CC) $(LDSAN) -o $@ $^
 
+$(BUILD)/vmshimctl: helperd/ctl/vmshimctl.c
+	$(CC) $(ALLFLAGS) $(LDSAN) -o $@ $<
+
+# libFuzzer targets (clang): tests/fuzz/fuzz_NAME.c against the code it names, with the kept
+# corpus in tests/fuzz/corpus/NAME. `make fuzz FUZZ_SECONDS=N` runs each for N seconds.
+FUZZ_SECONDS ?= 20
+FUZZ_SRC = $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN = $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
+FUZZ_FLAGS = -std=gnu11 -D_GNU_SOURCE -Iinclude -Ipolicy -g -O1 \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+
+build-fuzz/fuzz_peerproto: tests/fuzz/fuzz_peerproto.c common/peerproto.c
+	@mkdir -p $(@D)
+	clang $(FUZZ_FLAGS) -o $@ $^
+
+fuzz: $(FUZZ_BIN)
+	@set -e; for f in $(FUZZ_BIN); do n=$${f#build-fuzz/fuzz_}; \
+		mkdir -p tests/fuzz/corpus/$$n build-fuzz/corpus-$$n; \
+		echo "== $$f for $(FUZZ_SECONDS) s"; \
+		$$f -max_total_time=$(FUZZ_SECONDS) -max_len=20000 -print_final_stats=1 \
+			build-fuzz/corpus-$$n tests/fuzz/corpus/$$n 2>&1 | tail -n 12; \
+	done
+
 $(BUILD)/tests/%: tests/unit/%.c $(HELPERD_LIB) $(POLICY_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(ALLFLAGS) -Ihelperd -Ishim -DFIXTURES='"tests/unit/fixtures"' $(LDSAN) -o $@ $^ -lcmocka $(TEST_LIBS)
@@ -89,16 +112,17 @@ $(BUILD)/progs/raw_static: tests/progs/raw_static.c
 check-unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
-install: $(BUILD)/libvmshim.so $(BUILD)/helperd
-	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/sbin \
+install: $(BUILD)/libvmshim.so $(BUILD)/helperd $(BUILD)/vmshimctl
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin \
 		$(DESTDIR)$(PREFIX)/share/vmshim $(DESTDIR)$(PREFIX)/lib/systemd/system
 	install -m 0644 $(BUILD)/libvmshim.so $(DESTDIR)$(PREFIX)/lib/libvmshim.so
 	install -m 0755 $(BUILD)/helperd $(DESTDIR)$(PREFIX)/sbin/helperd
+	install -m 0755 $(BUILD)/vmshimctl $(DESTDIR)$(PREFIX)/bin/vmshimctl
 	install -m 0644 policy/example.policy $(DESTDIR)$(PREFIX)/share/vmshim/example.policy
 	sed 's|@PREFIX@|$(PREFIX)|g' helperd/helperd.service.in > $(DESTDIR)$(PREFIX)/lib/systemd/system/vmshim-helperd.service
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 # bench: builds the benchmark programs in bench/ (and the shim, helperd); bench/run measures.
 BENCH_BIN = $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))

@@ -2,6 +2,7 @@
  * socket carries that socket, and helperd believes only what it sees of it. One request per
  * connection; anything malformed is logged and dropped without an answer. */
 #include <errno.h>
+#include <stdbool.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include "log.h"
 #include "loop.h"
 #include "siblings.h"
+#include "status.h"
 #include "vmshim/fdpass.h"
 #include "vmshim/proto.h"
 
@@ -36,6 +38,16 @@ static void close_conn(struct conn *c)
 	close(c->w.fd);
 }
 
+static void answer_status(int sock, bool json)
+{
+	size_t len;
+	char *text = status_render(json, &len);
+
+	if (!text || send(sock, text, len, MSG_NOSIGNAL) < 0)
+		log_warn("control: cannot answer a status request: %m");
+	free(text);
+}
+
 static void handle(int sock, const struct vmshim_request *req, int fd)
 {
 	struct vmshim_reply reply = {.magic = VMSHIM_PROTO_MAGIC};
@@ -51,6 +63,9 @@ static void handle(int sock, const struct vmshim_request *req, int fd)
 	case VMSHIM_REQ_CLOSED:
 		siblings_sweep();
 		return; /* no answer expected */
+	case VMSHIM_REQ_STATUS:
+		answer_status(sock, req->port == 1);
+		return;
 	}
 	if (fdpass_send(sock, &reply, sizeof(reply), vs) < 0)
 		log_warn("control: cannot answer: %m");
@@ -71,8 +86,8 @@ static void on_conn(struct watch *w, uint32_t events)
 	if (n == 0) {
 		/* the client went away without asking */
 	} else if (n != (ssize_t)sizeof(req) || req.magic != VMSHIM_PROTO_MAGIC ||
-		   req.type < VMSHIM_REQ_REGISTER || req.type > VMSHIM_REQ_CLOSED ||
-		   (req.type != VMSHIM_REQ_CLOSED) != (fd >= 0)) {
+		   req.type < VMSHIM_REQ_REGISTER || req.type > VMSHIM_REQ_STATUS ||
+		   (req.type == VMSHIM_REQ_REGISTER || req.type == VMSHIM_REQ_CLAIM) != (fd >= 0)) {
 		log_warn("control: malformed request dropped (%zd bytes%s)", n,
 			 n < 0 ? ", unreadable" : "");
 	} else {

@@ -26,6 +26,7 @@
 #include "helperd.h"
 #include "log.h"
 #include "loop.h"
+#include "peers.h"
 #include "publish.h"
 #include "siblings.h"
 #include "table_build.h"
@@ -98,20 +99,6 @@ static int load_policy(char *err, size_t errlen)
 	return 0;
 }
 
-static int publish(void)
-{
-	uint32_t size;
-	void *body = table_build(helperd.policy, helperd.self, &size);
-
-	if (!body) {
-		log_err("out of memory building the table");
-		return -1;
-	}
-	int rc = publish_table(helperd.rundir, body, size);
-	free(body);
-	return rc;
-}
-
 static void describe(void)
 {
 	const struct policy_peer *self = helperd_self();
@@ -129,7 +116,8 @@ static void reload(void)
 		return;
 	}
 	describe();
-	publish();
+	peers_policy_changed();
+	helperd_publish();
 	siblings_sync();
 }
 
@@ -218,6 +206,7 @@ int main(int argc, char **argv)
 	helperd.policy_path = DEFAULT_POLICY;
 	helperd.rundir = VMSHIM_DEFAULT_RUNDIR;
 	helperd.self = -1;
+	helperd.started_ms = vmshim_now_ms();
 	while ((opt = getopt_long(argc, argv, "c:r:s:fdh", options, NULL)) != -1) {
 		switch (opt) {
 		case 'c': helperd.policy_path = optarg; break;
@@ -271,7 +260,8 @@ int main(int argc, char **argv)
 			     .on_event = on_tick};
 	if (loop_init() < 0 || sig.fd < 0 || tick.fd < 0 ||
 	    timerfd_settime(tick.fd, 0, &beat, NULL) < 0 || loop_add(&sig, EPOLLIN) < 0 ||
-	    loop_add(&tick, EPOLLIN) < 0 || publish() < 0 || control_open(helperd.rundir) < 0) {
+	    loop_add(&tick, EPOLLIN) < 0 || peers_start() < 0 || helperd_publish() < 0 ||
+	    control_open(helperd.rundir) < 0) {
 		log_err("cannot start: %m");
 		publish_close();
 		return 1;
@@ -286,6 +276,7 @@ int main(int argc, char **argv)
 	control_close();
 	doorbell_shutdown();
 	siblings_shutdown();
+	peers_stop();
 	policy_free(helperd.policy);
 	close(lock);
 	log_info("stopped");

@@ -13,6 +13,7 @@
 #include "doorbell.h"
 #include "helperd.h"
 #include "log.h"
+#include "peers.h"
 #include "loop.h"
 #include "remember.h"
 #include "siblings.h"
@@ -107,22 +108,6 @@ int siblings_register(int fd)
 	return 0;
 }
 
-/* The peer a vsock connection comes from: its CID, and a source port in its block. */
-static int identify(const struct sockaddr_vm *from, uint16_t *tcp_port)
-{
-	for (size_t i = 0; i < helperd.policy->n_peers; i++) {
-		const struct policy_peer *p = &helperd.policy->peers[i];
-		uint32_t first = vmshim_source_port(p->vsock_base, 0);
-
-		if ((int)i == helperd.self || p->cid != from->svm_cid || from->svm_port < first ||
-		    from->svm_port - first > 65535)
-			continue;
-		*tcp_port = (uint16_t)(from->svm_port - first);
-		return (int)i;
-	}
-	return -1;
-}
-
 static const struct registration *registration_for(uint16_t port, bool v6)
 {
 	const struct registration *r, *tmp;
@@ -133,15 +118,11 @@ static const struct registration *registration_for(uint16_t port, bool v6)
 	return NULL;
 }
 
-/* peer's address of one family, as the policy gives it (zero if it has none). */
-static void show_address(const struct policy_peer *peer, bool v6, struct vmshim_endpoint *ep)
+/* The address that stands for peer i (or this guest) in one family (zero if it has none). */
+static void show_address(int i, bool v6, struct vmshim_endpoint *ep)
 {
-	const struct policy_prefix *a = v6 ? peer->addr6 : peer->addr4;
-
 	ep->family = v6 ? AF_INET6 : AF_INET;
-	memset(ep->addr, 0, sizeof(ep->addr));
-	if (a)
-		memcpy(ep->addr, a->addr, v6 ? 16 : 4);
+	peers_address(i, v6, ep->addr);
 }
 
 /* The loopback address that reaches a listener, and what its accepted sockets show. */
@@ -151,7 +132,7 @@ static socklen_t doorbell_target(const struct registration *r, bool v6,
 	struct vmshim_endpoint t = {.family = v6 ? AF_INET6 : AF_INET, .port = r->port};
 
 	if (is_wildcard(&r->bound)) {
-		show_address(helperd_self(), v6, local);
+		show_address(helperd.self, v6, local);
 		if (v6)
 			t.addr[15] = 1;
 		else
@@ -167,9 +148,10 @@ static socklen_t doorbell_target(const struct registration *r, bool v6,
 static void accept_sibling(struct vsock_listener *l, int vs, const struct sockaddr_vm *from)
 {
 	uint16_t src_port;
-	int peer = identify(from, &src_port);
+	int peer = peers_identify(from, &src_port);
 
 	if (peer < 0) {
+		helperd.counters.rejected_cids++;
 		log_warn("vsock connection from cid %u port %u refused: not a peer of the policy",
 			 from->svm_cid, from->svm_port);
 		close(vs);
@@ -177,6 +159,7 @@ static void accept_sibling(struct vsock_listener *l, int vs, const struct sockad
 	}
 	const struct registration *r = registration_for(l->tcp_port, l->v6);
 	if (!r || !exposed(l->tcp_port)) {
+		helperd.counters.sibling_refused++;
 		log_info("connection from %s to port %u refused: no listener open to siblings",
 			 helperd.policy->peers[peer].name, l->tcp_port);
 		close(vs);
@@ -185,10 +168,11 @@ static void accept_sibling(struct vsock_listener *l, int vs, const struct sockad
 	struct sockaddr_storage target;
 	struct vmshim_endpoint show_peer, show_local;
 	socklen_t len = doorbell_target(r, l->v6, &target, &show_local);
-	show_address(&helperd.policy->peers[peer], l->v6, &show_peer);
+	show_address(peer, l->v6, &show_peer);
 	show_peer.port = src_port;
 	log_debug("connection from %s port %u to port %u", helperd.policy->peers[peer].name,
 		  src_port, l->tcp_port);
+	helperd.counters.sibling_accepted++;
 	doorbell_ring(vs, &target, len, &show_peer, &show_local);
 }
 
@@ -304,11 +288,24 @@ void siblings_restore(void)
 	siblings_sync();
 }
 
+void siblings_served(uint64_t *v4, uint64_t *v6)
+{
+	const struct vsock_listener *l, *tmp;
+
+	memset(v4, 0, POLICY_PORT_WORDS * sizeof(uint64_t));
+	memset(v6, 0, POLICY_PORT_WORDS * sizeof(uint64_t));
+	HASH_ITER(hh, listeners, l, tmp)
+		(l->v6 ? v6 : v4)[l->tcp_port / 64] |= 1ull << (l->tcp_port % 64);
+}
+
 void siblings_sync(void)
 {
 	struct vsock_listener *l, *ltmp;
 	struct registration *r, *rtmp;
+	uint64_t before4[POLICY_PORT_WORDS], before6[POLICY_PORT_WORDS];
+	uint64_t after4[POLICY_PORT_WORDS], after6[POLICY_PORT_WORDS];
 
+	siblings_served(before4, before6);
 	HASH_ITER(hh, listeners, l, ltmp)
 		l->needed = false;
 	HASH_ITER(hh, registrations, r, rtmp) {
@@ -324,6 +321,9 @@ void siblings_sync(void)
 			close_listener(l);
 	if (registrations_changed)
 		save();
+	siblings_served(after4, after6);
+	if (memcmp(before4, after4, sizeof(after4)) || memcmp(before6, after6, sizeof(after6)))
+		peers_served_changed();
 }
 
 void siblings_sweep(void)

@@ -3,9 +3,14 @@
 #ifndef HELPERD_SIBLINGS_H
 #define HELPERD_SIBLINGS_H
 
+#include <stdint.h>
+
 /* Registers the TCP listening socket fd (passed by a shim). Returns 0 or an errno value:
  * EPERM for a listener that must stay private, EINVAL for something that is no listener. */
 int siblings_register(int fd);
+
+/* The TCP ports siblings reach over vsock now, as bitmaps (POLICY_PORT_WORDS words). */
+void siblings_served(uint64_t *v4, uint64_t *v6);
 
 /* Forgets listeners that were closed, then brings the vsock listeners in line. */
 void siblings_sweep(void);

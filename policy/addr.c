@@ -97,7 +97,6 @@ int policy_prefix_parse(const char *text, struct policy_prefix *p, char *why, si
 	char addr[INET6_ADDRSTRLEN + 1];
 	const char *slash = strchr(text, '/');
 	size_t alen = slash ? (size_t)(slash - text) : strlen(text);
-	char shown[POLICY_PREFIX_STRLEN];
 
 	memset(p->addr, 0, sizeof p->addr);
 	p->family = memchr(text, ':', alen) ? AF_INET6 : AF_INET;
@@ -134,6 +133,25 @@ int policy_prefix_parse(const char *text, struct policy_prefix *p, char *why, si
 		p->len = (unsigned)len;
 	}
 
+	return policy_prefix_check(p, why, whylen);
+}
+
+int policy_prefix_contains(const struct policy_prefix *outer, const struct policy_prefix *inner)
+{
+	return outer->family == inner->family && outer->len <= inner->len &&
+	       same_bits(outer->addr, inner->addr, outer->len);
+}
+
+int policy_prefix_check(const struct policy_prefix *p, char *why, size_t whylen)
+{
+	char shown[POLICY_PREFIX_STRLEN], addr[INET6_ADDRSTRLEN];
+
+	inet_ntop(p->family, p->addr, addr, sizeof addr);
+	if (p->len > max_len(p->family)) {
+		snprintf(why, whylen, "prefix length %u of %s is out of range 0..%u", p->len, addr,
+			 max_len(p->family));
+		return -1;
+	}
 	if (has_host_bits(p)) {
 		struct policy_prefix net = *p;
 		for (unsigned bit = net.len; bit < max_len(net.family); bit++)

@@ -14,6 +14,13 @@
  * broadcast). Returns 0, or -1 with the reason in why. p->line is left alone. */
 int policy_prefix_parse(const char *text, struct policy_prefix *p, char *why, size_t whylen);
 
+/* The checks of policy_prefix_parse() on a prefix that did not come from text (a peer's
+ * claim): length, host bits, reserved ranges. 0, or -1 with the reason in why. */
+int policy_prefix_check(const struct policy_prefix *p, char *why, size_t whylen);
+
+/* 1 if every address of inner is in outer. */
+int policy_prefix_contains(const struct policy_prefix *outer, const struct policy_prefix *inner);
+
 /* Writes "198.18.0.0/24", or just the address for a single address (/32, /128). */
 const char *policy_prefix_format(const struct policy_prefix *p, char buf[POLICY_PREFIX_STRLEN]);
 

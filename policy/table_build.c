@@ -63,13 +63,50 @@ static int cmp_range6(const void *a, const void *b)
 	return x->first_lo < y->first_lo ? -1 : x->first_lo > y->first_lo;
 }
 
-void *table_build(const struct policy *policy, int self, uint32_t *size)
+/* The first single address of a family among n prefixes, or NULL. */
+static const struct policy_prefix *stand_for(const struct policy_prefix *p, size_t n, int family)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i].family == family && p[i].len == (family == AF_INET ? 32u : 128u))
+			return &p[i];
+	return NULL;
+}
+
+static struct table_peer_view static_view(const struct policy_peer *pp)
+{
+	return (struct table_peer_view){
+		.up = 1,
+		.owned = pp->prefixes,
+		.n_owned = pp->n_prefixes,
+		.served4 = pp->ports.allowed,
+		.served6 = pp->ports.allowed,
+	};
+}
+
+/* Ports the policy allows to peer i and that it serves (a NULL set: serves all). */
+static void fill_portset(uint64_t *set, const struct policy_peer *pp, const uint64_t *served)
+{
+	for (size_t w = 0; w < VMSHIM_PORTSET_WORDS; w++)
+		set[w] = pp->ports.allowed[w] & (served ? served[w] : UINT64_MAX);
+}
+
+void *table_build(const struct policy *policy, int self, const struct table_peer_view *views,
+		  uint32_t *size)
 {
 	uint32_t n4 = 0, n6 = 0, n_peers = (uint32_t)policy->n_peers;
+	struct table_peer_view *v = calloc(n_peers ? n_peers : 1, sizeof(*v));
 
-	for (size_t i = 0; i < policy->n_peers; i++)
-		for (size_t j = 0; j < policy->peers[i].n_prefixes; j++)
-			policy->peers[i].prefixes[j].family == AF_INET ? n4++ : n6++;
+	if (!v)
+		return NULL;
+	for (uint32_t i = 0; i < n_peers; i++) {
+		v[i] = views ? views[i] : static_view(&policy->peers[i]);
+		if ((int)i == self) {
+			v[i].up = 1;
+			v[i].served4 = v[i].served6 = NULL;
+		}
+		for (size_t j = 0; v[i].up && j < v[i].n_owned; j++)
+			v[i].owned[j].family == AF_INET ? n4++ : n6++;
+	}
 
 	struct vmshim_table_body head = {
 		.self = self < 0 ? VMSHIM_NO_SELF : (uint32_t)self,
@@ -77,17 +114,20 @@ void *table_build(const struct policy *policy, int self, uint32_t *size)
 		.n_peers = n_peers,
 		.n_ranges4 = n4,
 		.n_ranges6 = n6,
-		.n_portsets = n_peers,
+		.n_portsets = 2 * n_peers,
 	};
 	head.peers_off = align8(sizeof(head));
 	head.ranges4_off = align8(head.peers_off + n_peers * sizeof(struct vmshim_table_peer));
 	head.ranges6_off = align8(head.ranges4_off + n4 * sizeof(struct vmshim_range4));
 	head.portsets_off = align8(head.ranges6_off + n6 * sizeof(struct vmshim_range6));
-	head.size = head.portsets_off + n_peers * VMSHIM_PORTSET_WORDS * (uint32_t)sizeof(uint64_t);
+	head.size = head.portsets_off +
+		    head.n_portsets * VMSHIM_PORTSET_WORDS * (uint32_t)sizeof(uint64_t);
 
 	char *buf = calloc(1, head.size);
-	if (!buf)
+	if (!buf) {
+		free(v);
 		return NULL;
+	}
 	memcpy(buf, &head, sizeof(head));
 	struct vmshim_table_peer *peers = (void *)(buf + head.peers_off);
 	struct vmshim_range4 *r4 = (void *)(buf + head.ranges4_off);
@@ -97,22 +137,25 @@ void *table_build(const struct policy *policy, int self, uint32_t *size)
 	for (uint32_t i = 0; i < n_peers; i++) {
 		const struct policy_peer *pp = &policy->peers[i];
 		struct vmshim_table_peer *tp = &peers[i];
+		const struct policy_prefix *a4 = stand_for(v[i].owned, v[i].n_owned, AF_INET);
+		const struct policy_prefix *a6 = stand_for(v[i].owned, v[i].n_owned, AF_INET6);
 
 		tp->cid = pp->cid;
 		tp->vsock_base = pp->vsock_base;
-		tp->portset = i;
-		if (pp->addr4) {
+		tp->portset = 2 * i;
+		tp->portset6 = 2 * i + 1;
+		if (a4) {
 			tp->flags |= VMSHIM_PEER_HAS_ADDR4;
-			memcpy(tp->addr4, pp->addr4->addr, 4);
+			memcpy(tp->addr4, a4->addr, 4);
 		}
-		if (pp->addr6) {
+		if (a6) {
 			tp->flags |= VMSHIM_PEER_HAS_ADDR6;
-			memcpy(tp->addr6, pp->addr6->addr, 16);
+			memcpy(tp->addr6, a6->addr, 16);
 		}
-		memcpy(sets + (size_t)i * VMSHIM_PORTSET_WORDS, pp->ports.allowed,
-		       sizeof(pp->ports.allowed));
-		for (size_t j = 0; j < pp->n_prefixes; j++) {
-			const struct policy_prefix *p = &pp->prefixes[j];
+		fill_portset(sets + (size_t)tp->portset * VMSHIM_PORTSET_WORDS, pp, v[i].served4);
+		fill_portset(sets + (size_t)tp->portset6 * VMSHIM_PORTSET_WORDS, pp, v[i].served6);
+		for (size_t j = 0; v[i].up && j < v[i].n_owned; j++) {
+			const struct policy_prefix *p = &v[i].owned[j];
 
 			if (p->family == AF_INET) {
 				range4_of(p, r4);
@@ -123,7 +166,8 @@ void *table_build(const struct policy *policy, int self, uint32_t *size)
 			}
 		}
 	}
-	/* The policy guarantees the ranges are disjoint, so sorting makes them searchable. */
+	free(v);
+	/* helperd keeps what peers own disjoint, so sorting makes the ranges searchable. */
 	qsort(buf + head.ranges4_off, n4, sizeof(struct vmshim_range4), cmp_range4);
 	qsort(buf + head.ranges6_off, n6, sizeof(struct vmshim_range6), cmp_range6);
 	*size = head.size;

@@ -102,17 +102,19 @@ static int peer_at(const struct vmshim_table_body *body, const struct vmshim_tab
 	return 0;
 }
 
-/* Whether peer's portset allows port; VMSHIM_TORN if the set is out of bounds. */
+/* Whether peer's portset of the family allows port; VMSHIM_TORN if the set is out of
+ * bounds. */
 static enum vmshim_verdict port_allowed(const struct vmshim_table_body *body,
 					const struct vmshim_table_body *b, uint32_t capacity,
-					const struct vmshim_table_peer *peer, uint16_t port)
+					const struct vmshim_table_peer *peer, int v6, uint16_t port)
 {
+	uint32_t index = v6 ? peer->portset6 : peer->portset;
 	const uint64_t *sets = array_at(body, b, capacity, b->portsets_off, b->n_portsets,
 					VMSHIM_PORTSET_WORDS * sizeof(uint64_t));
 
-	if (!sets || peer->portset >= b->n_portsets)
+	if (!sets || index >= b->n_portsets)
 		return VMSHIM_TORN;
-	const uint64_t *set = sets + (size_t)peer->portset * VMSHIM_PORTSET_WORDS;
+	const uint64_t *set = sets + (size_t)index * VMSHIM_PORTSET_WORDS;
 	return (set[port / 64] >> (port % 64)) & 1 ? VMSHIM_SIBLING : VMSHIM_DIRECT;
 }
 
@@ -145,11 +147,11 @@ enum vmshim_verdict vmshim_table_route(const struct vmshim_table_body *body, uin
 	if (peer_at(body, &b, capacity, owner, &peer) < 0 ||
 	    peer_at(body, &b, capacity, b.self, &self) < 0)
 		return VMSHIM_TORN;
-	enum vmshim_verdict allowed = port_allowed(body, &b, capacity, &peer, port);
+	int v6 = family == AF_INET6;
+	enum vmshim_verdict allowed = port_allowed(body, &b, capacity, &peer, v6, port);
 	if (allowed != VMSHIM_SIBLING)
 		return allowed;
 
-	int v6 = family == AF_INET6;
 	out->cid = peer.cid;
 	out->port = vmshim_listen_port(peer.vsock_base, v6, port);
 	out->source_base = vmshim_source_port(self.vsock_base, 0);
@@ -172,5 +174,5 @@ enum vmshim_verdict vmshim_table_self_exposes(const struct vmshim_table_body *bo
 		return VMSHIM_DIRECT;
 	if (peer_at(body, &b, capacity, b.self, &self) < 0)
 		return VMSHIM_TORN;
-	return port_allowed(body, &b, capacity, &self, port);
+	return port_allowed(body, &b, capacity, &self, 0, port);
 }

@@ -23,6 +23,8 @@ enum vmshim_request_type {
 	VMSHIM_REQ_CLAIM = 2,
 	/* no fd: the sender closed a registered listener on `port`; check who still listens. */
 	VMSHIM_REQ_CLOSED = 3,
+	/* no fd; port 1 asks for JSON. Reply: one message of status text (vmshimctl status). */
+	VMSHIM_REQ_STATUS = 4,
 };
 
 struct vmshim_request {

@@ -11,7 +11,7 @@
 
 #define VMSHIM_TABLE_FILE "table"
 #define VMSHIM_TABLE_MAGIC 0x314d5356u /* "VSM1" */
-#define VMSHIM_TABLE_VERSION 1u
+#define VMSHIM_TABLE_VERSION 2u
 #define VMSHIM_TABLE_HEADER_SIZE 4096u
 #define VMSHIM_HEARTBEAT_MS 1000u
 #define VMSHIM_TABLE_STALE_MS 5000u /* five beats missed: helperd is gone */
@@ -60,10 +60,12 @@ struct vmshim_table_body {
 struct vmshim_table_peer {
 	uint32_t cid;
 	uint32_t vsock_base;
-	uint32_t portset; /* index of its allowed-ports bitmap */
+	uint32_t portset;  /* index of the bitmap of its IPv4 ports that siblings reach */
+	uint32_t portset6; /* the same for IPv6 */
 	uint32_t flags;
 	uint8_t addr4[4]; /* the address that stands for the peer, network order */
 	uint8_t addr6[16];
+	uint32_t pad;
 };
 
 struct vmshim_range4 {

@@ -55,7 +55,7 @@ static struct table build(const struct policy *pol, int self)
 {
 	struct table t = { 0 };
 
-	t.body = table_build(pol, self, &t.size);
+	t.body = table_build(pol, self, NULL, &t.size);
 	assert_non_null(t.body);
 	assert_true(t.size >= sizeof(struct vmshim_table_body));
 	assert_int_equal(t.body->size, t.size);
@@ -259,7 +259,7 @@ static void test_basic_layout(void **state)
 	assert_int_equal(b->self, ALPHA);
 	assert_int_equal(b->connect_timeout_ms, 750);
 	assert_int_equal(b->n_peers, N_BASIC);
-	assert_int_equal(b->n_portsets, N_BASIC);
+	assert_int_equal(b->n_portsets, 2 * N_BASIC);
 	assert_int_equal(b->n_ranges4, 9); /* alpha 2, beta 2, gamma 2, epsilon 1, zeta 2 */
 	assert_int_equal(b->n_ranges6, 5); /* alpha 1, beta 2, delta 2 */
 	assert_int_equal(b->peers_off % 8, 0);
@@ -270,7 +270,7 @@ static void test_basic_layout(void **state)
 	assert_true(b->ranges4_off >= b->peers_off + N_BASIC * sizeof(struct vmshim_table_peer));
 	assert_true(b->ranges6_off >= b->ranges4_off + 9 * sizeof(struct vmshim_range4));
 	assert_true(b->portsets_off >= b->ranges6_off + 5 * sizeof(struct vmshim_range6));
-	assert_int_equal(b->size, b->portsets_off + N_BASIC * VMSHIM_PORTSET_WORDS * 8);
+	assert_int_equal(b->size, b->portsets_off + 2 * N_BASIC * VMSHIM_PORTSET_WORDS * 8);
 
 	/* Ranges sorted and disjoint. */
 	const struct vmshim_range4 *r4 = (const void *)((const char *)b + b->ranges4_off);
@@ -295,6 +295,7 @@ static void test_basic_layout(void **state)
 		assert_int_equal(p[i].cid, 3 + i);
 		assert_int_equal(p[i].vsock_base, base_of[i]);
 		assert_true(p[i].portset < b->n_portsets);
+		assert_true(p[i].portset6 < b->n_portsets);
 	}
 	free(t.body);
 	policy_free(pol);
@@ -975,10 +976,11 @@ static const struct corruption corruptions[] = {
 	{ "portsets_off one word on", B(portsets_off), ADD, 8, "TTTTTDDDDTT" },
 	{ "portsets_off 4-aligned", B(portsets_off), ADD, 4, "TTTTTDDDDTT" },
 	{ "portsets_off huge", B(portsets_off), SET, 0xfffffff8u, "TTTTTDDDDTT" },
-	{ "beta's portset out of range", P(BETA, portset), SET, N_BASIC, "TTSTSDDDDSD" },
-	{ "beta's portset huge", P(BETA, portset), SET, UINT32_MAX, "TTSTSDDDDSD" },
-	{ "beta's portset * 8192 wraps", P(BETA, portset), SET, 0x80000, "TTSTSDDDDSD" },
-	{ "self's portset out of range", P(ALPHA, portset), SET, N_BASIC, "SSSSSDDDDTT" },
+	{ "beta's portset out of range", P(BETA, portset), SET, 2 * N_BASIC, "TTSSSDDDDSD" },
+	{ "beta's IPv6 portset out of range", P(BETA, portset6), SET, 2 * N_BASIC, "SSSTSDDDDSD" },
+	{ "beta's portset huge", P(BETA, portset), SET, UINT32_MAX, "TTSSSDDDDSD" },
+	{ "beta's portset * 8192 wraps", P(BETA, portset), SET, 0x80000, "TTSSSDDDDSD" },
+	{ "self's portset out of range", P(ALPHA, portset), SET, 2 * N_BASIC, "SSSSSDDDDTT" },
 	{ "IPv4 owners out of range", R4PEER, 0, 0, SET, N_BASIC, "TTTSSTDDDSD" },
 	{ "IPv4 owners huge", R4PEER, 0, 0, SET, UINT32_MAX - 1, "TTTSSTDDDSD" },
 	{ "IPv4 owners: nobody", R4PEER, 0, 0, SET, UINT32_MAX, "DDDSSDDDDSD" },
@@ -1216,6 +1218,44 @@ static void test_fuzz(void **state)
 	policy_free(pol);
 }
 
+/* With views (helperd's discovery), a sibling gets routes only while it is up, only to what
+ * it owns, and only to the ports it serves (and the policy allows). */
+static void test_views(void **state)
+{
+	(void)state;
+	struct policy *pol = load_fixture("basic.policy");
+	struct table_peer_view views[N_BASIC] = {0};
+	static uint64_t served4[POLICY_PORT_WORDS], served6[POLICY_PORT_WORDS];
+	struct policy_prefix beta_owns = {.family = AF_INET, .len = 32, .addr = {198, 18, 0, 2}};
+	uint8_t addr[16];
+	struct vmshim_route r;
+	uint32_t size;
+
+	served4[80 / 64] |= 1ull << (80 % 64);
+	views[ALPHA] = (struct table_peer_view){.owned = pol->peers[ALPHA].prefixes,
+						.n_owned = pol->peers[ALPHA].n_prefixes};
+	views[BETA] = (struct table_peer_view){.up = 0, .owned = &beta_owns, .n_owned = 1,
+					       .served4 = served4, .served6 = served6};
+	struct vmshim_table_body *b = table_build(pol, ALPHA, views, &size);
+	parse_addr("198.18.0.2", addr);
+	assert_int_equal(vmshim_table_route(b, size, AF_INET, addr, 80, &r), VMSHIM_DIRECT);
+	free(b);
+
+	views[BETA].up = 1;
+	b = table_build(pol, ALPHA, views, &size);
+	assert_int_equal(vmshim_table_route(b, size, AF_INET, addr, 80, &r), VMSHIM_SIBLING);
+	assert_int_equal(r.port, pol->peers[BETA].vsock_base + 80);
+	assert_int_equal(vmshim_table_route(b, size, AF_INET, addr, 8000, &r), VMSHIM_DIRECT);
+	parse_addr("198.18.2.9", addr); /* beta's by policy, but not claimed */
+	assert_int_equal(vmshim_table_route(b, size, AF_INET, addr, 80, &r), VMSHIM_DIRECT);
+	parse_addr("2001:db8::2", addr); /* nor this */
+	assert_int_equal(vmshim_table_route(b, size, AF_INET6, addr, 443, &r), VMSHIM_DIRECT);
+	/* This guest's own ports: what the policy allows, served or not. */
+	assert_int_equal(vmshim_table_self_exposes(b, size, 2000), VMSHIM_SIBLING);
+	free(b);
+	policy_free(pol);
+}
+
 int main(void)
 {
 	static const struct CMUnitTest tests[] = {
@@ -1234,6 +1274,7 @@ int main(void)
 		cmocka_unit_test(test_capacities),
 		cmocka_unit_test(test_unsorted_ranges),
 		cmocka_unit_test(test_fuzz),
+		cmocka_unit_test(test_views),
 	};
 	return cmocka_run_group_tests_name("table", tests, NULL, NULL);
 }

@@ -17,6 +17,7 @@ TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD=${BUILD:-build}
 SHIM=$TOP/$BUILD/libvmshim.so
 HELPERD=$TOP/$BUILD/helperd
+VMSHIMCTL=$TOP/$BUILD/vmshimctl
 PROGS=$TOP/$BUILD/progs
 WORK=${WORK:-/tmp/vmshim-test}
 POLICY=$WORK/policy
@@ -79,13 +80,42 @@ shimmed() {
 	in_guest "$g" env LD_PRELOAD="$SHIM_PRELOAD" "$@"
 }
 
+# GUEST's helperd status as JSON (vmshimctl status --json).
+status_json() { in_guest "$1" "$VMSHIMCTL" status --json; }
+
+# peer_get GUEST PEER EXPR: a Python expression over p, PEER's entry in GUEST's status, and
+# d, the whole status; prints nothing if GUEST does not know PEER.
+peer_get() {
+	status_json "$1" | python3 -c 'import json, sys
+d = json.load(sys.stdin)
+p = next((x for x in d["peers"] if x["name"] == sys.argv[1]), None)
+if p is not None: print(eval(sys.argv[2]))' "$2" "$3"
+}
+peer_up() { [ "$(peer_get "$1" "$2" 'p["state"]')" = up ]; }
+
+# The guests whose helperd runs with the common policy: they must know each other before a
+# test relies on redirection.
+common_helperds() {
+	local h
+	for h in alpha beta; do
+		[ -f "$WORK/helperd-$h.common" ] && echo "$h"
+	done
+	return 0
+}
+
 # start_helperd GUEST [POLICY]
 start_helperd() {
-	local g=$1 policy=${2:-$POLICY}
+	local g=$1 policy=${2:-$POLICY} h
 	in_guest "$g" "$HELPERD" -f -d -c "$policy" -s "$g" -r "$(rundir "$g")" \
 		>>"$WORK/helperd-$g.log" 2>&1 &
 	echo $! > "$WORK/helperd-$g.pid"
 	wait_for "helperd of $g" test -S "$(rundir "$g")/helperd.sock"
+	[ "$policy" = "$POLICY" ] || return 0
+	for h in $(common_helperds); do
+		wait_for "$g to find $h" peer_up "$g" "$h"
+		wait_for "$h to find $g" peer_up "$h" "$g"
+	done
+	touch "$WORK/helperd-$g.common"
 }
 
 # Ends a background job started from a function: the job's pid is a subshell, and the
@@ -99,6 +129,7 @@ end_job() {
 
 stop_helperd() {
 	local pid
+	rm -f "$WORK/helperd-$1.common"
 	pid=$(cat "$WORK/helperd-$1.pid" 2>/dev/null) || return 0
 	end_job "$pid" "${2:-TERM}"
 	rm -f "$WORK/helperd-$1.pid"
@@ -120,9 +151,19 @@ wait_for() {
 # Whether a TCP listener on PORT exists in guest G.
 tcp_listening() { ip netns exec "$1" ss -Hltn "sport = :$2" | grep -q .; }
 
-# Whether a vsock listener on PORT exists in guest G. vsock ports are global, but each
-# socket belongs to the namespace that made it, and ss (vsock_diag) lists only its own.
-vsock_listening() { ip netns exec "$1" ss -Hln --vsock | grep -Eq ":$2([[:space:]]|\$)"; }
+# Whether a vsock listener on PORT exists in guest G, and the other guests' helperds know
+# G serves it. vsock ports are global, but each socket belongs to the namespace that made
+# it, and ss (vsock_diag) lists only its own.
+vsock_listening() {
+	local g=$1 vport=$2 h tcp family=ports4
+	ip netns exec "$g" ss -Hln --vsock | grep -Eq ":$vport([[:space:]]|\$)" || return 1
+	tcp=$((vport - BASE[$g]))
+	[ "$tcp" -lt 65536 ] || { tcp=$((tcp - 65536)); family=ports6; }
+	for h in $(common_helperds); do
+		[ "$h" = "$g" ] && continue
+		[ "$(peer_get "$h" "$g" "$tcp in p['$family']")" = True ] || return 1
+	done
+}
 
 # The vsock port where guest G's TCP port P is reached over IPv4.
 vsock_port() { echo $((BASE[$1] + $2)); }

@@ -1,0 +1,140 @@
+# helperds across three guests with policies that list CIDs only (alpha's and beta's also
+# the one address gamma may own; gamma itself announces its interfaces'): discovery, claims outside the policy refused, redirection only to
+# served ports, liveness (a stopped helperd dropped by the timeout, a killed one whose
+# guest is removed dropped at once), rediscovery, and a rogue client on the control port.
+# Each step is checked in `vmshimctl status --json`.
+cat >"$WORK/cid-only" <<EOF
+allow 1024-65535
+peer alpha
+    cid 1
+    vsock-base ${BASE[alpha]}
+peer beta
+    cid 1
+    vsock-base ${BASE[beta]}
+peer gamma
+    cid 1
+    vsock-base 3000000
+    address ${ADDR[gamma]}
+EOF
+grep -v "address" "$WORK/cid-only" >"$WORK/cid-only-gamma"
+BASE[gamma]=3000000
+ip -n gamma addr add 198.18.0.99/24 dev eth0 # gamma claims it; the others' policy does not give it
+start_helperd alpha "$WORK/cid-only"
+start_helperd beta "$WORK/cid-only"
+start_helperd gamma "$WORK/cid-only-gamma"
+
+# status_check GUEST PYTHON-CONDITION: d is GUEST's status, peer(NAME) one of its peers.
+status_check() {
+	status_json "$1" | python3 -c 'import json, sys
+d = json.load(sys.stdin)
+peer = lambda n: next(x for x in d["peers"] if x["name"] == n)
+sys.exit(0 if eval(sys.argv[1]) else 1)' "$2"
+}
+
+for g in alpha beta gamma; do
+	for h in alpha beta gamma; do
+		[ "$g" = "$h" ] || wait_for "$g to find $h" peer_up "$g" "$h"
+	done
+done
+status_check alpha 'peer("beta")["addresses"] == ["198.18.0.2"] and peer("gamma")["addresses"] == ["198.18.0.3"]' ||
+	fail "alpha's view of its peers: $(status_json alpha)"
+status_check beta 'd["counters"]["refused_claims"] >= 1' || fail "no refused claim: $(status_json beta)"
+grep -q "peer gamma (cid 1) claims 198.18.0.99: refused, outside what the policy lets it own" \
+	"$WORK/helperd-beta.log" || fail "the refused claim is not logged"
+log "discovery from a CID-only policy: addresses learned; gamma's claim of 198.18.0.99 refused and logged"
+
+# Redirection only to a port a shim serves: 7000 under the shim, 7001 without it.
+start_bg served shimmed beta "$PROGS/echo_server" block 7000 0.0.0.0 5
+start_bg plain in_guest beta "$PROGS/echo_server" block 7001 0.0.0.0 5
+wait_for "beta's servers" tcp_listening beta 7001
+wait_for "alpha to learn beta serves 7000" status_check alpha '7000 in peer("beta")["ports4"]'
+status_check alpha '7001 not in peer("beta")["ports4"]' || fail "7001 announced: $(status_json alpha)"
+shimmed alpha env VMSHIM_DEBUG=1 "$PROGS/echo_client" block 198.18.0.2 7000 100000 \
+	>"$WORK/c1.out" 2>&1 || fail "client to 7000: $(cat "$WORK/c1.out")"
+grep -q "connected to sibling cid 1 port $((BASE[beta] + 7000)) (vsock)" "$WORK/c1.out" ||
+	fail "7000 not redirected: $(cat "$WORK/c1.out")"
+shimmed alpha env VMSHIM_DEBUG=1 "$PROGS/echo_client" block 198.18.0.2 7001 100000 \
+	>"$WORK/c2.out" 2>&1 || fail "client to 7001: $(cat "$WORK/c2.out")"
+if grep -q "sibling cid" "$WORK/c2.out"; then fail "a vsock attempt to 7001: $(grep sibling "$WORK/c2.out")"; fi
+log "beta:7000 (shim) redirected; beta:7001 (no shim) plain TCP without a vsock attempt"
+
+# A helperd that stops answering (SIGSTOP: its connections stay open) is dropped by the
+# liveness timeout (3 s by default); new connections to its guest go over TCP.
+beta_helperd=$(pgrep -P "$(cat "$WORK/helperd-beta.pid")" helperd || cat "$WORK/helperd-beta.pid")
+kill -STOP "$beta_helperd"
+start=$(date +%s%N)
+wait_for "alpha to drop beta" status_check alpha 'peer("beta")["state"] == "down"'
+ms=$((($(date +%s%N) - start) / 1000000))
+# the bound is the timeout, plus what it takes to ask for the status in an emulated VM
+[ "$ms" -le 3500 ] || fail "beta dropped after $ms ms"
+status_check alpha 'peer("gamma")["state"] == "up"' || fail "gamma dropped too"
+before=$(veth_bytes alpha)
+shimmed alpha env VMSHIM_DEBUG=1 "$PROGS/echo_client" block 198.18.0.2 7000 100000 \
+	>"$WORK/c3.out" 2>&1 || fail "client while beta is silent: $(cat "$WORK/c3.out")"
+if grep -q "sibling cid" "$WORK/c3.out"; then fail "a vsock attempt to a silent peer: $(grep sibling "$WORK/c3.out")"; fi
+[ $(($(veth_bytes alpha) - before)) -gt 200000 ] || fail "the bytes did not cross the veth"
+log "beta's helperd stopped: dropped by alpha after $ms ms (timeout 3000 ms); its address went to TCP"
+kill -CONT "$beta_helperd"
+wait_for "alpha to take beta back" peer_up alpha beta
+log "beta's helperd continued: alpha took it back"
+
+# Killed, and its guest removed: dropped at once (its connection closes). Then it returns.
+stop_bg served
+stop_bg plain
+stop_helperd beta KILL
+ip netns pids beta | xargs -r kill -9
+ip netns del beta
+wait_for "alpha to drop beta" status_check alpha 'peer("beta")["state"] == "down"'
+wait_for "gamma to drop beta" status_check gamma 'peer("beta")["state"] == "down"'
+status_check alpha 'peer("gamma")["state"] == "up"' || fail "gamma dropped too"
+log "beta killed and its namespace removed: alpha and gamma dropped it"
+ip netns add beta
+ip link add v-beta type veth peer name eth0 netns beta
+ip link set v-beta master br0 up
+ip -n beta addr add "${ADDR[beta]}/24" dev eth0
+ip -n beta link set eth0 up
+ip -n beta link set lo up
+start_helperd beta "$WORK/cid-only"
+wait_for "alpha to find beta again" peer_up alpha beta
+wait_for "gamma to find beta again" peer_up gamma beta
+log "beta back: rediscovered by alpha and gamma, nothing restarted"
+
+# A rogue on alpha's control port: garbage from a port outside every block, garbage and an
+# oversized frame from a port of gamma's block. alpha drops them, counts them, serves on.
+control=$((BASE[alpha] + 131072))
+in_guest gamma python3 - "$control" "$((BASE[gamma] + 131072 + 1000))" <<'PY' ||
+import socket, struct, sys, time
+control, gamma_port = int(sys.argv[1]), int(sys.argv[2])
+def send(frames, src=None):
+    s = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+    if src is not None:
+        s.bind((socket.VMADDR_CID_ANY, src))
+    s.connect((1, control))
+    for f in frames:
+        try:
+            s.sendall(f)
+        except OSError:
+            break
+    time.sleep(0.3)
+    s.close()
+send([b"GET / HTTP/1.0\r\n\r\n" * 100])
+send([b"\xff" * 4096], gamma_port)
+send([struct.pack(">IBBHI", 0x564D5350, 1, 1, 0, 1 << 20) + b"\0" * 65536], gamma_port + 1)
+send([struct.pack(">IBBHI", 0x564D5350, 1, 1, 0, 16) + b"\0" * 16], gamma_port + 2)
+PY
+	fail "the rogue client could not run"
+wait_for "alpha to count the rogue" status_check alpha \
+	'd["counters"]["rejected_cids"] >= 1 and d["counters"]["bad_messages"] >= 3'
+grep -q "oversized message: connection closed" "$WORK/helperd-alpha.log" ||
+	fail "the oversized frame is not logged"
+grep -q "malformed announcement dropped (length does not match the counts)" \
+	"$WORK/helperd-alpha.log" || fail "the short announcement is not logged"
+status_check alpha 'peer("beta")["state"] == "up" and peer("gamma")["state"] == "up"' ||
+	fail "alpha lost its peers: $(status_json alpha)"
+start_bg served2 shimmed beta "$PROGS/echo_server" block 7000 0.0.0.0 5
+wait_for "alpha to learn beta serves 7000" status_check alpha '7000 in peer("beta")["ports4"]'
+shimmed alpha env VMSHIM_DEBUG=1 "$PROGS/echo_client" block 198.18.0.2 7000 100000 \
+	>"$WORK/c4.out" 2>&1 || fail "client after the rogue: $(cat "$WORK/c4.out")"
+grep -q "(vsock)" "$WORK/c4.out" || fail "not redirected after the rogue"
+log "rogue on the control port: $(status_json alpha | python3 -c 'import json,sys; c=json.load(sys.stdin)["counters"]; print(c["rejected_cids"], "rejected,", c["bad_messages"], "malformed")'); alpha still serves"
+in_guest alpha "$VMSHIMCTL" status | sed 's/^/      /' | head -n 12
