@@ -22,6 +22,7 @@
 
 #define PRIVILEGED_PORTS 1024 /* control connections come from these source ports */
 #define FRAMES_PER_WAKEUP 16
+#define INBOUND_PER_PEER 4 /* a restarted peer's new connection may meet its old one */
 
 struct link;
 
@@ -45,7 +46,7 @@ struct link {
 	char name[POLICY_NAME_MAX + 1];
 	uint32_t cid, base, control_port;
 	bool up;
-	int64_t last_ms, up_since_ms; /* vmshim_now_ms(); 0: never */
+	int64_t last_ms, since_ms; /* last announcement, last change of state; 0: never */
 	struct policy_prefix owned[PEERPROTO_MAX_ADDRS];
 	size_t n_owned;
 	uint64_t served4[POLICY_PORT_WORDS], served6[POLICY_PORT_WORDS];
@@ -54,7 +55,8 @@ struct link {
 	size_t last_claims_len; /* SIZE_MAX: none seen under the policy in force */
 	uint8_t said[PEERPROTO_MAX_PAYLOAD]; /* its last announcement, to judge it again */
 	size_t said_len;
-	struct inbound *in;
+	struct inbound *ins[INBOUND_PER_PEER];
+	struct inbound *speaker; /* the connection of its last announcement */
 	struct outbound *out;
 	unsigned long announcements;
 };
@@ -145,11 +147,21 @@ static void announce(struct outbound *o)
 
 /* --- what peers say --------------------------------------------------------------------- */
 
+static void close_inbound(struct inbound *in);
+static void close_outbound(struct outbound *o);
+
+/* A peer gone: its connections are of no more use (new ones come when it is back). */
 static void go_down(struct link *l, const char *why)
 {
+	for (size_t k = 0; k < INBOUND_PER_PEER; k++)
+		if (l->ins[k])
+			close_inbound(l->ins[k]);
+	if (l->out)
+		close_outbound(l->out);
 	if (!l->up)
 		return;
 	l->up = false;
+	l->since_ms = vmshim_now_ms();
 	log_info("peer %s (cid %u) is gone: %s; its addresses go back to TCP", l->name, l->cid,
 		 why);
 	helperd_publish();
@@ -238,8 +250,9 @@ static bool apply(struct link *l, size_t i, const struct peerproto_announce *a,
 	       memcmp(old4, l->served4, sizeof(old4)) || memcmp(old6, l->served6, sizeof(old6));
 }
 
-static void on_announce(struct link *l, const uint8_t *payload, size_t len)
+static void on_announce(struct inbound *in, const uint8_t *payload, size_t len)
 {
+	struct link *l = in->link;
 	static struct peerproto_announce a;
 	const char *why;
 	size_t i = 0;
@@ -252,11 +265,12 @@ static void on_announce(struct link *l, const uint8_t *payload, size_t len)
 		return;
 	}
 	bool changed = apply(l, i, &a, payload, len);
+	l->speaker = in;
 	l->announcements++;
 	l->last_ms = vmshim_now_ms();
 	if (!l->up) {
 		l->up = true;
-		l->up_since_ms = l->last_ms;
+		l->since_ms = l->last_ms;
 		log_info("peer %s (cid %u) is up: %zu addresses, %zu+%zu ports served", l->name,
 			 l->cid, l->n_owned, l->n_served4, l->n_served6);
 		changed = true;
@@ -267,8 +281,13 @@ static void on_announce(struct link *l, const uint8_t *payload, size_t len)
 
 static void close_inbound(struct inbound *in)
 {
-	if (in->link && in->link->in == in)
-		in->link->in = NULL;
+	struct link *l = in->link;
+
+	for (size_t k = 0; k < INBOUND_PER_PEER; k++)
+		if (l->ins[k] == in)
+			l->ins[k] = NULL;
+	if (l->speaker == in)
+		l->speaker = NULL;
 	loop_retire(&in->w);
 	close(in->w.fd);
 }
@@ -297,7 +316,7 @@ static void on_inbound(struct watch *w, uint32_t events)
 				return bad_frame(in, why);
 			want += (size_t)payload;
 			if (in->have == want) {
-				on_announce(in->link, in->buf + PEERPROTO_HEADER_SIZE, (size_t)payload);
+				on_announce(in, in->buf + PEERPROTO_HEADER_SIZE, (size_t)payload);
 				in->have = 0;
 				frames++;
 				continue;
@@ -308,7 +327,7 @@ static void on_inbound(struct watch *w, uint32_t events)
 			return;
 		if (n <= 0) {
 			struct link *l = in->link;
-			bool current = l->in == in;
+			bool current = l->speaker == in;
 			close_inbound(in);
 			if (current)
 				go_down(l, "its connection closed");
@@ -332,13 +351,22 @@ static void on_listener(struct watch *w, uint32_t events)
 			return;
 		}
 		int i = peers_identify(&from, &port);
-		struct inbound *in = i >= 0 ? calloc(1, sizeof(*in)) : NULL;
+		size_t slot = 0;
+		while (i >= 0 && slot < INBOUND_PER_PEER && links[i]->ins[slot])
+			slot++;
+		struct inbound *in = NULL;
+		if (i < 0) {
+			helperd.counters.rejected_cids++;
+			log_warn("control connection from cid %u port %u refused: not a peer of the "
+				 "policy", from.svm_cid, from.svm_port);
+		} else if (slot == INBOUND_PER_PEER) {
+			log_warn("control connection from peer %s refused: it has %d open",
+				 links[i]->name, INBOUND_PER_PEER);
+		} else if (!(in = calloc(1, sizeof(*in)))) {
+			log_err("out of memory: control connection from peer %s closed",
+				links[i]->name);
+		}
 		if (!in) {
-			if (i < 0) {
-				helperd.counters.rejected_cids++;
-				log_warn("control connection from cid %u port %u refused: not a peer "
-					 "of the policy", from.svm_cid, from.svm_port);
-			}
 			close(s);
 			continue;
 		}
@@ -349,9 +377,7 @@ static void on_listener(struct watch *w, uint32_t events)
 			free(in);
 			continue;
 		}
-		if (links[i]->in) /* the peer started again: its new connection replaces the old */
-			close_inbound(links[i]->in);
-		links[i]->in = in;
+		links[i]->ins[slot] = in;
 	}
 }
 
@@ -503,8 +529,9 @@ static int arm_ticker(void)
 
 static void drop_link(struct link *l)
 {
-	if (l->in)
-		close_inbound(l->in);
+	for (size_t k = 0; k < INBOUND_PER_PEER; k++)
+		if (l->ins[k])
+			close_inbound(l->ins[k]);
 	if (l->out)
 		close_outbound(l->out);
 	free(l);
@@ -687,12 +714,15 @@ void peers_status(FILE *out, bool json)
 			print_ports(out, l->served4, true);
 			fputs("],\"ports6\":[", out);
 			print_ports(out, l->served6, true);
-			fprintf(out, "],\"last_contact_ms_ago\":%ld,\"announcements\":%lu}", ago,
-				l->announcements);
+			fprintf(out, "],\"last_contact_ms_ago\":%ld,\"state_for_ms\":%ld,"
+				     "\"announcements\":%lu}",
+				ago, l->since_ms ? (long)(now - l->since_ms) : -1, l->announcements);
 			continue;
 		}
-		fprintf(out, "peer %s: %s, cid %u, control port %u\n  addresses: ", l->name,
-			l->up ? "up" : "down", l->cid, l->control_port);
+		fprintf(out, "peer %s: %s", l->name, l->up ? "up" : "down");
+		if (l->since_ms)
+			fprintf(out, " for %ld s", (long)(now - l->since_ms) / 1000);
+		fprintf(out, ", cid %u, control port %u\n  addresses: ", l->cid, l->control_port);
 		print_owned(out, l, false);
 		fputs("\n  TCP ports served (IPv4): ", out);
 		print_ports(out, l->served4, false);

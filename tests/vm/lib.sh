@@ -93,6 +93,11 @@ if p is not None: print(eval(sys.argv[2]))' "$2" "$3"
 }
 peer_up() { [ "$(peer_get "$1" "$2" 'p["state"]')" = up ]; }
 
+# serves GUEST PEER PORT [ports4|ports6]: GUEST's helperd knows PEER is up and serves PORT.
+serves() {
+	[ "$(peer_get "$1" "$2" "p['state'] == 'up' and $3 in p['${4:-ports4}']")" = True ]
+}
+
 # The guests whose helperd runs with the common policy: they must know each other before a
 # test relies on redirection.
 common_helperds() {
@@ -160,8 +165,7 @@ vsock_listening() {
 	tcp=$((vport - BASE[$g]))
 	[ "$tcp" -lt 65536 ] || { tcp=$((tcp - 65536)); family=ports6; }
 	for h in $(common_helperds); do
-		[ "$h" = "$g" ] && continue
-		[ "$(peer_get "$h" "$g" "$tcp in p['$family']")" = True ] || return 1
+		[ "$h" = "$g" ] || serves "$h" "$g" "$tcp" "$family" || return 1
 	done
 }
 

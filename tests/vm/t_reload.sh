@@ -7,6 +7,7 @@ start_helperd alpha "$WORK/policy.alpha"
 start_helperd beta
 start_bg server shimmed beta "$PROGS/echo_server" epoll-lt 7600 0.0.0.0 100
 wait_for "vsock listener" vsock_listening beta "$(vsock_port beta 7600)"
+wait_for "alpha to know beta serves 7600" serves alpha beta 7600
 
 mkfifo "$WORK/ask"
 start_bg client shimmed alpha python3 -u -c '
@@ -52,16 +53,19 @@ connect_via TCP "reload without beta"
 cp "$POLICY" "$WORK/policy.alpha"
 : >"$WORK/helperd-alpha.log"
 reload_alpha "2 peers"
+wait_for "alpha to know beta serves 7600" serves alpha beta 7600
 connect_via vsock "reload with beta again"
 stop_helperd alpha
 connect_via TCP "helperd stopped"
 start_helperd alpha "$WORK/policy.alpha"
+wait_for "alpha to know beta serves 7600" serves alpha beta 7600
 sleep 1.1 # the shim looks for a new table at most once a second
 connect_via vsock "helperd restarted"
 stop_helperd alpha KILL
 sleep 6
 connect_via TCP "helperd killed, table stale"
 start_helperd alpha "$WORK/policy.alpha"
+wait_for "alpha to know beta serves 7600" serves alpha beta 7600
 sleep 1.1
 connect_via vsock "helperd started again"
 exec 7>&-
