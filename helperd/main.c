@@ -27,6 +27,7 @@
 #include "log.h"
 #include "loop.h"
 #include "peers.h"
+#include "policy_watch.h"
 #include "publish.h"
 #include "siblings.h"
 #include "table_build.h"
@@ -267,6 +268,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	siblings_restore();
+	policy_watch_start(helperd.policy_path, reload);
 	describe();
 	log_info("ready: run directory %s", helperd.rundir);
 	int rc = loop_run(&stopping);
@@ -277,6 +279,7 @@ int main(int argc, char **argv)
 	doorbell_shutdown();
 	siblings_shutdown();
 	peers_stop();
+	policy_watch_stop();
 	policy_free(helperd.policy);
 	close(lock);
 	log_info("stopped");

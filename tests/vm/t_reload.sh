@@ -1,7 +1,7 @@
 # One long-lived client process follows its helperd's table as it changes: a reload that
 # drops the sibling (the table is rewritten in place), a reload that brings it back, a clean
-# restart of helperd (a new table file), and helperd killed (the table goes stale) then
-# started again. Each connection's path is read off alpha's veth byte counter.
+# restart of helperd (a new table file), helperd killed (the table goes stale) then
+# started again, and the file changed without a signal (and then broken). Each connection's path is read off alpha's veth byte counter.
 cp "$POLICY" "$WORK/policy.alpha"
 start_helperd alpha "$WORK/policy.alpha"
 start_helperd beta
@@ -68,4 +68,17 @@ start_helperd alpha "$WORK/policy.alpha"
 wait_for "alpha to know beta serves 7600" serves alpha beta 7600
 sleep 1.1
 connect_via vsock "helperd started again"
+# The file changes, and no signal is sent: helperd notices by itself.
+: >"$WORK/helperd-alpha.log"
+sed -i '/^peer beta$/,$d' "$WORK/policy.alpha"
+wait_for "alpha to notice the file" grep -q "1 peers" "$WORK/helperd-alpha.log"
+connect_via TCP "file changed without beta, no signal"
+: >"$WORK/helperd-alpha.log"
+cp "$POLICY" "$WORK/policy.alpha"
+wait_for "alpha to notice the file" grep -q "2 peers" "$WORK/helperd-alpha.log"
+wait_for "alpha to know beta serves 7600" serves alpha beta 7600
+connect_via vsock "file changed back, no signal"
+echo "peer broken" >>"$WORK/policy.alpha"
+wait_for "alpha to refuse the file" grep -q "reload refused, keeping the policy in force: $WORK/policy.alpha:" "$WORK/helperd-alpha.log"
+connect_via vsock "broken file refused, the last good policy stays"
 exec 7>&-
