@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "counters.h"
 #include "doorbell.h"
 #include "log.h"
 #include "loop.h"
@@ -66,6 +67,11 @@ static void handle(int sock, const struct vmshim_request *req, int fd)
 	case VMSHIM_REQ_STATUS:
 		answer_status(sock, req->port == 1);
 		return;
+	case VMSHIM_REQ_COUNTERS:
+		reply.status = counters_fd() < 0 ? ENOENT : 0;
+		if (fdpass_send(sock, &reply, sizeof(reply), counters_fd()) < 0)
+			log_warn("control: cannot answer: %m");
+		return;
 	}
 	if (fdpass_send(sock, &reply, sizeof(reply), vs) < 0)
 		log_warn("control: cannot answer: %m");
@@ -86,7 +92,7 @@ static void on_conn(struct watch *w, uint32_t events)
 	if (n == 0) {
 		/* the client went away without asking */
 	} else if (n != (ssize_t)sizeof(req) || req.magic != VMSHIM_PROTO_MAGIC ||
-		   req.type < VMSHIM_REQ_REGISTER || req.type > VMSHIM_REQ_STATUS ||
+		   req.type < VMSHIM_REQ_REGISTER || req.type > VMSHIM_REQ_COUNTERS ||
 		   (req.type == VMSHIM_REQ_REGISTER || req.type == VMSHIM_REQ_CLAIM) != (fd >= 0)) {
 		log_warn("control: malformed request dropped (%zd bytes%s)", n,
 			 n < 0 ? ", unreadable" : "");

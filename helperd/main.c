@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "counters.h"
 #include "doorbell.h"
 #include "helperd.h"
 #include "log.h"
@@ -268,6 +269,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	siblings_restore();
+	counters_open();
 	policy_watch_start(helperd.policy_path, reload);
 	describe();
 	log_info("ready: run directory %s", helperd.rundir);
@@ -275,6 +277,7 @@ int main(int argc, char **argv)
 
 	/* Shims see CLOSED at once and go back to plain TCP; open connections are untouched. */
 	publish_close();
+	counters_close();
 	control_close();
 	doorbell_shutdown();
 	siblings_shutdown();

@@ -1,3 +1,7 @@
+/* Discovery and liveness of the other helperds (peers.h); the frames are in
+ * common/peerproto.c. Everything here runs in helperd's one event loop, without blocking:
+ * connects are non-blocking, a peer that does not read its announcements loses its
+ * connection, and reads are bounded per wake-up. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <ifaddrs.h>
@@ -60,6 +64,9 @@ struct link {
 	struct outbound *out;
 	unsigned long announcements;
 };
+
+static void close_inbound(struct inbound *in);
+static void close_outbound(struct outbound *o);
 
 static struct link **links; /* parallel to helperd.policy->peers */
 static size_t n_links;
@@ -127,11 +134,11 @@ static void announce(struct outbound *o)
 	uint64_t served4[POLICY_PORT_WORDS], served6[POLICY_PORT_WORDS];
 
 	a.n_addrs = n_self_owned;
-	for (size_t i = 0; i < n_self_owned; i++)
+	for (size_t i = 0; i < n_self_owned; i++) {
 		a.addrs[i] = (struct peerproto_addr){.family = self_owned[i].family,
 						     .len = self_owned[i].len};
-	for (size_t i = 0; i < n_self_owned; i++)
 		memcpy(a.addrs[i].addr, self_owned[i].addr, 16);
+	}
 	siblings_served(served4, served6);
 	a.n_ports4 = ports_of(served4, a.ports4);
 	a.n_ports6 = ports_of(served6, a.ports6);
@@ -139,16 +146,11 @@ static void announce(struct outbound *o)
 	if (len < 0 || send(o->w.fd, frame, (size_t)len, MSG_DONTWAIT | MSG_NOSIGNAL) != len) {
 		/* A peer that does not read gets a fresh connection on the next round. */
 		log_debug("peer %s: announcement not sent: connection closed", o->link->name);
-		o->link->out = NULL;
-		loop_retire(&o->w);
-		close(o->w.fd);
+		close_outbound(o);
 	}
 }
 
 /* --- what peers say --------------------------------------------------------------------- */
-
-static void close_inbound(struct inbound *in);
-static void close_outbound(struct outbound *o);
 
 /* A peer gone: its connections are of no more use (new ones come when it is back). */
 static void go_down(struct link *l, const char *why)

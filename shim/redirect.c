@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "counters.h"
 #include "epoll_replay.h"
 #include "fdstate.h"
 #include "redirect.h"
@@ -119,6 +120,7 @@ int redirect_connect(int fd, int app_family, const struct vmshim_endpoint *dest,
 	struct fd_state *st = NULL;
 	struct vmshim_endpoint local = {.family = dest->family};
 	const char *why;
+	enum vmshim_count fallback = VMSHIM_COUNT_FALLBACK_LOCAL;
 
 	if (!is_fresh_tcp(fd)) {
 		why = "not a fresh TCP socket";
@@ -136,6 +138,9 @@ int redirect_connect(int fd, int app_family, const struct vmshim_endpoint *dest,
 	}
 	if (connect_vsock(vs, route) < 0) {
 		why = strerror(errno);
+		fallback = errno == ECONNREFUSED || errno == ECONNRESET ? VMSHIM_COUNT_FALLBACK_REFUSED
+			   : errno == ETIMEDOUT			      ? VMSHIM_COUNT_FALLBACK_TIMEOUT
+								      : VMSHIM_COUNT_FALLBACK_ERROR;
 		goto fail;
 	}
 	/* The local end shows this guest's address unless the application bound one. */
@@ -164,6 +169,7 @@ int redirect_connect(int fd, int app_family, const struct vmshim_endpoint *dest,
 	fdstate_set(fd, (uintptr_t)st);
 	shim_debug("fd %d: connected to sibling cid %u port %u (vsock), local port %d", fd,
 		   route->cid, route->port, port);
+	shim_count(VMSHIM_COUNT_REDIRECTED);
 	errno = saved;
 	return 0;
 fail:
@@ -172,6 +178,7 @@ fail:
 	fdstate_put((uintptr_t)st);
 	if (vs >= 0)
 		real.close(vs);
+	shim_count(fallback);
 	errno = saved;
 	return -1;
 }

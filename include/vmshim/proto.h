@@ -25,6 +25,8 @@ enum vmshim_request_type {
 	VMSHIM_REQ_CLOSED = 3,
 	/* no fd; port 1 asks for JSON. Reply: one message of status text (vmshimctl status). */
 	VMSHIM_REQ_STATUS = 4,
+	/* no fd. Reply: status, and with status 0 the shims' counter page (a memfd). */
+	VMSHIM_REQ_COUNTERS = 5,
 };
 
 struct vmshim_request {

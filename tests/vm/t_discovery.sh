@@ -44,7 +44,7 @@ grep -q "peer gamma (cid 1) claims 198.18.0.99: refused, outside what the policy
 log "discovery from a CID-only policy: addresses learned; gamma's claim of 198.18.0.99 refused and logged"
 
 # Redirection only to a port a shim serves: 7000 under the shim, 7001 without it.
-start_bg served shimmed beta "$PROGS/echo_server" block 7000 0.0.0.0 5
+start_bg served shimmed beta "$PROGS/echo_server" epoll-lt 7000 0.0.0.0 6
 start_bg plain in_guest beta "$PROGS/echo_server" block 7001 0.0.0.0 5
 wait_for "beta's servers" tcp_listening beta 7001
 wait_for "alpha to learn beta serves 7000" status_check alpha '7000 in peer("beta")["ports4"]'
@@ -57,6 +57,28 @@ shimmed alpha env VMSHIM_DEBUG=1 "$PROGS/echo_client" block 198.18.0.2 7001 1000
 	>"$WORK/c2.out" 2>&1 || fail "client to 7001: $(cat "$WORK/c2.out")"
 if grep -q "sibling cid" "$WORK/c2.out"; then fail "a vsock attempt to 7001: $(grep sibling "$WORK/c2.out")"; fi
 log "beta:7000 (shim) redirected; beta:7001 (no shim) plain TCP without a vsock attempt"
+
+# The shims' counters: two connections from one bound local port, the second of which
+# cannot have its vsock source port (the first holds it) and falls back to TCP.
+shimmed alpha python3 - <<'PY' || fail "two connections from local port 40000 failed"
+import socket
+def connect():
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", 40000))
+    s.connect(("198.18.0.2", 7000))
+    return s
+first, second = connect(), connect()
+for s in (first, second):
+    s.sendall(b"x" * 1000)
+    got = b""
+    while len(got) < 1000:
+        got += s.recv(1000)
+    assert got == b"x" * 1000
+PY
+status_check alpha 'd["counters"]["redirected"] == 2 and d["counters"]["fallback_local"] == 1' ||
+	fail "shim counters: $(status_json alpha)"
+log "shim counters in alpha's status: 2 redirected, 1 fallback (local port's vsock source taken)"
 
 # A helperd that stops answering (SIGSTOP: its connections stay open) is dropped by the
 # liveness timeout (3 s by default); new connections to its guest go over TCP.

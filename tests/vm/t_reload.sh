@@ -9,6 +9,27 @@ start_bg server shimmed beta "$PROGS/echo_server" epoll-lt 7600 0.0.0.0 100
 wait_for "vsock listener" vsock_listening beta "$(vsock_port beta 7600)"
 wait_for "alpha to know beta serves 7600" serves alpha beta 7600
 
+# One connection stays open through everything below and must come out whole.
+start_bg held shimmed alpha python3 -u -c '
+import os, socket, sys, time
+s = socket.create_connection(("198.18.0.2", 7600))
+half = os.urandom(100000)
+s.sendall(half)
+print("open", flush=True)
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.1)
+s.sendall(half)
+s.shutdown(socket.SHUT_WR)
+got = b""
+while chunk := s.recv(65536):
+    got += chunk
+assert got == half + half, len(got)
+print("intact", flush=True)
+' "$WORK/go"
+wait_for "the held connection" grep -q open "$WORK/held.out"
+ip netns exec alpha ss -Hn --vsock state established | grep -q ":$(vsock_port beta 7600)" ||
+	fail "the held connection is not over vsock"
+
 mkfifo "$WORK/ask"
 start_bg client shimmed alpha python3 -u -c '
 import socket, sys
@@ -81,4 +102,8 @@ connect_via vsock "file changed back, no signal"
 echo "peer broken" >>"$WORK/policy.alpha"
 wait_for "alpha to refuse the file" grep -q "reload refused, keeping the policy in force: $WORK/policy.alpha:" "$WORK/helperd-alpha.log"
 connect_via vsock "broken file refused, the last good policy stays"
+touch "$WORK/go"
+join_bg held || fail "the held connection: $(cat "$WORK/held.out")"
+grep -q intact "$WORK/held.out" || fail "the held connection: $(cat "$WORK/held.out")"
+log "a vsock connection held open through all of the above: intact"
 exec 7>&-
