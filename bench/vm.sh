@@ -64,13 +64,10 @@ record() {
 }
 
 # The helperds run without -d: logging every sibling connection would be measured too.
+# start_helperd also waits until the guests' helperds know each other.
 bench_helperd() {
-	local g=$1
-	in_guest "$g" "$HELPERD" -f -c "$POLICY" -s "$g" -r "$(rundir "$g")" \
-		>>"$WORK/helperd-$g.log" 2>&1 &
-	echo $! >"$WORK/helperd-$g.pid"
-	wait_for "helperd of $g" test -S "$(rundir "$g")/helperd.sock"
-	wait_for "helperd of $g's table" test -s "$(rundir "$g")/table"
+	HELPERD_DEBUG= start_helperd "$1"
+	wait_for "helperd of $1's table" test -s "$(rundir "$1")/table"
 }
 
 # The process at the end of a background job's chain of single children (start_bg and

@@ -108,10 +108,10 @@ common_helperds() {
 	return 0
 }
 
-# start_helperd GUEST [POLICY]
+# start_helperd GUEST [POLICY]: with -d, unless HELPERD_DEBUG is set (to nothing).
 start_helperd() {
 	local g=$1 policy=${2:-$POLICY} h
-	in_guest "$g" "$HELPERD" -f -d -c "$policy" -s "$g" -r "$(rundir "$g")" \
+	in_guest "$g" "$HELPERD" -f ${HELPERD_DEBUG--d} -c "$policy" -s "$g" -r "$(rundir "$g")" \
 		>>"$WORK/helperd-$g.log" 2>&1 &
 	echo $! > "$WORK/helperd-$g.pid"
 	wait_for "helperd of $g" test -S "$(rundir "$g")/helperd.sock"
