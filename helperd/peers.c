@@ -645,15 +645,12 @@ bool peers_address(int i, bool v6, uint8_t addr[16])
 {
 	const struct policy_prefix *owned = i == helperd.self ? self_owned : links[i]->owned;
 	size_t n = i == helperd.self ? n_self_owned : links[i]->n_owned;
+	const struct policy_prefix *a = policy_first_single(owned, n, v6 ? AF_INET6 : AF_INET);
 
 	memset(addr, 0, 16);
-	for (size_t j = 0; j < n; j++) {
-		if (owned[j].family == (v6 ? AF_INET6 : AF_INET) && policy_prefix_is_single(&owned[j])) {
-			memcpy(addr, owned[j].addr, v6 ? 16 : 4);
-			return true;
-		}
-	}
-	return false;
+	if (a)
+		memcpy(addr, a->addr, v6 ? 16 : 4);
+	return a != NULL;
 }
 
 void peers_stop(void)

@@ -60,6 +60,15 @@ int policy_prefix_is_single(const struct policy_prefix *p)
 	return p->len == max_len(p->family);
 }
 
+const struct policy_prefix *policy_first_single(const struct policy_prefix *p, size_t n,
+					       int family)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i].family == family && policy_prefix_is_single(&p[i]))
+			return &p[i];
+	return NULL;
+}
+
 int policy_prefix_overlaps(const struct policy_prefix *a, const struct policy_prefix *b)
 {
 	if (a->family != b->family)

@@ -31,10 +31,8 @@ struct policy_peer {
 	uint32_t vsock_base;
 	uint32_t control_port; /* vsock port of its helperd, for the other helperds */
 	/* The addresses it may own; none: whatever it claims that no other peer owns. */
-	struct policy_prefix *prefixes;
+	struct policy_prefix *prefixes; /* the first single address of a family stands for it */
 	size_t n_prefixes;
-	/* The first single address of each family stands for the peer; NULL if none. */
-	const struct policy_prefix *addr4, *addr6;
 	struct policy_ports ports; /* own rules, or the global ones */
 };
 

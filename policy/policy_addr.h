@@ -27,6 +27,11 @@ const char *policy_prefix_format(const struct policy_prefix *p, char buf[POLICY_
 /* 1 if p is one address: /32 for IPv4, /128 for IPv6. */
 int policy_prefix_is_single(const struct policy_prefix *p);
 
+/* The first single address of a family among n prefixes (the one that stands for its
+ * owner), or NULL. */
+const struct policy_prefix *policy_first_single(const struct policy_prefix *p, size_t n,
+					       int family);
+
 /* 1 if a and b have an address in common. */
 int policy_prefix_overlaps(const struct policy_prefix *a, const struct policy_prefix *b);
 

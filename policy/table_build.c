@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include "policy.h"
+#include "policy_addr.h"
 #include "table_build.h"
 
 static uint32_t align8(uint32_t n)
@@ -61,15 +62,6 @@ static int cmp_range6(const void *a, const void *b)
 	if (x->first_hi != y->first_hi)
 		return x->first_hi < y->first_hi ? -1 : 1;
 	return x->first_lo < y->first_lo ? -1 : x->first_lo > y->first_lo;
-}
-
-/* The first single address of a family among n prefixes, or NULL. */
-static const struct policy_prefix *stand_for(const struct policy_prefix *p, size_t n, int family)
-{
-	for (size_t i = 0; i < n; i++)
-		if (p[i].family == family && p[i].len == (family == AF_INET ? 32u : 128u))
-			return &p[i];
-	return NULL;
 }
 
 static struct table_peer_view static_view(const struct policy_peer *pp)
@@ -137,8 +129,8 @@ void *table_build(const struct policy *policy, int self, const struct table_peer
 	for (uint32_t i = 0; i < n_peers; i++) {
 		const struct policy_peer *pp = &policy->peers[i];
 		struct vmshim_table_peer *tp = &peers[i];
-		const struct policy_prefix *a4 = stand_for(v[i].owned, v[i].n_owned, AF_INET);
-		const struct policy_prefix *a6 = stand_for(v[i].owned, v[i].n_owned, AF_INET6);
+		const struct policy_prefix *a4 = policy_first_single(v[i].owned, v[i].n_owned, AF_INET);
+		const struct policy_prefix *a6 = policy_first_single(v[i].owned, v[i].n_owned, AF_INET6);
 
 		tp->cid = pp->cid;
 		tp->vsock_base = pp->vsock_base;

@@ -38,15 +38,12 @@ static const char *family_name(int family)
 	return family == AF_INET ? "IPv4" : "IPv6";
 }
 
-/* The first entry of the family in the peer, and the first single address of it. */
-static const struct policy_prefix *first_of(const struct policy_peer *peer, int family,
-					    int single)
+/* The first entry of the family in the peer. */
+static const struct policy_prefix *first_of(const struct policy_peer *peer, int family)
 {
-	for (size_t i = 0; i < peer->n_prefixes; i++) {
-		const struct policy_prefix *p = &peer->prefixes[i];
-		if (p->family == family && (!single || policy_prefix_is_single(p)))
-			return p;
-	}
+	for (size_t i = 0; i < peer->n_prefixes; i++)
+		if (peer->prefixes[i].family == family)
+			return &peer->prefixes[i];
 	return NULL;
 }
 
@@ -60,8 +57,8 @@ static void check_peers(const struct policy_build *b, struct check *c)
 		if (!b->state[i].cid_line)
 			report(c, peer->line, "peer %s has no cid", peer->name);
 		for (size_t f = 0; f < 2; f++) {
-			const struct policy_prefix *any = first_of(peer, families[f], 0);
-			if (any && !first_of(peer, families[f], 1))
+			const struct policy_prefix *any = first_of(peer, families[f]);
+			if (any && !policy_first_single(peer->prefixes, peer->n_prefixes, families[f]))
 				report(c, peer->line,
 				       "peer %s owns %s prefix %s (line %u) but no single %s "
 				       "address (one without /LEN) to stand for it",
@@ -233,8 +230,6 @@ static void finish(struct policy_build *b)
 		for (size_t w = 0; w < POLICY_PORT_WORDS; w++)
 			peer->ports.allowed[w] = allow->allowed[w] & ~deny->allowed[w];
 		peer->control_port = control_port_of(b, i);
-		peer->addr4 = first_of(peer, AF_INET, 1);
-		peer->addr6 = first_of(peer, AF_INET6, 1);
 	}
 }
 

@@ -139,8 +139,8 @@ static void test_format_example(void **state)
 	assert_int_equal(a->n_prefixes, 1);
 	assert_prefix(&a->prefixes[0], "198.18.0.1", 32);
 	assert_int_equal(a->prefixes[0].line, 10);
-	assert_ptr_equal(a->addr4, &a->prefixes[0]);
-	assert_null(a->addr6);
+	assert_ptr_equal(stand_for(a, AF_INET), &a->prefixes[0]);
+	assert_null(stand_for(a, AF_INET6));
 	assert_ports(a, PORTS(1024, 8080, 65535, 5431, 5433), PORTS(1, 80, 443, 1023, 5432));
 
 	assert_string_equal(b->name, "beta");
@@ -153,8 +153,8 @@ static void test_format_example(void **state)
 	assert_prefix(&b->prefixes[2], "2001:db8::2", 128);
 	assert_int_equal(b->prefixes[1].line, 14);
 	assert_int_equal(b->prefixes[2].line, 15);
-	assert_ptr_equal(b->addr4, &b->prefixes[0]);
-	assert_ptr_equal(b->addr6, &b->prefixes[2]);
+	assert_ptr_equal(stand_for(b, AF_INET), &b->prefixes[0]);
+	assert_ptr_equal(stand_for(b, AF_INET6), &b->prefixes[2]);
 	assert_ports(b, PORTS(80, 443, 8000, 8050, 8100), PORTS(79, 81, 442, 444, 1024, 5432, 7999, 8101, 65535));
 	assert_int_equal(count_ports(b), 2 + 101);
 
@@ -182,8 +182,8 @@ static void test_comments_everywhere(void **state)
 	assert_string_equal(b->name, "beta");
 	assert_int_equal(b->cid, 6);
 	assert_int_equal(b->n_prefixes, 1);
-	assert_prefix(b->addr6, "2001:db8::6", 128);
-	assert_null(b->addr4);
+	assert_prefix(stand_for(b, AF_INET6), "2001:db8::6", 128);
+	assert_null(stand_for(b, AF_INET));
 	assert_int_equal(count_ports(b), 0); /* own rules: deny 22 and no allow */
 	policy_free(pol);
 }
@@ -216,15 +216,15 @@ static void test_ipv6(void **state)
 	assert_prefix(&six->prefixes[2], "2001:db8:2:3::", 64);
 	assert_prefix(&six->prefixes[3], "2001:db8::7", 128);
 	assert_prefix(&six->prefixes[4], "2001:db8:abcd::", 48);
-	assert_null(six->addr4);
-	assert_ptr_equal(six->addr6, &six->prefixes[0]);
+	assert_null(stand_for(six, AF_INET));
+	assert_ptr_equal(stand_for(six, AF_INET6), &six->prefixes[0]);
 	assert_ports(six, PORTS(22), PORTS(80));
 	assert_int_equal(both->n_prefixes, 4);
 	assert_prefix(&both->prefixes[0], "2001:db8:ff00::", 40);
-	assert_ptr_equal(both->addr6, &both->prefixes[1]);
-	assert_prefix(both->addr6, "2001:db8::9", 128);
-	assert_ptr_equal(both->addr4, &both->prefixes[2]);
-	assert_prefix(both->addr4, "198.18.0.9", 32);
+	assert_ptr_equal(stand_for(both, AF_INET6), &both->prefixes[1]);
+	assert_prefix(stand_for(both, AF_INET6), "2001:db8::9", 128);
+	assert_ptr_equal(stand_for(both, AF_INET), &both->prefixes[2]);
+	assert_prefix(stand_for(both, AF_INET), "198.18.0.9", 32);
 	assert_prefix(&both->prefixes[3], "2001:db8::102:304", 128);
 	assert_int_equal(count_ports(both), 0); /* no allow anywhere */
 	policy_free(pol);
@@ -314,7 +314,7 @@ static void test_cid_only(void **state)
 	assert_int_equal(pol->liveness_ms, 900);
 	assert_int_equal(pol->n_peers, 2);
 	assert_int_equal(pol->peers[0].n_prefixes, 0);
-	assert_null(pol->peers[0].addr4);
+	assert_null(stand_for(&pol->peers[0], AF_INET));
 	assert_int_equal(pol->peers[0].control_port, POLICY_DEFAULT_VSOCK_BASE + 131072);
 	assert_int_equal(pol->peers[1].control_port, 5000);
 	policy_free(pol);
@@ -326,11 +326,11 @@ static void test_first_single_address(void **state)
 	struct policy *pol = load_valid("first_single.policy");
 	const struct policy_peer *a = &pol->peers[0];
 	assert_int_equal(a->n_prefixes, 6);
-	assert_ptr_equal(a->addr4, &a->prefixes[2]);
-	assert_prefix(a->addr4, "198.18.0.9", 32);
-	assert_int_equal(a->addr4->line, 4);
-	assert_ptr_equal(a->addr6, &a->prefixes[4]);
-	assert_prefix(a->addr6, "2001:db8::a", 128);
+	assert_ptr_equal(stand_for(a, AF_INET), &a->prefixes[2]);
+	assert_prefix(stand_for(a, AF_INET), "198.18.0.9", 32);
+	assert_int_equal(stand_for(a, AF_INET)->line, 4);
+	assert_ptr_equal(stand_for(a, AF_INET6), &a->prefixes[4]);
+	assert_prefix(stand_for(a, AF_INET6), "2001:db8::a", 128);
 	assert_prefix(&a->prefixes[5], "2001:db8::b", 128);
 	policy_free(pol);
 }
@@ -354,10 +354,10 @@ static void test_example_policy(void **state)
 	const struct policy_peer *web = &pol->peers[0], *db = &pol->peers[1];
 	assert_string_equal(web->name, "web");
 	assert_string_equal(db->name, "db");
-	assert_non_null(web->addr4);
-	assert_non_null(web->addr6);
-	assert_non_null(db->addr4);
-	assert_non_null(db->addr6);
+	assert_non_null(stand_for(web, AF_INET));
+	assert_non_null(stand_for(web, AF_INET6));
+	assert_non_null(stand_for(db, AF_INET));
+	assert_non_null(stand_for(db, AF_INET6));
 	assert_ports(web, PORTS(80, 443, 8080), PORTS(22, 5432, 6379));
 	assert_ports(db, PORTS(5432, 6379, 9187), PORTS(80, 443, 8080));
 	policy_free(pol);
@@ -517,7 +517,7 @@ static void test_long_comment_line(void **state)
 	write_temp(path, text, (size_t)k);
 	struct policy *pol = load_path(path);
 	assert_int_equal(pol->n_peers, 1);
-	assert_prefix(pol->peers[0].addr4, "198.18.0.1", 32);
+	assert_prefix(stand_for(&pol->peers[0], AF_INET), "198.18.0.1", 32);
 	assert_ports(&pol->peers[0], PORTS(80), PORTS(81));
 	policy_free(pol);
 	unlink(path);
@@ -653,12 +653,12 @@ static void test_many_peers(void **state)
 		assert_int_equal(peer->cid, 1);
 		assert_int_equal(peer->vsock_base, 1024 + i * 196608u);
 		assert_int_equal(peer->n_prefixes, 3);
-		assert_ptr_equal(peer->addr4, &peer->prefixes[1]);
+		assert_ptr_equal(stand_for(peer, AF_INET), &peer->prefixes[1]);
 		snprintf(addr, sizeof addr, "198.%u.%u.200", 18 + i / 256, i % 256);
-		assert_prefix(peer->addr4, addr, 32);
-		assert_ptr_equal(peer->addr6, &peer->prefixes[2]);
+		assert_prefix(stand_for(peer, AF_INET), addr, 32);
+		assert_ptr_equal(stand_for(peer, AF_INET6), &peer->prefixes[2]);
 		snprintf(addr, sizeof addr, "2001:db8::%x", i + 1);
-		assert_prefix(peer->addr6, addr, 128);
+		assert_prefix(stand_for(peer, AF_INET6), addr, 128);
 		assert_ports(peer, PORTS(443), PORTS(80));
 	}
 	policy_free(pol);
