@@ -22,34 +22,38 @@ char *status_render(bool json, size_t *len)
 		return NULL;
 	for (size_t i = 0; page && i < VMSHIM_COUNT_N; i++)
 		shim[i] = (unsigned long)atomic_load_explicit(&page->n[i], memory_order_relaxed);
+	const struct {
+		const char *key, *label;
+		unsigned long value;
+	} counts[] = {
+		{"sibling_accepted", "sibling connections accepted", c->sibling_accepted},
+		{"sibling_refused", "sibling connections refused (no listener)", c->sibling_refused},
+		{"rejected_cids", "vsock connections rejected (CID or port outside the policy)",
+		 c->rejected_cids},
+		{"bad_messages", "malformed messages from peers", c->bad_messages},
+		{"refused_claims", "address claims refused", c->refused_claims},
+		{"redirected", "connections redirected by the shims", shim[VMSHIM_COUNT_REDIRECTED]},
+		{"fallback_refused", "fallbacks to TCP, refused", shim[VMSHIM_COUNT_FALLBACK_REFUSED]},
+		{"fallback_timeout", "fallbacks to TCP, timed out", shim[VMSHIM_COUNT_FALLBACK_TIMEOUT]},
+		{"fallback_error", "fallbacks to TCP, other errors", shim[VMSHIM_COUNT_FALLBACK_ERROR]},
+		{"fallback_local", "fallbacks to TCP, not set up", shim[VMSHIM_COUNT_FALLBACK_LOCAL]},
+	};
 	if (json) {
 		fprintf(out, "{\"self\":\"%s\",\"uptime_ms\":%ld,\"liveness_timeout_ms\":%u,"
 			     "\"peers\":",
 			self ? self->name : "", uptime, helperd.policy->liveness_ms);
 		peers_status(out, true);
-		fprintf(out, ",\"counters\":{\"sibling_accepted\":%lu,\"sibling_refused\":%lu,"
-			     "\"rejected_cids\":%lu,\"bad_messages\":%lu,\"refused_claims\":%lu,"
-			     "\"redirected\":%lu,\"fallback_refused\":%lu,\"fallback_timeout\":%lu,"
-			     "\"fallback_error\":%lu,\"fallback_local\":%lu}}\n",
-			c->sibling_accepted, c->sibling_refused, c->rejected_cids, c->bad_messages,
-			c->refused_claims, shim[VMSHIM_COUNT_REDIRECTED],
-			shim[VMSHIM_COUNT_FALLBACK_REFUSED], shim[VMSHIM_COUNT_FALLBACK_TIMEOUT],
-			shim[VMSHIM_COUNT_FALLBACK_ERROR], shim[VMSHIM_COUNT_FALLBACK_LOCAL]);
+		fputs(",\"counters\":{", out);
+		for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++)
+			fprintf(out, "%s\"%s\":%lu", i ? "," : "", counts[i].key, counts[i].value);
+		fputs("}}\n", out);
 	} else {
 		fprintf(out, "helperd: this guest is %s, up %ld s, policy %s, liveness timeout %u ms\n",
 			self ? self->name : "none of the peers", uptime / 1000, helperd.policy_path,
 			helperd.policy->liveness_ms);
 		peers_status(out, false);
-		fprintf(out, "sibling connections accepted: %lu, refused (no listener): %lu\n"
-			     "rejected (CID or port outside the policy): %lu\n"
-			     "malformed messages from peers: %lu\nrefused address claims: %lu\n"
-			     "connections redirected by the shims: %lu\n"
-			     "fallbacks to TCP: %lu refused, %lu timed out, %lu other errors, "
-			     "%lu not set up\n",
-			c->sibling_accepted, c->sibling_refused, c->rejected_cids, c->bad_messages,
-			c->refused_claims, shim[VMSHIM_COUNT_REDIRECTED],
-			shim[VMSHIM_COUNT_FALLBACK_REFUSED], shim[VMSHIM_COUNT_FALLBACK_TIMEOUT],
-			shim[VMSHIM_COUNT_FALLBACK_ERROR], shim[VMSHIM_COUNT_FALLBACK_LOCAL]);
+		for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++)
+			fprintf(out, "%s: %lu\n", counts[i].label, counts[i].value);
 	}
 	if (fclose(out) != 0) {
 		free(text);

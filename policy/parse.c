@@ -301,44 +301,37 @@ static int st_self(struct parser *ps)
 	return 0;
 }
 
-static int st_connect_timeout(struct parser *ps)
+/* A number of milliseconds the file may give once, before the first peer. */
+static int global_ms(struct parser *ps, const char *keyword, unsigned *line, uint64_t min,
+		     uint64_t max, uint32_t *out)
 {
-	struct policy_build *b = ps->b;
 	char q[80];
 	uint64_t v;
 
-	if (before_peers(ps, "connect-timeout") < 0)
+	if (before_peers(ps, keyword) < 0)
 		return -1;
-	if (b->timeout_line)
-		return fail(ps, "connect-timeout given twice (first at line %u)", b->timeout_line);
+	if (*line)
+		return fail(ps, "%s given twice (first at line %u)", keyword, *line);
 	if (policy_parse_number(ps->args[0], &v) < 0)
-		return fail(ps, "connect-timeout %s is not a number", quote(ps->args[0], q));
-	if (v < 1 || v > 60000)
-		return fail(ps, "connect-timeout %s is out of range 1..60000 ms",
-			    quote(ps->args[0], q));
-	b->pol->connect_timeout_ms = (uint32_t)v;
-	b->timeout_line = ps->line;
+		return fail(ps, "%s %s is not a number", keyword, quote(ps->args[0], q));
+	if (v < min || v > max)
+		return fail(ps, "%s %s is out of range %llu..%llu ms", keyword,
+			    quote(ps->args[0], q), (unsigned long long)min, (unsigned long long)max);
+	*out = (uint32_t)v;
+	*line = ps->line;
 	return 0;
+}
+
+static int st_connect_timeout(struct parser *ps)
+{
+	return global_ms(ps, "connect-timeout", &ps->b->timeout_line, 1, 60000,
+			 &ps->b->pol->connect_timeout_ms);
 }
 
 static int st_liveness(struct parser *ps)
 {
-	struct policy_build *b = ps->b;
-	char q[80];
-	uint64_t v;
-
-	if (before_peers(ps, "liveness-timeout") < 0)
-		return -1;
-	if (b->liveness_line)
-		return fail(ps, "liveness-timeout given twice (first at line %u)", b->liveness_line);
-	if (policy_parse_number(ps->args[0], &v) < 0)
-		return fail(ps, "liveness-timeout %s is not a number", quote(ps->args[0], q));
-	if (v < 300 || v > 600000)
-		return fail(ps, "liveness-timeout %s is out of range 300..600000 ms",
-			    quote(ps->args[0], q));
-	b->pol->liveness_ms = (uint32_t)v;
-	b->liveness_line = ps->line;
-	return 0;
+	return global_ms(ps, "liveness-timeout", &ps->b->liveness_line, 300, 600000,
+			 &ps->b->pol->liveness_ms);
 }
 
 static int grow_peers(struct parser *ps)
