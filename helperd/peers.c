@@ -127,10 +127,14 @@ static size_t ports_of(const uint64_t *set, uint16_t *out)
 	return n;
 }
 
-static void announce(struct outbound *o)
+/* This guest's announcement, the same for every peer: made again when what it says may
+ * have changed, sent as it is. */
+static uint8_t frame[PEERPROTO_HEADER_SIZE + PEERPROTO_MAX_PAYLOAD];
+static long frame_len = -1;
+
+static void compose(void)
 {
 	static struct peerproto_announce a;
-	static uint8_t frame[PEERPROTO_HEADER_SIZE + PEERPROTO_MAX_PAYLOAD];
 	uint64_t served4[POLICY_PORT_WORDS], served6[POLICY_PORT_WORDS];
 
 	a.n_addrs = n_self_owned;
@@ -142,8 +146,13 @@ static void announce(struct outbound *o)
 	siblings_served(served4, served6);
 	a.n_ports4 = ports_of(served4, a.ports4);
 	a.n_ports6 = ports_of(served6, a.ports6);
-	long len = peerproto_encode_announce(&a, frame);
-	if (len < 0 || send(o->w.fd, frame, (size_t)len, MSG_DONTWAIT | MSG_NOSIGNAL) != len) {
+	frame_len = peerproto_encode_announce(&a, frame);
+}
+
+static void announce(struct outbound *o)
+{
+	if (frame_len < 0 ||
+	    send(o->w.fd, frame, (size_t)frame_len, MSG_DONTWAIT | MSG_NOSIGNAL) != frame_len) {
 		/* A peer that does not read gets a fresh connection on the next round. */
 		log_debug("peer %s: announcement not sent: connection closed", o->link->name);
 		close_outbound(o);
@@ -478,6 +487,7 @@ static void on_tick(struct watch *w, uint32_t events)
 	if (n++ % 2)
 		return;
 	find_self_owned();
+	compose();
 	for (size_t i = 0; i < n_links; i++) {
 		struct link *l = links[i];
 		if ((int)i == helperd.self)
@@ -579,6 +589,7 @@ void peers_policy_changed(void)
 	views = v;
 	n_links = pol->n_peers;
 	find_self_owned();
+	compose();
 	/* What a peer holds is judged again against the new policy. */
 	for (size_t i = 0; i < n_links; i++) {
 		static struct peerproto_announce a;
@@ -605,6 +616,7 @@ int peers_start(void)
 
 void peers_served_changed(void)
 {
+	compose();
 	for (size_t i = 0; i < n_links; i++)
 		if (links[i]->out && links[i]->out->connected)
 			announce(links[i]->out);
