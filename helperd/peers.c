@@ -467,16 +467,17 @@ fail:
 	free(o);
 }
 
-/* Every sixth of the liveness timeout T: a peer silent for 5T/6 is dropped. Peers announce
- * every T/3, so one that stops is dropped at most T after its last announcement, and only
- * once two and a half announcements went missing. Every other tick: announce, and connect
- * to the peers this helperd has no connection to. */
+/* Every sixth of the liveness timeout T: a peer silent for 2T/3 (two announcements missed:
+ * peers announce every T/3) is dropped. So one that stops is dropped at most 5T/6 after its
+ * last announcement, which leaves T/6 for late timers in a loaded guest before the
+ * promise, within T, is broken. Every other tick: announce, and connect to the peers this
+ * helperd has no connection to. */
 static void on_tick(struct watch *w, uint32_t events)
 {
 	static unsigned n;
 	uint64_t ticks;
 	int64_t now = vmshim_now_ms();
-	int64_t silence_max = helperd.policy->liveness_ms * 5 / 6;
+	int64_t silence_max = helperd.policy->liveness_ms * 2 / 3;
 
 	(void)events;
 	if (read(w->fd, &ticks, sizeof(ticks)) != sizeof(ticks))
