@@ -1,25 +1,40 @@
 #!/usr/bin/env bash
-# The part of bench/run that runs inside the test VM (scripts/testvm --out DIR): sets up
-# the guests of tests/vm/lib.sh, runs the benchmarks, and leaves raw results in DIR:
-#   raw.txt        one line per measurement: "KEY k=v ..." (bench/run turns it into the report)
+# The part of bench/run that runs inside the test VM (scripts/testvm --out DIR): sets up the
+# guests of tests/vm/lib.sh, the servers of every path, and measures. Leaves in DIR:
+#   raw.txt        one line per measurement: "result section=S path=P rep=R ... <netbench's line>"
 #   commands.txt   every benchmark command exactly as run, in order
-#   *.callgrind    callgrind profiles, *.strace strace -c summaries, iperf3-*.json
+#   *.callgrind    callgrind profiles, *.strace strace -c summaries
 #   log.txt        everything else: progress, servers' and helperds' output
-# Sizes come from the environment (bench/run passes them): N_FAST, ROUNDS, N_CG, N_REDIR,
-# REDIR_ROUNDS, N_SC, IPERF_T, IPERF_ROUNDS.
+#
+# The five paths, all from alpha (198.18.0.1) to a server in beta (198.18.0.2):
+#   tcp     plain TCP over the veth link, no shim anywhere
+#   shim    the same program under the shim at both ends: redirected over vsock
+#   vsock   netbench's own AF_VSOCK mode: what vsock itself does, no TCP at all
+#   socat   today's workaround: client -> socat TCP-LISTEN (alpha) -> vsock -> socat
+#           VSOCK-LISTEN (beta) -> TCP on beta's loopback -> the plain server
+#   bypass  the shim loaded in the client, destination not co-resident: beta's second address
+#           198.18.0.12, in no policy, served by the plain server (the path it must leave alone)
+#
+# Sizes come from the environment (bench/run passes them; defaults are the full run).
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$here/../tests/vm/lib.sh"
 
 OUT=${VMSHIM_TESTVM_OUT:?run me through bench/run}
-BENCH=$TOP/$BUILD/bench
-N_FAST=${N_FAST:-2000}
-ROUNDS=${ROUNDS:-5}
-N_CG=${N_CG:-200}
-N_REDIR=${N_REDIR:-300}
-REDIR_ROUNDS=${REDIR_ROUNDS:-3}
-IPERF_T=${IPERF_T:-5}
-IPERF_ROUNDS=${IPERF_ROUNDS:-3}
-N_SC=${N_SC:-20}
+NB=$TOP/$BUILD/bench/netbench
+REPS=${REPS:-3}
+STREAM_SECONDS=${STREAM_SECONDS:-2}
+SIZES=${SIZES:-4K 64K 256K 1M}
+STREAMS=${STREAMS:-1 4}
+PP_SIZES=${PP_SIZES:-1 1K}
+PP_COUNT=${PP_COUNT:-2000}
+CR_COUNT=${CR_COUNT:-300}
+CG_COUNT=${CG_COUNT:-200}
+SC_COUNT=${SC_COUNT:-20}
+SCALE_CONNS=${SCALE_CONNS:-1 64 1024}
+SCALE_SECONDS=${SCALE_SECONDS:-2}
+MEMCPY_MIB=${MEMCPY_MIB:-2048}
+PATHS=(tcp shim vsock socat bypass)
+BYPASS_ADDR=198.18.0.12
 RAW=$OUT/raw.txt
 CMDS=$OUT/commands.txt
 exec 3>>"$OUT/log.txt"
@@ -28,24 +43,45 @@ exec 3>>"$OUT/log.txt"
 
 note() { echo "$*" >&3; echo "bench: $*" >&2; }
 
+# Ports in beta: TCP servers (sink = reads and discards, echo = sends back) and vsock ports
+# of the native server and the socat pair (vsock ports are global: these are far from the
+# guests' blocks at 1000000 and 2000000).
+declare -A PORT=([tcp-sink]=7201 [tcp-echo]=7202 [shim-sink]=7211 [shim-echo]=7212
+	[vsock-sink]=40001 [vsock-echo]=40002 [socat-sink]=40011 [socat-echo]=40012
+	[alpha-socat-sink]=7221 [alpha-socat-echo]=7222)
+
 # The argv of CMD... run in guest G (with or without the shim), in CMD_ARGV: the same
 # expansion as lib.sh's in_guest/shimmed, written out so that commands.txt shows it all.
 guest_argv() {
 	local g=$1 how=$2
 	shift 2
 	CMD_ARGV=(ip netns exec "$g" env VMSHIM_RUNDIR="$(rundir "$g")")
-	case $how in
-	plain) ;;
-	shim) CMD_ARGV+=(LD_PRELOAD="$SHIM_PRELOAD") ;;
-	disabled) CMD_ARGV+=(LD_PRELOAD="$SHIM_PRELOAD" VMSHIM_DISABLE=1) ;;
-	*) fail "guest_argv: $how" ;;
-	esac
+	[ "$how" = plain ] || CMD_ARGV+=(LD_PRELOAD="$SHIM_PRELOAD")
 	CMD_ARGV+=("$@")
 }
 
+# The client side of PATH for a server of KIND (sink or echo): sets CMD_ARGV to alpha's
+# netbench MODE with the path's target, then ARGS; behind the program that WRAP (an array,
+# such as strace and its options) names, if any.
+WRAP=()
+client_argv() {
+	local path=$1 kind=$2 mode=$3
+	shift 3
+	local how=plain target
+	case $path in
+	tcp) target=${ADDR[beta]}:${PORT[tcp-$kind]} ;;
+	shim) how=shim target=${ADDR[beta]}:${PORT[shim-$kind]} ;;
+	vsock) target=vsock:1:${PORT[vsock-$kind]} ;;
+	socat) target=127.0.0.1:${PORT[alpha-socat-$kind]} ;;
+	bypass) how=shim target=$BYPASS_ADDR:${PORT[tcp-$kind]} ;;
+	*) fail "client_argv: $path" ;;
+	esac
+	guest_argv alpha "$how" "${WRAP[@]}" "$NB" "$mode" "$target" "$@"
+}
+
 # record LABEL CMD...: logs the command under LABEL in commands.txt, runs it, and leaves
-# its standard output in $WORK/last.out and its standard error in $WORK/last.err (and
-# log.txt). Fails the run if the command fails.
+# its standard output in $WORK/last.out (standard error goes to log.txt). Fails the run if
+# the command fails.
 record() {
 	local label=$1
 	shift
@@ -59,12 +95,14 @@ record() {
 	cat "$WORK/last.err" >>"$OUT/log.txt"
 	if [ $rc -ne 0 ]; then
 		note "FAILED (exit $rc): $label: $(tail -n 5 "$WORK/last.err")"
-		return 1
+		exit 1
 	fi
 }
 
+# result KEYS...: the last command's netbench line, with KEYS in front, into raw.txt.
+result() { echo "result $* $(grep '^netbench mode=' "$WORK/last.out" | tail -n 1)" >>"$RAW"; }
+
 # The helperds run without -d: logging every sibling connection would be measured too.
-# start_helperd also waits until the guests' helperds know each other.
 bench_helperd() {
 	HELPERD_DEBUG= start_helperd "$1"
 	wait_for "helperd of $1's table" test -s "$(rundir "$1")/table"
@@ -82,10 +120,11 @@ leaf_pid() {
 	echo "$pid"
 }
 
-# Waits (up to 30 s) until beta holds no established connection: the servers and beta's
-# helperd have dealt with every connection of the last run, so that its leftovers do not
-# slow the next one. helperd's own connections to the other helperds (local ports base +
-# 131072 .. + 1023) stay.
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+# Waits (up to 30 s) until no connection of the last run is left in beta, so that its
+# leftovers do not slow the next one. helperd's own connections to the other helperds
+# (local ports base + 131072 .. + 1023) stay.
 beta_busy() {
 	ip netns exec beta ss -Hn --vsock state established |
 		awk -v lo=$((BASE[beta] + 131072)) '{ split($4, a, ":"); if (a[2] < lo || a[2] > lo + 1023) busy = 1 }
@@ -94,13 +133,21 @@ beta_busy() {
 		ip netns exec beta ss -Htn state syn-recv | grep -q .
 }
 wait_drained() {
-	local i
-	for i in $(seq 300); do
+	for _ in $(seq 300); do
 		beta_busy || return 0
 		sleep 0.1
 	done
 	note "beta still busy after 30 s"
 	echo "warning beta-not-drained after=$1" >>"$RAW"
+}
+
+# The paths in a different order in each repetition, so that a slow drift of the emulated
+# machine hits them all alike.
+paths_for_rep() {
+	local r=$1 i n=${#PATHS[@]}
+	for i in $(seq 0 $((n - 1))); do
+		echo "${PATHS[$(((i + r) % n))]}"
+	done
 }
 
 # strace_attach NAME PID: counts PID's system calls (strace -c) into $OUT/NAME.strace
@@ -121,7 +168,7 @@ strace_total() { awk '$NF == "total" { print $4 }' "$1"; }
 
 finish() {
 	local rc=$?
-	for g in alpha beta gamma; do
+	for g in alpha beta; do
 		[ -f "$WORK/helperd-$g.log" ] && { echo "--- helperd-$g.log"; cat "$WORK/helperd-$g.log"; } >&3
 	done
 	for f in "$WORK"/*.out; do
@@ -131,147 +178,175 @@ finish() {
 }
 trap finish EXIT
 
+# --- guests, helperds, servers -----------------------------------------------------------
+ulimit -n 8192
 setup_guests
+ip -n beta addr add "$BYPASS_ADDR/24" dev eth0
 bench_helperd alpha
 bench_helperd beta
 echo "vm uname=$(uname -r) cpus=$(nproc) model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1 | tr ' ' _)" >>"$RAW"
 
-# --- servers --------------------------------------------------------------------------
-# gamma (not in the policy): an ordinary server, no shim.
-start_bg srv-gamma in_guest gamma "$BENCH/accept_server" 7000 0.0.0.0 600
-wait_for "gamma's accept_server" tcp_listening gamma 7000
-# beta: the same server under the shim (siblings reach it over vsock) ...
-start_bg srv-beta-shim shimmed beta "$BENCH/accept_server" 7100 0.0.0.0 600
-wait_for "beta's accept_server on vsock" vsock_listening beta "$(vsock_port beta 7100)"
-# ... and with the shim disabled, for the plain-TCP baseline.
-start_bg srv-beta-tcp in_guest beta env LD_PRELOAD="$SHIM_PRELOAD" VMSHIM_DISABLE=1 \
-	"$BENCH/accept_server" 7101 0.0.0.0 600
-wait_for "beta's plain accept_server" tcp_listening beta 7101
-
-# --- a) the fast path: alpha -> gamma, not redirected ------------------------------------
-# First a check that this is the path we mean: the shim maps alpha's table and leaves the
-# connection to gamma alone (VMSHIM_DEBUG=1 logs each decision; not in the timed runs).
-guest_argv alpha shim env VMSHIM_DEBUG=1 "$BENCH/connect_bench" 198.18.0.3 7000 3
-record "fast-check" "${CMD_ARGV[@]}"
-echo "fast-check $(cat "$WORK/last.out")" >>"$RAW"
-sed 's/^/fast-check-stderr /' "$WORK/last.err" >>"$RAW"
-note "fast path: $N_FAST connects x $ROUNDS rounds, with and without the shim"
-for r in $(seq "$ROUNDS"); do
-	# Alternate which variant goes first, so that a slow drift hits both alike.
-	if [ $((r % 2)) = 1 ]; then order="plain shim"; else order="shim plain"; fi
-	for v in $order; do
-		guest_argv alpha "$v" timeout 120 "$BENCH/connect_bench" 198.18.0.3 7000 "$N_FAST"
-		before=$(veth_bytes alpha)
-		record "fast-$v" "${CMD_ARGV[@]}"
-		echo "fast variant=$v round=$r veth_bytes=$(($(veth_bytes alpha) - before)) $(cat "$WORK/last.out")" >>"$RAW"
-	done
+start_server() {
+	local name=$1 how=$2
+	shift 2
+	guest_argv beta "$how" "$NB" server --seconds 3000 "$@"
+	echo "[server-$name] $(printf '%q ' "${CMD_ARGV[@]}")" >>"$CMDS"
+	start_bg "srv-$name" "${CMD_ARGV[@]}"
+}
+for kind in sink echo; do
+	start_server "tcp-$kind" plain --mode "$kind" "${PORT[tcp-$kind]}"
+	start_server "shim-$kind" shim --mode "$kind" "${PORT[shim-$kind]}"
+	start_server "vsock-$kind" plain --mode "$kind" --vsock "${PORT[vsock-$kind]}"
+	guest_argv beta plain socat "VSOCK-LISTEN:${PORT[socat-$kind]},fork,reuseaddr,backlog=4096" \
+		"TCP:127.0.0.1:${PORT[tcp-$kind]}"
+	echo "[socat-beta-$kind] $(printf '%q ' "${CMD_ARGV[@]}")" >>"$CMDS"
+	start_bg "socat-beta-$kind" "${CMD_ARGV[@]}"
+	guest_argv alpha plain socat \
+		"TCP-LISTEN:${PORT[alpha-socat-$kind]},bind=127.0.0.1,fork,reuseaddr,backlog=4096" \
+		"VSOCK-CONNECT:1:${PORT[socat-$kind]}"
+	echo "[socat-alpha-$kind] $(printf '%q ' "${CMD_ARGV[@]}")" >>"$CMDS"
+	start_bg "socat-alpha-$kind" "${CMD_ARGV[@]}"
+done
+for kind in sink echo; do
+	wait_for "beta's tcp-$kind" tcp_listening beta "${PORT[tcp-$kind]}"
+	wait_for "beta's shim-$kind on vsock" vsock_listening beta "$(vsock_port beta "${PORT[shim-$kind]}")"
+	wait_for "beta's vsock-$kind" sh -c "ip netns exec beta ss -Hln --vsock | grep -q ':${PORT[vsock-$kind]} '"
+	wait_for "beta's socat-$kind" sh -c "ip netns exec beta ss -Hln --vsock | grep -q ':${PORT[socat-$kind]} '"
+	wait_for "alpha's socat-$kind" tcp_listening alpha "${PORT[alpha-socat-$kind]}"
 done
 
-# Instruction counts: callgrind counts only bench_loop (the N_CG timed connects), so the
-# start-up, the warm-up connect and the shim's one-time set-up are left out.
-note "fast path: callgrind, $N_CG connects, with and without the shim"
-for v in plain shim; do
-	guest_argv alpha "$v" timeout 300 valgrind --tool=callgrind \
-		--callgrind-out-file="$OUT/fast-$v.callgrind" --collect-atstart=no \
-		--toggle-collect=bench_loop --collect-systime=yes \
-		"$BENCH/connect_bench" 198.18.0.3 7000 "$N_CG"
-	record "callgrind-$v" "${CMD_ARGV[@]}"
-	echo "callgrind variant=$v n=$N_CG file=fast-$v.callgrind $(cat "$WORK/last.out")" >>"$RAW"
+# Each path is what it claims to be: bytes on alpha's veth for tcp and bypass only, and the
+# shim's own account (VMSHIM_DEBUG=1) of redirecting the one and leaving the other alone.
+note "checking the paths"
+for path in "${PATHS[@]}"; do
+	client_argv "$path" echo pingpong --size 1 --count 20 --warmup 0
+	before=$(veth_bytes alpha)
+	record "check-$path" env VMSHIM_DEBUG=1 "${CMD_ARGV[@]}"
+	shim_said=$(grep -oE 'connected to sibling|no sibling.s: plain TCP' "$WORK/last.err" | head -n 1 | tr ' ' _ || true)
+	result section=check path="$path" veth_bytes=$(($(veth_bytes alpha) - before)) "shim_said=${shim_said:-nothing}"
 done
 
-# System calls, counted by strace (which, unlike valgrind, leaves the vDSO alone): the
-# difference between N_CG and 2*N_CG connects is what N_CG connects cost.
-note "fast path: strace -c, $N_CG and $((2 * N_CG)) connects, with and without the shim"
-for v in plain shim; do
-	for n in "$N_CG" $((2 * N_CG)); do
-		guest_argv alpha "$v" timeout 120 strace -f -c -o "$OUT/fast-$v-$n.strace" \
-			"$BENCH/connect_bench" 198.18.0.3 7000 "$n"
-		record "strace-$v-$n" "${CMD_ARGV[@]}"
-		calls=$(strace_total "$OUT/fast-$v-$n.strace")
-		echo "strace variant=$v n=$n total_calls=$calls file=fast-$v-$n.strace" >>"$RAW"
-	done
+# --- the reference ceiling: memcpy on one core -----------------------------------------
+note "memcpy: $MEMCPY_MIB MiB x $REPS"
+for r in $(seq "$REPS"); do
+	guest_argv alpha plain "$NB" memcpy --size 64K --total-mib "$MEMCPY_MIB"
+	record memcpy "${CMD_ARGV[@]}"
+	result section=memcpy path=none rep="$r"
 done
 
-# --- b) redirected connects: alpha -> beta over vsock, vs plain TCP ----------------------
-note "redirected: $N_REDIR connects x $REDIR_ROUNDS rounds, vsock vs VMSHIM_DISABLE=1, both modes"
-for mode in connect echo; do
-	for r in $(seq "$REDIR_ROUNDS"); do
-		if [ $((r % 2)) = 1 ]; then order="shim disabled"; else order="disabled shim"; fi
-		for v in $order; do
-			port=7100
-			[ "$v" = disabled ] && port=7101
-			guest_argv alpha "$v" timeout 120 "$BENCH/connect_bench" 198.18.0.2 "$port" \
-				"$N_REDIR" "$mode"
-			before=$(veth_bytes alpha)
-			record "redir-$mode-$v" "${CMD_ARGV[@]}"
-			echo "redir variant=$v round=$r veth_bytes=$(($(veth_bytes alpha) - before)) $(cat "$WORK/last.out")" >>"$RAW"
-			wait_drained "redir-$mode-$v-$r"
+# --- bulk throughput ---------------------------------------------------------------------
+note "throughput: sizes $SIZES, streams $STREAMS, $STREAM_SECONDS s, $REPS repetitions"
+for streams in $STREAMS; do
+	for size in $SIZES; do
+		for r in $(seq "$REPS"); do
+			for path in $(paths_for_rep "$r"); do
+				client_argv "$path" sink stream --size "$size" --streams "$streams" \
+					--seconds "$STREAM_SECONDS"
+				record "stream-$path" "${CMD_ARGV[@]}"
+				result section=stream path="$path" rep="$r"
+				wait_drained "stream-$path-$size-$streams-$r"
+			done
 		done
 	done
 done
 
-# Where the time goes: system calls per connection (echo mode) in the client, beta's
-# server and beta's helperd. The client's are the difference between 2*N_SC and N_SC
-# connects (which leaves its start-up out); the server and helperd are traced (attached)
-# during the 2*N_SC run only. strace slows every call down a lot: no times here.
-note "redirected: system calls per connection, strace -c, $N_SC and $((2 * N_SC)) echo connects"
+# --- request/response latency ------------------------------------------------------------
+note "latency: sizes $PP_SIZES, $PP_COUNT round trips, $REPS repetitions"
+for size in $PP_SIZES; do
+	for r in $(seq "$REPS"); do
+		for path in $(paths_for_rep "$r"); do
+			client_argv "$path" echo pingpong --size "$size" --count "$PP_COUNT"
+			record "pingpong-$path" "${CMD_ARGV[@]}"
+			result section=pingpong path="$path" rep="$r"
+		done
+	done
+done
+
+# --- connection rate ---------------------------------------------------------------------
+note "connection rate: $CR_COUNT connections (connect, 1 byte there and back, close), $REPS repetitions"
+for r in $(seq "$REPS"); do
+	for path in $(paths_for_rep "$r"); do
+		client_argv "$path" echo connrate --size 1 --count "$CR_COUNT"
+		record "connrate-$path" "${CMD_ARGV[@]}"
+		result section=connrate path="$path" rep="$r"
+		wait_drained "connrate-$path-$r"
+	done
+done
+
+# --- the decision on a connect() the shim leaves alone -----------------------------------
+# callgrind counts only connrate_loop (the timed connections), so start-up and the shim's
+# one-time set-up (resolving libc, mapping the table) stay out. strace counts system calls
+# for N and 2N connections: the difference is what N cost.
+note "decision cost: callgrind and strace -c, $CG_COUNT connections, tcp vs bypass"
+for path in tcp bypass; do
+	WRAP=(timeout 300 valgrind --tool=callgrind --callgrind-out-file="$OUT/decision-$path.callgrind"
+		--collect-atstart=no --toggle-collect=connrate_loop)
+	client_argv "$path" echo connrate --size 1 --count "$CG_COUNT"
+	record "callgrind-$path" "${CMD_ARGV[@]}"
+	result section=callgrind path="$path" file="decision-$path.callgrind"
+	for n in "$CG_COUNT" $((2 * CG_COUNT)); do
+		file=decision-$path-$n.strace
+		WRAP=(strace -f -c -o "$OUT/$file")
+		client_argv "$path" echo connrate --size 1 --count "$n"
+		record "strace-$path-$n" "${CMD_ARGV[@]}"
+		echo "result section=strace path=$path who=client n=$n total_calls=$(strace_total "$OUT/$file") file=$file" >>"$RAW"
+	done
+done
+WRAP=()
+
+# Where a redirected connection's set-up goes: system calls per connection in the client,
+# beta's server and beta's helperd (attached during the 2N run; the client's count is the
+# difference of N and 2N). strace slows every call down a lot: no times here.
+note "redirected set-up: system calls per connection, strace -c, $SC_COUNT and $((2 * SC_COUNT)) connections"
 helperd_beta=$(leaf_pid "$(cat "$WORK/helperd-beta.pid")")
-for v in shim disabled; do
-	port=7100 srv=srv-beta-shim
-	[ "$v" = disabled ] && port=7101 srv=srv-beta-tcp
-	for n in "$N_SC" $((2 * N_SC)); do
-		if [ "$n" != "$N_SC" ]; then
-			strace_attach "sc-$v-server" "$(leaf_pid "$(cat "$WORK/$srv.pid")")"
-			strace_attach "sc-$v-helperd" "$helperd_beta"
+for path in shim tcp; do
+	for n in "$SC_COUNT" $((2 * SC_COUNT)); do
+		if [ "$n" != "$SC_COUNT" ]; then
+			strace_attach "setup-$path-server" "$(leaf_pid "$(cat "$WORK/srv-$path-echo.pid")")"
+			strace_attach "setup-$path-helperd" "$helperd_beta"
 		fi
-		guest_argv alpha "$v" timeout 200 strace -f -c -o "$OUT/sc-$v-client-$n.strace" \
-			"$BENCH/connect_bench" 198.18.0.2 "$port" "$n" echo
-		record "syscalls-$v-client-$n" "${CMD_ARGV[@]}"
-		echo "sc variant=$v who=client n=$n total_calls=$(strace_total "$OUT/sc-$v-client-$n.strace") file=sc-$v-client-$n.strace" >>"$RAW"
-		wait_drained "syscalls-$v-$n"
+		file=setup-$path-client-$n.strace
+		WRAP=(strace -f -c -o "$OUT/$file")
+		client_argv "$path" echo connrate --size 1 --count "$n"
+		WRAP=()
+		record "setup-$path-client-$n" "${CMD_ARGV[@]}"
+		echo "result section=setup path=$path who=client n=$n total_calls=$(strace_total "$OUT/$file") file=$file" >>"$RAW"
+		wait_drained "setup-$path-$n"
 	done
 	for who in server helperd; do
-		strace_detach "sc-$v-$who"
-		echo "sc variant=$v who=$who n=$((2 * N_SC + 1)) total_calls=$(strace_total "$OUT/sc-$v-$who.strace") file=sc-$v-$who.strace" >>"$RAW"
+		strace_detach "setup-$path-$who"
+		echo "result section=setup path=$path who=$who n=$((2 * SC_COUNT + 1)) total_calls=$(strace_total "$OUT/setup-$path-$who.strace") file=setup-$path-$who.strace" >>"$RAW"
 	done
-	echo "[syscalls-$v-server+helperd] strace -f -c -p <beta's $srv> ; strace -f -c -p <beta's helperd>  (attached during the $((2 * N_SC))-connect run)" >>"$CMDS"
+	echo "[setup-$path-server+helperd] strace -f -c -p <beta's srv-$path-echo> ; strace -f -c -p <beta's helperd>  (attached during the $((2 * SC_COUNT))-connection run)" >>"$CMDS"
 done
 
-# --- c) throughput: iperf3 alpha -> beta -------------------------------------------------
-note "throughput: iperf3 -t $IPERF_T, -P 1 and -P 4, shim vs VMSHIM_DISABLE=1"
-guest_argv beta shim timeout 600 iperf3 -s -p 5201
-start_bg iperf-shim "${CMD_ARGV[@]}"
-echo "[iperf3-server-shim] $(printf '%q ' "${CMD_ARGV[@]}")" >>"$CMDS"
-guest_argv beta disabled timeout 600 iperf3 -s -p 5202
-start_bg iperf-tcp "${CMD_ARGV[@]}"
-echo "[iperf3-server-disabled] $(printf '%q ' "${CMD_ARGV[@]}")" >>"$CMDS"
-wait_for "iperf3 -s under the shim" vsock_listening beta "$(vsock_port beta 5201)"
-wait_for "iperf3 -s, shim disabled" tcp_listening beta 5202
-for streams in 1 4; do
-	for r in $(seq "$IPERF_ROUNDS"); do
-		if [ $((r % 2)) = 1 ]; then order="shim disabled"; else order="disabled shim"; fi
-		for v in $order; do
-			port=5201
-			[ "$v" = disabled ] && port=5202
-			json=iperf3-$v-P$streams-r$r.json
-			guest_argv alpha "$v" timeout $((IPERF_T + 30)) iperf3 -c 198.18.0.2 -p "$port" \
-				-t "$IPERF_T" -P "$streams" -J
-			before=$(veth_bytes alpha)
-			if record "iperf3-$v-P$streams" "${CMD_ARGV[@]}"; then
-				cp "$WORK/last.out" "$OUT/$json"
-				echo "iperf3 variant=$v streams=$streams round=$r veth_bytes=$(($(veth_bytes alpha) - before)) file=$json" >>"$RAW"
-			else
-				cp "$WORK/last.out" "$OUT/$json"
-				echo "iperf3-failed variant=$v streams=$streams round=$r file=$json" >>"$RAW"
-			fi
-			# iperf3 -s serves one test at a time; give it a moment to reset.
-			sleep 0.5
+# --- scale: many concurrent connections --------------------------------------------------
+# netbench hold opens N connections, says so, waits 2 s (when the memory of the helperds,
+# the server and the client is read), then streams over all of them.
+note "scale: $SCALE_CONNS concurrent connections, tcp vs shim"
+helperd_alpha=$(leaf_pid "$(cat "$WORK/helperd-alpha.pid")")
+for conns in $SCALE_CONNS; do
+	for path in tcp shim; do
+		server=$(leaf_pid "$(cat "$WORK/srv-$path-sink.pid")")
+		before="helperd_alpha_kib=$(rss_kib "$helperd_alpha") helperd_beta_kib=$(rss_kib "$helperd_beta") server_kib=$(rss_kib "$server")"
+		client_argv "$path" sink hold --conns "$conns" --size 64K --seconds "$SCALE_SECONDS" --pause 2
+		echo "[hold-$path-$conns] $(printf '%q ' "${CMD_ARGV[@]}")" >>"$CMDS"
+		"${CMD_ARGV[@]}" >"$WORK/hold.out" 2>>"$OUT/log.txt" &
+		client=$!
+		for _ in $(seq 600); do
+			grep -q hold-ready "$WORK/hold.out" && break
+			kill -0 "$client" 2>/dev/null || break
+			sleep 0.1
 		done
+		held="held_helperd_alpha_kib=$(rss_kib "$helperd_alpha") held_helperd_beta_kib=$(rss_kib "$helperd_beta") held_server_kib=$(rss_kib "$server")"
+		wait "$client" || { note "FAILED: hold $path $conns: $(tail -n 3 "$OUT/log.txt")"; exit 1; }
+		cp "$WORK/hold.out" "$WORK/last.out"
+		result section=scale path="$path" $before $held
+		wait_drained "hold-$path-$conns"
 	done
 done
-stop_bg iperf-shim
-stop_bg iperf-tcp
-for s in srv-gamma srv-beta-shim srv-beta-tcp; do
-	stop_bg "$s"
+
+for f in "$WORK"/srv-*.pid "$WORK"/socat-*.pid; do
+	stop_bg "$(basename "$f" .pid)"
 done
 echo "done" >>"$RAW"
