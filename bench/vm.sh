@@ -21,7 +21,7 @@ source "$here/../tests/vm/lib.sh"
 
 OUT=${VMSHIM_TESTVM_OUT:?run me through bench/run}
 NB=$TOP/$BUILD/bench/netbench
-REPS=${REPS:-3}
+REPS=${REPS:-5}
 STREAM_SECONDS=${STREAM_SECONDS:-2}
 SIZES=${SIZES:-4K 64K 256K 1M}
 STREAMS=${STREAMS:-1 4}
