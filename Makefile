@@ -81,6 +81,8 @@ FUZZ_FLAGS = -std=gnu11 -D_GNU_SOURCE -Iinclude -Ipolicy -g -O1 \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 
 build-fuzz/fuzz_peerproto: tests/fuzz/fuzz_peerproto.c common/peerproto.c
+build-fuzz/fuzz_policy: tests/fuzz/fuzz_policy.c $(POLICY_SRC) $(COMMON_SRC)
+$(FUZZ_BIN):
 	@mkdir -p $(@D)
 	clang $(FUZZ_FLAGS) -o $@ $^
 

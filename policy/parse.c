@@ -584,7 +584,7 @@ static void build_free(struct policy_build *b)
 	policy_free(b->pol);
 }
 
-int policy_load(const char *path, struct policy **out, char *err, size_t errlen)
+int policy_read(FILE *f, const char *path, struct policy **out, char *err, size_t errlen)
 {
 	struct policy_build b = { .path = path };
 	struct parser ps = { .b = &b, .err = err, .errlen = errlen };
@@ -595,11 +595,6 @@ int policy_load(const char *path, struct policy **out, char *err, size_t errlen)
 
 	if (err && errlen)
 		err[0] = '\0';
-	FILE *f = fopen(path, "re");
-	if (!f) {
-		policy_error(err, errlen, path, 0, "cannot open: %s", strerror(errno));
-		return -1;
-	}
 	b.pol = calloc(1, sizeof *b.pol);
 	if (!b.pol) {
 		policy_error(err, errlen, path, 0, "out of memory");
@@ -630,8 +625,20 @@ int policy_load(const char *path, struct policy **out, char *err, size_t errlen)
 out:
 	free(line);
 	free(ps.args);
-	fclose(f);
 	build_free(&b);
+	return rc;
+}
+
+int policy_load(const char *path, struct policy **out, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "re");
+
+	if (!f) {
+		policy_error(err, errlen, path, 0, "cannot open: %s", strerror(errno));
+		return -1;
+	}
+	int rc = policy_read(f, path, out, err, errlen);
+	fclose(f);
 	return rc;
 }
 

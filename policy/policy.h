@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define POLICY_NAME_MAX 32
 #define POLICY_LINE_MAX 65536
@@ -47,6 +48,9 @@ struct policy {
 /* Parses and validates a whole file. On success returns 0 and *out; on failure returns -1,
  * leaves *out untouched and writes "FILE:LINE: what is wrong" (or "FILE: ...") into err. */
 int policy_load(const char *path, struct policy **out, char *err, size_t errlen);
+
+/* The same from an open stream; path names it in the errors. */
+int policy_read(FILE *f, const char *path, struct policy **out, char *err, size_t errlen);
 
 void policy_free(struct policy *policy);
 
