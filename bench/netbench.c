@@ -635,7 +635,6 @@ static void run_hold(const char *arg)
 	size_t *off = xmalloc(n * sizeof(*off)); /* where each connection is in its chunk */
 	char *buf = pattern_buf(size);
 	unsigned long long bytes = 0;
-	struct rusage ru;
 
 	if (o.seconds < 0)
 		bad("missing --seconds");
@@ -683,10 +682,9 @@ static void run_hold(const char *arg)
 		close(fds[i]);
 	}
 	double seconds = now_s() - start;
-	getrusage(RUSAGE_SELF, &ru);
 	printf("netbench mode=hold target=%s conns=%zu size=%zu", t.text, n, size);
 	print_rate(seconds, bytes);
-	printf(" maxrss_kib=%ld\n", ru.ru_maxrss);
+	putchar('\n');
 	close(ep);
 	free(buf);
 	free(off);

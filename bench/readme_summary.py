@@ -57,6 +57,11 @@ def main():
         out += ["", f"A connect() the shim leaves alone: {calls['bypass'] - calls['tcp']:+.0f} system "
                 f"calls per connection (strace -c), {cg['bypass']['ir_per_conn'] - cg['tcp']['ir_per_conn']:+.0f} "
                 "user-space instructions (callgrind)."]
+    dp = s.get("datapath", {})
+    if dp:
+        out += ["", "During a transfer: " + ", ".join(
+            f"{v['shim_ir']:,} instructions in libvmshim.so on path {k} ({v['bytes']:,} bytes written)"
+            for k, v in dp.items()) + " (callgrind)."]
     out += ["", f"![benchmarks]({outdir}/bench.png)"]
     with open(readme) as f:
         text = f.read()
