@@ -161,7 +161,7 @@ def plot(outdir, thr, pp, cr, scale, sizes, streams):
         return len(blocks) - 1
     panels = []
     n = len(PATHS)
-    def lines(title, ylabel, table, xs, xlabels, keyf, metric_scale=1.0, logy=False):
+    def lines(title, ylabel, table, xs, xlabels, keyf):
         plots = []
         for i, p in enumerate(PATHS):
             rows = []
@@ -169,8 +169,7 @@ def plot(outdir, thr, pp, cr, scale, sizes, streams):
                 s = table.get(keyf(p, x))
                 if s:
                     off = (i - (n - 1) / 2) * 0.06
-                    rows.append((j + off, s["median"] * metric_scale, s["min"] * metric_scale,
-                                 s["max"] * metric_scale))
+                    rows.append((j + off, s["median"], s["min"], s["max"]))
             if not rows:
                 continue
             idx = block(rows)
@@ -179,7 +178,6 @@ def plot(outdir, thr, pp, cr, scale, sizes, streams):
         tics = ", ".join(f"'{l}' {j}" for j, l in enumerate(xlabels))
         panels.append(f"set title '{title}'\nset ylabel '{ylabel}'\nset xtics ({tics})\n"
                       f"set xrange [-0.5:{len(xs) - 0.5}]\n"
-                      + ("set logscale y\n" if logy else "unset logscale y\n")
                       + "plot " + ", \\\n  ".join(plots))
     size_labels = [SIZE_NAMES.get(s, str(s)) for s in sizes]
     for st in streams[:2]:
