@@ -96,6 +96,24 @@ def cg_objects(path):
     return objs, total
 
 
+def cg_ir(path):
+    """(user-space instructions in all, those in libvmshim.so) of a callgrind profile."""
+    objs, total = cg_objects(path)
+    return total.get("Ir", 0), sum(v.get("Ir", 0) for o, v in objs.items()
+                                   if o.endswith("libvmshim.so"))
+
+
+def client_calls_per_conn(rows, section, path):
+    """The client's system calls per connection: the difference between its 2N and N runs
+    (strace -c), which leaves start-up out; None without both."""
+    runs = sorted((r["n"], r["total_calls"]) for r in rows
+                  if r["section"] == section and r["path"] == path and r["who"] == "client")
+    if len(runs) != 2:
+        return None
+    (n1, c1), (n2, c2) = runs
+    return (c2 - c1) / (n2 - n1)
+
+
 def max_other_qemus(d):
     try:
         with open(os.path.join(d, "host-load.txt")) as f:
@@ -255,29 +273,28 @@ def main():
     t.add("connection rate", "shim", "socat", at("shim"), at("socat"), ">=", 2.0)
     t.add("connection rate", "bypass", "tcp", at("bypass"), at("tcp"), ">=", 0.95)
 
-    # The decision cost: system calls and instructions per connection, tcp vs bypass.
-    calls = {(r["path"], r["who"], r["n"]): r for r in rows if r["section"] == "strace"}
-    per_conn_calls = {}
-    for p in ("tcp", "bypass"):
-        ns = sorted(n for (pp_, _, n) in calls if pp_ == p)
-        if len(ns) == 2:
-            per_conn_calls[p] = (calls[(p, "client", ns[1])]["total_calls"]
-                                 - calls[(p, "client", ns[0])]["total_calls"]) / (ns[1] - ns[0])
-    cg = {}
+    # The decision cost: system calls and instructions per connection, tcp vs bypass; and
+    # the instructions of a transfer.
+    per_conn_calls = {p: c for p in ("tcp", "bypass")
+                      if (c := client_calls_per_conn(rows, "strace", p)) is not None}
+    cg, datapath = {}, {}
     for r in rows:
         if r["section"] == "callgrind":
-            objs, total = cg_objects(os.path.join(rawdir, r["file"]))
-            n = r["count"]
-            shim_ir = sum(v.get("Ir", 0) for o, v in objs.items() if o.endswith("libvmshim.so"))
-            cg[r["path"]] = {"ir_per_conn": total.get("Ir", 0) / n, "shim_ir_per_conn": shim_ir / n,
-                             "n": n}
+            ir, shim_ir = cg_ir(os.path.join(rawdir, r["file"]))
+            cg[r["path"]] = {"ir_per_conn": ir / r["count"], "shim_ir_per_conn": shim_ir / r["count"],
+                             "n": r["count"]}
+        elif r["section"] == "datapath":
+            ir, shim_ir = cg_ir(os.path.join(rawdir, r["file"]))
+            datapath[r["path"]] = {"bytes": r["bytes"], "ir": ir, "shim_ir": shim_ir}
 
     summary = {"meta": meta, "vm": vm, "targets": t.rows,
                "throughput_gbit_s": {f"{p} {s} x{st}": v for (p, s, st), v in thr.items()},
                "latency_us": {f"{p} {s} {m}": v for (p, s, m), v in pp.items()},
                "connrate_conns_s": {p: v for (p,), v in cr.items()},
                "memcpy_gbit_s": mem, "callgrind": cg, "syscalls_per_conn": per_conn_calls,
-               "scale": [r for r in rows if r["section"] == "scale"], "datapath": {}}
+               "scale": [r for r in rows if r["section"] == "scale"], "datapath": datapath}
+    with open(os.path.join(outdir, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=1)
     plot(outdir, thr, pp, cr, scale, sizes, streams)
 
     others, load = max_other_qemus(rawdir)
@@ -361,8 +378,7 @@ def main():
         w("")
         w(f"**The shim adds {cg['bypass']['ir_per_conn'] - cg['tcp']['ir_per_conn']:.0f} user-space "
           "instructions per connection that it does not redirect.**")
-    data = [r for r in rows if r["section"] == "datapath"]
-    if data:
+    if datapath:
         w("")
         w("## The data path")
         w("")
@@ -371,12 +387,8 @@ def main():
         w("")
         w("| path | bytes written | instructions | in libvmshim.so |")
         w("|---|---|---|---|")
-        for r in data:
-            objs, total = cg_objects(os.path.join(rawdir, r["file"]))
-            shim_ir = sum(v.get("Ir", 0) for o, v in objs.items() if o.endswith("libvmshim.so"))
-            summary["datapath"][r["path"]] = {"bytes": r["bytes"], "ir": total.get("Ir", 0),
-                                              "shim_ir": shim_ir}
-            w(f"| {PATH_NAMES[r['path']]} | {r['bytes']:,} | {total.get('Ir', 0):,} | {shim_ir:,} |")
+        for p, d in datapath.items():
+            w(f"| {PATH_NAMES[p]} | {d['bytes']:,} | {d['ir']:,} | {d['shim_ir']:,} |")
     setup = {(r["path"], r["who"], r["n"]): r for r in rows if r["section"] == "setup"}
     if setup:
         w("")
@@ -388,11 +400,11 @@ def main():
         w("| path | client | server | helperd (beta) | total |")
         w("|---|---|---|---|---|")
         for p in ("tcp", "shim"):
-            ns = sorted(n for (q, who, n) in setup if q == p and who == "client")
-            if len(ns) != 2:
+            client = client_calls_per_conn(rows, "setup", p)
+            if client is None:
                 continue
-            client = (setup[(p, "client", ns[1])]["total_calls"] - setup[(p, "client", ns[0])]["total_calls"]) / (ns[1] - ns[0])
-            others_ = [setup.get((p, who, ns[1] + 1)) for who in ("server", "helperd")]
+            others_ = [next((o for (q, who_, _), o in setup.items() if q == p and who_ == who), None)
+                       for who in ("server", "helperd")]
             vals = [o["total_calls"] / o["n"] if o else float("nan") for o in others_]
             w(f"| {PATH_NAMES[p]} | {client:.1f} | {vals[0]:.1f} | {vals[1]:.1f} | {client + sum(vals):.1f} |")
         helperd = strace_table(os.path.join(rawdir, "setup-shim-helperd.strace"))
@@ -436,8 +448,6 @@ def main():
       "in the VM is in `commands.txt`, next to this report.")
     with open(os.path.join(outdir, "report.md"), "w") as f:
         f.write("\n".join(out) + "\n")
-    with open(os.path.join(outdir, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=1)
     missed = [r for r in t.rows if r["met"] is False]
     print(f"report: {len(t.rows)} ratios, {sum(1 for r in t.rows if r['met'])} targets met, "
           f"{len(missed)} missed" + "".join(
