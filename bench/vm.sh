@@ -186,26 +186,25 @@ bench_helperd alpha
 bench_helperd beta
 echo "vm uname=$(uname -r) cpus=$(nproc) model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1 | tr ' ' _)" >>"$RAW"
 
-start_server() {
-	local name=$1 how=$2
-	shift 2
-	guest_argv beta "$how" "$NB" server --seconds 3000 "$@"
-	echo "[server-$name] $(printf '%q ' "${CMD_ARGV[@]}")" >>"$CMDS"
-	start_bg "srv-$name" "${CMD_ARGV[@]}"
+# start_in NAME GUEST HOW CMD...: runs CMD in the background in GUEST (HOW: plain or shim),
+# as job NAME, and writes the command into commands.txt.
+start_in() {
+	local name=$1 g=$2 how=$3
+	shift 3
+	guest_argv "$g" "$how" "$@"
+	echo "[$name] $(printf '%q ' "${CMD_ARGV[@]}")" >>"$CMDS"
+	start_bg "$name" "${CMD_ARGV[@]}"
 }
 for kind in sink echo; do
-	start_server "tcp-$kind" plain --mode "$kind" "${PORT[tcp-$kind]}"
-	start_server "shim-$kind" shim --mode "$kind" "${PORT[shim-$kind]}"
-	start_server "vsock-$kind" plain --mode "$kind" --vsock "${PORT[vsock-$kind]}"
-	guest_argv beta plain socat "VSOCK-LISTEN:${PORT[socat-$kind]},fork,reuseaddr,backlog=4096" \
-		"TCP:127.0.0.1:${PORT[tcp-$kind]}"
-	echo "[socat-beta-$kind] $(printf '%q ' "${CMD_ARGV[@]}")" >>"$CMDS"
-	start_bg "socat-beta-$kind" "${CMD_ARGV[@]}"
-	guest_argv alpha plain socat \
+	start_in "srv-tcp-$kind" beta plain "$NB" server --seconds 3000 --mode "$kind" "${PORT[tcp-$kind]}"
+	start_in "srv-shim-$kind" beta shim "$NB" server --seconds 3000 --mode "$kind" "${PORT[shim-$kind]}"
+	start_in "srv-vsock-$kind" beta plain "$NB" server --seconds 3000 --mode "$kind" \
+		--vsock "${PORT[vsock-$kind]}"
+	start_in "socat-beta-$kind" beta plain socat \
+		"VSOCK-LISTEN:${PORT[socat-$kind]},fork,reuseaddr,backlog=4096" "TCP:127.0.0.1:${PORT[tcp-$kind]}"
+	start_in "socat-alpha-$kind" alpha plain socat \
 		"TCP-LISTEN:${PORT[alpha-socat-$kind]},bind=127.0.0.1,fork,reuseaddr,backlog=4096" \
 		"VSOCK-CONNECT:1:${PORT[socat-$kind]}"
-	echo "[socat-alpha-$kind] $(printf '%q ' "${CMD_ARGV[@]}")" >>"$CMDS"
-	start_bg "socat-alpha-$kind" "${CMD_ARGV[@]}"
 done
 for kind in sink echo; do
 	wait_for "beta's tcp-$kind" tcp_listening beta "${PORT[tcp-$kind]}"
