@@ -163,6 +163,13 @@ strace_detach() {
 	kill -INT "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
 }
+# callgrind_only FILE FUNCTION: the next client runs under callgrind, which counts only what
+# runs inside FUNCTION, into $OUT/FILE.
+callgrind_only() {
+	WRAP=(timeout 300 valgrind --tool=callgrind --callgrind-out-file="$OUT/$1"
+		--collect-atstart=no --toggle-collect="$2")
+}
+
 # The "calls" column of strace -c's total line (the 4th, whether or not errors follow).
 strace_total() { awk '$NF == "total" { print $4 }' "$1"; }
 
@@ -278,8 +285,7 @@ done
 # for N and 2N connections: the difference is what N cost.
 note "decision cost: callgrind and strace -c, $CG_COUNT connections, tcp vs bypass"
 for path in tcp bypass; do
-	WRAP=(timeout 300 valgrind --tool=callgrind --callgrind-out-file="$OUT/decision-$path.callgrind"
-		--collect-atstart=no --toggle-collect=connrate_loop)
+	callgrind_only "decision-$path.callgrind" connrate_loop
 	client_argv "$path" echo connrate --size 1 --count "$CG_COUNT"
 	record "callgrind-$path" "${CMD_ARGV[@]}"
 	result section=callgrind path="$path" file="decision-$path.callgrind"
@@ -291,13 +297,13 @@ for path in tcp bypass; do
 		echo "result section=strace path=$path who=client n=$n total_calls=$(strace_total "$OUT/$file") file=$file" >>"$RAW"
 	done
 done
+
 # The data path is the kernel's: during a transfer (callgrind counting only netbench's
 # stream_thread, where the writes happen) not one instruction runs in libvmshim.so, on the
 # redirected path or on the one it leaves alone. Exact, unlike the times above.
 note "data path: callgrind over a 0.5 s stream, shim and bypass"
 for path in shim bypass; do
-	WRAP=(timeout 300 valgrind --tool=callgrind --callgrind-out-file="$OUT/datapath-$path.callgrind"
-		--collect-atstart=no --toggle-collect=stream_thread)
+	callgrind_only "datapath-$path.callgrind" stream_thread
 	client_argv "$path" sink stream --size 64K --streams 1 --seconds 0.5
 	record "datapath-$path" "${CMD_ARGV[@]}"
 	result section=datapath path="$path" file="datapath-$path.callgrind"
