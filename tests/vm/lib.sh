@@ -49,18 +49,34 @@ peer beta
 POLICY
 }
 
+# add_guest G: G's namespace, its veth on the bridge, its address.
+add_guest() {
+	local g=$1
+	ip netns add "$g"
+	ip link add "v-$g" type veth peer name eth0 netns "$g"
+	ip link set "v-$g" master br0 up
+	ip -n "$g" addr add "${ADDR[$g]}/24" dev eth0
+	ip -n "$g" link set eth0 up
+	ip -n "$g" link set lo up
+}
+
+# remove_guest G: kills everything in G and removes it. The kernel tears a namespace down
+# later, in its own time; the veth is deleted now, or the next add_guest G finds it.
+remove_guest() {
+	local g=$1 pids
+	pids=$(ip netns pids "$g" 2>/dev/null) || true
+	[ -z "$pids" ] || kill -9 $pids 2>/dev/null || true
+	ip link del "v-$g" 2>/dev/null || true
+	ip netns del "$g" 2>/dev/null || true
+}
+
 setup_guests() {
 	mkdir -p "$WORK"
 	write_policy
 	ip link add br0 type bridge
 	ip link set br0 up
 	for g in alpha beta gamma; do
-		ip netns add "$g"
-		ip link add "v-$g" type veth peer name eth0 netns "$g"
-		ip link set "v-$g" master br0 up
-		ip -n "$g" addr add "${ADDR[$g]}/24" dev eth0
-		ip -n "$g" link set eth0 up
-		ip -n "$g" link set lo up
+		add_guest "$g"
 	done
 }
 

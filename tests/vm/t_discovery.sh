@@ -107,18 +107,12 @@ log "beta's helperd continued: alpha took it back"
 stop_bg served
 stop_bg plain
 stop_helperd beta KILL
-ip netns pids beta | xargs -r kill -9
-ip netns del beta
+remove_guest beta
 wait_for "alpha to drop beta" status_check alpha 'peer("beta")["state"] == "down"'
 wait_for "gamma to drop beta" status_check gamma 'peer("beta")["state"] == "down"'
 status_check alpha 'peer("gamma")["state"] == "up"' || fail "gamma dropped too"
 log "beta killed and its namespace removed: alpha and gamma dropped it"
-ip netns add beta
-ip link add v-beta type veth peer name eth0 netns beta
-ip link set v-beta master br0 up
-ip -n beta addr add "${ADDR[beta]}/24" dev eth0
-ip -n beta link set eth0 up
-ip -n beta link set lo up
+add_guest beta
 start_helperd beta "$WORK/cid-only"
 wait_for "alpha to find beta again" peer_up alpha beta
 wait_for "gamma to find beta again" peer_up gamma beta
