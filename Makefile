@@ -2,6 +2,8 @@
 #
 #   make                 build everything into build/
 #   make SAN=1           the same with ASan+UBSan, into build-san/
+#   make TSAN=1          the same with ThreadSanitizer, into build-tsan/ (a TSan program
+#                        loads the TSan runtime itself: preload only the shim)
 #   make check-unit      build and run the cmocka unit tests
 #   make install PREFIX=/usr/local
 
@@ -13,6 +15,9 @@ DESTDIR ?=
 ifeq ($(SAN),1)
 BUILD   ?= build-san
 SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+else ifeq ($(TSAN),1)
+BUILD   ?= build-tsan
+SANFLAGS = -fsanitize=thread
 else
 BUILD   ?= build
 SANFLAGS =
@@ -77,14 +82,18 @@ $(BUILD)/vmshimctl: helperd/ctl/vmshimctl.c
 FUZZ_SECONDS ?= 20
 FUZZ_SRC = $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN = $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
-FUZZ_FLAGS = -std=gnu11 -D_GNU_SOURCE -Iinclude -Ipolicy -g -O1 \
+FUZZ_FLAGS = -std=gnu11 -D_GNU_SOURCE -Iinclude -Ipolicy $(WARN) -g -O1 \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 
 build-fuzz/fuzz_peerproto: tests/fuzz/fuzz_peerproto.c common/peerproto.c
 build-fuzz/fuzz_policy: tests/fuzz/fuzz_policy.c $(POLICY_SRC) $(COMMON_SRC)
+build-fuzz/fuzz_request: tests/fuzz/fuzz_request.c
+build-fuzz/fuzz_reply: tests/fuzz/fuzz_reply.c
+build-fuzz/fuzz_request build-fuzz/fuzz_reply: common/proto.c common/fdpass.c \
+	tests/fuzz/fuzz_fdpass.h include/vmshim/proto.h include/vmshim/fdpass.h
 $(FUZZ_BIN):
 	@mkdir -p $(@D)
-	clang $(FUZZ_FLAGS) -o $@ $^
+	clang $(FUZZ_FLAGS) -o $@ $(filter %.c,$^)
 
 fuzz: $(FUZZ_BIN)
 	@set -e; for f in $(FUZZ_BIN); do n=$${f#build-fuzz/fuzz_}; \
@@ -124,7 +133,7 @@ install: $(BUILD)/libvmshim.so $(BUILD)/helperd $(BUILD)/vmshimctl
 	sed 's|@PREFIX@|$(PREFIX)|g' helperd/helperd.service.in > $(DESTDIR)$(PREFIX)/lib/systemd/system/vmshim-helperd.service
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-tsan build-fuzz
 
 # bench: builds the benchmark programs in bench/ (and the shim, helperd); bench/run measures.
 BENCH_BIN = $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))

@@ -108,18 +108,6 @@ bench_helperd() {
 	wait_for "helperd of $1's table" test -s "$(rundir "$1")/table"
 }
 
-# The process at the end of a background job's chain of single children (start_bg and
-# start_helperd record the pid of a subshell; the program is its descendant).
-leaf_pid() {
-	local pid=$1 child
-	for _ in 1 2 3 4 5 6; do
-		child=$(pgrep -P "$pid" | head -n 1) || true
-		[ -n "$child" ] || break
-		pid=$child
-	done
-	echo "$pid"
-}
-
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
 # Waits (up to 30 s) until no connection of the last run is left in beta, so that its

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include <utlist.h>
 
 #include "control.h"
 #include "counters.h"
@@ -26,14 +27,17 @@
 
 struct conn {
 	struct watch w;
+	struct conn *prev, *next; /* the open ones, closed with the socket */
 };
 
 static struct watch listener = {.fd = -1};
 static char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+static struct conn *conns;
 static int n_conns;
 
 static void close_conn(struct conn *c)
 {
+	DL_DELETE(conns, c);
 	n_conns--;
 	loop_retire(&c->w);
 	close(c->w.fd);
@@ -85,17 +89,15 @@ static void on_conn(struct watch *w, uint32_t events)
 	struct vmshim_request req;
 	int fd = -1;
 	ssize_t n = fdpass_recv(w->fd, &req, sizeof(req), &fd);
+	const char *why;
 
 	(void)events;
 	if (n < 0 && errno == EAGAIN)
 		return;
 	if (n == 0) {
 		/* the client went away without asking */
-	} else if (n != (ssize_t)sizeof(req) || req.magic != VMSHIM_PROTO_MAGIC ||
-		   req.type < VMSHIM_REQ_REGISTER || req.type > VMSHIM_REQ_COUNTERS ||
-		   (req.type == VMSHIM_REQ_REGISTER || req.type == VMSHIM_REQ_CLAIM) != (fd >= 0)) {
-		log_warn("control: malformed request dropped (%zd bytes%s)", n,
-			 n < 0 ? ", unreadable" : "");
+	} else if (proto_check_request(&req, n, fd >= 0, &why) < 0) {
+		log_warn("control: malformed request dropped (%zd bytes): %s", n, why);
 	} else {
 		handle(w->fd, &req, fd);
 	}
@@ -126,6 +128,7 @@ static void on_listener(struct watch *w, uint32_t events)
 			free(c);
 			continue;
 		}
+		DL_APPEND(conns, c);
 		n_conns++;
 	}
 }
@@ -155,6 +158,10 @@ int control_open(const char *rundir)
 
 void control_close(void)
 {
+	struct conn *c, *tmp;
+
+	DL_FOREACH_SAFE(conns, c, tmp)
+		close_conn(c);
 	if (listener.fd < 0)
 		return;
 	loop_del(&listener);

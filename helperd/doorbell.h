@@ -24,6 +24,9 @@ int doorbell_claim(int app_fd, struct vmshim_reply *reply, int *vs);
 /* Closes sibling connections that no one accepted in time. */
 void doorbell_expire(int64_t now_ms);
 
+/* How many sibling connections wait to be taken. */
+unsigned doorbell_waiting(void);
+
 void doorbell_shutdown(void);
 
 #endif

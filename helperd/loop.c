@@ -76,3 +76,11 @@ int loop_run(volatile int *stop)
 	free_retired();
 	return 0;
 }
+
+void loop_close(void)
+{
+	free_retired();
+	if (epfd >= 0)
+		close(epfd);
+	epfd = -1;
+}

@@ -24,4 +24,8 @@ void loop_retire(struct watch *w);
 /* Dispatches events until *stop becomes true. Returns 0, or -1 if epoll fails. */
 int loop_run(volatile int *stop);
 
+/* After loop_run and the shutdown of everything watched: frees the watches retired since,
+ * and closes the epoll descriptor. */
+void loop_close(void);
+
 #endif

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <linux/vm_sockets.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include <sys/epoll.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
@@ -136,6 +138,19 @@ static void on_signal(struct watch *w, uint32_t events)
 	}
 }
 
+/* glibc keeps what a crowd of waiting sibling connections freed inside the heap, where it
+ * still counts in helperd's RSS: once none waits, hand it back to the system (at most once
+ * a second, and only after sibling connections came). */
+static void release_free_heap(void)
+{
+	static unsigned long accepted_at_last_trim;
+
+	if (doorbell_waiting() == 0 && helperd.counters.sibling_accepted != accepted_at_last_trim) {
+		malloc_trim(0);
+		accepted_at_last_trim = helperd.counters.sibling_accepted;
+	}
+}
+
 static void on_tick(struct watch *w, uint32_t events)
 {
 	uint64_t ticks;
@@ -146,6 +161,22 @@ static void on_tick(struct watch *w, uint32_t events)
 	publish_heartbeat();
 	siblings_sweep();
 	doorbell_expire(vmshim_now_ms());
+	release_free_heap();
+}
+
+/* Each sibling connection waiting to be taken holds two descriptors (its own and its
+ * doorbell's), and thousands may wait: at the usual soft limit of 1024 helperd would drop
+ * them from about 500 on. Take what the hard limit allows. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		log_warn("cannot raise the limit of open files to %llu: %m",
+			 (unsigned long long)rl.rlim_max);
 }
 
 /* The run directory holds the table and the control socket: it must be ours alone to
@@ -244,6 +275,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	log_open(to_syslog < 0 ? !foreground : to_syslog, debug);
+	raise_fd_limit();
 
 	sigset_t signals;
 	sigemptyset(&signals);
@@ -284,6 +316,9 @@ int main(int argc, char **argv)
 	peers_stop();
 	policy_watch_stop();
 	policy_free(helperd.policy);
+	close(sig.fd);
+	close(tick.fd);
+	loop_close();
 	close(lock);
 	log_info("stopped");
 	return rc < 0 ? 1 : 0;

@@ -348,28 +348,66 @@ static void on_inbound(struct watch *w, uint32_t events)
 	}
 }
 
+/* Whether another peer of the policy has this CID (test set-ups, nested guests): then only
+ * the vsock port blocks tell them apart. */
+static bool cid_shared(uint32_t cid)
+{
+	int n = 0;
+
+	for (size_t i = 0; i < helperd.policy->n_peers; i++)
+		n += helperd.policy->peers[i].cid == cid;
+	return n > 1;
+}
+
+/* The vsock port a control connection comes from, for TCP port p (1..1023) of the source
+ * block where a CID is shared, and otherwise p itself: a privileged port, which only root
+ * (helperd) can bind in its guest, so no other user there can speak for helperd. */
+static uint32_t control_source_port(const struct policy_peer *peer, uint16_t p)
+{
+	return cid_shared(peer->cid) ? vmshim_source_port(peer->vsock_base, p) : p;
+}
+
+/* The peer whose helperd made a control connection from `from`, or -1 and why not. */
+static int identify_helperd(const struct sockaddr_vm *from, const char **why)
+{
+	*why = "not a peer of the policy";
+	for (size_t i = 0; i < helperd.policy->n_peers; i++) {
+		const struct policy_peer *p = &helperd.policy->peers[i];
+		uint32_t first = control_source_port(p, 1);
+
+		if ((int)i == helperd.self || p->cid != from->svm_cid)
+			continue;
+		if (from->svm_port >= first && from->svm_port < first + PRIVILEGED_PORTS - 1)
+			return (int)i;
+		/* Peers sharing this CID may own other blocks; keep looking. */
+		*why = cid_shared(p->cid) ? "not from its helperd's port range"
+					  : "not from a privileged port";
+	}
+	return -1;
+}
+
 static void on_listener(struct watch *w, uint32_t events)
 {
 	(void)events;
 	for (;;) {
 		struct sockaddr_vm from;
 		socklen_t len = sizeof(from);
-		uint16_t port;
 		int s = accept4(w->fd, (struct sockaddr *)&from, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (s < 0) {
 			if (errno != EAGAIN && errno != EINTR)
 				log_warn("control port: accept: %m");
 			return;
 		}
-		int i = peers_identify(&from, &port);
+		const char *why;
+		int i = identify_helperd(&from, &why);
 		size_t slot = 0;
 		while (i >= 0 && slot < INBOUND_PER_PEER && links[i]->ins[slot])
 			slot++;
 		struct inbound *in = NULL;
 		if (i < 0) {
 			helperd.counters.rejected_cids++;
-			log_warn("control connection from cid %u port %u refused: not a peer of the "
-				 "policy", from.svm_cid, from.svm_port);
+			log_warn("control connection from cid %u port %u refused: %s", from.svm_cid,
+				 from.svm_port, why);
 		} else if (slot == INBOUND_PER_PEER) {
 			log_warn("control connection from peer %s refused: it has %d open",
 				 links[i]->name, INBOUND_PER_PEER);
@@ -419,7 +457,7 @@ static void on_outbound(struct watch *w, uint32_t events)
 	close_outbound(o);
 }
 
-/* A socket bound to a source port of this guest's block that no connection uses. */
+/* A socket bound to a free control source port of this guest (control_source_port). */
 static int control_socket(void)
 {
 	const struct policy_peer *self = helperd_self();
@@ -430,7 +468,7 @@ static int control_socket(void)
 	for (uint16_t p = 1; p < PRIVILEGED_PORTS; p++) {
 		struct sockaddr_vm svm = {.svm_family = AF_VSOCK,
 					  .svm_cid = VMADDR_CID_ANY,
-					  .svm_port = vmshim_source_port(self->vsock_base, p)};
+					  .svm_port = control_source_port(self, p)};
 		if (bind(s, (struct sockaddr *)&svm, sizeof(svm)) == 0)
 			return s;
 		if (errno != EADDRINUSE)

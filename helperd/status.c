@@ -1,4 +1,5 @@
 /* The answer to a status request (`vmshimctl status [--json]`). */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -15,6 +16,7 @@ char *status_render(bool json, size_t *len)
 	long uptime = (long)(vmshim_now_ms() - helperd.started_ms);
 	const struct vmshim_counters *page = counters_page();
 	unsigned long shim[VMSHIM_COUNT_N] = {0};
+	struct mallinfo2 heap = mallinfo2(); /* before this answer allocates anything */
 	char *text = NULL;
 	FILE *out = open_memstream(&text, len);
 
@@ -40,8 +42,9 @@ char *status_render(bool json, size_t *len)
 	};
 	if (json) {
 		fprintf(out, "{\"self\":\"%s\",\"uptime_ms\":%ld,\"liveness_timeout_ms\":%u,"
-			     "\"peers\":",
-			self ? self->name : "", uptime, helperd.policy->liveness_ms);
+			     "\"heap_in_use_bytes\":%zu,\"heap_free_bytes\":%zu,\"peers\":",
+			self ? self->name : "", uptime, helperd.policy->liveness_ms, heap.uordblks,
+			heap.fordblks);
 		peers_status(out, true);
 		fputs(",\"counters\":{", out);
 		for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++)
@@ -51,6 +54,7 @@ char *status_render(bool json, size_t *len)
 		fprintf(out, "helperd: this guest is %s, up %ld s, policy %s, liveness timeout %u ms\n",
 			self ? self->name : "none of the peers", uptime / 1000, helperd.policy_path,
 			helperd.policy->liveness_ms);
+		fprintf(out, "heap: %zu bytes in use, %zu free\n", heap.uordblks, heap.fordblks);
 		peers_status(out, false);
 		for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++)
 			fprintf(out, "%s: %lu\n", counts[i].label, counts[i].value);

@@ -10,23 +10,28 @@
 
 #include "fdstate.h"
 #include "helperd_client.h"
+#include "redirect.h"
 #include "shim.h"
 #include "vmshim/endpoint.h"
 
+enum doorbell { NO_DOORBELL, DOORBELL, MAYBE_DOORBELL };
+
 /* A connection from the IPv4 doorbell address is one, whoever registered the listener (it
  * may have been registered by the program before an exec). From ::1, the IPv6 doorbell
- * address, only on a listener this process registered: ::1 is an ordinary client too. */
-static int is_doorbell(const struct sockaddr_storage *peer, socklen_t len, bool registered)
+ * address, it may be one only on a listener this process registered: ::1 is an ordinary
+ * client too. */
+static enum doorbell doorbell_kind(const struct sockaddr_storage *peer, socklen_t len,
+				   bool registered)
 {
 	struct vmshim_endpoint ep;
 	struct in_addr bell;
 
 	if (endpoint_from_sockaddr((const struct sockaddr *)peer, len, &ep) < 0)
-		return 0;
+		return NO_DOORBELL;
 	if (ep.family == AF_INET6)
-		return registered && endpoint_is_loopback(&ep);
+		return registered && endpoint_is_loopback(&ep) ? MAYBE_DOORBELL : NO_DOORBELL;
 	inet_pton(AF_INET, VMSHIM_DOORBELL_ADDR4, &bell);
-	return memcmp(ep.addr, &bell, 4) == 0;
+	return memcmp(ep.addr, &bell, 4) == 0 ? DOORBELL : NO_DOORBELL;
 }
 
 /* Exchanges the doorbell connection on fd for the sibling's connection, presented in the
@@ -36,21 +41,26 @@ static int claim(int fd, int flags, int family, unsigned options_set)
 {
 	struct vmshim_reply reply;
 	int vs;
+	const char *why;
 	struct fd_state *st = fdstate_new(FD_REDIRECTED, family);
 
 	if (!st)
 		return -1;
-	if (helperd_call(VMSHIM_REQ_CLAIM, 0, fd, &reply, &vs) < 0 || reply.status != 0 ||
-	    vs < 0) {
+	if (helperd_call(VMSHIM_REQ_CLAIM, 0, fd, &reply, &vs) < 0 || reply.status != 0) {
 		shim_debug("fd %d: connection from a doorbell address is not a sibling's", fd);
+		goto fail;
+	}
+	if (proto_check_claim(&reply, family, &why) < 0) {
+		shim_debug("fd %d: helperd's reply to a claim refused: %s", fd, why);
 		goto fail;
 	}
 	/* Options the listener passed on to the accepted TCP socket carry over. */
 	tcp_opts_start(&st->conn.opts, family, fd, options_set);
 	st->conn.peer_len = endpoint_to_sockaddr(&reply.peer, family, &st->conn.peer);
 	st->conn.local_len = endpoint_to_sockaddr(&reply.local, family, &st->conn.local);
-	if ((flags & SOCK_NONBLOCK) && real.fcntl(vs, F_SETFL, O_NONBLOCK) < 0)
-		goto fail;
+	/* What the accepted TCP socket has carries over: O_NONBLOCK from accept4(), and the
+	 * socket options it inherited from the listener (SO_KEEPALIVE, SO_LINGER, ...). */
+	copy_settings(fd, vs);
 	if (real.dup3(vs, fd, flags & SOCK_CLOEXEC ? O_CLOEXEC : 0) < 0)
 		goto fail;
 	real.close(vs);
@@ -74,27 +84,39 @@ static int real_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags,
 static int accept_common(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool four)
 {
 	struct sockaddr_storage peer;
-	socklen_t peer_len = sizeof(peer);
+	socklen_t peer_len;
+	int c;
 
 	if (shim_off())
 		return real_accept(fd, addr, len, flags, four);
-	int c = real_accept(fd, (struct sockaddr *)&peer, &peer_len, flags, four);
-	if (c < 0)
-		return c;
-	int saved = errno;
-	fdstate_set(c, 0);
-	/* A doorbell helperd does not know (expired, or helperd gone) is handed out as it is,
-	 * like a TCP client that gave up: the application reads EOF. */
 	uintptr_t listener = fdstate_peek(fd);
 	const struct fd_state *ls = fdstate_ptr(listener);
 	bool registered = ls && ls->kind == FD_SIBLING_LISTENER;
-	if (is_doorbell(&peer, peer_len, registered) &&
-	    claim(c, flags, peer.ss_family, fdstate_options_set(listener)) == 0) {
-		struct fd_state *st = fdstate_ptr(fdstate_peek(c));
-		peer = st->conn.peer;
-		peer_len = st->conn.peer_len;
+	for (;;) {
+		peer_len = sizeof(peer);
+		c = real_accept(fd, (struct sockaddr *)&peer, &peer_len, flags, four);
+		if (c < 0)
+			return c;
+		fdstate_set(c, 0);
+		enum doorbell kind = doorbell_kind(&peer, peer_len, registered);
+		if (kind == NO_DOORBELL)
+			break;
+		int saved = errno;
+		int claimed = claim(c, flags, peer.ss_family, fdstate_options_set(listener));
+		errno = saved;
+		if (claimed == 0) {
+			struct fd_state *st = fdstate_ptr(fdstate_peek(c));
+			peer = st->conn.peer;
+			peer_len = st->conn.peer_len;
+			break;
+		}
+		/* A doorbell helperd no longer knows (the sibling gave up, or helperd is gone):
+		 * its client already fell back to TCP, so the application never sees it. From
+		 * ::1 it may be an ordinary client, and is handed out as it is. */
+		if (kind == MAYBE_DOORBELL)
+			break;
+		real.close(c);
 	}
-	errno = saved;
 	if (addr && copy_sockaddr_out(&peer, peer_len, addr, len) < 0) {
 		real.close(c);
 		return -1;

@@ -48,8 +48,11 @@ HOOK int connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
 	if (shim_off())
 		return real.connect(fd, addr, len);
-	if (fdstate_redirected(fd)) {
-		/* A second connect() after our EINPROGRESS: TCP would say this. */
+	struct fd_state *st = fdstate_redirected(fd);
+	if (st) {
+		/* As TCP: the first connect() after EINPROGRESS says 0, any other EISCONN. */
+		if (atomic_exchange(&st->conn.in_progress, false))
+			return 0;
 		errno = EISCONN;
 		return -1;
 	}
@@ -57,6 +60,8 @@ HOOK int connect(int fd, const struct sockaddr *addr, socklen_t len)
 		int fl = real.fcntl(fd, F_GETFL);
 		if (fl >= 0 && (fl & O_NONBLOCK)) {
 			/* Keep the non-blocking contract: EINPROGRESS, then POLLOUT and SO_ERROR 0. */
+			if ((st = fdstate_get(fd, FD_REDIRECTED)))
+				atomic_store(&st->conn.in_progress, true);
 			errno = EINPROGRESS;
 			return -1;
 		}

@@ -46,6 +46,8 @@ struct fd_state {
 			struct sockaddr_storage local, peer;
 			socklen_t local_len, peer_len;
 			struct tcp_opts opts;
+			/* connect() said EINPROGRESS and has not been called since */
+			atomic_bool in_progress;
 		} conn;
 		struct { /* FD_SIBLING_LISTENER */
 			uint16_t port;

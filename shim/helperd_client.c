@@ -36,6 +36,17 @@ static int open_control(void)
 	return sock;
 }
 
+/* helperd closes its copies of a request's descriptors (the socket it was shown, the
+ * sibling connection it handed over) before it hangs up. Until then the kernel keeps those
+ * files open, and their epoll registrations with them: an application that closed such a
+ * connection at once could still get events for it, after it freed what they point to. */
+static void wait_for_hangup(int sock)
+{
+	char byte;
+
+	(void)!recv(sock, &byte, sizeof(byte), 0); /* 0 at the hangup; bounded by the timeout */
+}
+
 int helperd_call(uint32_t type, uint32_t port, int fd, struct vmshim_reply *reply,
 		 int *reply_fd)
 {
@@ -49,11 +60,16 @@ int helperd_call(uint32_t type, uint32_t port, int fd, struct vmshim_reply *repl
 	if (fdpass_send(sock, &req, sizeof(req), fd) != (ssize_t)sizeof(req))
 		goto out;
 	ssize_t n = fdpass_recv(sock, reply, sizeof(*reply), reply_fd);
-	if (n == (ssize_t)sizeof(*reply) && reply->magic == VMSHIM_PROTO_MAGIC)
+	const char *why;
+	if (proto_check_reply(type, reply, n, *reply_fd >= 0, &why) == 0) {
 		ok = 0;
-	else if (*reply_fd >= 0) {
-		real.close(*reply_fd);
-		*reply_fd = -1;
+		wait_for_hangup(sock);
+	} else {
+		shim_debug("helperd's reply to request %u refused: %s", type, why);
+		if (*reply_fd >= 0) {
+			real.close(*reply_fd);
+			*reply_fd = -1;
+		}
 	}
 out:
 	if (sock >= 0)

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "shim.h"
@@ -34,9 +35,12 @@ static void *next_symbol(const char *name, void *ours)
 	return sym;
 }
 
+/* The knobs are the invoking user's: a set-user-ID program (in secure-execution mode, when
+ * /etc/ld.so.preload loads the shim into it) must not let them redirect, silence or point
+ * it at another helperd. */
 static bool env_flag(const char *name)
 {
-	const char *v = getenv(name);
+	const char *v = secure_getenv(name);
 
 	return v && *v && strcmp(v, "0") != 0;
 }
@@ -63,10 +67,11 @@ static void init_once_fn(void)
 	RESOLVE(dup3);
 	RESOLVE(fcntl);
 	RESOLVE(epoll_ctl);
+	RESOLVE(ioctl);
 
 	shim_config.disabled = env_flag("VMSHIM_DISABLE");
 	shim_config.debug = env_flag("VMSHIM_DEBUG");
-	const char *rundir = getenv("VMSHIM_RUNDIR");
+	const char *rundir = secure_getenv("VMSHIM_RUNDIR");
 	if (!rundir || !*rundir || strlen(rundir) >= sizeof(shim_config.rundir))
 		rundir = VMSHIM_DEFAULT_RUNDIR;
 	strcpy(shim_config.rundir, rundir);

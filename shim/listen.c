@@ -42,7 +42,7 @@ HOOK int listen(int fd, int backlog)
 	fdstate_set(fd, 0); /* a listener is never swapped: forget the fresh-TCP mark */
 	if (exposable(fd, &port)) {
 		struct vmshim_reply reply;
-		int none;
+		int none; /* a REGISTER reply carries no descriptor (proto_check_reply) */
 		struct fd_state *st;
 		if (helperd_call(VMSHIM_REQ_REGISTER, port, fd, &reply, &none) == 0 &&
 		    reply.status == 0 && (st = fdstate_new(FD_SIBLING_LISTENER, 0))) {
@@ -54,8 +54,6 @@ HOOK int listen(int fd, int backlog)
 			shim_debug("fd %d: listener on port %u not registered with helperd", fd,
 				   port);
 		}
-		if (none >= 0)
-			real.close(none);
 	}
 	errno = saved;
 	return rc;

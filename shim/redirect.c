@@ -16,6 +16,7 @@
 #include "shim.h"
 #include "source_port.h"
 #include "vmshim/endpoint.h"
+#include "vmshim/handover.h"
 
 #define BIND_TRIES 16
 
@@ -71,11 +72,21 @@ static int connect_vsock(int vs, const struct vmshim_route *route)
 	};
 
 	real.setsockopt(vs, AF_VSOCK, SO_VM_SOCKETS_CONNECT_TIMEOUT, &timeout, sizeof(timeout));
-	return real.connect(vs, (struct sockaddr *)&svm, sizeof(svm));
+	if (real.connect(vs, (struct sockaddr *)&svm, sizeof(svm)) < 0)
+		return -1;
+	/* The same bound for the hand-over; copy_settings later gives vs the application's
+	 * own SO_RCVTIMEO. */
+	real.setsockopt(vs, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+	char handover;
+	ssize_t n = recv(vs, &handover, 1, 0); /* not interposed */
+	if (n == 1 && handover == VMSHIM_HANDOVER_BYTE)
+		return 0;
+	/* No listener took it, or the server's helperd is stopped or gone: TCP decides. */
+	errno = n == 0 ? ECONNRESET : n > 0 ? EPROTO : errno == EAGAIN ? ETIMEDOUT : errno;
+	return -1;
 }
 
-/* Gives vs what the application gave fd: file status flags, signal owner, socket options. */
-static void copy_settings(int fd, int vs)
+void copy_settings(int fd, int vs)
 {
 	int fl = real.fcntl(fd, F_GETFL);
 
@@ -128,7 +139,7 @@ int redirect_connect(int fd, int app_family, const struct vmshim_endpoint *dest,
 	}
 	vs = real.socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (vs < 0) {
-		why = "no vsock";
+		why = strerror(errno);
 		goto fail;
 	}
 	port = bind_source(vs, fd, route, &local);

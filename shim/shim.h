@@ -31,6 +31,7 @@ struct real_calls {
 	int (*dup3)(int, int, int);
 	int (*fcntl)(int, int, ...);
 	int (*epoll_ctl)(int, int, int, struct epoll_event *);
+	int (*ioctl)(int, unsigned long, ...);
 };
 
 struct shim_config {

@@ -5,7 +5,9 @@
 #ifndef VMSHIM_PROTO_H
 #define VMSHIM_PROTO_H
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define VMSHIM_SOCKET_FILE "helperd.sock"
 #define VMSHIM_DEFAULT_RUNDIR "/run/vmshim"
@@ -46,5 +48,30 @@ struct vmshim_reply {
 	int32_t status; /* 0 or an errno value */
 	struct vmshim_endpoint peer, local; /* CLAIM: the sibling's end and ours */
 };
+
+/* The largest errno value a reply's status may carry (the kernel's MAX_ERRNO). */
+#define VMSHIM_STATUS_MAX 4095
+
+/* Every message is checked by its receiver before anything in it is used: helperd's socket
+ * is open to every local user, and the shim runs inside every program. In each check, n is
+ * what fdpass_recv returned (negative for a message it could not take: truncated, or with
+ * more than one descriptor) and with_fd whether a descriptor came. Each returns 0, or -1
+ * with the reason in *why (a constant). */
+
+/* A request as helperd received it: exactly one struct vmshim_request of a known type, with
+ * a descriptor for REGISTER and CLAIM and none for the others. */
+int proto_check_request(const struct vmshim_request *req, ssize_t n, bool with_fd,
+			const char **why);
+
+/* helperd's reply to a request of the given type, as the shim received it: exactly one
+ * struct vmshim_reply, status 0 or an errno value; REGISTER never has a descriptor, CLAIM and
+ * COUNTERS have one with status 0 and none otherwise; a successful CLAIM names two AF_INET
+ * or AF_INET6 endpoints. CLOSED and STATUS have no such reply. */
+int proto_check_reply(uint32_t type, const struct vmshim_reply *reply, ssize_t n, bool with_fd,
+		      const char **why);
+
+/* That the endpoints of a successful CLAIM reply (proto_check_reply accepted it) can be
+ * shown by a socket accepted on a listener of listener_family: IPv6 has no IPv4 form. */
+int proto_check_claim(const struct vmshim_reply *reply, int listener_family, const char **why);
 
 #endif

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-static inline void die(const char *fmt, ...)
+__attribute__((noreturn)) static inline void die(const char *fmt, ...)
 {
 	va_list ap;
 	int saved = errno;

@@ -124,11 +124,12 @@ common_helperds() {
 	return 0
 }
 
-# start_helperd GUEST [POLICY]: with -d, unless HELPERD_DEBUG is set (to nothing).
+# start_helperd GUEST [POLICY]: with -d, unless HELPERD_DEBUG is set (to nothing); under
+# HELPERD_WRAP, a command and its options (valgrind ...), when that is set.
 start_helperd() {
 	local g=$1 policy=${2:-$POLICY} h
-	in_guest "$g" "$HELPERD" -f ${HELPERD_DEBUG--d} -c "$policy" -s "$g" -r "$(rundir "$g")" \
-		>>"$WORK/helperd-$g.log" 2>&1 &
+	in_guest "$g" ${HELPERD_WRAP:-} "$HELPERD" -f ${HELPERD_DEBUG--d} -c "$policy" -s "$g" \
+		-r "$(rundir "$g")" >>"$WORK/helperd-$g.log" 2>&1 &
 	echo $! > "$WORK/helperd-$g.pid"
 	wait_for "helperd of $g" test -S "$(rundir "$g")/helperd.sock"
 	[ "$policy" = "$POLICY" ] || return 0
@@ -146,6 +147,18 @@ end_job() {
 	pkill "-$sig" -P "$pid" 2>/dev/null || true
 	kill "-$sig" "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
+}
+
+# The process at the end of a background job's chain of single children (start_bg and
+# start_helperd record the pid of a subshell; the program is its descendant).
+leaf_pid() {
+	local pid=$1 child
+	for _ in 1 2 3 4 5 6; do
+		child=$(pgrep -P "$pid" | head -n 1) || true
+		[ -n "$child" ] || break
+		pid=$child
+	done
+	echo "$pid"
 }
 
 stop_helperd() {
@@ -218,17 +231,17 @@ stop_bg() {
 	end_job "$pid"
 }
 
-# Waits for background job NAME to finish by itself and returns its status; a job still
-# running after 60 s is ended and counts as failed.
+# join_bg NAME [SECONDS]: waits for background job NAME to finish by itself and returns its
+# status; a job still running after SECONDS (60) is ended and counts as failed.
 join_bg() {
-	local pid i
+	local pid i limit=${2:-60}
 	pid=$(cat "$WORK/$1.pid")
-	for i in $(seq 600); do
+	for i in $(seq $((limit * 10))); do
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
 	done
 	if kill -0 "$pid" 2>/dev/null; then
-		echo "    $1 still ran after 60 s: ended" >&2
+		echo "    $1 still ran after $limit s: ended" >&2
 		end_job "$pid"
 		return 1
 	fi

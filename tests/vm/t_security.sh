@@ -85,3 +85,150 @@ sed 's/^allow 1024-65535$/allow 1024-65535\ndeny 7402/' "$WORK/policy.good" >"$P
 kill -HUP "$(pgrep -f "helperd.*-s beta")"
 wait_for "vsock port closed" sh -c "! ip netns exec beta ss -Hln --vsock | grep -q ':$(vsock_port beta 7402)'"
 log "bad policy on SIGHUP: refused with file:line, nothing changed; deny 7402: vsock port closed"
+
+# An unprivileged local user (nobody) of beta. It cannot put a helperd of its own where the
+# shim looks, nor touch helperd's table; through the control socket, open to every user, it
+# cannot expose a loopback listener, withdraw root's listener, or claim a sibling's
+# connection with a forged doorbell. Root's server is still reached over vsock afterwards.
+as_nobody() { in_guest beta setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"; }
+start_bg s3 shimmed beta "$PROGS/echo_server" block 7403 0.0.0.0 1
+wait_for "vsock listener" vsock_listening beta "$(vsock_port beta 7403)"
+if as_nobody sh -c "echo x >>'$rd/table'" 2>/dev/null; then fail "nobody wrote the table"; fi
+if as_nobody rm -f "$rd/helperd.sock" 2>/dev/null; then fail "nobody removed the socket"; fi
+if as_nobody python3 -c 'import socket, sys
+socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET).bind(sys.argv[1] + "/fake.sock")' "$rd" 2>/dev/null; then
+	fail "nobody made a socket in the run directory"
+fi
+as_nobody python3 - "$rd/helperd.sock" 7403 >"$WORK/nobody.out" 2>&1 <<'PY' || fail "nobody's requests: $(cat "$WORK/nobody.out")"
+import socket, struct, sys
+path, server_port = sys.argv[1], int(sys.argv[2])
+MAGIC, REGISTER, CLAIM, CLOSED = 0x564D5331, 1, 2, 3
+
+def ask(kind, port=0, fd=None):
+    """One request; returns the reply's status, or None when helperd gave no answer."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.settimeout(5)
+    s.connect(path)
+    socket.send_fds(s, [struct.pack("=III", MAGIC, kind, port)], [fd] if fd is not None else [])
+    try:
+        data, fds, _, _ = socket.recv_fds(s, 64, 1)
+    except socket.timeout:
+        return None
+    for f in fds:
+        socket.close(f)
+    if len(data) < 8:
+        return None
+    if fds:
+        sys.exit("helperd handed nobody a connection")
+    return struct.unpack("=Ii", data[:8])[1]
+
+lo = socket.create_server(("127.0.0.1", 7410))
+status = ask(REGISTER, fd=lo.fileno())
+print("register loopback listener:", status)
+assert status != 0, "a loopback listener was accepted"
+idle = socket.socket()
+status = ask(REGISTER, fd=idle.fileno())
+print("register a socket that does not listen:", status)
+assert status != 0
+ask(CLOSED, port=server_port)  # root's listener is still there: nothing may change
+bell = socket.socket()
+bell.bind(("127.86.83.77", 0))
+bell.connect(("127.0.0.1", server_port))
+status = ask(CLAIM, fd=bell.fileno())
+print("claim with a forged doorbell:", status)
+assert status != 0
+PY
+sleep 0.5
+vsock_listening beta "$(vsock_port beta 7403)" || fail "nobody withdrew root's listener"
+shimmed alpha env VMSHIM_DEBUG=1 "$PROGS/echo_client" block 198.18.0.2 7403 1000 >"$WORK/c3.out" 2>&1 ||
+	fail "client: $(cat "$WORK/c3.out")"
+grep -q "connected to sibling" "$WORK/c3.out" || fail "not redirected after nobody's attempts"
+log "nobody: no write to the table or run directory; $(grep -c : "$WORK/nobody.out") control requests refused ($(tr '\n' ';' <"$WORK/nobody.out")); root's listener still redirected"
+
+# The shim ignores its environment knobs (VMSHIM_DEBUG, VMSHIM_RUNDIR, VMSHIM_DISABLE) in a
+# set-user-ID program. Only /etc/ld.so.preload can load it there (ld.so ignores LD_PRELOAD
+# paths in secure-execution mode), so it is used for this one command. The same program
+# without the set-user-ID bit shows what the knobs would do.
+mkdir -p /var/tmp/vmshim-suid
+for b in plain suid; do cp "$PROGS/echo_client" "/var/tmp/vmshim-suid/$b"; done
+chmod 4755 /var/tmp/vmshim-suid/suid
+chmod 755 /var/tmp/vmshim-suid/plain
+start_bg s4 shimmed beta "$PROGS/echo_server" block 7404 0.0.0.0 2
+wait_for "vsock listener" vsock_listening beta "$(vsock_port beta 7404)"
+echo "$SHIM_PRELOAD" >/etc/ld.so.preload
+for b in plain suid; do
+	in_guest alpha setpriv --reuid=nobody --regid=nogroup --clear-groups \
+		env VMSHIM_DEBUG=1 VMSHIM_RUNDIR="$(rundir alpha)" "/var/tmp/vmshim-suid/$b" \
+		block 198.18.0.2 7404 1000 >"$WORK/$b.out" 2>&1 || true
+done
+rm -f /etc/ld.so.preload
+rm -rf /var/tmp/vmshim-suid
+grep -q "connected to sibling" "$WORK/plain.out" || fail "the knobs did nothing without set-user-ID: $(cat "$WORK/plain.out")"
+grep -q "^connected" "$WORK/suid.out" || fail "the set-user-ID client failed: $(cat "$WORK/suid.out")"
+if grep -q "vmshim\[" "$WORK/suid.out"; then fail "the set-user-ID client obeyed VMSHIM_DEBUG: $(cat "$WORK/suid.out")"; fi
+log "set-user-ID program: VMSHIM_DEBUG and VMSHIM_RUNDIR ignored (plain TCP, no debug output); without the bit they apply"
+
+# Where a guest's CID is its own (as on a real host), only its helperd, which runs as root,
+# may speak for it on a peer's control port: control connections must come from a
+# privileged vsock port. Here each policy gives the guest itself CID 9, so that the other's
+# CID 1 is unique in it. An unprivileged user of alpha can bind no such port, and a
+# connection from alpha's source block is refused, while the two helperds still meet.
+sed '/^peer alpha$/,/^peer beta$/s/^    cid 1$/    cid 9/' "$POLICY" >"$WORK/policy.alpha9"
+sed '/^peer beta$/,$s/^    cid 1$/    cid 9/' "$POLICY" >"$WORK/policy.beta9"
+stop_helperd alpha
+stop_helperd beta
+start_helperd alpha "$WORK/policy.alpha9"
+start_helperd beta "$WORK/policy.beta9"
+wait_for "alpha to find beta" peer_up alpha beta
+wait_for "beta to find alpha" peer_up beta alpha
+rogue_port=$((BASE[alpha] + 131072 + 5))
+in_guest alpha setpriv --reuid=nobody --regid=nogroup --clear-groups python3 - \
+	"$((BASE[beta] + 131072))" "$rogue_port" >"$WORK/rogue.out" 2>&1 <<'PY' || fail "rogue: $(cat "$WORK/rogue.out")"
+import socket, sys
+control, src = int(sys.argv[1]), int(sys.argv[2])
+s = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+try:
+    s.bind((socket.VMADDR_CID_ANY, 700))
+    sys.exit("nobody bound privileged vsock port 700")
+except PermissionError:
+    print("privileged port 700: refused to nobody")
+s = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+s.bind((socket.VMADDR_CID_ANY, src))
+s.settimeout(10)
+s.connect((1, control))
+sys.exit(0 if s.recv(100) == b"" else 1)
+PY
+wait_for "the refusal" grep -q "control connection from cid 1 port $rogue_port refused: not from a privileged port" \
+	"$WORK/helperd-beta.log"
+peer_up beta alpha || fail "beta lost alpha"
+log "own CIDs: helperds meet from privileged ports; nobody in alpha cannot bind one, and from port $rogue_port it is refused"
+
+# Identity is the CID the hypervisor sets: when beta's policy gives alpha another CID, a
+# connection from CID 1 with a source port of alpha's block (as alpha's shim would make it)
+# is closed by beta's helperd and never reaches the application, and alpha's helperd is
+# no longer let onto beta's control port.
+sed '/^peer alpha$/,/^peer beta$/s/^    cid 1$/    cid 7/' "$POLICY" >"$WORK/policy.cid7"
+grep -q "cid 7" "$WORK/policy.cid7" || fail "no cid 7 in $(cat "$WORK/policy.cid7")"
+stop_helperd beta
+start_helperd beta "$WORK/policy.cid7"
+start_bg s5 shimmed beta "$PROGS/echo_server" block 7405 0.0.0.0 1
+wait_for "beta's vsock listener" sh -c "ip netns exec beta ss -Hln --vsock | grep -q ':$(vsock_port beta 7405)'"
+in_guest alpha python3 - "$(vsock_port beta 7405)" "$((BASE[alpha] + 131072 + 40000))" <<'PY' ||
+import socket, sys
+port, src = int(sys.argv[1]), int(sys.argv[2])
+s = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+s.bind((socket.VMADDR_CID_ANY, src))
+s.settimeout(10)
+s.connect((1, port))
+sys.exit(0 if s.recv(100) == b"" else 1)  # closed without the hand-over byte
+PY
+	fail "a connection from alpha's block was not closed"
+wait_for "the refusal" grep -q "vsock connection from cid 1 port $((BASE[alpha] + 131072 + 40000)) refused: not a peer" \
+	"$WORK/helperd-beta.log"
+wait_for "alpha's control connection refused" grep -Eq "control connection from cid 1 port [0-9]+ refused: not a peer" \
+	"$WORK/helperd-beta.log"
+shimmed alpha "$PROGS/echo_client" block 198.18.0.2 7405 1000 >/dev/null || fail "TCP client"
+join_bg s5 || fail "server: $(cat "$WORK/s5.out")"
+[ "$(grep -c '^accepted' "$WORK/s5.out")" = 1 ] && grep -q "peer=198.18.0.1:" "$WORK/s5.out" ||
+	fail "the application saw $(cat "$WORK/s5.out")"
+log "beta's policy gives alpha CID 7: alpha's vsock and control connections (CID 1) refused and logged; the application saw only a TCP client"
