@@ -5,6 +5,8 @@
 #   make TSAN=1          the same with ThreadSanitizer, into build-tsan/ (a TSan program
 #                        loads the TSan runtime itself: preload only the shim)
 #   make check-unit      build and run the cmocka unit tests
+#   make soak            the long forms: every fuzz target 10 minutes, then t_stress with
+#                        100,000 short connections in the test VM (about 10 minutes)
 #   make install PREFIX=/usr/local
 
 CC      ?= cc
@@ -145,3 +147,9 @@ $(BUILD)/bench/%: bench/%.c
 	$(CC) $(ALLFLAGS) -Itests/progs $(LDSAN) -o $@ $<
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# The long forms of what CI runs briefly.
+.PHONY: soak
+soak: all
+	$(MAKE) fuzz FUZZ_SECONDS=600
+	scripts/testvm --timeout 3600 -- env BUILD=$(BUILD) STRESS_SHORT=100000 tests/vm/run t_stress

@@ -9,6 +9,9 @@
 
 static _Atomic(struct vmshim_counters *) page;
 static _Atomic int64_t next_ask_ms; /* at most one request a second when there is no page */
+/* Counted while there was no page to count in (another thread was still asking for it, or
+ * helperd did not answer): added to the next page. */
+static _Atomic uint64_t held[VMSHIM_COUNT_N];
 
 /* A page of a helperd that stopped is left mapped: another thread may still be adding to
  * it, and it is one page per helperd restart. */
@@ -44,6 +47,14 @@ void shim_count(enum vmshim_count what)
 
 	if (!c || atomic_load_explicit(&c->closed, memory_order_relaxed))
 		c = fetch(c);
-	if (c)
-		atomic_fetch_add_explicit(&c->n[what], 1, memory_order_relaxed);
+	if (!c) {
+		atomic_fetch_add_explicit(&held[what], 1, memory_order_relaxed);
+		return;
+	}
+	atomic_fetch_add_explicit(&c->n[what], 1, memory_order_relaxed);
+	for (int i = 0; i < VMSHIM_COUNT_N; i++)
+		if (atomic_load_explicit(&held[i], memory_order_relaxed))
+			atomic_fetch_add_explicit(
+				&c->n[i], atomic_exchange_explicit(&held[i], 0, memory_order_relaxed),
+				memory_order_relaxed);
 }
