@@ -3,7 +3,6 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/epoll.h>
 #include <uthash.h>
 #include <unistd.h>
@@ -14,7 +13,6 @@
 #include "loop.h"
 #include "siblings.h"
 #include "vmshim/endpoint.h"
-#include "vmshim/handover.h"
 #include "vmshim/table.h"
 
 #define PENDING_MAX 4096
@@ -150,15 +148,6 @@ int doorbell_claim(int app_fd, struct vmshim_reply *reply, int *vs)
 	if (!p || !same_endpoint(&p->bell_local, &app_peer) ||
 	    !same_endpoint(&p->bell_peer, &app_local))
 		return ENOENT;
-	/* The client's connect() returns once it reads this; if it gave up already, the
-	 * application gets the doorbell, which reads as a client that went away. */
-	static const char handover = VMSHIM_HANDOVER_BYTE;
-	if (send(p->vs, &handover, 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1) {
-		log_debug("sibling connection to port %u went away before it was taken",
-			  p->show_local.port);
-		drop(p);
-		return ENOENT;
-	}
 	reply->peer = p->show_peer;
 	reply->local = p->show_local;
 	*vs = p->vs;

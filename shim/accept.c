@@ -13,6 +13,7 @@
 #include "redirect.h"
 #include "shim.h"
 #include "vmshim/endpoint.h"
+#include "vmshim/handover.h"
 
 enum doorbell { NO_DOORBELL, DOORBELL, MAYBE_DOORBELL };
 
@@ -52,6 +53,14 @@ static int claim(int fd, int flags, int family, unsigned options_set)
 	}
 	if (proto_check_claim(&reply, family, &why) < 0) {
 		shim_debug("fd %d: helperd's reply to a claim refused: %s", fd, why);
+		goto fail;
+	}
+	/* Only now is the connection the application's: the client's connect() returns once
+	 * it reads this. Had this process lost it on the way (helperd slow, the reply never
+	 * read), the client would find the connection closed without it and use TCP. */
+	static const char handover = VMSHIM_HANDOVER_BYTE;
+	if (send(vs, &handover, 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1) { /* not interposed */
+		shim_debug("fd %d: the sibling gave up before its connection was taken", fd);
 		goto fail;
 	}
 	/* Options the listener passed on to the accepted TCP socket carry over. */
