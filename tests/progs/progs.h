@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +85,24 @@ static inline void print_names(const char *what, int fd)
 static inline unsigned char pattern_byte(size_t i)
 {
 	return (unsigned char)((i * 2654435761u) >> 13);
+}
+
+/* Payloads of the stress programs: a reproducible stream of numbers, and the FNV-1a hash
+ * (64-bit) each end computes of what it sent and received. */
+static inline uint64_t splitmix64(uint64_t *state)
+{
+	uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static inline uint64_t fnv1a(uint64_t hash, const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		hash = (hash ^ p[i]) * 1099511628211ull;
+	return hash;
 }
 
 #endif

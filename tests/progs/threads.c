@@ -50,22 +50,6 @@ static struct {
 	atomic_ullong bytes;
 } job;
 
-static uint64_t splitmix64(uint64_t *state)
-{
-	uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-static uint64_t fnv1a(uint64_t hash, const unsigned char *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		hash = (hash ^ p[i]) * 1099511628211ull;
-	return hash;
-}
-
 static void parse_target(const char *s, struct target *t)
 {
 	char host[64];
