@@ -359,12 +359,12 @@ static bool cid_shared(uint32_t cid)
 	return n > 1;
 }
 
-/* The vsock port a control connection comes from, for TCP port p (1..1023) of the source
- * block where a CID is shared, and otherwise p itself: a privileged port, which only root
- * (helperd) can bind in its guest, so no other user there can speak for helperd. */
-static uint32_t control_source_port(const struct policy_peer *peer, uint16_t p)
+/* The first of the 1023 vsock ports a peer's control connections come from: port 1, a
+ * privileged port, which only root (helperd) can bind in its guest, so no other user there
+ * can speak for helperd; where its CID is shared, TCP port 1 of its source block. */
+static uint32_t first_control_source(const struct policy_peer *peer)
 {
-	return cid_shared(peer->cid) ? vmshim_source_port(peer->vsock_base, p) : p;
+	return cid_shared(peer->cid) ? vmshim_source_port(peer->vsock_base, 1) : 1;
 }
 
 /* The peer whose helperd made a control connection from `from`, or -1 and why not. */
@@ -373,15 +373,14 @@ static int identify_helperd(const struct sockaddr_vm *from, const char **why)
 	*why = "not a peer of the policy";
 	for (size_t i = 0; i < helperd.policy->n_peers; i++) {
 		const struct policy_peer *p = &helperd.policy->peers[i];
-		uint32_t first = control_source_port(p, 1);
 
 		if ((int)i == helperd.self || p->cid != from->svm_cid)
 			continue;
+		uint32_t first = first_control_source(p);
 		if (from->svm_port >= first && from->svm_port < first + PRIVILEGED_PORTS - 1)
 			return (int)i;
 		/* Peers sharing this CID may own other blocks; keep looking. */
-		*why = cid_shared(p->cid) ? "not from its helperd's port range"
-					  : "not from a privileged port";
+		*why = first > 1 ? "not from its helperd's port range" : "not from a privileged port";
 	}
 	return -1;
 }
@@ -457,18 +456,17 @@ static void on_outbound(struct watch *w, uint32_t events)
 	close_outbound(o);
 }
 
-/* A socket bound to a free control source port of this guest (control_source_port). */
+/* A socket bound to a free control source port of this guest (first_control_source). */
 static int control_socket(void)
 {
-	const struct policy_peer *self = helperd_self();
+	uint32_t first = first_control_source(helperd_self());
 	int s = socket(AF_VSOCK, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
 	if (s < 0)
 		return -1;
-	for (uint16_t p = 1; p < PRIVILEGED_PORTS; p++) {
-		struct sockaddr_vm svm = {.svm_family = AF_VSOCK,
-					  .svm_cid = VMADDR_CID_ANY,
-					  .svm_port = control_source_port(self, p)};
+	for (uint32_t port = first; port < first + PRIVILEGED_PORTS - 1; port++) {
+		struct sockaddr_vm svm = {
+			.svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY, .svm_port = port};
 		if (bind(s, (struct sockaddr *)&svm, sizeof(svm)) == 0)
 			return s;
 		if (errno != EADDRINUSE)
