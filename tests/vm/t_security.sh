@@ -90,16 +90,21 @@ log "bad policy on SIGHUP: refused with file:line, nothing changed; deny 7402: v
 # shim looks, nor touch helperd's table; through the control socket, open to every user, it
 # cannot expose a loopback listener, withdraw root's listener, or claim a sibling's
 # connection with a forged doorbell. Root's server is still reached over vsock afterwards.
-as_nobody() { in_guest beta setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"; }
+# as_nobody GUEST CMD...: CMD in GUEST as the unprivileged user nobody.
+as_nobody() {
+	local g=$1
+	shift
+	in_guest "$g" setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"
+}
 start_bg s3 shimmed beta "$PROGS/echo_server" block 7403 0.0.0.0 1
 wait_for "vsock listener" vsock_listening beta "$(vsock_port beta 7403)"
-if as_nobody sh -c "echo x >>'$rd/table'" 2>/dev/null; then fail "nobody wrote the table"; fi
-if as_nobody rm -f "$rd/helperd.sock" 2>/dev/null; then fail "nobody removed the socket"; fi
-if as_nobody python3 -c 'import socket, sys
+if as_nobody beta sh -c "echo x >>'$rd/table'" 2>/dev/null; then fail "nobody wrote the table"; fi
+if as_nobody beta rm -f "$rd/helperd.sock" 2>/dev/null; then fail "nobody removed the socket"; fi
+if as_nobody beta python3 -c 'import socket, sys
 socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET).bind(sys.argv[1] + "/fake.sock")' "$rd" 2>/dev/null; then
 	fail "nobody made a socket in the run directory"
 fi
-as_nobody python3 - "$rd/helperd.sock" 7403 >"$WORK/nobody.out" 2>&1 <<'PY' || fail "nobody's requests: $(cat "$WORK/nobody.out")"
+as_nobody beta python3 - "$rd/helperd.sock" 7403 >"$WORK/nobody.out" 2>&1 <<'PY' || fail "nobody's requests: $(cat "$WORK/nobody.out")"
 import socket, struct, sys
 path, server_port = sys.argv[1], int(sys.argv[2])
 MAGIC, REGISTER, CLAIM, CLOSED = 0x564D5331, 1, 2, 3
@@ -157,8 +162,7 @@ start_bg s4 shimmed beta "$PROGS/echo_server" block 7404 0.0.0.0 2
 wait_for "vsock listener" vsock_listening beta "$(vsock_port beta 7404)"
 echo "$SHIM_PRELOAD" >/etc/ld.so.preload
 for b in plain suid; do
-	in_guest alpha setpriv --reuid=nobody --regid=nogroup --clear-groups \
-		env VMSHIM_DEBUG=1 VMSHIM_RUNDIR="$(rundir alpha)" "/var/tmp/vmshim-suid/$b" \
+	as_nobody alpha env VMSHIM_DEBUG=1 VMSHIM_RUNDIR="$(rundir alpha)" "/var/tmp/vmshim-suid/$b" \
 		block 198.18.0.2 7404 1000 >"$WORK/$b.out" 2>&1 || true
 done
 rm -f /etc/ld.so.preload
@@ -182,8 +186,7 @@ start_helperd beta "$WORK/policy.beta9"
 wait_for "alpha to find beta" peer_up alpha beta
 wait_for "beta to find alpha" peer_up beta alpha
 rogue_port=$((BASE[alpha] + 131072 + 5))
-in_guest alpha setpriv --reuid=nobody --regid=nogroup --clear-groups python3 - \
-	"$((BASE[beta] + 131072))" "$rogue_port" >"$WORK/rogue.out" 2>&1 <<'PY' || fail "rogue: $(cat "$WORK/rogue.out")"
+as_nobody alpha python3 - "$((BASE[beta] + 131072))" "$rogue_port" >"$WORK/rogue.out" 2>&1 <<'PY' || fail "rogue: $(cat "$WORK/rogue.out")"
 import socket, sys
 control, src = int(sys.argv[1]), int(sys.argv[2])
 s = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
