@@ -99,6 +99,16 @@ shimmed() {
 # GUEST's helperd status as JSON (vmshimctl status --json).
 status_json() { in_guest "$1" "$VMSHIMCTL" status --json; }
 
+# status_value GUEST EXPR: a Python expression over d, GUEST's status.
+status_value() {
+	status_json "$1" | python3 -c 'import json, sys; d = json.load(sys.stdin); print(eval(sys.argv[1]))' "$2"
+}
+# counter GUEST NAME: one of GUEST's counters; fallbacks GUEST: all its shims' fallbacks.
+counter() { status_value "$1" "d['counters']['$2']"; }
+fallbacks() {
+	status_value "$1" "sum(v for k, v in d['counters'].items() if k.startswith('fallback'))"
+}
+
 # peer_get GUEST PEER EXPR: a Python expression over p, PEER's entry in GUEST's status, and
 # d, the whole status; prints nothing if GUEST does not know PEER.
 peer_get() {

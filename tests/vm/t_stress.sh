@@ -14,17 +14,9 @@ port=7400
 fd_count() { ls "/proc/$1/fd" | wc -l; }
 # Counted page by page: VmRSS in /proc/PID/status lags by up to 64 pages per thread.
 rss_kib() { awk '/^Rss:/ { print $2 }' "/proc/$1/smaps_rollup"; }
-# status_value GUEST EXPR: a Python expression over d, GUEST's status.
-status_value() {
-	status_json "$1" | python3 -c 'import json, sys; d = json.load(sys.stdin); print(eval(sys.argv[1]))' "$2"
-}
-counter() { status_value "$1" "d['counters']['$2']"; }
 heap() { status_value beta 'd["heap_in_use_bytes"]'; }
 # doorbells N: N doorbells are rung in beta, for N sibling connections waiting in its helperd.
 doorbells() { [ "$(ip netns exec beta ss -Htn state established src 127.86.83.77 | wc -l)" = "$1" ]; }
-fallbacks() {
-	status_value alpha "sum(v for k, v in d['counters'].items() if k.startswith('fallback'))"
-}
 # wait_line JOB TEXT SECONDS: until background job JOB prints a line that starts with TEXT;
 # fails when it ends first or the time is up.
 wait_line() {
@@ -56,7 +48,7 @@ heap0=$(heap)
 rss0=$(rss_kib "$helperd_beta")
 redirected0=$(counter alpha redirected)
 accepted0=$(counter beta sibling_accepted)
-fallbacks0=$(fallbacks)
+fallbacks0=$(fallbacks alpha)
 veth0=$(veth_bytes alpha)
 log "before: descriptors (server, alpha's helperd, beta's) $fds0; beta's helperd: heap $heap0 bytes in use, RSS $rss0 KiB"
 
@@ -97,7 +89,7 @@ log "$(sed -n 's/^short: //p' "$WORK/client.out")"
 
 redirected=$(($(counter alpha redirected) - redirected0))
 accepted=$(($(counter beta sibling_accepted) - accepted0))
-fell_back=$(($(fallbacks) - fallbacks0))
+fell_back=$(($(fallbacks alpha) - fallbacks0))
 veth=$(($(veth_bytes alpha) - veth0))
 [ "$redirected" = $((hold + short)) ] && [ "$fell_back" = 0 ] ||
 	fail "alpha's shims counted $redirected redirected and $fell_back fallbacks, for $((hold + short)) connections"

@@ -12,14 +12,6 @@ start_helperd alpha
 start_helperd beta
 start_bg remote in_guest gamma "$PROGS/stress" server 7600 900
 
-counter() {
-	status_json "$1" | python3 -c 'import json, sys; print(json.load(sys.stdin)["counters"][sys.argv[1]])' "$2"
-}
-fallbacks() {
-	status_json "$1" | python3 -c 'import json, sys
-print(sum(v for k, v in json.load(sys.stdin)["counters"].items() if k.startswith("fallback")))'
-}
-
 # run_threads NAME WHAT PRELOAD PROGS PORT: the threads program of PROGS in alpha and in
 # beta (jobs NAME-alpha and NAME-beta), under the shim(s) in PRELOAD, listening on PORT.
 runs=0
