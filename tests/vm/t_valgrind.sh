@@ -25,7 +25,7 @@ for mode in block epoll; do
 		fail "$mode client: $(cat "$WORK/client.out")"
 done
 join_bg server || fail "server: $(cat "$WORK/server.out")"
-accepted=$(status_json beta | python3 -c 'import json, sys; print(json.load(sys.stdin)["counters"]["sibling_accepted"])')
+accepted=$(counter beta sibling_accepted)
 [ "$accepted" = 2 ] || fail "beta's helperd accepted $accepted sibling connections, not 2"
 log "2 sibling connections claimed from beta's helperd"
 
