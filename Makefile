@@ -39,6 +39,8 @@ PROG_SRC    = $(wildcard tests/progs/*.c)
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 COMMON_OBJ  = $(call obj,$(COMMON_SRC))
+# The shim takes only what it uses: no daemon loop or log inside applications.
+SHIM_COMMON_OBJ = $(call obj,common/endpoint.c common/fdpass.c common/proto.c)
 POLICY_OBJ  = $(call obj,$(POLICY_SRC))
 SHIM_OBJ    = $(call obj,$(SHIM_SRC))
 HELPERD_OBJ = $(call obj,$(HELPERD_SRC))
@@ -69,7 +71,7 @@ $(BUILD)/obj/%.o: %.c
 	$(CC) $(ALLFLAGS) -c $< -o $@
 
 # The shim links only the table reader from policy/, never the parser.
-$(BUILD)/libvmshim.so: $(SHIM_OBJ) $(COMMON_OBJ) $(BUILD)/obj/policy/table_lookup.o shim/libvmshim.map
+$(BUILD)/libvmshim.so: $(SHIM_OBJ) $(SHIM_COMMON_OBJ) $(BUILD)/obj/policy/table_lookup.o shim/libvmshim.map
 	$(CC) -shared -Wl,--version-script=shim/libvmshim.map -Wl,-z,defs,-z,now $(LDSAN) \
 		-o $@ $(filter %.o,$^) -ldl -lpthread
 

@@ -5,7 +5,7 @@
 #include <unistd.h>
 
 #include "counters.h"
-#include "log.h"
+#include "vmshim/log.h"
 
 static int fd = -1;
 static struct vmshim_counters *page;

@@ -9,8 +9,8 @@
 
 #include "doorbell.h"
 #include "helperd.h"
-#include "log.h"
-#include "loop.h"
+#include "vmshim/log.h"
+#include "vmshim/loop.h"
 #include "siblings.h"
 #include "vmshim/endpoint.h"
 #include "vmshim/table.h"

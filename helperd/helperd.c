@@ -1,7 +1,7 @@
 #include <stdlib.h>
 
 #include "helperd.h"
-#include "log.h"
+#include "vmshim/log.h"
 #include "peers.h"
 #include "publish.h"
 #include "table_build.h"

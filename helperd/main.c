@@ -27,8 +27,8 @@
 #include "counters.h"
 #include "doorbell.h"
 #include "helperd.h"
-#include "log.h"
-#include "loop.h"
+#include "vmshim/log.h"
+#include "vmshim/loop.h"
 #include "peers.h"
 #include "policy_watch.h"
 #include "publish.h"
@@ -258,7 +258,7 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	log_open(0, debug);
+	log_open("helperd", 0, debug);
 	if (load_policy(err, sizeof(err)) < 0) {
 		fprintf(stderr, "helperd: %s\n", err);
 		return 1;
@@ -274,7 +274,7 @@ int main(int argc, char **argv)
 		log_err("cannot become a daemon: %m");
 		return 1;
 	}
-	log_open(to_syslog < 0 ? !foreground : to_syslog, debug);
+	log_open("helperd", to_syslog < 0 ? !foreground : to_syslog, debug);
 	raise_fd_limit();
 
 	sigset_t signals;

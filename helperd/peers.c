@@ -15,8 +15,8 @@
 #include <unistd.h>
 
 #include "helperd.h"
-#include "log.h"
-#include "loop.h"
+#include "vmshim/log.h"
+#include "vmshim/loop.h"
 #include "peers.h"
 #include "policy_addr.h"
 #include "siblings.h"

@@ -9,8 +9,8 @@
 #include <sys/inotify.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "loop.h"
+#include "vmshim/log.h"
+#include "vmshim/loop.h"
 #include "policy_watch.h"
 
 static struct watch watch = {.fd = -1};

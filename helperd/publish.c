@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "helperd.h"
-#include "log.h"
+#include "vmshim/log.h"
 #include "publish.h"
 #include "vmshim/table.h"
 

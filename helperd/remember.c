@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "helperd.h"
-#include "log.h"
+#include "vmshim/log.h"
 #include "remember.h"
 
 #define FILE_NAME "listeners"

@@ -12,9 +12,9 @@
 
 #include "doorbell.h"
 #include "helperd.h"
-#include "log.h"
+#include "vmshim/log.h"
 #include "peers.h"
-#include "loop.h"
+#include "vmshim/loop.h"
 #include "remember.h"
 #include "siblings.h"
 #include "sockdiag.h"

@@ -12,7 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "vmshim/log.h"
 #include "sockdiag.h"
 
 struct inode_list {

@@ -1,6 +1,6 @@
 /* A small epoll loop: each watched descriptor carries its own handler. */
-#ifndef HELPERD_LOOP_H
-#define HELPERD_LOOP_H
+#ifndef VMSHIM_LOOP_H
+#define VMSHIM_LOOP_H
 
 #include <stdint.h>
 

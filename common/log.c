@@ -1,16 +1,18 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-#include "log.h"
+#include "vmshim/log.h"
 
+static const char *who = "vmshim";
 static int use_syslog, show_debug;
 
-void log_open(int to_syslog, int debug)
+void log_open(const char *name, int to_syslog, int debug)
 {
+	who = name;
 	use_syslog = to_syslog;
 	show_debug = debug;
 	if (use_syslog)
-		openlog("helperd", LOG_PID, LOG_DAEMON);
+		openlog(name, LOG_PID, LOG_DAEMON);
 }
 
 void log_msg(int priority, const char *fmt, ...)
@@ -27,7 +29,7 @@ void log_msg(int priority, const char *fmt, ...)
 	if (use_syslog) {
 		vsyslog(priority, fmt, ap);
 	} else {
-		fprintf(stderr, "helperd: %s: ", names[priority] ? names[priority] : "log");
+		fprintf(stderr, "%s: %s: ", who, names[priority] ? names[priority] : "log");
 		vfprintf(stderr, fmt, ap);
 		fputc('\n', stderr);
 	}

@@ -1,10 +1,11 @@
-#ifndef HELPERD_LOG_H
-#define HELPERD_LOG_H
+#ifndef VMSHIM_LOG_H
+#define VMSHIM_LOG_H
 
 #include <syslog.h>
 
-/* Logs go to stderr, or to syslog once the daemon has detached. */
-void log_open(int to_syslog, int debug);
+/* The daemons' log (helperd, vmshim-relay): stderr, or syslog once the daemon has detached;
+ * name goes in front of every line. */
+void log_open(const char *name, int to_syslog, int debug);
 void log_msg(int priority, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_err(...) log_msg(LOG_ERR, __VA_ARGS__)

@@ -3,8 +3,8 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "loop.h"
+#include "vmshim/log.h"
+#include "vmshim/loop.h"
 
 static int epfd = -1;
 static struct watch *retired;
