@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "policy.h"
+#include "statements.h"
 
 /* The largest vsock-base whose block still ends at or below 4294967294. */
 #define POLICY_VSOCK_MAX_END 4294967294u
@@ -35,15 +36,6 @@ struct policy_build {
 	unsigned timeout_line; /* 0: no `connect-timeout` */
 	unsigned liveness_line; /* 0: no `liveness-timeout` */
 };
-
-/* Parses a decimal or 0x-hexadecimal number with nothing around it. Returns 0, or -1 if s is
- * not a number. A number too big for 64 bits reads as UINT64_MAX so that range checks fail. */
-int policy_parse_number(const char *s, uint64_t *out);
-
-/* Writes "PATH:LINE: message" into err, or "PATH: message" when line is 0. */
-__attribute__((format(printf, 5, 6))) void policy_error(char *err, size_t errlen,
-							 const char *path, unsigned line,
-							 const char *fmt, ...);
 
 /* Runs the checks that need the whole file, then fills in ports, addr4/addr6 and self.
  * Returns 0, or -1 with "FILE:LINE: ..." in err. */

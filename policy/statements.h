@@ -1,0 +1,58 @@
+/* Files of one statement per line: the guest policy (parse.c) and the relay's host policy
+ * (relay/host_policy.c) share the syntax of policy/FORMAT.md ("Syntax") and its messages. */
+#ifndef VMSHIM_STATEMENTS_H
+#define VMSHIM_STATEMENTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct stmt_reader {
+	const char *path;
+	unsigned line;
+	char *err;
+	size_t errlen;
+	char **args; /* the arguments of the current statement, pointing into the line */
+	size_t n_args, cap_args;
+	void *ctx; /* the caller's */
+};
+
+struct stmt_def {
+	const char *keyword;
+	const char *usage;
+	const char *item; /* for lists: what one item is; NULL for one argument */
+	int (*parse)(struct stmt_reader *r);
+};
+
+/* Reads f to its end, one statement per line, each handed to its definition's parse.
+ * Returns 0, or -1 once "PATH:LINE: what is wrong" is in r->err. Free r->args after. */
+int stmt_read(FILE *f, struct stmt_reader *r, const struct stmt_def *defs, size_t n_defs);
+
+/* Writes "PATH:LINE: message" into r->err and returns -1. */
+__attribute__((format(printf, 2, 3))) int stmt_fail(struct stmt_reader *r, const char *fmt, ...);
+
+/* A word for a message: 'word', or 'wo...' if long. */
+const char *stmt_quote(const char *s, char buf[80]);
+
+/* Checks a name (1-32 of A-Z a-z 0-9 . _ -); what says what it names ("peer", "guest"). */
+int stmt_name(struct stmt_reader *r, const char *s, const char *what);
+
+/* Parses "N" or "N-M", min <= N <= M <= max; what names one item ("port", "vsock port"). */
+int stmt_range(struct stmt_reader *r, char *item, const char *what, uint64_t min, uint64_t max,
+	       uint64_t *lo, uint64_t *hi);
+
+/* The one number argument of keyword, min..max; unit ("ms", or "") follows the range in
+ * the message. *line keeps where it was given, so a second time is an error. */
+int stmt_number_once(struct stmt_reader *r, const char *keyword, unsigned *line, uint64_t min,
+		     uint64_t max, const char *unit, uint64_t *out);
+
+/* Parses a decimal or 0x-hexadecimal number with nothing around it. Returns 0, or -1 if s is
+ * not a number. A number too big for 64 bits reads as UINT64_MAX so that range checks fail. */
+int policy_parse_number(const char *s, uint64_t *out);
+
+/* Writes "PATH:LINE: message" into err, or "PATH: message" when line is 0. */
+__attribute__((format(printf, 5, 6))) void policy_error(char *err, size_t errlen,
+							 const char *path, unsigned line,
+							 const char *fmt, ...);
+
+#endif
