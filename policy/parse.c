@@ -1,5 +1,6 @@
 /* Reading a policy file: lines, statements, and the checks each statement can make on its own
  * (policy/FORMAT.md). The checks that need the whole file are in validate.c. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
