@@ -40,7 +40,7 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 COMMON_OBJ  = $(call obj,$(COMMON_SRC))
 # The shim takes only what it uses: no daemon loop or log inside applications.
-SHIM_COMMON_OBJ = $(call obj,common/endpoint.c common/fdpass.c common/proto.c)
+SHIM_COMMON_OBJ = $(call obj,common/endpoint.c common/fdpass.c common/proto.c common/relayproto.c)
 POLICY_OBJ  = $(call obj,$(POLICY_SRC))
 SHIM_OBJ    = $(call obj,$(SHIM_SRC))
 HELPERD_OBJ = $(call obj,$(HELPERD_SRC))

@@ -50,7 +50,10 @@ static void free_retired(void)
 	while (retired) {
 		struct watch *w = retired;
 		retired = w->retired_next;
-		free(w->owner);
+		if (w->release)
+			w->release(w);
+		else
+			free(w->owner);
 	}
 }
 

@@ -14,9 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/file.h>
 #include <sys/ioctl.h>
-#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
@@ -27,6 +25,7 @@
 #include "counters.h"
 #include "doorbell.h"
 #include "helperd.h"
+#include "vmshim/daemon.h"
 #include "vmshim/log.h"
 #include "vmshim/loop.h"
 #include "peers.h"
@@ -164,53 +163,6 @@ static void on_tick(struct watch *w, uint32_t events)
 	release_free_heap();
 }
 
-/* Each sibling connection waiting to be taken holds two descriptors (its own and its
- * doorbell's), and thousands may wait: at the usual soft limit of 1024 helperd would drop
- * them from about 500 on. Take what the hard limit allows. */
-static void raise_fd_limit(void)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
-		return;
-	rl.rlim_cur = rl.rlim_max;
-	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-		log_warn("cannot raise the limit of open files to %llu: %m",
-			 (unsigned long long)rl.rlim_max);
-}
-
-/* The run directory holds the table and the control socket: it must be ours alone to
- * write. Returns a descriptor holding the lock that keeps a second helperd out. */
-static int prepare_rundir(const char *dir)
-{
-	struct stat st;
-	char lock[4096];
-
-	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
-		log_err("cannot create run directory %s: %m", dir);
-		return -1;
-	}
-	if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		log_err("run directory %s is not a directory", dir);
-		return -1;
-	}
-	if (st.st_uid != geteuid() || (st.st_mode & 022)) {
-		log_err("run directory %s must belong to uid %u and be writable by it alone", dir,
-			(unsigned)geteuid());
-		return -1;
-	}
-	snprintf(lock, sizeof(lock), "%s/helperd.lock", dir);
-	int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		log_err("%s: %s", lock, errno == EWOULDBLOCK ? "another helperd uses this run directory"
-							      : strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 static void usage(FILE *out)
 {
 	fprintf(out,
@@ -267,7 +219,7 @@ int main(int argc, char **argv)
 		describe();
 		return 0;
 	}
-	int lock = prepare_rundir(helperd.rundir);
+	int lock = daemon_rundir(helperd.rundir, "helperd");
 	if (lock < 0)
 		return 1;
 	if (!foreground && daemon(0, 0) < 0) {
@@ -275,7 +227,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	log_open("helperd", to_syslog < 0 ? !foreground : to_syslog, debug);
-	raise_fd_limit();
+	/* each sibling connection waiting to be taken holds two descriptors */
+	daemon_raise_fd_limit();
 
 	sigset_t signals;
 	sigemptyset(&signals);

@@ -8,7 +8,8 @@ struct watch {
 	int fd;
 	void (*on_event)(struct watch *w, uint32_t events);
 	struct watch *retired_next;
-	void *owner; /* freed when the watch is retired */
+	void *owner; /* freed when the watch is retired, unless release is set */
+	void (*release)(struct watch *w); /* called instead of free(owner) */
 };
 
 int loop_init(void);
@@ -16,7 +17,7 @@ int loop_add(struct watch *w, uint32_t events);
 int loop_mod(struct watch *w, uint32_t events);
 void loop_del(struct watch *w);
 
-/* Stops watching w and frees w->owner once the current batch of events is dispatched, so
+/* Stops watching w and frees w->owner (or calls w->release) once the current batch of events is dispatched, so
  * that an event already fetched for it is skipped rather than sent to freed memory. The
  * caller closes the descriptor. */
 void loop_retire(struct watch *w);

@@ -1,0 +1,71 @@
+/* The relay's host policy: which guests it serves, how each is reached (vhost-vsock by CID,
+ * or hybrid vsock by its Unix socket), which guest may reach which, and the limits.
+ * Format: relay/FORMAT.md. */
+#ifndef RELAY_HOST_POLICY_H
+#define RELAY_HOST_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/un.h>
+
+#define HOST_DEFAULT_PORT 5460u
+#define HOST_DEFAULT_MAX_CONNECTIONS 4096u
+#define HOST_DEFAULT_MAX_PER_GUEST 512u
+#define HOST_DEFAULT_BUFFER (256u * 1024)
+#define HOST_DEFAULT_CONNECT_TIMEOUT_MS 1000u
+#define HOST_DEFAULT_REQUEST_TIMEOUT_MS 1000u
+/* Room after a hybrid socket path for "_PORT". */
+#define HOST_HYBRID_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 12)
+
+struct host_port_range {
+	uint32_t lo, hi;
+};
+
+/* Whom one guest may reach, and on which vsock ports (none listed: all). */
+struct host_reach {
+	size_t guest;
+	struct host_port_range *ranges;
+	size_t n_ranges;
+	unsigned line;
+};
+
+struct host_guest {
+	char name[33];
+	unsigned line;
+	uint32_t cid;
+	bool has_block;      /* shares its CID (test set-ups): known by its vsock port block */
+	uint32_t vsock_base; /* with has_block */
+	char hybrid[HOST_HYBRID_PATH_MAX]; /* its hybrid vsock socket; empty: vhost-vsock */
+	struct host_reach *reach;
+	size_t n_reach;
+};
+
+struct host_policy {
+	uint32_t port; /* where guests reach the relay */
+	uint32_t max_connections, max_per_guest;
+	uint32_t buffer; /* bytes per direction of a copied connection */
+	uint32_t connect_timeout_ms, request_timeout_ms;
+	struct host_guest *guests;
+	size_t n_guests;
+};
+
+/* 0 and *out, or -1 with "FILE:LINE: what is wrong" in err. */
+int host_policy_load(const char *path, struct host_policy **out, char *err, size_t errlen);
+void host_policy_free(struct host_policy *p);
+
+/* The vhost-vsock guest a connection from (cid, port) came from, or -1. */
+int host_guest_calling(const struct host_policy *p, uint32_t cid, uint32_t port);
+
+/* The guest that owns vsock port `port` of `cid` (a destination), or -1. */
+int host_guest_owning(const struct host_policy *p, uint32_t cid, uint32_t port);
+
+/* Whether guest `from` may reach `port` of guest `to`. */
+bool host_may_reach(const struct host_policy *p, size_t from, size_t to, uint32_t port);
+
+/* Whether the relay shares its CID with guests (test set-ups: every guest with CID 1 runs
+ * in the relay's own kernel). Then its connections to guests come from the 1023 ports after
+ * its own port; otherwise from the privileged ports 1..1023 (policy/FORMAT.md, `relay`). */
+bool host_shares_cid(const struct host_policy *p);
+
+#endif

@@ -1,0 +1,39 @@
+/* The state of the one vmshim-relay of a host. */
+#ifndef RELAY_H
+#define RELAY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "host_policy.h"
+
+/* What the relay counts, in total and per calling guest (`vmshim-relay status`). */
+struct relay_counters {
+	unsigned long accepted;        /* connections a guest opened to the relay */
+	unsigned long relayed;         /* ... that reached their destination */
+	unsigned long refused;         /* destination not allowed by the host policy */
+	unsigned long unreachable;     /* destination did not take it in time */
+	unsigned long busy;            /* a connection cap was reached */
+	unsigned long bad_requests;    /* malformed, or not sent in time */
+	unsigned long long bytes_up;   /* caller to destination, of finished connections */
+	unsigned long long bytes_down; /* destination to caller */
+};
+
+struct splice_engine;
+
+struct relay {
+	const char *policy_path;
+	const char *rundir;
+	struct host_policy *policy;
+	struct splice_engine *splice; /* NULL: every connection is copied in user space */
+	char splice_why[160];         /* why not, when splice is NULL */
+	unsigned n_sessions;
+	unsigned *per_guest; /* sessions each guest started */
+	struct relay_counters total, *per_guest_counters;
+	unsigned long unknown_callers; /* connections from no guest of the policy */
+	int64_t started_ms;
+};
+
+extern struct relay relay;
+
+#endif

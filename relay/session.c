@@ -1,0 +1,411 @@
+/* The life of a relayed connection (session.h). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "copy.h"
+#include "relay.h"
+#include "session.h"
+#include "splice.h"
+#include "transport.h"
+#include "vmshim/log.h"
+#include "vmshim/table.h"
+
+static struct session *first, *last;
+static unsigned long next_id = 1;
+
+static void on_end_event(struct watch *w, uint32_t events);
+
+static void end_release(struct watch *w)
+{
+	struct session *s = ((struct end *)w->owner)->s;
+
+	if (--s->refs == 0)
+		free(s);
+}
+
+static int watch_end(struct session *s, struct end *e, int fd, uint32_t events)
+{
+	*e = (struct end){.w = {.fd = fd, .on_event = on_end_event, .owner = e,
+				.release = end_release},
+			  .s = s};
+	if (loop_add(&e->w, events) < 0)
+		return -1;
+	s->refs++;
+	return 0;
+}
+
+static struct relay_counters *counters_of(const struct session *s)
+{
+	return &relay.per_guest_counters[s->from];
+}
+
+/* Counts one event in the caller's counters and the total. */
+#define COUNT(s, field)                                                                           \
+	do {                                                                                      \
+		counters_of(s)->field++;                                                          \
+		relay.total.field++;                                                              \
+	} while (0)
+
+static void reply(struct session *s, enum relayproto_status status)
+{
+	uint8_t msg[RELAYPROTO_REPLY_SIZE];
+
+	relayproto_reply(msg, status);
+	/* a fresh connection takes 8 bytes; if not, the caller is gone anyway */
+	send(s->caller.w.fd, msg, sizeof msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+static const char *name_of(int guest)
+{
+	return guest >= 0 ? relay.policy->guests[guest].name : "?";
+}
+
+void session_end(struct session *s, const char *why)
+{
+	struct relay_counters *c = counters_of(s);
+
+	log_debug("connection %lu %s -> %s port %u: %s", s->id, name_of(s->from), name_of(s->to),
+		  s->dest_port, why);
+	if (s->spliced) {
+		uint64_t up = 0, down = 0;
+		splice_bytes(relay.splice, s->splice_id, &up, &down);
+		s->bytes_up = up;
+		s->bytes_down = down;
+		splice_remove(relay.splice, s->splice_id);
+	}
+	copy_free(s);
+	c->bytes_up += s->bytes_up;
+	c->bytes_down += s->bytes_down;
+	relay.total.bytes_up += s->bytes_up;
+	relay.total.bytes_down += s->bytes_down;
+	for (struct end *e = &s->caller; e; e = e == &s->caller ? &s->dest : NULL) {
+		if (e->w.fd < 0)
+			continue;
+		if (e->w.on_event)
+			loop_retire(&e->w);
+		close(e->w.fd);
+		e->w.fd = -1;
+	}
+	*(s->prev ? &s->prev->next : &first) = s->next;
+	*(s->next ? &s->next->prev : &last) = s->prev;
+	relay.n_sessions--;
+	relay.per_guest[s->from]--;
+	if (s->refs == 0)
+		free(s);
+}
+
+/* Ends a session that has not reached FORWARD, telling the caller why. */
+static void refuse(struct session *s, enum relayproto_status status, const char *why)
+{
+	reply(s, status);
+	session_end(s, why);
+}
+
+/* Whether every byte that came from end `from` has gone out on the other. */
+static bool drained(struct session *s, const struct end *from)
+{
+	if (s->spliced)
+		return splice_drained(relay.splice, s->splice_id, from == &s->caller ? 0 : 1);
+	return copy_pending(s, from) == 0;
+}
+
+void session_settle(struct session *s)
+{
+	for (struct end *e = &s->caller; e; e = e == &s->caller ? &s->dest : NULL) {
+		struct end *other = e == &s->caller ? &s->dest : &s->caller;
+		if (!e->eof || other->shut || !drained(s, e))
+			continue;
+		shutdown(other->w.fd, SHUT_WR);
+		other->shut = true;
+		/* an end that takes nothing more ends the other direction too */
+		if (e->gone) {
+			session_end(s, "closed");
+			return;
+		}
+	}
+	if (s->caller.shut && s->dest.shut) {
+		session_end(s, "closed");
+		return;
+	}
+	if (s->spliced) {
+		/* bytes stay in the kernel: only an end's closing concerns us, once */
+		loop_mod(&s->caller.w, s->caller.eof ? 0 : EPOLLRDHUP | EPOLLONESHOT);
+		loop_mod(&s->dest.w, s->dest.eof ? 0 : EPOLLRDHUP | EPOLLONESHOT);
+		return;
+	}
+	loop_mod(&s->caller.w, copy_interest(s, &s->caller));
+	loop_mod(&s->dest.w, copy_interest(s, &s->dest));
+}
+
+static void forward(struct session *s)
+{
+	uint8_t from[RELAYPROTO_FROM_SIZE];
+	const struct host_guest *g = &relay.policy->guests[s->from];
+
+	relayproto_from(from, g->cid, s->source_port, s->port_seen ? RELAYPROTO_FROM_PORT_SEEN : 0);
+	if (send(s->dest.w.fd, from, sizeof from, MSG_DONTWAIT | MSG_NOSIGNAL) != sizeof from) {
+		COUNT(s, unreachable);
+		refuse(s, RELAY_UNREACHABLE, "destination closed before FROM");
+		return;
+	}
+	if (relay.splice && splice_add(relay.splice, s->caller.w.fd, s->dest.w.fd,
+				       &s->splice_id) == 0) {
+		s->spliced = true;
+	} else if (copy_start(s) < 0) {
+		COUNT(s, busy);
+		refuse(s, RELAY_BUSY, "no memory for its buffers");
+		return;
+	}
+	s->state = SESSION_FORWARD;
+	COUNT(s, relayed);
+	reply(s, RELAY_OK);
+	log_debug("connection %lu %s -> %s port %u: forwarding (%s)", s->id, name_of(s->from),
+		  name_of(s->to), s->dest_port, s->spliced ? "sockmap" : "copy");
+	session_settle(s);
+}
+
+static void on_request(struct session *s)
+{
+	ssize_t n = recv(s->caller.w.fd, s->request + s->have, sizeof s->request - s->have, 0);
+	struct relayproto_addr dest;
+	uint32_t told_port;
+	const char *why;
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		COUNT(s, bad_requests);
+		session_end(s, n == 0 ? "closed before its request" : strerror(errno));
+		return;
+	}
+	s->have += (unsigned)n;
+	if (s->have < sizeof s->request)
+		return;
+	if (relayproto_parse_request(s->request, &dest, &told_port, &why) < 0) {
+		COUNT(s, bad_requests);
+		log_info("connection from %s: bad request (%s), closed", name_of(s->from), why);
+		refuse(s, RELAY_BAD_REQUEST, why);
+		return;
+	}
+	if (!s->port_seen)
+		s->source_port = told_port;
+	s->dest_port = dest.port;
+	s->to = host_guest_owning(relay.policy, dest.cid, dest.port);
+	if (s->to < 0 || !host_may_reach(relay.policy, (size_t)s->from, (size_t)s->to, dest.port)) {
+		COUNT(s, refused);
+		log_info("connection from %s to cid %u port %u refused by the host policy",
+			 name_of(s->from), dest.cid, dest.port);
+		refuse(s, RELAY_REFUSED, "refused by the host policy");
+		return;
+	}
+	int fd = transport_dial((size_t)s->to, dest.port);
+	if (fd < 0 || watch_end(s, &s->dest, fd, EPOLLOUT) < 0) {
+		if (fd >= 0)
+			close(fd);
+		s->dest.w.fd = -1;
+		COUNT(s, unreachable);
+		refuse(s, RELAY_UNREACHABLE, "cannot connect to the destination");
+		return;
+	}
+	s->state = SESSION_DIALING;
+	s->deadline_ms = vmshim_now_ms() + relay.policy->connect_timeout_ms;
+	s->have = 0;
+	/* until the reply, only the caller's hang-up matters */
+	loop_mod(&s->caller.w, EPOLLRDHUP);
+}
+
+static void on_dialed(struct session *s)
+{
+	int err = 0;
+	socklen_t len = sizeof err;
+
+	if (getsockopt(s->dest.w.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err) {
+		COUNT(s, unreachable);
+		refuse(s, RELAY_UNREACHABLE, err ? strerror(err) : "SO_ERROR");
+		return;
+	}
+	if (!relay.policy->guests[s->to].hybrid[0]) {
+		forward(s);
+		return;
+	}
+	char line[24];
+	int n = hybrid_connect_line(line, s->dest_port);
+	if (send(s->dest.w.fd, line, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) != n) {
+		COUNT(s, unreachable);
+		refuse(s, RELAY_UNREACHABLE, "hybrid socket closed");
+		return;
+	}
+	s->state = SESSION_HANDSHAKE;
+	loop_mod(&s->dest.w, EPOLLIN);
+}
+
+/* Reads the hybrid answer up to its newline, never past it: what follows belongs to the
+ * connection. */
+static void on_handshake(struct session *s)
+{
+	size_t room = sizeof s->line - 1 - s->have;
+	ssize_t n = recv(s->dest.w.fd, s->line + s->have, room, MSG_PEEK);
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	char *nl = n > 0 ? memchr(s->line + s->have, '\n', (size_t)n) : NULL;
+	size_t take = nl ? (size_t)(nl - (s->line + s->have)) + 1 : (size_t)(n > 0 ? n : 0);
+	if (n <= 0 || recv(s->dest.w.fd, s->line + s->have, take, 0) != (ssize_t)take ||
+	    (!nl && s->have + take == sizeof s->line - 1)) {
+		COUNT(s, unreachable);
+		refuse(s, RELAY_UNREACHABLE, "hybrid socket refused the port");
+		return;
+	}
+	s->have += (unsigned)take;
+	if (!nl)
+		return;
+	s->line[s->have - 1] = '\0';
+	if (!hybrid_accepted(s->line)) {
+		COUNT(s, unreachable);
+		refuse(s, RELAY_UNREACHABLE, "hybrid socket did not answer OK");
+		return;
+	}
+	forward(s);
+}
+
+static void on_spliced_event(struct session *s, struct end *e, uint32_t events)
+{
+	if (events & EPOLLERR) {
+		session_end(s, "error");
+		return;
+	}
+	e->eof = true;
+	e->gone = events & EPOLLHUP;
+	session_settle(s);
+}
+
+static void on_end_event(struct watch *w, uint32_t events)
+{
+	struct end *e = w->owner;
+	struct session *s = e->s;
+
+	switch (s->state) {
+	case SESSION_REQUEST:
+		on_request(s);
+		break;
+	case SESSION_DIALING:
+		if (e == &s->caller) {
+			COUNT(s, unreachable);
+			session_end(s, "caller left while dialing");
+		} else {
+			on_dialed(s);
+		}
+		break;
+	case SESSION_HANDSHAKE:
+		if (e == &s->caller) {
+			COUNT(s, unreachable);
+			session_end(s, "caller left while dialing");
+		} else {
+			on_handshake(s);
+		}
+		break;
+	case SESSION_FORWARD:
+		if (s->spliced)
+			on_spliced_event(s, e, events);
+		else
+			copy_on_event(s, e, events);
+		break;
+	}
+}
+
+void session_start(int fd, int from, uint32_t source_port, bool port_seen)
+{
+	const struct host_policy *pol = relay.policy;
+	struct relay_counters *c = &relay.per_guest_counters[from];
+	struct session *s = NULL;
+
+	c->accepted++;
+	relay.total.accepted++;
+	if (relay.n_sessions >= pol->max_connections || relay.per_guest[from] >= pol->max_per_guest) {
+		uint8_t msg[RELAYPROTO_REPLY_SIZE];
+		c->busy++;
+		relay.total.busy++;
+		log_info("connection from %s refused: %s", pol->guests[from].name,
+			 relay.n_sessions >= pol->max_connections ? "max-connections reached"
+								  : "its max-per-guest reached");
+		relayproto_reply(msg, RELAY_BUSY);
+		send(fd, msg, sizeof msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+		close(fd);
+		return;
+	}
+	if (!(s = calloc(1, sizeof *s)) || watch_end(s, &s->caller, fd, EPOLLIN) < 0) {
+		log_err("connection from %s closed: %s", pol->guests[from].name,
+			s ? "epoll_ctl failed" : "out of memory");
+		free(s);
+		close(fd);
+		return;
+	}
+	s->dest.w.fd = -1;
+	s->from = from;
+	s->to = -1;
+	s->source_port = source_port;
+	s->port_seen = port_seen;
+	s->started_ms = vmshim_now_ms();
+	s->deadline_ms = s->started_ms + pol->request_timeout_ms;
+	s->id = next_id++;
+	s->prev = last;
+	*(last ? &last->next : &first) = s;
+	last = s;
+	relay.n_sessions++;
+	relay.per_guest[from]++;
+}
+
+void session_tick(void)
+{
+	int64_t now = vmshim_now_ms();
+
+	for (struct session *s = first, *next; s; s = next) {
+		next = s->next;
+		if (s->state == SESSION_FORWARD) {
+			/* a spliced direction whose source closed waits for the kernel's queue */
+			if (s->spliced && (s->caller.eof || s->dest.eof))
+				session_settle(s);
+			continue;
+		}
+		if (now < s->deadline_ms)
+			continue;
+		if (s->state == SESSION_REQUEST) {
+			COUNT(s, bad_requests);
+			session_end(s, "no request in time");
+		} else {
+			COUNT(s, unreachable);
+			refuse(s, RELAY_UNREACHABLE, "destination too slow");
+		}
+	}
+}
+
+void session_close_all(void)
+{
+	while (first)
+		session_end(first, "relay stopping");
+}
+
+void session_print(FILE *out)
+{
+	static const char *const states[] = {"request", "dialing", "handshake", "forward"};
+	int64_t now = vmshim_now_ms();
+
+	for (const struct session *s = first; s; s = s->next) {
+		uint64_t up = s->bytes_up, down = s->bytes_down;
+		if (s->spliced)
+			splice_bytes(relay.splice, s->splice_id, &up, &down);
+		fprintf(out,
+			"%s{\"id\": %lu, \"from\": \"%s\", \"to\": \"%s\", \"port\": %u, "
+			"\"state\": \"%s\", \"path\": \"%s\", \"bytes_up\": %llu, "
+			"\"bytes_down\": %llu, \"age_ms\": %lld}",
+			s == first ? "" : ", ", s->id, name_of(s->from), name_of(s->to), s->dest_port,
+			states[s->state],
+			s->state != SESSION_FORWARD ? "" : s->spliced ? "sockmap" : "copy",
+			(unsigned long long)up, (unsigned long long)down,
+			(long long)(now - s->started_ms));
+	}
+}

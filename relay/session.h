@@ -1,0 +1,79 @@
+/* One relayed connection, from the guest's request to the close of both ends:
+ *
+ *   REQUEST    reading the caller's REQUEST (relayproto.h), within request-timeout
+ *   DIALING    connecting to the destination, within connect-timeout
+ *   HANDSHAKE  hybrid destinations: waiting for "OK <port>\n" after "CONNECT <port>\n"
+ *   FORWARD    FROM sent to the destination, REPLY ok to the caller; bytes flow, in the
+ *              kernel (sockmap) or through copy.c, until both directions are closed */
+#ifndef RELAY_SESSION_H
+#define RELAY_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "vmshim/loop.h"
+#include "vmshim/relayproto.h"
+
+enum session_state { SESSION_REQUEST, SESSION_DIALING, SESSION_HANDSHAKE, SESSION_FORWARD };
+
+struct session;
+
+/* One side of a session: the caller or the destination. */
+struct end {
+	struct watch w;
+	struct session *s;
+	bool eof;  /* its guest will send no more */
+	bool gone; /* ... and takes nothing more either (EPOLLHUP) */
+	bool shut; /* shutdown(SHUT_WR) passed on to it */
+};
+
+/* Bytes on their way from one end to the other (copy path). */
+struct copy_dir {
+	uint8_t *buf;
+	uint32_t head, tail; /* pending bytes are buf[head, tail) */
+};
+
+struct session {
+	struct end caller, dest;
+	enum session_state state;
+	int from, to; /* guest indices in relay.policy */
+	uint32_t dest_port, source_port;
+	bool port_seen; /* source_port seen by the host, not told by the guest */
+	bool spliced;
+	unsigned splice_id;
+	struct copy_dir up, down; /* caller to destination, destination to caller */
+	unsigned long long bytes_up, bytes_down;
+	int64_t started_ms, deadline_ms;
+	uint8_t request[RELAYPROTO_REQUEST_SIZE];
+	char line[32]; /* the hybrid handshake's answer */
+	unsigned have; /* bytes of request or line read so far */
+	unsigned refs; /* watches not yet released by the loop */
+	unsigned long id;
+	struct session *prev, *next;
+};
+
+/* A guest connected to the relay on fd (non-blocking). from is its index; source_port is
+ * its vsock port where the host sees it (port_seen), else 0 until its request says. Takes
+ * fd in every case. */
+void session_start(int fd, int from, uint32_t source_port, bool port_seen);
+
+/* Ends sessions whose request or destination is late; called every SESSION_TICK_MS. */
+void session_tick(void);
+#define SESSION_TICK_MS 100
+
+/* Closes every session (relay stopping). */
+void session_close_all(void);
+
+/* For status: every session, oldest first. */
+void session_print(FILE *out);
+
+/* After bytes moved or an end closed (copy.c calls it): passes each EOF on once its
+ * direction is drained, ends the session when nothing more can flow, else sets what both
+ * ends wait for. */
+void session_settle(struct session *s);
+
+/* Ends a session: closes both ends, adds its bytes to the counters. */
+void session_end(struct session *s, const char *why);
+
+#endif

@@ -1,0 +1,29 @@
+/* How the relay reaches guests and how guests reach it, per host-side transport:
+ *
+ *   vhost-vsock  AF_VSOCK on the host; a guest is known by the CID it connects from (and
+ *                its port block, where guests share a CID in tests)
+ *   hybrid       AF_UNIX, as Firecracker, Cloud Hypervisor and vhost-device-vsock do it:
+ *                the VM's socket PATH takes "CONNECT <port>\n" and answers "OK <port>\n";
+ *                a guest's connection to host port P arrives on PATH_P, so the listener it
+ *                came through is its identity */
+#ifndef RELAY_TRANSPORT_H
+#define RELAY_TRANSPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Listeners for every guest of the policy. 0, or -1 once logged. */
+int transport_listen(void);
+void transport_close(void);
+
+/* A non-blocking connection under way to vsock port `port` of guest `to`; for a hybrid
+ * guest, to its socket (the caller then sends hybrid_connect_line). -1 on failure. */
+int transport_dial(size_t to, uint32_t port);
+
+/* "CONNECT <port>\n" into buf (at least 24 bytes); its length. */
+int hybrid_connect_line(char *buf, uint32_t port);
+
+/* Whether line (without its newline) is the answer "OK <port>" of a hybrid socket. */
+int hybrid_accepted(const char *line);
+
+#endif
