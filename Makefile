@@ -33,6 +33,7 @@ COMMON_SRC  = $(wildcard common/*.c)
 POLICY_SRC  = $(wildcard policy/*.c)
 SHIM_SRC    = $(wildcard shim/*.c)
 HELPERD_SRC = $(wildcard helperd/*.c)
+RELAY_SRC   = $(wildcard relay/*.c)
 UNIT_SRC    = $(wildcard tests/unit/test_*.c)
 PROG_SRC    = $(wildcard tests/progs/*.c)
 
@@ -44,6 +45,7 @@ SHIM_COMMON_OBJ = $(call obj,common/endpoint.c common/fdpass.c common/proto.c co
 POLICY_OBJ  = $(call obj,$(POLICY_SRC))
 SHIM_OBJ    = $(call obj,$(SHIM_SRC))
 HELPERD_OBJ = $(call obj,$(HELPERD_SRC))
+RELAY_OBJ   = $(call obj,$(RELAY_SRC))
 # helperd's pieces without its main(), for unit tests
 HELPERD_LIB = $(filter-out $(BUILD)/obj/helperd/main.o,$(HELPERD_OBJ))
 
@@ -51,7 +53,7 @@ UNIT_BIN = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 PROG_BIN = $(patsubst tests/progs/%.c,$(BUILD)/progs/%,$(PROG_SRC))
 
 .PHONY: all check-unit install clean fuzz
-all: $(BUILD)/libvmshim.so $(BUILD)/helperd $(BUILD)/vmshimctl $(UNIT_BIN) $(PROG_BIN)
+all: $(BUILD)/libvmshim.so $(BUILD)/helperd $(BUILD)/vmshimctl $(BUILD)/vmshim-relay $(UNIT_BIN) $(PROG_BIN)
 
 $(BUILD)/obj/shim/%.o: shim/%.c
 	@mkdir -p $(@D)
@@ -76,6 +78,10 @@ $(BUILD)/libvmshim.so: $(SHIM_OBJ) $(SHIM_COMMON_OBJ) $(BUILD)/obj/policy/table_
 		-o $@ $(filter %.o,$^) -ldl -lpthread
 
 $(BUILD)/helperd: $(HELPERD_OBJ) $(POLICY_OBJ) $(COMMON_OBJ)
+	$(CC) $(LDSAN) -o $@ $^
+
+# The host side: policy/statements.o for its host policy's syntax.
+$(BUILD)/vmshim-relay: $(RELAY_OBJ) $(BUILD)/obj/policy/statements.o $(COMMON_OBJ)
 	$(CC) $(LDSAN) -o $@ $^
 
 $(BUILD)/vmshimctl: helperd/ctl/vmshimctl.c
@@ -127,7 +133,7 @@ $(BUILD)/progs/raw_static: tests/progs/raw_static.c
 check-unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
-install: $(BUILD)/libvmshim.so $(BUILD)/helperd $(BUILD)/vmshimctl
+install: $(BUILD)/libvmshim.so $(BUILD)/helperd $(BUILD)/vmshimctl $(BUILD)/vmshim-relay
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin \
 		$(DESTDIR)$(PREFIX)/share/vmshim $(DESTDIR)$(PREFIX)/lib/systemd/system
 	install -m 0644 $(BUILD)/libvmshim.so $(DESTDIR)$(PREFIX)/lib/libvmshim.so

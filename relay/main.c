@@ -1,0 +1,200 @@
+/* vmshim-relay: runs on the host and forwards sibling traffic between guests whose host
+ * does not route vsock from guest to guest (README, "Host side").
+ *
+ *   vmshim-relay [-c POLICY] [-r RUNDIR] [-f] [--syslog|--stderr] [-d] [--copy]
+ *   vmshim-relay --check [-c POLICY]
+ *   vmshim-relay [-r RUNDIR] status
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "relay.h"
+#include "session.h"
+#include "splice.h"
+#include "status.h"
+#include "transport.h"
+#include "vmshim/daemon.h"
+#include "vmshim/log.h"
+#include "vmshim/loop.h"
+#include "vmshim/table.h"
+
+#define DEFAULT_POLICY "/etc/vmshim/relay.policy"
+#define DEFAULT_RUNDIR "/run/vmshim-relay"
+
+struct relay relay;
+static volatile int stopping;
+
+static void on_signal(struct watch *w, uint32_t events)
+{
+	struct signalfd_siginfo si;
+
+	(void)events;
+	while (read(w->fd, &si, sizeof si) == sizeof si)
+		stopping = 1;
+}
+
+static void on_tick(struct watch *w, uint32_t events)
+{
+	uint64_t ticks;
+
+	(void)events;
+	if (read(w->fd, &ticks, sizeof ticks) == sizeof ticks)
+		session_tick();
+}
+
+static void describe(void)
+{
+	const struct host_policy *p = relay.policy;
+
+	log_info("policy %s: port %u, %zu guests, at most %u connections (%u per guest), %u "
+		 "bytes buffered per direction",
+		 relay.policy_path, p->port, p->n_guests, p->max_connections, p->max_per_guest,
+		 p->buffer);
+	for (size_t i = 0; i < p->n_guests; i++) {
+		const struct host_guest *g = &p->guests[i];
+		log_info("guest %s: cid %u, %s%s, reaches %zu guests", g->name, g->cid,
+			 g->hybrid[0] ? "hybrid vsock at " : "vhost-vsock", g->hybrid, g->n_reach);
+	}
+}
+
+/* The kernel's splice if it can, else copies; says which. */
+static void choose_forwarding(bool copy_only)
+{
+	if (copy_only)
+		snprintf(relay.splice_why, sizeof relay.splice_why, "--copy given");
+	else if (splice_open(&relay.splice, relay.policy->max_connections, relay.splice_why,
+			     sizeof relay.splice_why) == 0)
+		relay.splice_why[0] = '\0';
+	if (relay.splice)
+		log_info("forwarding in the kernel (BPF sockmap)");
+	else
+		log_info("forwarding by copies in user space: %s", relay.splice_why);
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: vmshim-relay [options]\n"
+		"       vmshim-relay [-r RUNDIR] status\n"
+		"  -c, --policy FILE   host policy (default " DEFAULT_POLICY ")\n"
+		"  -r, --rundir DIR    run directory (default " DEFAULT_RUNDIR ")\n"
+		"  -f, --foreground    stay in the foreground (logs to stderr)\n"
+		"      --syslog        log to syslog, --stderr log to stderr\n"
+		"  -d, --debug         log every connection\n"
+		"      --copy          forward by copies even where the kernel could splice\n"
+		"      --check         check the policy, print what is wrong, and exit\n");
+}
+
+static int run(int foreground, int to_syslog, int debug, bool copy_only)
+{
+	int lock = daemon_rundir(relay.rundir, "vmshim-relay");
+
+	if (lock < 0)
+		return 1;
+	if (!foreground && daemon(0, 0) < 0) {
+		log_err("cannot become a daemon: %m");
+		return 1;
+	}
+	log_open("vmshim-relay", to_syslog < 0 ? !foreground : to_syslog, debug);
+	daemon_raise_fd_limit(); /* two descriptors per relayed connection */
+	relay.per_guest = calloc(relay.policy->n_guests, sizeof *relay.per_guest);
+	relay.per_guest_counters =
+		calloc(relay.policy->n_guests, sizeof *relay.per_guest_counters);
+
+	sigset_t signals;
+	sigemptyset(&signals);
+	sigaddset(&signals, SIGTERM);
+	sigaddset(&signals, SIGINT);
+	sigprocmask(SIG_BLOCK, &signals, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	struct itimerspec every = {
+		.it_interval = {.tv_nsec = SESSION_TICK_MS * 1000000L},
+		.it_value = {.tv_nsec = SESSION_TICK_MS * 1000000L},
+	};
+	struct watch sig = {.fd = signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC),
+			    .on_event = on_signal};
+	struct watch tick = {.fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC),
+			     .on_event = on_tick};
+	if (!relay.per_guest || !relay.per_guest_counters || loop_init() < 0 || sig.fd < 0 ||
+	    tick.fd < 0 || timerfd_settime(tick.fd, 0, &every, NULL) < 0 ||
+	    loop_add(&sig, EPOLLIN) < 0 || loop_add(&tick, EPOLLIN) < 0 ||
+	    transport_listen() < 0 || status_open(relay.rundir) < 0) {
+		log_err("cannot start: %m");
+		return 1;
+	}
+	choose_forwarding(copy_only);
+	describe();
+	log_info("ready: run directory %s", relay.rundir);
+	int rc = loop_run(&stopping);
+
+	session_close_all();
+	transport_close();
+	status_close(relay.rundir);
+	if (relay.splice)
+		splice_close(relay.splice);
+	close(sig.fd);
+	close(tick.fd);
+	loop_close();
+	free(relay.per_guest);
+	free(relay.per_guest_counters);
+	close(lock);
+	log_info("stopped");
+	return rc < 0 ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{"policy", required_argument, NULL, 'c'}, {"rundir", required_argument, NULL, 'r'},
+		{"foreground", no_argument, NULL, 'f'},   {"syslog", no_argument, NULL, 'S'},
+		{"stderr", no_argument, NULL, 'E'},       {"debug", no_argument, NULL, 'd'},
+		{"copy", no_argument, NULL, 'P'},         {"check", no_argument, NULL, 'C'},
+		{"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+	};
+	int foreground = 0, debug = 0, check = 0, to_syslog = -1, copy_only = 0, opt;
+	char err[512];
+
+	relay.policy_path = DEFAULT_POLICY;
+	relay.rundir = DEFAULT_RUNDIR;
+	relay.started_ms = vmshim_now_ms();
+	while ((opt = getopt_long(argc, argv, "c:r:fdh", options, NULL)) != -1) {
+		switch (opt) {
+		case 'c': relay.policy_path = optarg; break;
+		case 'r': relay.rundir = optarg; break;
+		case 'f': foreground = 1; break;
+		case 'S': to_syslog = 1; break;
+		case 'E': to_syslog = 0; break;
+		case 'd': debug = 1; break;
+		case 'P': copy_only = 1; break;
+		case 'C': check = 1; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind == argc - 1 && strcmp(argv[optind], "status") == 0)
+		return status_print(relay.rundir);
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	log_open("vmshim-relay", 0, debug);
+	if (host_policy_load(relay.policy_path, &relay.policy, err, sizeof err) < 0) {
+		fprintf(stderr, "vmshim-relay: %s\n", err);
+		return 1;
+	}
+	if (check) {
+		describe();
+		host_policy_free(relay.policy);
+		return 0;
+	}
+	int rc = run(foreground, to_syslog, debug, copy_only);
+	host_policy_free(relay.policy);
+	return rc;
+}

@@ -1,0 +1,156 @@
+/* `vmshim-relay status`: a Unix socket in the run directory (root's alone) that answers
+ * each connection with the relay's state as JSON and closes it. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "relay.h"
+#include "session.h"
+#include "status.h"
+#include "vmshim/log.h"
+#include "vmshim/table.h"
+
+static struct watch listener = {.fd = -1};
+
+static void print_counters(FILE *out, const struct relay_counters *c)
+{
+	fprintf(out,
+		"{\"accepted\": %lu, \"relayed\": %lu, \"refused\": %lu, \"unreachable\": %lu, "
+		"\"busy\": %lu, \"bad_requests\": %lu, \"bytes_up\": %llu, \"bytes_down\": %llu}",
+		c->accepted, c->relayed, c->refused, c->unreachable, c->busy, c->bad_requests,
+		c->bytes_up, c->bytes_down);
+}
+
+static char *render(size_t *len)
+{
+	char *text = NULL;
+	FILE *out = open_memstream(&text, len);
+
+	if (!out)
+		return NULL;
+	fprintf(out, "{\"uptime_ms\": %lld, \"policy\": \"%s\", \"port\": %u,\n",
+		(long long)(vmshim_now_ms() - relay.started_ms), relay.policy_path,
+		relay.policy->port);
+	fprintf(out, " \"forwarding\": \"%s\", \"forwarding_note\": \"%s\",\n",
+		relay.splice ? "sockmap" : "copy", relay.splice ? "" : relay.splice_why);
+	fprintf(out, " \"connections\": %u, \"unknown_callers\": %lu, \"counters\": ",
+		relay.n_sessions, relay.unknown_callers);
+	print_counters(out, &relay.total);
+	fputs(",\n \"guests\": [", out);
+	for (size_t i = 0; i < relay.policy->n_guests; i++) {
+		const struct host_guest *g = &relay.policy->guests[i];
+		fprintf(out, "%s\n  {\"name\": \"%s\", \"cid\": %u, \"transport\": \"%s\", "
+			     "\"connections\": %u, \"counters\": ",
+			i ? "," : "", g->name, g->cid, g->hybrid[0] ? "hybrid" : "vsock",
+			relay.per_guest[i]);
+		print_counters(out, &relay.per_guest_counters[i]);
+		fputc('}', out);
+	}
+	fputs("],\n \"sessions\": [", out);
+	session_print(out);
+	fputs("]}\n", out);
+	if (fclose(out) != 0) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+static void on_status(struct watch *w, uint32_t events)
+{
+	/* the answer may exceed the socket buffer: send it whole, but never wait long */
+	struct timeval timeout = {.tv_sec = 1};
+	int fd = accept4(w->fd, NULL, NULL, SOCK_CLOEXEC);
+	size_t len;
+
+	(void)events;
+	if (fd < 0)
+		return;
+	char *text = render(&len);
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+	for (size_t off = 0; text && off < len;) {
+		ssize_t n = send(fd, text + off, len - off, MSG_NOSIGNAL);
+		if (n <= 0)
+			break;
+		off += (size_t)n;
+	}
+	free(text);
+	close(fd);
+}
+
+static int status_address(const char *rundir, struct sockaddr_un *sun)
+{
+	*sun = (struct sockaddr_un){.sun_family = AF_UNIX};
+	if ((size_t)snprintf(sun->sun_path, sizeof sun->sun_path, "%s/status", rundir) >=
+	    sizeof sun->sun_path) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+int status_open(const char *rundir)
+{
+	struct sockaddr_un sun;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0 || status_address(rundir, &sun) < 0)
+		goto fail;
+	unlink(sun.sun_path);
+	if (bind(fd, (struct sockaddr *)&sun, sizeof sun) < 0 || chmod(sun.sun_path, 0600) < 0 ||
+	    listen(fd, 16) < 0)
+		goto fail;
+	listener = (struct watch){.fd = fd, .on_event = on_status};
+	if (loop_add(&listener, EPOLLIN) < 0)
+		goto fail;
+	return 0;
+fail:
+	log_err("status socket in %s: %m", rundir);
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+void status_close(const char *rundir)
+{
+	struct sockaddr_un sun;
+
+	if (listener.fd < 0)
+		return;
+	loop_del(&listener);
+	close(listener.fd);
+	if (status_address(rundir, &sun) == 0)
+		unlink(sun.sun_path);
+}
+
+int status_print(const char *rundir)
+{
+	struct sockaddr_un sun;
+	struct timeval timeout = {.tv_sec = 5};
+	char buf[65536];
+	ssize_t n;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0 || status_address(rundir, &sun) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout) < 0 ||
+	    connect(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
+		fprintf(stderr, "vmshim-relay: cannot reach the relay at %s/status: %s\n", rundir,
+			strerror(errno));
+		return 1;
+	}
+	while ((n = recv(fd, buf, sizeof buf, 0)) > 0)
+		fwrite(buf, 1, (size_t)n, stdout);
+	close(fd);
+	if (n < 0) {
+		fprintf(stderr, "vmshim-relay: status: %s\n", strerror(errno));
+		return 1;
+	}
+	return 0;
+}
