@@ -31,6 +31,7 @@
 #include "peers.h"
 #include "policy_watch.h"
 #include "publish.h"
+#include "relayed.h"
 #include "siblings.h"
 #include "table_build.h"
 
@@ -160,6 +161,7 @@ static void on_tick(struct watch *w, uint32_t events)
 	publish_heartbeat();
 	siblings_sweep();
 	doorbell_expire(vmshim_now_ms());
+	relayed_expire(vmshim_now_ms());
 	release_free_heap();
 }
 
@@ -265,6 +267,7 @@ int main(int argc, char **argv)
 	counters_close();
 	control_close();
 	doorbell_shutdown();
+	relayed_shutdown();
 	siblings_shutdown();
 	peers_stop();
 	policy_watch_stop();

@@ -19,9 +19,11 @@
 #include "vmshim/loop.h"
 #include "peers.h"
 #include "policy_addr.h"
+#include "relayed.h"
 #include "siblings.h"
 #include "vmshim/peerproto.h"
 #include "vmshim/ports.h"
+#include "vmshim/relayproto.h"
 #include "vmshim/table.h"
 
 #define PRIVILEGED_PORTS 1024 /* control connections come from these source ports */
@@ -43,12 +45,16 @@ struct outbound {
 	struct watch w;
 	struct link *link;
 	bool connected;
+	bool asked_relay; /* the relay has the request, its reply is awaited */
+	size_t have;
+	uint8_t reply[RELAYPROTO_REPLY_SIZE];
 };
 
 /* What is known of one peer of the policy. */
 struct link {
 	char name[POLICY_NAME_MAX + 1];
 	uint32_t cid, base, control_port;
+	bool via_relay;
 	bool up;
 	int64_t last_ms, since_ms; /* last announcement, last change of state; 0: never */
 	struct policy_prefix owned[PEERPROTO_MAX_ADDRS];
@@ -385,6 +391,41 @@ static int identify_helperd(const struct sockaddr_vm *from, const char **why)
 	return -1;
 }
 
+/* A control connection from `from`, directly or as the relay's FROM says. */
+static void take_control(int s, const struct sockaddr_vm *from, uint32_t unused)
+{
+	const char *why;
+	int i = identify_helperd(from, &why);
+	size_t slot = 0;
+	struct inbound *in = NULL;
+
+	(void)unused;
+	while (i >= 0 && slot < INBOUND_PER_PEER && links[i]->ins[slot])
+		slot++;
+	if (i < 0) {
+		helperd.counters.rejected_cids++;
+		log_warn("control connection from cid %u port %u refused: %s", from->svm_cid,
+			 from->svm_port, why);
+	} else if (slot == INBOUND_PER_PEER) {
+		log_warn("control connection from peer %s refused: it has %d open", links[i]->name,
+			 INBOUND_PER_PEER);
+	} else if (!(in = calloc(1, sizeof(*in)))) {
+		log_err("out of memory: control connection from peer %s closed", links[i]->name);
+	}
+	if (!in) {
+		close(s);
+		return;
+	}
+	*in = (struct inbound){.w = {.fd = s, .on_event = on_inbound, .owner = in},
+			       .link = links[i]};
+	if (loop_add(&in->w, EPOLLIN) < 0) {
+		close(s);
+		free(in);
+		return;
+	}
+	links[i]->ins[slot] = in;
+}
+
 static void on_listener(struct watch *w, uint32_t events)
 {
 	(void)events;
@@ -397,35 +438,10 @@ static void on_listener(struct watch *w, uint32_t events)
 				log_warn("control port: accept: %m");
 			return;
 		}
-		const char *why;
-		int i = identify_helperd(&from, &why);
-		size_t slot = 0;
-		while (i >= 0 && slot < INBOUND_PER_PEER && links[i]->ins[slot])
-			slot++;
-		struct inbound *in = NULL;
-		if (i < 0) {
-			helperd.counters.rejected_cids++;
-			log_warn("control connection from cid %u port %u refused: %s", from.svm_cid,
-				 from.svm_port, why);
-		} else if (slot == INBOUND_PER_PEER) {
-			log_warn("control connection from peer %s refused: it has %d open",
-				 links[i]->name, INBOUND_PER_PEER);
-		} else if (!(in = calloc(1, sizeof(*in)))) {
-			log_err("out of memory: control connection from peer %s closed",
-				links[i]->name);
-		}
-		if (!in) {
-			close(s);
-			continue;
-		}
-		*in = (struct inbound){.w = {.fd = s, .on_event = on_inbound, .owner = in},
-				       .link = links[i]};
-		if (loop_add(&in->w, EPOLLIN) < 0) {
-			close(s);
-			free(in);
-			continue;
-		}
-		links[i]->ins[slot] = in;
+		if (policy_from_relay(helperd.policy, from.svm_cid, from.svm_port))
+			relayed_start(s, take_control, 0);
+		else
+			take_control(s, &from, 0);
 	}
 }
 
@@ -438,18 +454,75 @@ static void close_outbound(struct outbound *o)
 	close(o->w.fd);
 }
 
+static void connected(struct outbound *o)
+{
+	o->connected = true;
+	o->asked_relay = false;
+	loop_mod(&o->w, EPOLLRDHUP);
+	announce(o);
+}
+
+/* Via the relay: asks it for the peer's control port. */
+static bool ask_relay(struct outbound *o)
+{
+	uint8_t request[RELAYPROTO_REQUEST_SIZE];
+	struct sockaddr_vm local;
+	socklen_t len = sizeof(local);
+
+	if (getsockname(o->w.fd, (struct sockaddr *)&local, &len) < 0)
+		return false;
+	relayproto_request(request, o->link->cid, o->link->control_port, local.svm_port);
+	if (send(o->w.fd, request, sizeof(request), MSG_DONTWAIT | MSG_NOSIGNAL) != sizeof(request))
+		return false;
+	o->asked_relay = true;
+	loop_mod(&o->w, EPOLLIN | EPOLLRDHUP);
+	return true;
+}
+
+/* Reads the relay's reply: connected once it says OK; a refusal or a broken reply closes
+ * the connection (a later tick dials again). */
+static void on_relay_reply(struct outbound *o)
+{
+	enum relayproto_status status;
+	const char *why = NULL;
+	ssize_t n = recv(o->w.fd, o->reply + o->have, sizeof(o->reply) - o->have, MSG_DONTWAIT);
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n > 0)
+		o->have += (size_t)n;
+	if (n > 0 && o->have < sizeof(o->reply))
+		return;
+	if (n <= 0)
+		why = "the relay closed the connection";
+	else if (relayproto_parse_reply(o->reply, &status, &why) == 0 && status != RELAY_OK)
+		why = relayproto_status_name(status);
+	if (!why) {
+		connected(o);
+		return;
+	}
+	log_debug("peer %s: via the relay: %s", o->link->name, why);
+	close_outbound(o);
+}
+
 static void on_outbound(struct watch *w, uint32_t events)
 {
 	struct outbound *o = w->owner;
 	int err = 0;
 	socklen_t len = sizeof(err);
 
+	if (o->asked_relay) {
+		on_relay_reply(o);
+		return;
+	}
 	if (!o->connected && (events & EPOLLOUT) &&
 	    getsockopt(w->fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0) {
-		o->connected = true;
-		loop_mod(w, EPOLLRDHUP);
-		announce(o);
-		return;
+		if (!o->link->via_relay) {
+			connected(o);
+			return;
+		}
+		if (ask_relay(o))
+			return;
 	}
 	log_debug("peer %s: control connection %s", o->link->name,
 		  o->connected ? "closed" : "not established");
@@ -478,11 +551,13 @@ static int control_socket(void)
 
 static void dial(struct link *l)
 {
+	const struct policy *pol = helperd.policy;
+	uint32_t cid = l->via_relay ? pol->relay_cid : l->cid;
 	struct sockaddr_vm svm = {
 		.svm_family = AF_VSOCK,
-		.svm_cid = l->cid,
-		.svm_port = l->control_port,
-		.svm_flags = l->cid > VMADDR_CID_HOST ? VMADDR_FLAG_TO_HOST : 0,
+		.svm_cid = cid,
+		.svm_port = l->via_relay ? pol->relay_port : l->control_port,
+		.svm_flags = cid > VMADDR_CID_HOST ? VMADDR_FLAG_TO_HOST : 0,
 	};
 	struct outbound *o = calloc(1, sizeof(*o));
 	int s = o ? control_socket() : -1;
@@ -601,7 +676,8 @@ void peers_policy_changed(void)
 		for (size_t j = 0; j < n_links && !fresh[i]; j++) {
 			struct link *l = links[j];
 			if (l && !strcmp(l->name, pp->name) && l->cid == pp->cid &&
-			    l->base == pp->vsock_base && l->control_port == pp->control_port) {
+			    l->base == pp->vsock_base && l->control_port == pp->control_port &&
+			    l->via_relay == pp->via_relay) {
 				fresh[i] = l;
 				links[j] = NULL;
 			}
@@ -615,6 +691,7 @@ void peers_policy_changed(void)
 			fresh[i]->cid = pp->cid;
 			fresh[i]->base = pp->vsock_base;
 			fresh[i]->control_port = pp->control_port;
+			fresh[i]->via_relay = pp->via_relay;
 		}
 	}
 	for (size_t j = 0; j < n_links; j++)

@@ -15,6 +15,7 @@
 #include "vmshim/log.h"
 #include "peers.h"
 #include "vmshim/loop.h"
+#include "relayed.h"
 #include "remember.h"
 #include "siblings.h"
 #include "sockdiag.h"
@@ -176,6 +177,21 @@ static void accept_sibling(struct vsock_listener *l, int vs, const struct sockad
 	doorbell_ring(vs, &target, len, &show_peer, &show_local);
 }
 
+/* A connection through the relay, once FROM said whose it is. */
+static void on_relayed(int vs, const struct sockaddr_vm *from, uint32_t vport)
+{
+	struct vsock_listener *l;
+
+	HASH_FIND(hh, listeners, &vport, sizeof(vport), l);
+	if (l) {
+		accept_sibling(l, vs, from);
+	} else {
+		log_info("connection through the relay to vsock port %u closed: no longer served",
+			 vport);
+		close(vs);
+	}
+}
+
 static void on_vsock_listener(struct watch *w, uint32_t events)
 {
 	struct vsock_listener *l = w->owner;
@@ -190,7 +206,10 @@ static void on_vsock_listener(struct watch *w, uint32_t events)
 				log_warn("accept on vsock port %u: %m", l->vport);
 			return;
 		}
-		accept_sibling(l, vs, &from);
+		if (policy_from_relay(helperd.policy, from.svm_cid, from.svm_port))
+			relayed_start(vs, on_relayed, l->vport);
+		else
+			accept_sibling(l, vs, &from);
 	}
 }
 

@@ -101,6 +101,40 @@ static int st_liveness(struct stmt_reader *ps)
 			 &build(ps)->pol->liveness_ms);
 }
 
+/* relay CID PORT [hybrid]: where the host's vmshim-relay listens, and whether the host's
+ * vsock is hybrid (its VMM makes the relay's connections, from any port). */
+static int st_relay(struct stmt_reader *ps)
+{
+	struct policy_build *b = build(ps);
+	uint64_t cid, port;
+	char q[80];
+
+	if (before_peers(ps, "relay") < 0)
+		return -1;
+	if (b->relay_line)
+		return stmt_fail(ps, "relay given twice (first at line %u)", b->relay_line);
+	if (ps->n_args < 2 || ps->n_args > 3)
+		return stmt_fail(ps, "relay takes 2 or 3 arguments, got %zu (relay CID PORT [hybrid])",
+				 ps->n_args);
+	if (ps->n_args == 3 && strcmp(ps->args[2], "hybrid") != 0)
+		return stmt_fail(ps, "relay: %s is not 'hybrid' (relay CID PORT [hybrid])",
+				 stmt_quote(ps->args[2], q));
+	if (policy_parse_number(ps->args[0], &cid) < 0 || cid == 0 || cid >= UINT32_MAX)
+		return stmt_fail(ps, "relay cid %s is not a cid: 1 (tests), 2 (the host) or "
+				     "3..4294967294",
+				 stmt_quote(ps->args[0], q));
+	if (policy_parse_number(ps->args[1], &port) < 0 || port < 1024 ||
+	    port > POLICY_VSOCK_MAX_END - 1023)
+		return stmt_fail(ps, "relay port %s is out of range 1024..%u",
+				 stmt_quote(ps->args[1], q), POLICY_VSOCK_MAX_END - 1023);
+	b->pol->has_relay = true;
+	b->pol->relay_cid = (uint32_t)cid;
+	b->pol->relay_port = (uint32_t)port;
+	b->pol->relay_hybrid = ps->n_args == 3;
+	b->relay_line = ps->line;
+	return 0;
+}
+
 static int grow_peers(struct stmt_reader *ps)
 {
 	struct policy_build *b = build(ps);
@@ -230,6 +264,24 @@ static int st_control_port(struct stmt_reader *ps)
 	return 0;
 }
 
+static int st_via(struct stmt_reader *ps)
+{
+	struct policy_peer *peer = in_block(ps, "via");
+	char q[80];
+
+	if (!peer)
+		return -1;
+	if (current_state(ps)->via_line)
+		return stmt_fail(ps, "via given twice for peer %s (first at line %u)", peer->name,
+				 current_state(ps)->via_line);
+	if (strcmp(ps->args[0], "relay") != 0 && strcmp(ps->args[0], "direct") != 0)
+		return stmt_fail(ps, "via %s: a peer is reached 'direct' or via 'relay'",
+				 stmt_quote(ps->args[0], q));
+	peer->via_relay = strcmp(ps->args[0], "relay") == 0;
+	current_state(ps)->via_line = ps->line;
+	return 0;
+}
+
 static int st_address(struct stmt_reader *ps)
 {
 	struct policy_peer *peer = in_block(ps, "address");
@@ -294,6 +346,8 @@ static const struct stmt_def statements[] = {
 	{ "vsock-base", "vsock-base N", NULL, st_vsock_base },
 	{ "control-port", "control-port N", NULL, st_control_port },
 	{ "liveness-timeout", "liveness-timeout MS", NULL, st_liveness },
+	{ "relay", "relay CID PORT [hybrid]", "argument", st_relay },
+	{ "via", "via relay|direct", NULL, st_via },
 };
 
 static void build_free(struct policy_build *b)

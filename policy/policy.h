@@ -3,6 +3,7 @@
 #ifndef VMSHIM_POLICY_H
 #define VMSHIM_POLICY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -35,6 +36,7 @@ struct policy_peer {
 	struct policy_prefix *prefixes; /* the first single address of a family stands for it */
 	size_t n_prefixes;
 	struct policy_ports ports; /* own rules, or the global ones */
+	bool via_relay; /* reached through the host's vmshim-relay, not directly */
 };
 
 struct policy {
@@ -43,6 +45,11 @@ struct policy {
 	int self; /* index into peers, or -1 when the file has no `self` */
 	uint32_t connect_timeout_ms;
 	uint32_t liveness_ms; /* a peer silent this long is taken as gone */
+	/* The host's vmshim-relay, if the file names one (`relay CID PORT [hybrid]`). Its
+	 * connections come from the 1023 vsock ports from relay_first_source on, or, on a host
+	 * with hybrid vsock, from any port (FORMAT.md). */
+	bool has_relay, relay_hybrid;
+	uint32_t relay_cid, relay_port, relay_first_source;
 };
 
 /* Parses and validates a whole file. On success returns 0 and *out; on failure returns -1,
@@ -53,6 +60,14 @@ int policy_load(const char *path, struct policy **out, char *err, size_t errlen)
 int policy_read(FILE *f, const char *path, struct policy **out, char *err, size_t errlen);
 
 void policy_free(struct policy *policy);
+
+/* Whether a vsock connection from cid:port is one the relay made. */
+static inline bool policy_from_relay(const struct policy *policy, uint32_t cid, uint32_t port)
+{
+	return policy->has_relay && cid == policy->relay_cid &&
+	       (policy->relay_hybrid ||
+		(port >= policy->relay_first_source && port - policy->relay_first_source < 1023));
+}
 
 /* Index of the peer called name, or -1. */
 int policy_find_peer(const struct policy *policy, const char *name);

@@ -17,6 +17,7 @@ struct policy_peer_state {
 	unsigned cid_line;  /* 0 while the block has no `cid` */
 	unsigned base_line; /* 0 while the block has no `vsock-base` */
 	unsigned control_line; /* 0 while the block has no `control-port` */
+	unsigned via_line;     /* 0 while the block has no `via` */
 	int has_rules;      /* the block has an allow or deny of its own */
 	struct policy_ports allow, deny;
 };
@@ -35,6 +36,7 @@ struct policy_build {
 	unsigned self_line;    /* 0: no `self` */
 	unsigned timeout_line; /* 0: no `connect-timeout` */
 	unsigned liveness_line; /* 0: no `liveness-timeout` */
+	unsigned relay_line;    /* 0: no `relay` */
 };
 
 /* Runs the checks that need the whole file, then fills in ports, addr4/addr6 and self.

@@ -107,6 +107,8 @@ void *table_build(const struct policy *policy, int self, const struct table_peer
 		.n_ranges4 = n4,
 		.n_ranges6 = n6,
 		.n_portsets = 2 * n_peers,
+		.relay_cid = policy->relay_cid,
+		.relay_port = policy->relay_port,
 	};
 	head.peers_off = align8(sizeof(head));
 	head.ranges4_off = align8(head.peers_off + n_peers * sizeof(struct vmshim_table_peer));
@@ -136,6 +138,8 @@ void *table_build(const struct policy *policy, int self, const struct table_peer
 		tp->vsock_base = pp->vsock_base;
 		tp->portset = 2 * i;
 		tp->portset6 = 2 * i + 1;
+		if (pp->via_relay)
+			tp->flags |= VMSHIM_PEER_VIA_RELAY;
 		if (a4) {
 			tp->flags |= VMSHIM_PEER_HAS_ADDR4;
 			memcpy(tp->addr4, a4->addr, 4);

@@ -154,6 +154,9 @@ enum vmshim_verdict vmshim_table_route(const struct vmshim_table_body *body, uin
 
 	out->cid = peer.cid;
 	out->port = vmshim_listen_port(peer.vsock_base, v6, port);
+	out->via_relay = !!(peer.flags & VMSHIM_PEER_VIA_RELAY);
+	out->relay_cid = b.relay_cid;
+	out->relay_port = b.relay_port;
 	out->source_base = vmshim_source_port(self.vsock_base, 0);
 	out->timeout_ms = b.connect_timeout_ms;
 	out->has_self_addr = !!(self.flags & (v6 ? VMSHIM_PEER_HAS_ADDR6 : VMSHIM_PEER_HAS_ADDR4));

@@ -217,9 +217,39 @@ static void check_control_ports(const struct policy_build *b, struct check *c)
 	}
 }
 
+/* Peers reached via the relay need one; the relay's ports (its own and the 1023 its
+ * connections come from, when it shares a CID with peers) must lie outside their blocks. */
+static void check_relay(const struct policy_build *b, struct check *c)
+{
+	const struct policy *pol = b->pol;
+
+	for (size_t i = 0; i < pol->n_peers; i++) {
+		const struct policy_peer *q = &pol->peers[i];
+		if (q->via_relay && !b->relay_line)
+			report(c, b->state[i].via_line,
+			       "peer %s is reached via relay, but the file has no 'relay CID PORT'",
+			       q->name);
+		if (b->relay_line && q->cid == pol->relay_cid &&
+		    pol->relay_port < q->vsock_base + VMSHIM_PORT_BLOCK &&
+		    q->vsock_base <= pol->relay_port + 1023)
+			report(c, b->relay_line,
+			       "the relay's vsock ports %u..%u overlap %u..%u of peer %s, which "
+			       "has the same cid",
+			       pol->relay_port, pol->relay_port + 1023, q->vsock_base,
+			       q->vsock_base + VMSHIM_PORT_BLOCK - 1, q->name);
+	}
+}
+
 static void finish(struct policy_build *b)
 {
 	struct policy *pol = b->pol;
+
+	/* privileged ports, which only the host's root can bind; the 1023 after its own where
+	 * the relay shares a CID with peers (tests) */
+	pol->relay_first_source = 1;
+	for (size_t i = 0; i < pol->n_peers; i++)
+		if (pol->has_relay && pol->peers[i].cid == pol->relay_cid)
+			pol->relay_first_source = pol->relay_port + 1;
 
 	for (size_t i = 0; i < pol->n_peers; i++) {
 		struct policy_peer *peer = &pol->peers[i];
@@ -240,6 +270,7 @@ int policy_validate(struct policy_build *b, char *err, size_t errlen)
 
 	check_peers(b, &c);
 	check_control_ports(b, &c);
+	check_relay(b, &c);
 	if (check_overlaps(b, &c) < 0 || check_blocks(b, &c) < 0) {
 		policy_error(err, errlen, b->path, 0, "out of memory");
 		return -1;

@@ -17,6 +17,7 @@
 #include "source_port.h"
 #include "vmshim/endpoint.h"
 #include "vmshim/handover.h"
+#include "vmshim/relayproto.h"
 
 #define BIND_TRIES 16
 
@@ -57,32 +58,68 @@ static int bind_source(int vs, int fd, const struct vmshim_route *route,
 	return -1;
 }
 
-static int connect_vsock(int vs, const struct vmshim_route *route)
+/* errno for a failure on the way: no answer, a short one, or the socket's own error. */
+static int lost(ssize_t n)
+{
+	return n == 0 ? ECONNRESET : n > 0 ? EPROTO : errno == EAGAIN ? ETIMEDOUT : errno;
+}
+
+/* Through the host's relay: ask it for the sibling's port; it answers before any byte of
+ * the connection flows, so a refusal still leaves TCP. */
+static int ask_relay(int vs, const struct vmshim_route *route, uint32_t source_port)
+{
+	uint8_t request[RELAYPROTO_REQUEST_SIZE], reply[RELAYPROTO_REPLY_SIZE];
+	enum relayproto_status status;
+	const char *why;
+
+	relayproto_request(request, route->cid, route->port, source_port);
+	if (send(vs, request, sizeof(request), MSG_NOSIGNAL) != sizeof(request))
+		return -1;
+	ssize_t n = recv(vs, reply, sizeof(reply), MSG_WAITALL);
+	if (n != sizeof(reply)) {
+		errno = lost(n);
+		return -1;
+	}
+	if (relayproto_parse_reply(reply, &status, &why) < 0) {
+		errno = EPROTO;
+		return -1;
+	}
+	errno = status == RELAY_OK			       ? 0
+		: status == RELAY_REFUSED || status == RELAY_UNREACHABLE ? ECONNREFUSED
+		: status == RELAY_BUSY				       ? EBUSY
+								       : EPROTO;
+	return status == RELAY_OK ? 0 : -1;
+}
+
+static int connect_vsock(int vs, const struct vmshim_route *route, uint32_t source_port)
 {
 	struct timeval timeout = {
 		.tv_sec = route->timeout_ms / 1000,
 		.tv_usec = (route->timeout_ms % 1000) * 1000,
 	};
+	uint32_t cid = route->via_relay ? route->relay_cid : route->cid;
 	struct sockaddr_vm svm = {
 		.svm_family = AF_VSOCK,
-		.svm_cid = route->cid,
-		.svm_port = route->port,
+		.svm_cid = cid,
+		.svm_port = route->via_relay ? route->relay_port : route->port,
 		/* A sibling is reached through the host, even from a guest that hosts VMs itself. */
-		.svm_flags = route->cid > VMADDR_CID_HOST ? VMADDR_FLAG_TO_HOST : 0,
+		.svm_flags = cid > VMADDR_CID_HOST ? VMADDR_FLAG_TO_HOST : 0,
 	};
 
 	real.setsockopt(vs, AF_VSOCK, SO_VM_SOCKETS_CONNECT_TIMEOUT, &timeout, sizeof(timeout));
 	if (real.connect(vs, (struct sockaddr *)&svm, sizeof(svm)) < 0)
 		return -1;
-	/* The same bound for the hand-over; copy_settings later gives vs the application's
-	 * own SO_RCVTIMEO. */
+	/* The same bound for the relay's answer and the hand-over; copy_settings later gives vs
+	 * the application's own SO_RCVTIMEO. */
 	real.setsockopt(vs, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+	if (route->via_relay && ask_relay(vs, route, source_port) < 0)
+		return -1;
 	char handover;
 	ssize_t n = recv(vs, &handover, 1, 0); /* not interposed */
 	if (n == 1 && handover == VMSHIM_HANDOVER_BYTE)
 		return 0;
 	/* No listener took it, or the server's helperd is stopped or gone: TCP decides. */
-	errno = n == 0 ? ECONNRESET : n > 0 ? EPROTO : errno == EAGAIN ? ETIMEDOUT : errno;
+	errno = lost(n);
 	return -1;
 }
 
@@ -147,7 +184,7 @@ int redirect_connect(int fd, int app_family, const struct vmshim_endpoint *dest,
 		why = "no free vsock source port";
 		goto fail;
 	}
-	if (connect_vsock(vs, route) < 0) {
+	if (connect_vsock(vs, route, route->source_base + (uint32_t)port) < 0) {
 		why = strerror(errno);
 		fallback = errno == ECONNREFUSED || errno == ECONNRESET ? VMSHIM_COUNT_FALLBACK_REFUSED
 			   : errno == ETIMEDOUT			      ? VMSHIM_COUNT_FALLBACK_TIMEOUT

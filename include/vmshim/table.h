@@ -11,7 +11,7 @@
 
 #define VMSHIM_TABLE_FILE "table"
 #define VMSHIM_TABLE_MAGIC 0x314d5356u /* "VSM1" */
-#define VMSHIM_TABLE_VERSION 2u
+#define VMSHIM_TABLE_VERSION 3u
 #define VMSHIM_TABLE_HEADER_SIZE 4096u
 #define VMSHIM_HEARTBEAT_MS 1000u
 #define VMSHIM_TABLE_STALE_MS 5000u /* five beats missed: helperd is gone */
@@ -52,10 +52,12 @@ struct vmshim_table_body {
 	uint32_t n_ranges4, ranges4_off; /* sorted, disjoint */
 	uint32_t n_ranges6, ranges6_off; /* sorted, disjoint */
 	uint32_t n_portsets, portsets_off;
+	uint32_t relay_cid, relay_port; /* the host's vmshim-relay, for peers VIA_RELAY */
 };
 
 #define VMSHIM_PEER_HAS_ADDR4 1u
 #define VMSHIM_PEER_HAS_ADDR6 2u
+#define VMSHIM_PEER_VIA_RELAY 4u
 
 struct vmshim_table_peer {
 	uint32_t cid;
@@ -85,6 +87,8 @@ struct vmshim_range6 {
 struct vmshim_route {
 	uint32_t cid;
 	uint32_t port;        /* vsock port of the sibling's listener */
+	int via_relay;        /* connect to the relay, and ask it for cid:port */
+	uint32_t relay_cid, relay_port;
 	uint32_t source_base; /* vsock source port for local TCP port 0 */
 	uint32_t timeout_ms;
 	int has_self_addr;

@@ -18,6 +18,8 @@ BUILD=${BUILD:-build}
 SHIM=$TOP/$BUILD/libvmshim.so
 HELPERD=$TOP/$BUILD/helperd
 VMSHIMCTL=$TOP/$BUILD/vmshimctl
+RELAY=$TOP/$BUILD/vmshim-relay
+RELAY_PORT=5460
 PROGS=$TOP/$BUILD/progs
 WORK=${WORK:-/tmp/vmshim-test}
 POLICY=$WORK/policy
@@ -47,6 +49,55 @@ peer beta
     address ${ADDR[beta]}
     vsock-base ${BASE[beta]}
 POLICY
+}
+
+# The guests' policy with the host's relay: alpha and beta reach each other through it.
+write_relay_policy() {
+	write_policy
+	sed -i "1a relay 1 $RELAY_PORT" "$POLICY"
+	sed -i '/^    vsock-base/a\    via relay' "$POLICY"
+}
+
+# write_host_policy FILE [SETTINGS...]: the relay's host policy for alpha and beta (both on
+# CID 1, known by their port blocks), each reaching the other; SETTINGS are lines before
+# the guests (max-per-guest 2, ...); REACH_BETA, if set, limits alpha to those ports of beta.
+write_host_policy() {
+	local file=$1
+	shift
+	{
+		echo "port $RELAY_PORT"
+		printf '%s\n' "$@"
+		echo "guest alpha"
+		echo "    cid 1"
+		echo "    vsock-base ${BASE[alpha]}"
+		echo "    reach beta ${REACH_BETA:-}"
+		echo "guest beta"
+		echo "    cid 1"
+		echo "    vsock-base ${BASE[beta]}"
+		echo "    reach alpha"
+	} >"$file"
+}
+
+# start_relay POLICY: vmshim-relay in the namespace "host", which stands for the host.
+start_relay() {
+	ip netns add host 2>/dev/null || true
+	ip netns exec host "$RELAY" -f -d -c "$1" -r /run/vmshim-relay \
+		>>"$WORK/relay.log" 2>&1 &
+	echo $! >"$WORK/relay.pid"
+	wait_for "the relay" test -S /run/vmshim-relay/status
+}
+
+stop_relay() {
+	local pid
+	pid=$(cat "$WORK/relay.pid" 2>/dev/null) || return 0
+	end_job "$pid" "${1:-TERM}"
+	rm -f "$WORK/relay.pid"
+}
+
+# relay_value EXPR: a Python expression over d, the relay's status.
+relay_value() {
+	"$RELAY" -r /run/vmshim-relay status |
+		python3 -c 'import json, sys; d = json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"
 }
 
 # add_guest G: G's namespace, its veth on the bridge, its address.

@@ -1,0 +1,211 @@
+# Sibling traffic through vmshim-relay, the host side (README, "Host side"): alpha and beta
+# reach each other `via relay`, and the relay, in the namespace "host", forwards over
+# vhost-vsock (all on CID 1 here, so it knows the guests by their port blocks). Discovery,
+# curl, iperf3 and a half-close go through it, with the names of a direct connection; the
+# host policy refuses a port; a stopped relay means TCP until it is back; the per-guest cap;
+# bad requests are closed and counted while good ones pass.
+write_relay_policy
+write_host_policy "$WORK/relay.policy"
+start_relay "$WORK/relay.policy"
+start_helperd alpha
+start_helperd beta
+case $(uname -r) in
+6.[0-3].* | [1-5].*) want=copy ;;
+*) want=sockmap ;;
+esac
+path=$(relay_value 'd["forwarding"]')
+[ "$path" = "$want" ] || fail "relay forwards by $path on $(uname -r), want $want"
+log "discovery through the relay: alpha and beta up; forwarding: $path on $(uname -r)"
+
+# relayed_total: connections the relay has carried to their destination.
+relayed_total() { relay_value 'd["counters"]["relayed"]'; }
+
+# curl in alpha fetches 4 MiB from beta: redirected, through the relay, not over the veth.
+mkdir -p "$WORK/www"
+head -c $((4 << 20)) /dev/urandom >"$WORK/www/big"
+start_bg http shimmed beta python3 -m http.server 8080 --bind 0.0.0.0 --directory "$WORK/www"
+wait_for "http.server's vsock listener" vsock_listening beta "$(vsock_port beta 8080)"
+
+# fetch WHAT: curl's download of big from beta, which must arrive intact; sets moved (bytes
+# on alpha's veth meanwhile) and rate.
+fetch() {
+	local before
+	before=$(veth_bytes alpha)
+	rm -f "$WORK/got"
+	rate=$(http_get alpha http://198.18.0.2:8080/big "$WORK/got" LD_PRELOAD="$SHIM_PRELOAD") ||
+		fail "$1: the download failed"
+	moved=$(($(veth_bytes alpha) - before))
+	cmp -s "$WORK/www/big" "$WORK/got" || fail "$1: the file differs"
+}
+
+r0=$(counter alpha redirected)
+n0=$(relayed_total)
+fetch "through the relay"
+[ "$(counter alpha redirected)" -gt "$r0" ] || fail "curl was not redirected"
+[ "$(relayed_total)" -gt "$n0" ] || fail "the relay carried nothing"
+[ "$moved" -lt 200000 ] || fail "alpha's veth carried $moved bytes"
+counted_down() { [ "$(relay_value 'd["counters"]["bytes_down"]')" -ge "$1" ]; }
+wait_for "the relay to count the download" counted_down $((4 << 20))
+log "curl: 4 MiB intact through the relay ($rate B/s), veth $moved bytes"
+
+# Both ends see the names of a direct connection: FROM carried alpha's source port.
+start_bg echo shimmed beta "$PROGS/echo_server" block 7400 0.0.0.0 1
+wait_for "echo server" vsock_listening beta "$(vsock_port beta 7400)"
+shimmed alpha "$PROGS/echo_client" block 198.18.0.2 7400 100000 >"$WORK/client.out" ||
+	fail "echo client: $(cat "$WORK/client.out")"
+join_bg echo 20 || fail "echo server: $(cat "$WORK/echo.out")"
+names_agree "$WORK/client.out" "$WORK/echo.out"
+log "names agree: $(field "$WORK/client.out" connected local) -> $(field "$WORK/client.out" connected peer)"
+
+# iperf3, 4 streams each way.
+start_bg iperf shimmed beta iperf3 -s -p 5201
+wait_for "iperf3 server" vsock_listening beta "$(vsock_port beta 5201)"
+for direction in "" -R; do
+	before=$(veth_bytes alpha)
+	n0=$(relayed_total)
+	timeout 60 env VMSHIM_RUNDIR="$(rundir alpha)" LD_PRELOAD="$SHIM_PRELOAD" \
+		ip netns exec alpha iperf3 -c 198.18.0.2 -p 5201 -P 4 -t 2 $direction -J \
+		>"$WORK/iperf.json" || fail "iperf3 $direction: $(tail -5 "$WORK/iperf.json")"
+	moved=$(($(veth_bytes alpha) - before))
+	summary=$(python3 - "$WORK/iperf.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+if r.get("error"):
+    sys.exit("iperf3: " + r["error"])
+got = r["end"]["sum_received"]["bytes"]
+if len(r["end"]["streams"]) != 4 or got <= 0:
+    sys.exit(f"{len(r['end']['streams'])} streams, {got} bytes")
+print(f"{got / 2**20:.0f} MiB, {r['end']['sum_received']['bits_per_second'] / 1e9:.2f} Gbit/s")
+PY
+	) || fail "iperf3 $direction: $summary"
+	[ "$moved" -lt 100000 ] || fail "iperf3 $direction: $moved bytes crossed alpha's veth"
+	# the control connection and 4 streams
+	[ "$(relayed_total)" -ge $((n0 + 5)) ] || fail "iperf3 $direction: not through the relay"
+	log "iperf3 -P 4 ${direction:-(client sends)}: $summary through the relay; veth $moved bytes"
+done
+
+# Half-close: nc -N sends 3 MB and shuts down its write side; the server answers with the
+# digest of what it read, after the EOF the relay passed on.
+start_bg half shimmed beta python3 "$TOP/tests/vm/apps/pyserve.py" threading-server 7951 1
+wait_for "half-close server" vsock_listening beta "$(vsock_port beta 7951)"
+head -c 3000000 /dev/urandom >"$WORK/file"
+n0=$(relayed_total)
+answer=$(shimmed alpha nc -N 198.18.0.2 7951 <"$WORK/file") || fail "nc -N failed"
+[ "${answer%% *}" = "$(sha256sum <"$WORK/file" | cut -d' ' -f1)" ] ||
+	fail "nc -N: the server read something else: $answer"
+[ "$(relayed_total)" -gt "$n0" ] || fail "nc -N: not through the relay"
+log "half-close: 3 MB, write side shut, digest came back through the relay"
+
+# restart_relay POLICY: a relay with another host policy; the helperds find each other
+# through it again.
+restart_relay() {
+	stop_relay
+	start_relay "$1"
+	wait_for "alpha to find beta again" peer_up alpha beta
+	wait_for "beta to find alpha again" peer_up beta alpha
+}
+
+# The host policy lets alpha reach only beta's control port: discovery works, curl goes
+# over TCP, and the relay counts the refusal.
+REACH_BETA=$((BASE[beta] + 131072)) write_host_policy "$WORK/relay-narrow.policy"
+restart_relay "$WORK/relay-narrow.policy"
+f0=$(counter alpha fallback_refused)
+fetch "refused by the host policy"
+[ "$moved" -gt $((4 << 20)) ] || fail "refused, yet only $moved bytes crossed the veth"
+[ "$(counter alpha fallback_refused)" -gt "$f0" ] || fail "alpha's shim did not count the refusal"
+[ "$(relay_value 'd["counters"]["refused"]')" -ge 1 ] || fail "the relay did not count it"
+log "host policy refuses beta's port 8080 to alpha: curl over TCP ($moved bytes on the veth)"
+
+# A stopped relay: new connections go over TCP; back once it is.
+stop_relay
+fetch "relay stopped"
+[ "$moved" -gt $((4 << 20)) ] || fail "relay stopped, yet only $moved bytes crossed the veth"
+restart_relay "$WORK/relay.policy"
+r0=$(counter alpha redirected)
+fetch "relay back"
+[ "$(counter alpha redirected)" -gt "$r0" ] && [ "$moved" -lt 200000 ] ||
+	fail "relay back: not redirected ($moved bytes on the veth)"
+log "relay stopped: curl over TCP; started again: through the relay"
+
+# The cap: alpha may have 3 connections through the relay; its helperd's control
+# connection is one, two held transfers the others; a fourth falls back to TCP.
+write_host_policy "$WORK/relay-capped.policy" "max-per-guest 3"
+restart_relay "$WORK/relay-capped.policy"
+start_bg capped shimmed beta "$PROGS/echo_server" epoll-lt 7500 0.0.0.0 3
+wait_for "echo server" vsock_listening beta "$(vsock_port beta 7500)"
+for i in 1 2; do
+	start_bg "hold$i" shimmed alpha python3 "$TOP/tests/vm/apps/hold_client.py" 198.18.0.2 7500 200000 "$WORK/go"
+done
+alpha_holds() { [ "$(relay_value 'd["guests"][0]["connections"]')" = "$1" ]; }
+wait_for "alpha's 3 relayed connections" alpha_holds 3
+e0=$(counter alpha fallback_error)
+shimmed alpha "$PROGS/echo_client" block 198.18.0.2 7500 100000 >"$WORK/fourth.out" ||
+	fail "the fourth connection: $(cat "$WORK/fourth.out")"
+[ "$(counter alpha fallback_error)" -gt "$e0" ] || fail "the fourth connection was not refused as busy"
+[ "$(relay_value 'd["counters"]["busy"]')" -ge 1 ] || fail "the relay did not count it busy"
+touch "$WORK/go"
+for i in 1 2; do
+	join_bg "hold$i" 30 || fail "held transfer $i: $(cat "$WORK/hold$i.out")"
+done
+log "max-per-guest 3: the fourth connection went over TCP, the held ones completed"
+
+# Bad requests: 500 connections from alpha's block send garbage, one sends nothing, one
+# comes from no guest's ports; each is closed and counted, and a good connection meanwhile
+# is relayed.
+restart_relay "$WORK/relay.policy"
+start_bg good shimmed beta "$PROGS/echo_server" block 7600 0.0.0.0 1
+wait_for "echo server" vsock_listening beta "$(vsock_port beta 7600)"
+cat >"$WORK/flood.py" <<'PY'
+import socket, sys, time
+relay, first = int(sys.argv[1]), int(sys.argv[2])
+deadline = time.monotonic() + 60
+answers = {}
+for i in range(500):
+    if time.monotonic() > deadline:
+        sys.exit("flood: out of time")
+    s = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+    s.bind((socket.VMADDR_CID_ANY, first + i))
+    s.connect((1, relay))
+    s.sendall(b"GET / HTTP/1.0\r\n\r\nxx")  # 20 bytes, not a request
+    s.settimeout(5)
+    a = s.recv(64)
+    answers[a] = answers.get(a, 0) + 1
+    s.close()
+print("answers", {k.hex(): v for k, v in answers.items()})
+PY
+start_bg flood ip netns exec alpha python3 "$WORK/flood.py" "$RELAY_PORT" "$((BASE[alpha] + 131072 + 40000))"
+sleep 0.5
+n0=$(relayed_total)
+start=$(date +%s%N)
+shimmed alpha "$PROGS/echo_client" block 198.18.0.2 7600 100000 >"$WORK/good-client.out" ||
+	fail "good connection during the flood: $(cat "$WORK/good-client.out")"
+took=$((($(date +%s%N) - start) / 1000000))
+kill -0 "$(cat "$WORK/flood.pid")" || fail "the flood was over before the good connection"
+[ "$(relayed_total)" -gt "$n0" ] || fail "the good connection was not relayed"
+join_bg good 20 || fail "echo server: $(cat "$WORK/good.out")"
+join_bg flood 90 || fail "flood: $(cat "$WORK/flood.out")"
+# REPLY with status 4 (bad request): magic VMSR, version 1, type 2
+grep -q "'564d535201020400': 500" "$WORK/flood.out" || fail "flood: $(cat "$WORK/flood.out")"
+ip netns exec alpha python3 - "$RELAY_PORT" <<'PY' || fail "silent and unknown callers"
+import socket, sys, time
+relay = int(sys.argv[1])
+silent = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+silent.bind((socket.VMADDR_CID_ANY, 1000000 + 131072 + 50000))
+silent.connect((1, relay))
+silent.settimeout(10)
+start = time.monotonic()
+assert silent.recv(64) == b"", "the relay sent something to a silent caller"
+print(f"    silent caller closed after {time.monotonic() - start:.1f} s")
+stranger = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+stranger.bind((socket.VMADDR_CID_ANY, 7777777))  # in no guest's block
+stranger.connect((1, relay))
+stranger.settimeout(10)
+try:
+    assert stranger.recv(64) == b"", "the relay answered a stranger"
+except ConnectionResetError:
+    pass
+PY
+bad=$(relay_value 'd["counters"]["bad_requests"]')
+unknown=$(relay_value 'd["unknown_callers"]')
+[ "$bad" -ge 501 ] && [ "$unknown" -ge 1 ] || fail "counted $bad bad requests, $unknown unknown callers"
+log "500 garbage requests and a silent one closed ($bad counted), a stranger refused; a good connection relayed meanwhile in $took ms"
