@@ -117,6 +117,10 @@ $(BUILD)/tests/%: tests/unit/%.c $(HELPERD_LIB) $(POLICY_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(ALLFLAGS) -Ihelperd -Ishim -DFIXTURES='"tests/unit/fixtures"' $(LDSAN) -o $@ $^ -lcmocka $(TEST_LIBS)
 
+# test_relay tests the relay's host policy.
+$(BUILD)/tests/test_relay: $(BUILD)/obj/relay/host_policy.o
+$(BUILD)/tests/test_relay: ALLFLAGS += -Irelay
+
 # test_shim_parts also links a few shim pieces, without the hooks (init.o needs dlsym).
 $(BUILD)/tests/test_shim_parts: $(call obj,shim/tcpopts.c shim/fdstate.c shim/init.c shim/table_client.c shim/source_port.c)
 $(BUILD)/tests/test_shim_parts: TEST_LIBS = -ldl -lpthread

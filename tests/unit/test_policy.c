@@ -460,10 +460,55 @@ static const struct invalid_case invalid_cases[] = {
 	{ "timeout_junk", 1, "connect-timeout '1s' is not a number" },
 	{ "timeout_twice", 2, "connect-timeout given twice (first at line 1)" },
 	{ "lowest_line_wins", 1, "self names unknown peer 'nobody'" },
+	{ "relay_after_peer", 3, "relay must come before the first peer" },
+	{ "via_without_relay", 3, "peer alpha is reached via relay, but the file has no 'relay CID PORT'" },
+	{ "via_bad", 4, "via 'hosts': a peer is reached 'direct' or via 'relay'" },
+	{ "via_twice", 5, "via given twice for peer alpha (first at line 4)" },
+	{ "relay_bad_word", 1, "relay: 'fast' is not 'hybrid'" },
+	{ "relay_one_arg", 1, "relay takes 2 or 3 arguments, got 1" },
+	{ "relay_cid_zero", 1, "relay cid '0' is not a cid" },
+	{ "relay_port_low", 1, "relay port '1023' is out of range 1024..4294966271" },
+	{ "relay_twice", 2, "relay given twice (first at line 1)" },
+	{ "relay_in_block", 1, "the relay's vsock ports 1000500..1001523 overlap 1000000..1196607 of peer alpha, which has the same cid" },
 	{ "error_after_valid", 8, "port '70000' is out of range" },
 };
 
 #define N_INVALID (sizeof invalid_cases / sizeof invalid_cases[0])
+
+static void test_relay(void **state)
+{
+	struct policy *pol = load_valid("relay.policy");
+
+	(void)state;
+	assert_true(pol->has_relay);
+	assert_false(pol->relay_hybrid);
+	assert_int_equal(pol->relay_cid, 2);
+	assert_int_equal(pol->relay_port, 5460);
+	assert_false(pol->peers[0].via_relay);
+	assert_true(pol->peers[1].via_relay);
+	assert_false(pol->peers[2].via_relay);
+	/* CID 2 is no peer's: the relay's connections come from privileged ports */
+	assert_int_equal(pol->relay_first_source, 1);
+	assert_true(policy_from_relay(pol, 2, 1));
+	assert_true(policy_from_relay(pol, 2, 1023));
+	assert_false(policy_from_relay(pol, 2, 1024));
+	assert_false(policy_from_relay(pol, 3, 5));
+	policy_free(pol);
+}
+
+static void test_relay_shared_hybrid(void **state)
+{
+	struct policy *pol = load_valid("relay_shared.policy");
+
+	(void)state;
+	assert_true(pol->relay_hybrid);
+	/* the relay shares CID 1 with the peers: its ports follow its own */
+	assert_int_equal(pol->relay_first_source, 5461);
+	/* hybrid: its VMM connects from any port of the relay's CID */
+	assert_true(policy_from_relay(pol, 1, 2131072));
+	assert_false(policy_from_relay(pol, 2, 5461));
+	policy_free(pol);
+}
 
 static void test_fixture_dirs(void **state)
 {
@@ -722,6 +767,8 @@ int main(void)
 		cmocka_unit_test(test_self_names_later_peer),
 		cmocka_unit_test(test_example_policy),
 		cmocka_unit_test(test_fixture_dirs),
+		cmocka_unit_test(test_relay),
+		cmocka_unit_test(test_relay_shared_hybrid),
 		cmocka_unit_test(test_long_comment_line),
 		cmocka_unit_test(test_longest_line),
 		cmocka_unit_test(test_line_too_long),

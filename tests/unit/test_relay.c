@@ -1,0 +1,253 @@
+/* Unit tests of the relay's messages (common/relayproto.c) and its host policy
+ * (relay/host_policy.c, relay/FORMAT.md): every rule of a message refuses when broken, and
+ * every error of a host policy names its file and line. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "host_policy.h"
+#include "vmshim/relayproto.h"
+
+/* --- messages ---------------------------------------------------------------------------- */
+
+static void test_request_round_trip(void **state)
+{
+	uint8_t msg[RELAYPROTO_REQUEST_SIZE];
+	struct relayproto_addr dest;
+	uint32_t source;
+	const char *why = NULL;
+
+	(void)state;
+	relayproto_request(msg, 4, 2008080, 1131072 + 40000);
+	assert_memory_equal(msg, "VMSR\x01\x01\x00\x00", 8);
+	assert_int_equal(relayproto_parse_request(msg, &dest, &source, &why), 0);
+	assert_int_equal(dest.cid, 4);
+	assert_int_equal(dest.port, 2008080);
+	assert_int_equal(source, 1131072 + 40000);
+}
+
+/* Each rule: the message with one byte changed is refused, and says why. */
+static void test_request_rules(void **state)
+{
+	static const struct {
+		size_t offset;
+		uint8_t value;
+		const char *why;
+	} broken[] = {
+		{0, 'X', "bad magic"},
+		{4, 2, "unknown version"},
+		{5, RELAYPROTO_REPLY, "unexpected message type"},
+		{6, 1, "reserved bytes not zero"},
+		{7, 1, "reserved bytes not zero"},
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof broken / sizeof broken[0]; i++) {
+		uint8_t msg[RELAYPROTO_REQUEST_SIZE];
+		struct relayproto_addr dest;
+		uint32_t source;
+		const char *why = NULL;
+		relayproto_request(msg, 4, 5, 6);
+		msg[broken[i].offset] = broken[i].value;
+		assert_int_equal(relayproto_parse_request(msg, &dest, &source, &why), -1);
+		assert_string_equal(why, broken[i].why);
+	}
+}
+
+static void test_reply(void **state)
+{
+	uint8_t msg[RELAYPROTO_REPLY_SIZE];
+	enum relayproto_status status;
+	const char *why = NULL;
+
+	(void)state;
+	for (int s = RELAY_OK; s <= RELAY_BAD_REQUEST; s++) {
+		relayproto_reply(msg, (enum relayproto_status)s);
+		assert_int_equal(relayproto_parse_reply(msg, &status, &why), 0);
+		assert_int_equal(status, s);
+	}
+	relayproto_reply(msg, RELAY_OK);
+	msg[6] = RELAY_BAD_REQUEST + 1;
+	assert_int_equal(relayproto_parse_reply(msg, &status, &why), -1);
+	assert_string_equal(why, "unknown status");
+	relayproto_reply(msg, RELAY_OK);
+	msg[7] = 1;
+	assert_int_equal(relayproto_parse_reply(msg, &status, &why), -1);
+	assert_string_equal(why, "reserved byte not zero");
+	uint8_t from[RELAYPROTO_FROM_SIZE];
+	relayproto_from(from, 1, 2, 0); /* a FROM's first 8 bytes are no reply */
+	assert_int_equal(relayproto_parse_reply(from, &status, &why), -1);
+	assert_string_equal(why, "unexpected message type");
+}
+
+static void test_from(void **state)
+{
+	uint8_t msg[RELAYPROTO_FROM_SIZE];
+	struct relayproto_addr from;
+	const char *why = NULL;
+
+	(void)state;
+	relayproto_from(msg, 3, 1131080, RELAYPROTO_FROM_PORT_SEEN);
+	assert_int_equal(relayproto_parse_from(msg, &from, &why), 0);
+	assert_int_equal(from.cid, 3);
+	assert_int_equal(from.port, 1131080);
+	assert_int_equal(from.flags, RELAYPROTO_FROM_PORT_SEEN);
+	relayproto_from(msg, 3, 1131080, 2);
+	assert_int_equal(relayproto_parse_from(msg, &from, &why), -1);
+	assert_string_equal(why, "unknown flags");
+	relayproto_from(msg, 3, 1131080, 0);
+	msg[4] = 0;
+	assert_int_equal(relayproto_parse_from(msg, &from, &why), -1);
+	assert_string_equal(why, "unknown version");
+}
+
+/* --- host policy ------------------------------------------------------------------------- */
+
+static char path[64];
+
+static void write_policy(const char *text)
+{
+	strcpy(path, "/tmp/vmshim-hostpolicy-XXXXXX");
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+}
+
+static struct host_policy *load(const char *text)
+{
+	struct host_policy *p = NULL;
+	char err[512];
+
+	write_policy(text);
+	if (host_policy_load(path, &p, err, sizeof err) != 0)
+		fail_msg("should load, but: %s", err);
+	unlink(path);
+	return p;
+}
+
+static void expect_error(const char *text, unsigned line, const char *phrase)
+{
+	struct host_policy *p = NULL;
+	char err[512], want[128];
+
+	write_policy(text);
+	assert_int_equal(host_policy_load(path, &p, err, sizeof err), -1);
+	assert_null(p);
+	snprintf(want, sizeof want, "%s:%u: ", path, line);
+	if (strncmp(err, want, strlen(want)) != 0 || !strstr(err, phrase))
+		fail_msg("want \"%s...%s\", got \"%s\"", want, phrase, err);
+	unlink(path);
+}
+
+static void test_host_policy(void **state)
+{
+	struct host_policy *p = load("# a host with three guests\n"
+				     "port 6000\n"
+				     "max-connections 100\n"
+				     "max-per-guest 10\n"
+				     "buffer 65536\n"
+				     "guest web\n"
+				     "    cid 3\n"
+				     "    reach db 4005432, 4131072\n"
+				     "guest db\n"
+				     "    cid 4\n"
+				     "    reach web\n"
+				     "guest fc\n"
+				     "    cid 5\n"
+				     "    hybrid /run/fc/fc.vsock\n");
+
+	(void)state;
+	assert_int_equal(p->port, 6000);
+	assert_int_equal(p->max_connections, 100);
+	assert_int_equal(p->max_per_guest, 10);
+	assert_int_equal(p->buffer, 65536);
+	assert_int_equal(p->connect_timeout_ms, HOST_DEFAULT_CONNECT_TIMEOUT_MS);
+	assert_int_equal(p->n_guests, 3);
+	assert_string_equal(p->guests[2].hybrid, "/run/fc/fc.vsock");
+	assert_int_equal(host_guest_calling(p, 3, 70000), 0);
+	assert_int_equal(host_guest_calling(p, 5, 1), -1); /* hybrid guests call through PATH_PORT */
+	assert_int_equal(host_guest_calling(p, 9, 1), -1);
+	assert_int_equal(host_guest_owning(p, 4, 4005432), 1);
+	assert_int_equal(host_guest_owning(p, 5, 80), 2);
+	assert_true(host_may_reach(p, 0, 1, 4005432));
+	assert_true(host_may_reach(p, 0, 1, 4131072));
+	assert_false(host_may_reach(p, 0, 1, 4000080));
+	assert_true(host_may_reach(p, 1, 0, 12345));
+	assert_false(host_may_reach(p, 1, 2, 12345));
+	assert_false(host_may_reach(p, 2, 0, 12345));
+	assert_false(host_shares_cid(p));
+	host_policy_free(p);
+}
+
+/* Guests on one CID (tests) are told apart by their blocks. */
+static void test_host_policy_shared_cid(void **state)
+{
+	struct host_policy *p = load("guest alpha\n cid 1\n vsock-base 1000000\n reach beta\n"
+				     "guest beta\n cid 1\n vsock-base 2000000\n");
+
+	(void)state;
+	assert_true(host_shares_cid(p));
+	assert_int_equal(host_guest_calling(p, 1, 1000000 + 131072 + 5), 0);
+	assert_int_equal(host_guest_calling(p, 1, 2000000 + 131072 + 5), 1);
+	assert_int_equal(host_guest_calling(p, 1, 1000005), -1); /* a listening port */
+	assert_int_equal(host_guest_owning(p, 1, 2000080), 1);
+	assert_int_equal(host_guest_owning(p, 1, 3000080), -1);
+	host_policy_free(p);
+}
+
+static void test_host_policy_errors(void **state)
+{
+	(void)state;
+	expect_error("port 80\n", 1, "port '80' is out of range 1024..4294966271");
+	expect_error("port 5000\nport 5001\n", 2, "port given twice (first at line 1)");
+	expect_error("guest a\n cid 3\nbuffer 9000\n", 3, "buffer must come before the first guest");
+	expect_error("buffer 100\n", 1, "buffer '100' is out of range 4096..67108864 bytes");
+	expect_error("cid 3\n", 1, "cid outside a guest block");
+	expect_error("guest a\n cid 2\n", 2, "cid '2' is not a guest's");
+	expect_error("guest a\n cid 3\n cid 4\n", 3, "cid given twice for guest a (first at line 2)");
+	expect_error("guest a\n", 1, "guest a has no cid");
+	expect_error("guest a\n cid 3\nguest a\n", 3, "duplicate guest name 'a' (first at line 1)");
+	expect_error("guest a/b\n", 1, "bad guest name 'a/b'");
+	expect_error("guest a\n cid 3\nguest b\n cid 3\n", 3,
+		     "guest b has the cid of guest a (line 1): guests that share a CID need a "
+		     "vsock-base each");
+	expect_error("guest a\n cid 1\n vsock-base 1000000\nguest b\n cid 1\n vsock-base 1100000\n",
+		     4, "guest b: its vsock port block overlaps that of guest a (line 1)");
+	expect_error("guest a\n cid 1\n vsock-base 5000\n", 1,
+		     "guest a: its vsock port block overlaps the relay's ports 5460..6483");
+	expect_error("guest a\n cid 3\n hybrid run/a.sock\n", 3, "hybrid 'run/a.sock' is not an absolute path");
+	expect_error("guest a\n cid 3\n hybrid /a\n vsock-base 10000\n", 1,
+		     "guest a: vsock-base is for guests that share a CID over vhost-vsock");
+	expect_error("guest a\n cid 3\n hybrid /a\nguest b\n cid 4\n hybrid /a\n", 4,
+		     "guest b has the hybrid socket of guest a (line 1)");
+	expect_error("guest a\n cid 3\n reach b\n", 3, "reach b: no such guest");
+	expect_error("guest a\n cid 3\n reach a\n", 3, "guest a reaches itself");
+	expect_error("guest a\n cid 3\n reach b\n reach b 5\nguest b\n cid 4\n", 4,
+		     "reach b given twice for guest a (first at line 3)");
+	expect_error("guest a\n cid 3\n reach b 9-5\nguest b\n cid 4\n", 3,
+		     "vsock port range '9-5' is reversed");
+	expect_error("guest a\n cid 3\n reach b 4294967295\nguest b\n cid 4\n", 3,
+		     "vsock port '4294967295' is out of range 1..4294967294");
+	expect_error("listen 5\n", 1, "unknown keyword 'listen'");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_request_round_trip),
+		cmocka_unit_test(test_request_rules),
+		cmocka_unit_test(test_reply),
+		cmocka_unit_test(test_from),
+		cmocka_unit_test(test_host_policy),
+		cmocka_unit_test(test_host_policy_shared_cid),
+		cmocka_unit_test(test_host_policy_errors),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
