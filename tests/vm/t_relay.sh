@@ -2,8 +2,8 @@
 # reach each other `via relay`, and the relay, in the namespace "host", forwards over
 # vhost-vsock (all on CID 1 here, so it knows the guests by their port blocks). Discovery,
 # curl, iperf3 and a half-close go through it, with the names of a direct connection; the
-# host policy refuses a port; a stopped relay means TCP until it is back; the per-guest cap;
-# bad requests are closed and counted while good ones pass.
+# host policy refuses a port; a stopped relay means TCP until it is back; the caps per guest
+# and in total; bad requests are closed and counted while good ones pass.
 write_relay_policy
 write_host_policy "$WORK/relay.policy"
 start_relay "$WORK/relay.policy"
@@ -148,6 +148,20 @@ for i in 1 2; do
 	join_bg "hold$i" 30 || fail "held transfer $i: $(cat "$WORK/hold$i.out")"
 done
 log "max-per-guest 3: the fourth connection went over TCP, the held ones completed"
+
+# The cap in total: the two helperds' control connections fill max-connections 2.
+write_host_policy "$WORK/relay-full.policy" "max-connections 2"
+restart_relay "$WORK/relay-full.policy"
+start_bg full shimmed beta "$PROGS/echo_server" block 7501 0.0.0.0 1
+wait_for "echo server" vsock_listening beta "$(vsock_port beta 7501)"
+e0=$(counter alpha fallback_error)
+b0=$(relay_value 'd["counters"]["busy"]')
+shimmed alpha "$PROGS/echo_client" block 198.18.0.2 7501 100000 >"$WORK/full.out" ||
+	fail "a connection to a full relay: $(cat "$WORK/full.out")"
+[ "$(counter alpha fallback_error)" -gt "$e0" ] && [ "$(relay_value 'd["counters"]["busy"]')" -gt "$b0" ] ||
+	fail "max-connections 2: the connection was not refused as busy"
+join_bg full 20 || fail "echo server: $(cat "$WORK/full.out")"
+log "max-connections 2: a third connection went over TCP"
 
 # Bad requests: 500 connections from alpha's block send garbage, one sends nothing, one
 # comes from no guest's ports; each is closed and counted, and a good connection meanwhile
