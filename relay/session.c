@@ -293,17 +293,12 @@ static void on_end_event(struct watch *w, uint32_t events)
 		on_request(s);
 		break;
 	case SESSION_DIALING:
-		if (e == &s->caller) {
-			COUNT(s, unreachable);
-			session_end(s, "caller left while dialing");
-		} else {
-			on_dialed(s);
-		}
-		break;
 	case SESSION_HANDSHAKE:
 		if (e == &s->caller) {
 			COUNT(s, unreachable);
 			session_end(s, "caller left while dialing");
+		} else if (s->state == SESSION_DIALING) {
+			on_dialed(s);
 		} else {
 			on_handshake(s);
 		}

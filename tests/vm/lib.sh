@@ -324,6 +324,30 @@ names_agree() {
 		fail "names disagree: client $cl -> $cp, server $sp -> $sl"
 }
 
+# iperf3_from_alpha [-R]: iperf3 with 4 streams for 2 s from alpha to the server on beta's
+# port 5201, both under the shim; sets summary (what moved, how fast) and moved (bytes on
+# alpha's veth meanwhile). Fails unless 4 streams moved data.
+iperf3_from_alpha() {
+	local before
+	before=$(veth_bytes alpha)
+	timeout 60 env VMSHIM_RUNDIR="$(rundir alpha)" LD_PRELOAD="$SHIM_PRELOAD" \
+		ip netns exec alpha iperf3 -c 198.18.0.2 -p 5201 -P 4 -t 2 "$@" -J \
+		>"$WORK/iperf.json" || fail "iperf3 $*: $(tail -5 "$WORK/iperf.json")"
+	moved=$(($(veth_bytes alpha) - before))
+	summary=$(python3 - "$WORK/iperf.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+if r.get("error"):
+    sys.exit("iperf3: " + r["error"])
+streams = len(r["end"]["streams"])
+got = r["end"]["sum_received"]["bytes"]
+if streams != 4 or got <= 0:
+    sys.exit(f"{streams} streams, {got} bytes")
+print(f"{streams} streams, {got / 2**20:.0f} MiB, {r['end']['sum_received']['bits_per_second'] / 1e9:.2f} Gbit/s")
+PY
+	) || fail "iperf3 $*: $summary"
+}
+
 # http_get GUEST URL FILE [ENV...]: downloads URL from GUEST into FILE with curl and prints
 # the rate in bytes/s. curl hangs with a preloaded ASan runtime even without the shim, so
 # the sanitized run fetches with Python's urllib instead.

@@ -61,23 +61,8 @@ log "names agree: $(field "$WORK/client.out" connected local) -> $(field "$WORK/
 start_bg iperf shimmed beta iperf3 -s -p 5201
 wait_for "iperf3 server" vsock_listening beta "$(vsock_port beta 5201)"
 for direction in "" -R; do
-	before=$(veth_bytes alpha)
 	n0=$(relayed_total)
-	timeout 60 env VMSHIM_RUNDIR="$(rundir alpha)" LD_PRELOAD="$SHIM_PRELOAD" \
-		ip netns exec alpha iperf3 -c 198.18.0.2 -p 5201 -P 4 -t 2 $direction -J \
-		>"$WORK/iperf.json" || fail "iperf3 $direction: $(tail -5 "$WORK/iperf.json")"
-	moved=$(($(veth_bytes alpha) - before))
-	summary=$(python3 - "$WORK/iperf.json" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1]))
-if r.get("error"):
-    sys.exit("iperf3: " + r["error"])
-got = r["end"]["sum_received"]["bytes"]
-if len(r["end"]["streams"]) != 4 or got <= 0:
-    sys.exit(f"{len(r['end']['streams'])} streams, {got} bytes")
-print(f"{got / 2**20:.0f} MiB, {r['end']['sum_received']['bits_per_second'] / 1e9:.2f} Gbit/s")
-PY
-	) || fail "iperf3 $direction: $summary"
+	iperf3_from_alpha $direction
 	[ "$moved" -lt 100000 ] || fail "iperf3 $direction: $moved bytes crossed alpha's veth"
 	# the control connection and 4 streams
 	[ "$(relayed_total)" -ge $((n0 + 5)) ] || fail "iperf3 $direction: not through the relay"
