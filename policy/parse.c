@@ -191,7 +191,8 @@ static int st_peer(struct stmt_reader *ps)
 /* The number argument of a statement that peer's block has at most once (cid, vsock-base,
  * control-port),
  * whose line is kept in *line. 0, or -1 once the error is reported. */
-static int once_per_peer(struct stmt_reader *ps, const char *keyword, const struct policy_peer *peer,
+static int once_per_peer(struct stmt_reader *ps, const char *keyword,
+			 const struct policy_peer *peer,
 			 unsigned *line, uint64_t *v)
 {
 	char q[80];

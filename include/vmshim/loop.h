@@ -17,9 +17,9 @@ int loop_add(struct watch *w, uint32_t events);
 int loop_mod(struct watch *w, uint32_t events);
 void loop_del(struct watch *w);
 
-/* Stops watching w and frees w->owner (or calls w->release) once the current batch of events is dispatched, so
- * that an event already fetched for it is skipped rather than sent to freed memory. The
- * caller closes the descriptor. */
+/* Stops watching w and frees w->owner (or calls w->release) once the current batch of
+ * events is dispatched, so that an event already fetched for it is skipped rather than sent
+ * to freed memory. The caller closes the descriptor. */
 void loop_retire(struct watch *w);
 
 /* Dispatches events until *stop becomes true. Returns 0, or -1 if epoll fails. */
