@@ -10,6 +10,7 @@
 #include "policy_internal.h"
 #include "statements.h"
 #include "vmshim/ports.h"
+#include "vmshim/relayproto.h"
 
 /* A failed allocation inside uthash marks the entry instead of exiting. */
 #define HASH_NONFATAL_OOM 1
@@ -124,9 +125,10 @@ static int st_relay(struct stmt_reader *ps)
 				     "3..4294967294",
 				 stmt_quote(ps->args[0], q));
 	if (policy_parse_number(ps->args[1], &port) < 0 || port < 1024 ||
-	    port > POLICY_VSOCK_MAX_END - 1023)
+	    port > VMSHIM_VSOCK_PORT_MAX - RELAYPROTO_SOURCE_PORTS)
 		return stmt_fail(ps, "relay port %s is out of range 1024..%u",
-				 stmt_quote(ps->args[1], q), POLICY_VSOCK_MAX_END - 1023);
+				 stmt_quote(ps->args[1], q),
+				 VMSHIM_VSOCK_PORT_MAX - RELAYPROTO_SOURCE_PORTS);
 	b->pol->has_relay = true;
 	b->pol->relay_cid = (uint32_t)cid;
 	b->pol->relay_port = (uint32_t)port;
@@ -240,11 +242,11 @@ static int st_vsock_base(struct stmt_reader *ps)
 		return -1;
 	if (v < 1024)
 		return stmt_fail(ps, "vsock-base %s is below 1024", stmt_quote(ps->args[0], q));
-	if (v > (uint64_t)POLICY_VSOCK_MAX_END - (VMSHIM_PORT_BLOCK - 1))
+	if (v > (uint64_t)VMSHIM_VSOCK_PORT_MAX - (VMSHIM_PORT_BLOCK - 1))
 		return stmt_fail(ps, "vsock-base %s is too high: its block of %u ports must end at or "
 				"below %u, so the base is at most %u",
-			    stmt_quote(ps->args[0], q), VMSHIM_PORT_BLOCK, POLICY_VSOCK_MAX_END,
-			    POLICY_VSOCK_MAX_END - (VMSHIM_PORT_BLOCK - 1));
+			    stmt_quote(ps->args[0], q), VMSHIM_PORT_BLOCK, VMSHIM_VSOCK_PORT_MAX,
+			    VMSHIM_VSOCK_PORT_MAX - (VMSHIM_PORT_BLOCK - 1));
 	peer->vsock_base = (uint32_t)v;
 	return 0;
 }
@@ -258,9 +260,9 @@ static int st_control_port(struct stmt_reader *ps)
 	if (!peer ||
 	    once_per_peer(ps, "control-port", peer, &current_state(ps)->control_line, &v) < 0)
 		return -1;
-	if (v < 1024 || v > POLICY_VSOCK_MAX_END)
+	if (v < 1024 || v > VMSHIM_VSOCK_PORT_MAX)
 		return stmt_fail(ps, "control-port %s is out of range 1024..%u", stmt_quote(ps->args[0], q),
-			    POLICY_VSOCK_MAX_END);
+			    VMSHIM_VSOCK_PORT_MAX);
 	peer->control_port = (uint32_t)v;
 	return 0;
 }

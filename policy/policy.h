@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "vmshim/relayproto.h"
+
 #define POLICY_NAME_MAX 32
 #define POLICY_LINE_MAX 65536
 #define POLICY_DEFAULT_VSOCK_BASE 1048576u
@@ -66,7 +68,7 @@ static inline bool policy_from_relay(const struct policy *policy, uint32_t cid, 
 {
 	return policy->has_relay && cid == policy->relay_cid &&
 	       (policy->relay_hybrid ||
-		(port >= policy->relay_first_source && port - policy->relay_first_source < 1023));
+		(port >= policy->relay_first_source && port - policy->relay_first_source < RELAYPROTO_SOURCE_PORTS));
 }
 
 /* Index of the peer called name, or -1. */

@@ -9,8 +9,6 @@
 #include "policy.h"
 #include "statements.h"
 
-/* The largest vsock-base whose block still ends at or below 4294967294. */
-#define POLICY_VSOCK_MAX_END 4294967294u
 
 /* What the parser knows about a peer beyond struct policy_peer; parallel to policy->peers. */
 struct policy_peer_state {

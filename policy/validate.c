@@ -14,6 +14,7 @@
 #include "policy_addr.h"
 #include "policy_internal.h"
 #include "vmshim/ports.h"
+#include "vmshim/relayproto.h"
 
 struct check {
 	unsigned line; /* of the first problem found so far; 0 while none */
@@ -231,11 +232,11 @@ static void check_relay(const struct policy_build *b, struct check *c)
 			       q->name);
 		if (b->relay_line && q->cid == pol->relay_cid &&
 		    pol->relay_port < q->vsock_base + VMSHIM_PORT_BLOCK &&
-		    q->vsock_base <= pol->relay_port + 1023)
+		    q->vsock_base <= pol->relay_port + RELAYPROTO_SOURCE_PORTS)
 			report(c, b->relay_line,
 			       "the relay's vsock ports %u..%u overlap %u..%u of peer %s, which "
 			       "has the same cid",
-			       pol->relay_port, pol->relay_port + 1023, q->vsock_base,
+			       pol->relay_port, pol->relay_port + RELAYPROTO_SOURCE_PORTS, q->vsock_base,
 			       q->vsock_base + VMSHIM_PORT_BLOCK - 1, q->name);
 	}
 }

@@ -8,9 +8,8 @@
 #include "host_policy.h"
 #include "statements.h"
 #include "vmshim/ports.h"
+#include "vmshim/relayproto.h"
 
-#define VSOCK_PORT_MAX 4294967294u
-#define RELAY_SOURCE_PORTS 1023u
 
 /* A reach statement as written: names are resolved once every guest is known. */
 struct pending_reach {
@@ -64,7 +63,7 @@ static int global_number(struct stmt_reader *r, const char *keyword, unsigned *l
 static int st_port(struct stmt_reader *r)
 {
 	return global_number(r, "port", &build(r)->port_line, 1024,
-			     VSOCK_PORT_MAX - RELAY_SOURCE_PORTS, "", &build(r)->pol->port);
+			     VMSHIM_VSOCK_PORT_MAX - RELAYPROTO_SOURCE_PORTS, "", &build(r)->pol->port);
 }
 
 static int st_max_connections(struct stmt_reader *r)
@@ -151,7 +150,7 @@ static int st_cid(struct stmt_reader *r)
 		return -1;
 	if (policy_parse_number(r->args[0], &v) < 0)
 		return stmt_fail(r, "cid %s is not a number", stmt_quote(r->args[0], q));
-	if (v == 0 || v == 2 || v > VSOCK_PORT_MAX)
+	if (v == 0 || v == 2 || v > VMSHIM_VSOCK_PORT_MAX)
 		return stmt_fail(r, "cid %s is not a guest's: a guest's cid is 1 (the relay's own "
 				    "kernel, for tests) or 3..4294967294",
 				 stmt_quote(r->args[0], q));
@@ -168,9 +167,9 @@ static int st_vsock_base(struct stmt_reader *r)
 	if (!lines || once_in_block(r, "vsock-base", &lines->base) < 0)
 		return -1;
 	if (policy_parse_number(r->args[0], &v) < 0 || v < 1024 ||
-	    v > VSOCK_PORT_MAX - (VMSHIM_PORT_BLOCK - 1))
+	    v > VMSHIM_VSOCK_PORT_MAX - (VMSHIM_PORT_BLOCK - 1))
 		return stmt_fail(r, "vsock-base %s is out of range 1024..%u",
-				 stmt_quote(r->args[0], q), VSOCK_PORT_MAX - (VMSHIM_PORT_BLOCK - 1));
+				 stmt_quote(r->args[0], q), VMSHIM_VSOCK_PORT_MAX - (VMSHIM_PORT_BLOCK - 1));
 	struct host_guest *g = &build(r)->pol->guests[build(r)->pol->n_guests - 1];
 	g->has_block = true;
 	g->vsock_base = (uint32_t)v;
@@ -213,7 +212,7 @@ static int st_reach(struct stmt_reader *r)
 		return stmt_fail(r, "out of memory");
 	for (size_t i = 1; i < r->n_args; i++) {
 		uint64_t lo, hi;
-		if (stmt_range(r, r->args[i], "vsock port", 1, VSOCK_PORT_MAX, &lo, &hi) < 0)
+		if (stmt_range(r, r->args[i], "vsock port", 1, VMSHIM_VSOCK_PORT_MAX, &lo, &hi) < 0)
 			return -1;
 		pr->ranges[pr->n_ranges++] = (struct host_port_range){(uint32_t)lo, (uint32_t)hi};
 	}
@@ -258,10 +257,10 @@ static int check_guests(struct stmt_reader *r)
 					 g->name);
 		if (g->has_block && host_shares_cid(pol) && g->cid == 1 &&
 		    pol->port < g->vsock_base + VMSHIM_PORT_BLOCK &&
-		    g->vsock_base <= pol->port + RELAY_SOURCE_PORTS)
+		    g->vsock_base <= pol->port + RELAYPROTO_SOURCE_PORTS)
 			return stmt_fail(r, "guest %s: its vsock port block overlaps the relay's "
 					    "ports %u..%u",
-					 g->name, pol->port, pol->port + RELAY_SOURCE_PORTS);
+					 g->name, pol->port, pol->port + RELAYPROTO_SOURCE_PORTS);
 		for (size_t j = 0; j < i; j++) {
 			const struct host_guest *o = &pol->guests[j];
 			if (g->hybrid[0] && strcmp(g->hybrid, o->hybrid) == 0)

@@ -16,10 +16,10 @@
 #include "session.h"
 #include "transport.h"
 #include "vmshim/log.h"
+#include "vmshim/relayproto.h"
 
 #define BACKLOG 1024
 #define ACCEPTS_PER_EVENT 64 /* then the others get their turn */
-#define RELAY_SOURCE_PORTS 1023u
 
 /* One listener: the vsock one (guest -1: who called is read from the address), or a hybrid
  * guest's PATH_PORT. */
@@ -186,7 +186,7 @@ static int relay_socket(void)
 
 	if (fd < 0)
 		return -1;
-	for (uint32_t port = first; port < first + RELAY_SOURCE_PORTS; port++) {
+	for (uint32_t port = first; port < first + RELAYPROTO_SOURCE_PORTS; port++) {
 		struct sockaddr_vm svm = {
 			.svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY, .svm_port = port};
 		if (bind(fd, (struct sockaddr *)&svm, sizeof svm) == 0)
@@ -194,7 +194,7 @@ static int relay_socket(void)
 		if (errno != EADDRINUSE)
 			break;
 	}
-	log_warn("no free relay source port (%u..%u): %m", first, first + RELAY_SOURCE_PORTS - 1);
+	log_warn("no free relay source port (%u..%u): %m", first, first + RELAYPROTO_SOURCE_PORTS - 1);
 	close(fd);
 	return -1;
 }

@@ -13,6 +13,7 @@
 #define VMSHIM_CONTROL_OFFSET 131072u
 #define VMSHIM_V6_OFFSET 65536u
 #define VMSHIM_SOURCE_OFFSET 131072u
+#define VMSHIM_VSOCK_PORT_MAX 4294967294u /* the highest a block may use: VMADDR_PORT_ANY - 1 */
 
 static inline uint32_t vmshim_listen_port(uint32_t base, int ipv6, uint16_t tcp_port)
 {

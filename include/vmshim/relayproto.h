@@ -25,6 +25,9 @@
 #define RELAYPROTO_REPLY_SIZE 8
 #define RELAYPROTO_FROM_SIZE 16
 #define RELAYPROTO_FROM_PORT_SEEN 1u
+/* The relay's connections into guests come from this many vsock ports: the privileged
+ * 1..1023, or where it shares a CID with guests (tests) the ones after its own port. */
+#define RELAYPROTO_SOURCE_PORTS 1023u
 
 enum relayproto_type {
 	RELAYPROTO_REQUEST = 1,
