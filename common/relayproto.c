@@ -1,5 +1,7 @@
 /* The relay's three fixed-size messages (include/vmshim/relayproto.h). */
+#include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "vmshim/relayproto.h"
 
@@ -105,6 +107,20 @@ int relayproto_parse_from(const uint8_t in[RELAYPROTO_FROM_SIZE], struct relaypr
 	*from = (struct relayproto_addr){.cid = get32(in + 8), .port = get32(in + 12),
 					 .flags = flags};
 	return 0;
+}
+
+int relayproto_recv(int fd, uint8_t *buf, unsigned size, unsigned *have)
+{
+	ssize_t n = recv(fd, buf + *have, size - *have, MSG_DONTWAIT);
+
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR ? 0 : -1;
+	if (n == 0) {
+		errno = 0;
+		return -1;
+	}
+	*have += (unsigned)n;
+	return *have == size;
 }
 
 const char *relayproto_status_name(enum relayproto_status status)

@@ -46,7 +46,7 @@ struct outbound {
 	struct link *link;
 	bool connected;
 	bool asked_relay; /* the relay has the request, its reply is awaited */
-	size_t have;
+	unsigned have;
 	uint8_t reply[RELAYPROTO_REPLY_SIZE];
 };
 
@@ -485,15 +485,11 @@ static void on_relay_reply(struct outbound *o)
 {
 	enum relayproto_status status;
 	const char *why = NULL;
-	ssize_t n = recv(o->w.fd, o->reply + o->have, sizeof(o->reply) - o->have, MSG_DONTWAIT);
+	int got = relayproto_recv(o->w.fd, o->reply, sizeof(o->reply), &o->have);
 
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+	if (got == 0)
 		return;
-	if (n > 0)
-		o->have += (size_t)n;
-	if (n > 0 && o->have < sizeof(o->reply))
-		return;
-	if (n <= 0)
+	if (got < 0)
 		why = "the relay closed the connection";
 	else if (relayproto_parse_reply(o->reply, &status, &why) == 0 && status != RELAY_OK)
 		why = relayproto_status_name(status);

@@ -47,16 +47,13 @@ static void on_readable(struct watch *w, uint32_t events)
 	const char *why;
 
 	(void)events;
-	ssize_t n = recv(w->fd, p->from + p->have, sizeof(p->from) - p->have, MSG_DONTWAIT);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+	int got = relayproto_recv(w->fd, p->from, sizeof(p->from), &p->have);
+	if (got == 0)
 		return;
-	if (n <= 0) {
-		drop(p, n == 0 ? "closed before FROM" : "unreadable");
+	if (got < 0) {
+		drop(p, errno ? "unreadable" : "closed before FROM");
 		return;
 	}
-	p->have += (unsigned)n;
-	if (p->have < sizeof(p->from))
-		return;
 	if (relayproto_parse_from(p->from, &addr, &why) < 0) {
 		drop(p, why);
 		return;

@@ -16,11 +16,6 @@ static struct copy_dir *dir_from(struct session *s, const struct end *from)
 	return from == &s->caller ? &s->up : &s->down;
 }
 
-static struct end *other_end(struct session *s, const struct end *e)
-{
-	return e == &s->caller ? &s->dest : &s->caller;
-}
-
 int copy_start(struct session *s)
 {
 	s->up.buf = malloc(relay.policy->buffer);
@@ -75,7 +70,7 @@ static int flush(struct session *s, struct copy_dir *d, struct end *to)
 static int fill(struct session *s, struct end *from)
 {
 	struct copy_dir *d = dir_from(s, from);
-	struct end *to = other_end(s, from);
+	struct end *to = session_other(s, from);
 	uint32_t size = relay.policy->buffer;
 
 	for (int i = 0; i < READS_PER_EVENT && !from->eof; i++) {
@@ -102,7 +97,7 @@ static int fill(struct session *s, struct end *from)
 
 void copy_on_event(struct session *s, struct end *e, uint32_t events)
 {
-	struct end *other = other_end(s, e);
+	struct end *other = session_other(s, e);
 
 	if (events & EPOLLHUP)
 		e->gone = true;

@@ -38,15 +38,10 @@ static int watch_end(struct session *s, struct end *e, int fd, uint32_t events)
 	return 0;
 }
 
-static struct relay_counters *counters_of(const struct session *s)
-{
-	return &relay.per_guest_counters[s->from];
-}
-
-/* Counts one event in the caller's counters and the total. */
-#define COUNT(s, field)                                                                           \
+/* Counts one event in a calling guest's counters and the total. */
+#define COUNT(guest, field)                                                                       \
 	do {                                                                                      \
-		counters_of(s)->field++;                                                          \
+		relay.per_guest_counters[guest].field++;                                          \
 		relay.total.field++;                                                              \
 	} while (0)
 
@@ -66,7 +61,7 @@ static const char *name_of(int guest)
 
 void session_end(struct session *s, const char *why)
 {
-	struct relay_counters *c = counters_of(s);
+	struct relay_counters *c = &relay.per_guest_counters[s->from];
 
 	log_debug("connection %lu %s -> %s port %u: %s", s->id, name_of(s->from), name_of(s->to),
 		  s->dest_port, why);
@@ -85,8 +80,7 @@ void session_end(struct session *s, const char *why)
 	for (struct end *e = &s->caller; e; e = e == &s->caller ? &s->dest : NULL) {
 		if (e->w.fd < 0)
 			continue;
-		if (e->w.on_event)
-			loop_retire(&e->w);
+		loop_retire(&e->w);
 		close(e->w.fd);
 		e->w.fd = -1;
 	}
@@ -94,8 +88,7 @@ void session_end(struct session *s, const char *why)
 	*(s->next ? &s->next->prev : &last) = s->prev;
 	relay.n_sessions--;
 	relay.per_guest[s->from]--;
-	if (s->refs == 0)
-		free(s);
+	/* freed when the loop releases the last of its watches (end_release) */
 }
 
 /* Ends a session that has not reached FORWARD, telling the caller why. */
@@ -116,7 +109,7 @@ static bool drained(struct session *s, const struct end *from)
 void session_settle(struct session *s)
 {
 	for (struct end *e = &s->caller; e; e = e == &s->caller ? &s->dest : NULL) {
-		struct end *other = e == &s->caller ? &s->dest : &s->caller;
+		struct end *other = session_other(s, e);
 		if (!e->eof || other->shut || !drained(s, e))
 			continue;
 		shutdown(other->w.fd, SHUT_WR);
@@ -148,7 +141,7 @@ static void forward(struct session *s)
 
 	relayproto_from(from, g->cid, s->source_port, s->port_seen ? RELAYPROTO_FROM_PORT_SEEN : 0);
 	if (send(s->dest.w.fd, from, sizeof from, MSG_DONTWAIT | MSG_NOSIGNAL) != sizeof from) {
-		COUNT(s, unreachable);
+		COUNT(s->from, unreachable);
 		refuse(s, RELAY_UNREACHABLE, "destination closed before FROM");
 		return;
 	}
@@ -156,12 +149,12 @@ static void forward(struct session *s)
 				       &s->splice_id) == 0) {
 		s->spliced = true;
 	} else if (copy_start(s) < 0) {
-		COUNT(s, busy);
+		COUNT(s->from, busy);
 		refuse(s, RELAY_BUSY, "no memory for its buffers");
 		return;
 	}
 	s->state = SESSION_FORWARD;
-	COUNT(s, relayed);
+	COUNT(s->from, relayed);
 	reply(s, RELAY_OK);
 	log_debug("connection %lu %s -> %s port %u: forwarding (%s)", s->id, name_of(s->from),
 		  name_of(s->to), s->dest_port, s->spliced ? "sockmap" : "copy");
@@ -170,23 +163,20 @@ static void forward(struct session *s)
 
 static void on_request(struct session *s)
 {
-	ssize_t n = recv(s->caller.w.fd, s->request + s->have, sizeof s->request - s->have, 0);
+	int got = relayproto_recv(s->caller.w.fd, s->request, sizeof s->request, &s->have);
 	struct relayproto_addr dest;
 	uint32_t told_port;
 	const char *why;
 
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+	if (got == 0)
 		return;
-	if (n <= 0) {
-		COUNT(s, bad_requests);
-		session_end(s, n == 0 ? "closed before its request" : strerror(errno));
+	if (got < 0) {
+		COUNT(s->from, bad_requests);
+		session_end(s, errno ? strerror(errno) : "closed before its request");
 		return;
 	}
-	s->have += (unsigned)n;
-	if (s->have < sizeof s->request)
-		return;
 	if (relayproto_parse_request(s->request, &dest, &told_port, &why) < 0) {
-		COUNT(s, bad_requests);
+		COUNT(s->from, bad_requests);
 		log_info("connection from %s: bad request (%s), closed", name_of(s->from), why);
 		refuse(s, RELAY_BAD_REQUEST, why);
 		return;
@@ -196,7 +186,7 @@ static void on_request(struct session *s)
 	s->dest_port = dest.port;
 	s->to = host_guest_owning(relay.policy, dest.cid, dest.port);
 	if (s->to < 0 || !host_may_reach(relay.policy, (size_t)s->from, (size_t)s->to, dest.port)) {
-		COUNT(s, refused);
+		COUNT(s->from, refused);
 		log_info("connection from %s to cid %u port %u refused by the host policy",
 			 name_of(s->from), dest.cid, dest.port);
 		refuse(s, RELAY_REFUSED, "refused by the host policy");
@@ -207,7 +197,7 @@ static void on_request(struct session *s)
 		if (fd >= 0)
 			close(fd);
 		s->dest.w.fd = -1;
-		COUNT(s, unreachable);
+		COUNT(s->from, unreachable);
 		refuse(s, RELAY_UNREACHABLE, "cannot connect to the destination");
 		return;
 	}
@@ -224,7 +214,7 @@ static void on_dialed(struct session *s)
 	socklen_t len = sizeof err;
 
 	if (getsockopt(s->dest.w.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err) {
-		COUNT(s, unreachable);
+		COUNT(s->from, unreachable);
 		refuse(s, RELAY_UNREACHABLE, err ? strerror(err) : "SO_ERROR");
 		return;
 	}
@@ -235,7 +225,7 @@ static void on_dialed(struct session *s)
 	char line[24];
 	int n = hybrid_connect_line(line, s->dest_port);
 	if (send(s->dest.w.fd, line, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) != n) {
-		COUNT(s, unreachable);
+		COUNT(s->from, unreachable);
 		refuse(s, RELAY_UNREACHABLE, "hybrid socket closed");
 		return;
 	}
@@ -256,7 +246,7 @@ static void on_handshake(struct session *s)
 	size_t take = nl ? (size_t)(nl - (s->line + s->have)) + 1 : (size_t)(n > 0 ? n : 0);
 	if (n <= 0 || recv(s->dest.w.fd, s->line + s->have, take, 0) != (ssize_t)take ||
 	    (!nl && s->have + take == sizeof s->line - 1)) {
-		COUNT(s, unreachable);
+		COUNT(s->from, unreachable);
 		refuse(s, RELAY_UNREACHABLE, "hybrid socket refused the port");
 		return;
 	}
@@ -265,7 +255,7 @@ static void on_handshake(struct session *s)
 		return;
 	s->line[s->have - 1] = '\0';
 	if (!hybrid_accepted(s->line)) {
-		COUNT(s, unreachable);
+		COUNT(s->from, unreachable);
 		refuse(s, RELAY_UNREACHABLE, "hybrid socket did not answer OK");
 		return;
 	}
@@ -295,7 +285,7 @@ static void on_end_event(struct watch *w, uint32_t events)
 	case SESSION_DIALING:
 	case SESSION_HANDSHAKE:
 		if (e == &s->caller) {
-			COUNT(s, unreachable);
+			COUNT(s->from, unreachable);
 			session_end(s, "caller left while dialing");
 		} else if (s->state == SESSION_DIALING) {
 			on_dialed(s);
@@ -315,15 +305,12 @@ static void on_end_event(struct watch *w, uint32_t events)
 void session_start(int fd, int from, uint32_t source_port, bool port_seen)
 {
 	const struct host_policy *pol = relay.policy;
-	struct relay_counters *c = &relay.per_guest_counters[from];
 	struct session *s = NULL;
 
-	c->accepted++;
-	relay.total.accepted++;
+	COUNT(from, accepted);
 	if (relay.n_sessions >= pol->max_connections || relay.per_guest[from] >= pol->max_per_guest) {
 		uint8_t msg[RELAYPROTO_REPLY_SIZE];
-		c->busy++;
-		relay.total.busy++;
+		COUNT(from, busy);
 		log_info("connection from %s refused: %s", pol->guests[from].name,
 			 relay.n_sessions >= pol->max_connections ? "max-connections reached"
 								  : "its max-per-guest reached");
@@ -369,10 +356,10 @@ void session_tick(void)
 		if (now < s->deadline_ms)
 			continue;
 		if (s->state == SESSION_REQUEST) {
-			COUNT(s, bad_requests);
+			COUNT(s->from, bad_requests);
 			session_end(s, "no request in time");
 		} else {
-			COUNT(s, unreachable);
+			COUNT(s->from, unreachable);
 			refuse(s, RELAY_UNREACHABLE, "destination too slow");
 		}
 	}

@@ -53,6 +53,12 @@ struct session {
 	struct session *prev, *next;
 };
 
+/* The end across from e. */
+static inline struct end *session_other(struct session *s, const struct end *e)
+{
+	return e == &s->caller ? &s->dest : &s->caller;
+}
+
 /* A guest connected to the relay on fd (non-blocking). from is its index; source_port is
  * its vsock port where the host sees it (port_seen), else 0 until its request says. Takes
  * fd in every case. */

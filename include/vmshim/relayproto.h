@@ -66,4 +66,9 @@ int relayproto_parse_from(const uint8_t in[RELAYPROTO_FROM_SIZE], struct relaypr
 
 const char *relayproto_status_name(enum relayproto_status status);
 
+/* Reads more of a fixed-size message of size bytes from fd, without blocking, into buf,
+ * which holds *have of them: 1 once it is whole, 0 while more is to come, -1 at EOF (errno
+ * 0) or on an error. Never reads past the message: what follows belongs to the connection. */
+int relayproto_recv(int fd, uint8_t *buf, unsigned size, unsigned *have);
+
 #endif
