@@ -158,6 +158,9 @@ $(BUILD)/bench/%: bench/%.c
 	@mkdir -p $(@D)
 	$(CC) $(ALLFLAGS) -Itests/progs $(LDSAN) -o $@ $<
 
+# The relay's sockmap engine and its test program.
+include relay/splice.mk
+
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
 # The long forms of what CI runs briefly.

@@ -1,42 +1,315 @@
-/* PLACEHOLDER until the sockmap engine lands (helper branch `sockmap`): never splices. */
+/* The sockmap engine (splice.h): loads splice.bpf.c through its bpftool skeleton, puts the
+ * pairs into its maps and reads its byte counts from an array mapped into this process, so
+ * that splice_bytes and splice_drained cost no system call but one peek. */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 
 #include "splice.h"
+#include "splice.skel.h"
+
+/* The layouts of splice.bpf.c's `socks` and `dirs` values; splice_open checks the sizes. */
+struct splice_sock {
+	uint32_t target, dir_out, dir_in;
+};
+
+struct splice_dir {
+	uint64_t in, out;
+	int32_t err;
+	uint32_t pad;
+};
+
+/* How long taking a pair out after a failed splice_add waits for the bytes the kernel
+ * had already taken to be sent: 1 ms steps. */
+#define UNDO_WAIT_STEPS 1000
+
+struct pair {
+	int fd[2]; /* -1: free */
+	uint64_t cookie[2]; /* 0: not in `socks` (the kernel's cookies start at 1) */
+};
+
+struct splice_engine {
+	struct splice_bpf *skel;
+	int redir, verd, socks; /* map descriptors */
+	struct splice_dir *dirs; /* 2 per pair: a->b, b->a */
+	size_t dirs_len;
+	unsigned max_pairs;
+	struct pair *pairs;
+	/* Free ids in a ring, reused oldest first: a send the kernel was still finishing for a
+	 * pair just taken out then cannot count into the pair that follows it. */
+	unsigned *ring, head, n_free;
+};
+
+static __thread char libbpf_msg[200];
+
+/* libbpf's last warning, for the reason splice_open gives. */
+static int keep_libbpf_msg(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (level != LIBBPF_DEBUG) {
+		vsnprintf(libbpf_msg, sizeof(libbpf_msg), fmt, ap);
+		libbpf_msg[strcspn(libbpf_msg, "\n")] = '\0';
+	}
+	return 0;
+}
+
+void splice_close(struct splice_engine *e)
+{
+	if (!e)
+		return;
+	if (e->dirs)
+		munmap(e->dirs, e->dirs_len);
+	splice_bpf__destroy(e->skel); /* closing the maps takes every socket out */
+	free(e->pairs);
+	free(e->ring);
+	free(e);
+}
 
 int splice_open(struct splice_engine **out, unsigned max_pairs, char *err, size_t errlen)
 {
-	(void)out;
-	(void)max_pairs;
-	snprintf(err, errlen, "built without the sockmap engine");
+	libbpf_print_fn_t old_print = libbpf_set_print(keep_libbpf_msg);
+	struct splice_engine *e = calloc(1, sizeof(*e));
+	const char *step = "memory";
+
+	libbpf_msg[0] = '\0';
+	if (!e)
+		goto fail;
+	if (max_pairs == 0 || max_pairs > 1u << 20) {
+		step = "max_pairs";
+		errno = EINVAL;
+		goto fail;
+	}
+	e->max_pairs = max_pairs;
+	e->redir = e->verd = e->socks = -1;
+	e->pairs = calloc(max_pairs, sizeof(*e->pairs));
+	e->ring = calloc(max_pairs, sizeof(*e->ring));
+	if (!e->pairs || !e->ring)
+		goto fail;
+	for (unsigned i = 0; i < max_pairs; i++) {
+		e->pairs[i].fd[0] = e->pairs[i].fd[1] = -1;
+		e->ring[i] = i;
+	}
+	e->n_free = max_pairs;
+
+	step = "open the BPF object";
+	e->skel = splice_bpf__open();
+	if (!e->skel)
+		goto fail;
+	struct bpf_map *maps[] = { e->skel->maps.redir, e->skel->maps.verd, e->skel->maps.socks,
+				   e->skel->maps.dirs };
+	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++)
+		if (bpf_map__set_max_entries(maps[i], 2 * max_pairs))
+			goto fail;
+	step = "load the BPF programs";
+	if (splice_bpf__load(e->skel))
+		goto fail;
+	step = "map layout";
+	if (bpf_map__value_size(e->skel->maps.socks) != sizeof(struct splice_sock) ||
+	    bpf_map__value_size(e->skel->maps.dirs) != sizeof(struct splice_dir)) {
+		errno = EPROTO;
+		goto fail;
+	}
+	e->redir = bpf_map__fd(e->skel->maps.redir);
+	e->verd = bpf_map__fd(e->skel->maps.verd);
+	e->socks = bpf_map__fd(e->skel->maps.socks);
+	step = "attach the verdict program";
+	if (bpf_prog_attach(bpf_program__fd(e->skel->progs.splice_verdict), e->verd,
+			    BPF_SK_SKB_STREAM_VERDICT, 0))
+		goto fail;
+	step = "attach fexit/skb_send_sock";
+	if (splice_bpf__attach(e->skel))
+		goto fail;
+	step = "map the counters";
+	long page = sysconf(_SC_PAGESIZE);
+	e->dirs_len = (2 * max_pairs * sizeof(struct splice_dir) + page - 1) / page * page;
+	e->dirs = mmap(NULL, e->dirs_len, PROT_READ | PROT_WRITE, MAP_SHARED,
+		       bpf_map__fd(e->skel->maps.dirs), 0);
+	if (e->dirs == MAP_FAILED) {
+		e->dirs = NULL;
+		goto fail;
+	}
+	libbpf_set_print(old_print);
+	*out = e;
+	return 0;
+
+fail:;
+	int saved = errno;
+
+	snprintf(err, errlen, "%s: %s%s%s%s", step, strerror(saved),
+		 libbpf_msg[0] ? " (libbpf: " : "", libbpf_msg, libbpf_msg[0] ? ")" : "");
+	splice_close(e);
+	libbpf_set_print(old_print);
+	errno = saved;
 	return -1;
+}
+
+/* Whether bytes wait to be read on fd: on a spliced socket, ones the kernel did not take. */
+static int waiting(int fd)
+{
+	char c;
+
+	return recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
+static int valid(const struct splice_engine *e, unsigned id)
+{
+	return id < e->max_pairs && e->pairs[id].fd[0] >= 0;
+}
+
+static uint64_t load64(const uint64_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+
+/* Everything the verdict took has been handed to the other socket, in both directions.
+ * `out` is read before `in`: it never passes `in`, so equal values leave nothing behind. */
+static int all_sent(const struct splice_engine *e, unsigned id)
+{
+	for (int dir = 0; dir < 2; dir++) {
+		const struct splice_dir *d = &e->dirs[2 * id + dir];
+		uint64_t sent = load64(&d->out);
+
+		if (sent != load64(&d->in) && !__atomic_load_n(&d->err, __ATOMIC_ACQUIRE))
+			return 0;
+	}
+	return 1;
+}
+
+/* Out of `verd` first, which stops the verdicts, then out of `redir`, which drops the
+ * psock and with it whatever it still had to send. */
+static void take_out(struct splice_engine *e, unsigned id, int wait_sent)
+{
+	struct pair *p = &e->pairs[id];
+
+	for (unsigned k = 2 * id; k < 2 * id + 2; k++)
+		bpf_map_delete_elem(e->verd, &k);
+	for (int i = 0; wait_sent && i < UNDO_WAIT_STEPS && !all_sent(e, id); i++)
+		nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
+	for (unsigned k = 2 * id; k < 2 * id + 2; k++)
+		bpf_map_delete_elem(e->redir, &k);
+	for (int i = 0; i < 2; i++)
+		if (p->cookie[i])
+			bpf_map_delete_elem(e->socks, &p->cookie[i]);
+	p->fd[0] = p->fd[1] = -1;
+	e->ring[(e->head + e->n_free++) % e->max_pairs] = id;
 }
 
 int splice_add(struct splice_engine *e, int a, int b, unsigned *id)
 {
-	(void)e, (void)a, (void)b, (void)id;
-	errno = EOPNOTSUPP;
-	return -1;
+	int fd[2] = { a, b };
+	uint64_t cookie[2];
+
+	if (!e->n_free) {
+		errno = ENOSPC;
+		return -1;
+	}
+	for (int i = 0; i < 2; i++) {
+		socklen_t len = sizeof(cookie[i]);
+		int domain, type;
+		socklen_t ilen = sizeof(int);
+
+		if (getsockopt(fd[i], SOL_SOCKET, SO_DOMAIN, &domain, &ilen) < 0 ||
+		    getsockopt(fd[i], SOL_SOCKET, SO_TYPE, &type, &ilen) < 0 ||
+		    getsockopt(fd[i], SOL_SOCKET, SO_COOKIE, &cookie[i], &len) < 0)
+			return -1;
+		/* AF_UNIX: a peer's shutdown() throws the socket out of every sockmap
+		 * (unix_shutdown -> sock_map_unhash), dropping what its psock still held. */
+		if (domain != AF_VSOCK || type != SOCK_STREAM) {
+			errno = EOPNOTSUPP;
+			return -1;
+		}
+		if (waiting(fd[i])) {
+			errno = EBUSY;
+			return -1;
+		}
+	}
+
+	unsigned n = e->ring[e->head];
+	e->head = (e->head + 1) % e->max_pairs;
+	e->n_free--;
+	struct pair *p = &e->pairs[n];
+	p->fd[0] = a, p->fd[1] = b;
+	p->cookie[0] = p->cookie[1] = 0;
+	memset(&e->dirs[2 * n], 0, 2 * sizeof(e->dirs[0]));
+
+	int saved = 0;
+	for (int i = 0; i < 2 && !saved; i++) {
+		struct splice_sock s = { .target = 2 * n + !i, .dir_out = 2 * n + i,
+					 .dir_in = 2 * n + !i };
+
+		if (bpf_map_update_elem(e->socks, &cookie[i], &s, BPF_NOEXIST))
+			saved = errno == EEXIST ? EBUSY : errno; /* spliced already */
+		else
+			p->cookie[i] = cookie[i];
+	}
+	/* Both into `redir` before either gets the verdict, so that no redirect misses. */
+	int maps[2] = { e->redir, e->verd };
+	for (int m = 0; m < 2 && !saved; m++) {
+		for (int i = 0; i < 2 && !saved; i++) {
+			uint32_t key = 2 * n + i;
+			uint64_t value = (uint64_t)fd[i];
+
+			if (bpf_map_update_elem(maps[m], &key, &value, BPF_ANY))
+				saved = errno;
+		}
+	}
+	/* Bytes that came in between the check above and the verdict stay on their socket
+	 * and would wait there for the next ones to push them through: give the pair back. */
+	if (!saved && (waiting(a) || waiting(b)))
+		saved = EBUSY;
+	if (saved) {
+		take_out(e, n, 1);
+		errno = saved;
+		return -1;
+	}
+	*id = n;
+	return 0;
 }
 
 int splice_bytes(struct splice_engine *e, unsigned id, uint64_t *a_to_b, uint64_t *b_to_a)
 {
-	(void)e, (void)id, (void)a_to_b, (void)b_to_a;
-	return -1;
+	if (!valid(e, id)) {
+		errno = EINVAL;
+		return -1;
+	}
+	*a_to_b = load64(&e->dirs[2 * id].out);
+	*b_to_a = load64(&e->dirs[2 * id + 1].out);
+	return 0;
 }
 
 int splice_drained(struct splice_engine *e, unsigned id, int from)
 {
-	(void)e, (void)id, (void)from;
+	if (!valid(e, id) || (from != 0 && from != 1)) {
+		errno = EINVAL;
+		return -1;
+	}
+	const struct splice_dir *d = &e->dirs[2 * id + from];
+	uint64_t sent = load64(&d->out);
+	int err = __atomic_load_n(&d->err, __ATOMIC_ACQUIRE);
+
+	if (err) {
+		errno = err;
+		return -1;
+	}
+	if (sent != load64(&d->in))
+		return 0;
+	if (waiting(e->pairs[id].fd[from])) {
+		errno = EBUSY;
+		return -1;
+	}
 	return 1;
 }
 
 void splice_remove(struct splice_engine *e, unsigned id)
 {
-	(void)e, (void)id;
-}
-
-void splice_close(struct splice_engine *e)
-{
-	(void)e;
+	if (valid(e, id))
+		take_out(e, id, 0);
 }

@@ -1,5 +1,26 @@
-/* Forwarding in the kernel: a connected pair of sockets spliced through a BPF sockmap, so
- * that bytes never cross into user space (kernels with vsock in sockmap: 6.4 and later). */
+/* Forwarding in the kernel: a connected pair of AF_VSOCK stream sockets spliced through BPF
+ * sockmaps, so that bytes never cross into user space. Needs vsock in sockmap (Linux 6.4 and
+ * later), BTF, and CAP_BPF with CAP_NET_ADMIN (or root).
+ *
+ * AF_UNIX is refused (EOPNOTSUPP: copy it in user space): its peer's shutdown(), of any
+ * kind, takes the socket out of every sockmap (unix_shutdown calls the peer's
+ * sk_prot->unhash, which is sock_map_unhash), and the psock goes with whatever it still
+ * had to send or to hand to user space.
+ *
+ * While a pair is spliced:
+ * - EOF from a peer shows as EPOLLRDHUP and EPOLLIN on its socket, but read() is no guide:
+ *   it returns 0 only while bytes wait to be sent on that socket, else fails with EAGAIN
+ *   (vsock_bpf_recvmsg looks at the socket's own shutdown flags, not the peer's). Watch
+ *   EPOLLRDHUP.
+ * - Forwarded bytes never make a socket readable. EPOLLIN without EPOLLRDHUP means bytes the
+ *   kernel would not forward, as when the other connection is no longer established: read
+ *   them and write them to the other socket yourself (that write then reports the error).
+ * - A send that fails for good on one socket sets its SO_ERROR (EPOLLERR); the bytes queued
+ *   for it are lost, and splice_drained says so.
+ * - The kernel queues what it takes off one socket on the other's psock without limit (a
+ *   vsock socket returns credit as soon as the verdict takes the bytes): a peer that does
+ *   not read lets the other side fill kernel memory. Watch splice_bytes against what you
+ *   allow. */
 #ifndef RELAY_SPLICE_H
 #define RELAY_SPLICE_H
 
@@ -8,19 +29,37 @@
 
 struct splice_engine;
 
-/* Loads the BPF program and maps. -1 with a reason in err when this kernel cannot splice. */
+/* Loads the BPF programs and maps for up to max_pairs pairs. -1 with a reason in err when
+ * this kernel cannot splice at all (no BPF, no BTF, not privileged). A kernel that loads
+ * them may still refuse a socket type: splice_add says so. */
 int splice_open(struct splice_engine **out, unsigned max_pairs, char *err, size_t errlen);
 
-/* Hands a connected pair to the kernel: 0, or -1 with errno and nothing changed. */
+/* Hands a connected pair to the kernel; *id names it. 0, or -1 with errno, both sockets out
+ * of the kernel's hands, and every byte either still waiting on its own socket or already
+ * sent, in order, on the other one, so that the caller can copy instead:
+ *   EOPNOTSUPP  not two AF_VSOCK stream sockets, or a kernel without vsock in sockmap
+ *   EBUSY       bytes were waiting on a socket (the kernel only forwards what arrives after
+ *               the splice starts): read and forward them, then try again or keep copying
+ *   ENOSPC      max_pairs pairs are spliced already */
 int splice_add(struct splice_engine *e, int a, int b, unsigned *id);
 
-/* Bytes the kernel has forwarded a->b and b->a so far. */
+/* Bytes the kernel has sent a->b and b->a so far (handed to the other socket's sendmsg). */
 int splice_bytes(struct splice_engine *e, unsigned id, uint64_t *a_to_b, uint64_t *b_to_a);
 
-/* Whether everything that arrived on `from` (0: a, 1: b) has been sent on the other. */
+/* Whether everything that has arrived on `from` (0: a, 1: b) has been sent on the other
+ * socket. After EOF on `from` (EPOLLRDHUP), 1 is the exact moment to pass the half-close on
+ * with shutdown(other, SHUT_WR); the other direction keeps flowing. 0: bytes are still
+ * queued in the kernel (a slow reader on the other side), ask again later. -1 with errno:
+ *   EBUSY       bytes wait on `from` that the kernel will not forward; all before them have
+ *               been sent, so read them and write them to the other socket yourself
+ *   other       sending on the other socket failed for good (EPIPE, ECONNRESET, ...): the
+ *               bytes queued for it are lost */
 int splice_drained(struct splice_engine *e, unsigned id, int from);
 
+/* Takes both sockets out of the kernel's hands; the caller closes them. Bytes still queued
+ * for sending are dropped: first wait for splice_drained in each direction that matters. */
 void splice_remove(struct splice_engine *e, unsigned id);
+
 void splice_close(struct splice_engine *e);
 
 #endif

@@ -1,0 +1,26 @@
+# The relay's sockmap engine (relay/splice.*), for the Makefile to include: the BPF object
+# (clang -target bpf), its bpftool skeleton, and $(BUILD)/obj/relay/splice.o, which needs
+# SPLICE_LIBS when linked.
+SPLICE_GEN   = $(BUILD)/gen/relay
+SPLICE_LIBS  = -lbpf
+BPF_CLANG   ?= clang
+# -target bpf leaves out the multiarch directory where Debian keeps <asm/types.h>.
+BPF_CFLAGS   = -O2 -g -target bpf -Wall -Werror \
+	-idirafter /usr/include/$(shell $(CC) -print-multiarch)
+
+$(SPLICE_GEN)/splice.bpf.o: relay/splice.bpf.c
+	@mkdir -p $(@D)
+	$(BPF_CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(SPLICE_GEN)/splice.skel.h: $(SPLICE_GEN)/splice.bpf.o
+	bpftool gen skeleton $< name splice_bpf > $@.tmp
+	mv $@.tmp $@
+
+$(BUILD)/obj/relay/splice.o: relay/splice.c relay/splice.h $(SPLICE_GEN)/splice.skel.h
+	@mkdir -p $(@D)
+	$(CC) $(ALLFLAGS) -I$(SPLICE_GEN) -c $< -o $@
+
+# The engine's test, run in the test VM.
+$(BUILD)/progs/splice_check: tests/progs/splice_check.c $(BUILD)/obj/relay/splice.o
+	@mkdir -p $(@D)
+	$(CC) $(ALLFLAGS) -Irelay $(LDSAN) -o $@ $< $(BUILD)/obj/relay/splice.o $(SPLICE_LIBS)

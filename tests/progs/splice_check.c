@@ -1,0 +1,623 @@
+/* splice_check: the relay's sockmap engine (relay/splice.c) on real socket pairs. Inside the
+ * test VM only: its vsock connections go to CID 1 (loopback).
+ *
+ *   splice_check COMBO:EXPECT...   COMBO is the types of the relay's two sockets a and b
+ *                                  (vv, vu, uu: v AF_VSOCK, u AF_UNIX); EXPECT is splice
+ *                                  (every check must pass spliced), fallback (splice_open
+ *                                  or splice_add must refuse, and the sockets still work) or
+ *                                  any (whichever happens, checked as such)
+ *   splice_check bench MIB         one vsock<->vsock pair: spliced vs a user-space copy loop
+ *
+ * Each pair is relay socket a <-> guest end A, relay socket b <-> guest end B; this program
+ * plays the guests (threads) and the relay (main thread, epoll). */
+#include <errno.h>
+#include <linux/vm_sockets.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <sys/epoll.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "progs.h"
+#include "splice.h"
+
+#define PORT 7790
+#define TIMEOUT_S 30 /* every blocking call and wait of the test */
+#define BANNER 100
+
+static int listener = -1;
+static int failures;
+
+static void check(bool ok, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	printf("    %s ", ok ? "ok:  " : "FAIL:");
+	vprintf(fmt, ap);
+	printf("\n");
+	fflush(stdout);
+	va_end(ap);
+	failures += !ok;
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void timeouts(int fd)
+{
+	struct timeval tv = { .tv_sec = TIMEOUT_S };
+
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0)
+		die("timeouts");
+}
+
+/* A connected pair of the given kind: *relay is the relay's end, *guest the guest's. */
+static void connection(char kind, int *relay, int *guest)
+{
+	if (kind == 'u') {
+		int sv[2];
+
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+			die("socketpair");
+		*relay = sv[0], *guest = sv[1];
+	} else {
+		struct sockaddr_vm to = { .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_LOCAL,
+					  .svm_port = PORT };
+		int c = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+		if (c < 0 || connect(c, (struct sockaddr *)&to, sizeof(to)) < 0)
+			die("vsock connect to 1:%d", PORT);
+		int s = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
+		if (s < 0)
+			die("vsock accept");
+		*relay = c, *guest = s;
+	}
+	timeouts(*relay);
+	timeouts(*guest);
+}
+
+/* One guest's side of a pair: optionally read a stream until EOF, then write one. The
+ * stream in each direction is pattern_byte(seed + offset). */
+struct guest {
+	int fd;
+	size_t read_n;	   /* bytes expected before EOF; 0: read nothing */
+	size_t write_from; /* first offset written (bytes before it came another way) */
+	size_t write_n;	   /* end of the stream written; then shutdown(SHUT_WR) */
+	unsigned read_seed, write_seed;
+	unsigned slow_us;  /* pause after every 4 KiB read: a slow reader */
+	bool read_first;   /* answer only after EOF (request, then response) */
+	bool close_early;  /* read nothing, close at once: the relay's sends fail */
+	/* results */
+	size_t got;
+	bool eof, bad;
+	double done_at;
+	pthread_t thread;
+};
+
+static void guest_read(struct guest *g)
+{
+	size_t chunk = g->slow_us ? 4096 : 65536;
+	unsigned char *buf = malloc(chunk);
+
+	if (!buf)
+		die("malloc");
+	for (;;) {
+		ssize_t r = read(g->fd, buf, chunk);
+
+		if (r <= 0) {
+			g->eof = r == 0;
+			break;
+		}
+		for (ssize_t i = 0; i < r && !g->bad; i++)
+			g->bad = buf[i] != pattern_byte(g->read_seed + g->got + (size_t)i);
+		g->got += (size_t)r;
+		if (g->slow_us)
+			usleep(g->slow_us);
+	}
+	g->done_at = now();
+	free(buf);
+}
+
+static void guest_write(struct guest *g)
+{
+	unsigned char buf[65536];
+
+	for (size_t off = g->write_from; off < g->write_n;) {
+		size_t n = g->write_n - off < sizeof(buf) ? g->write_n - off : sizeof(buf);
+
+		for (size_t i = 0; i < n; i++)
+			buf[i] = pattern_byte(g->write_seed + off + i);
+		ssize_t w = write(g->fd, buf, n);
+		if (w <= 0)
+			return;
+		off += (size_t)w;
+	}
+	shutdown(g->fd, SHUT_WR);
+}
+
+static void *guest_main(void *arg)
+{
+	struct guest *g = arg;
+
+	if (g->close_early) {
+		close(g->fd);
+		return NULL;
+	}
+	if (g->read_first) {
+		guest_read(g);
+		guest_write(g);
+	} else {
+		if (g->write_n)
+			guest_write(g);
+		if (g->read_n)
+			guest_read(g);
+	}
+	return NULL;
+}
+
+static void start(struct guest *g)
+{
+	if (pthread_create(&g->thread, NULL, guest_main, g))
+		die("pthread_create");
+}
+
+/* The relay's view of EOF on one socket: the epoll events it saw, what recv said. */
+struct eof_seen {
+	uint32_t events;
+	ssize_t recv_ret;
+	int recv_errno;
+};
+
+static const char *show_events(uint32_t ev, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s%s%s%s", ev & EPOLLIN ? "IN " : "", ev & EPOLLRDHUP ? "RDHUP " : "",
+		 ev & EPOLLHUP ? "HUP " : "", ev & EPOLLERR ? "ERR " : "");
+	return buf;
+}
+
+/* Relay: wait for EOF on the sockets in `want` (bit 0: a, bit 1: b); for each, wait until
+ * splice_drained (if `wait`) and pass the half-close on. As the real relay must, it copies
+ * in user space whatever the kernel left readable (counted: forwarded bytes never make a
+ * socket readable), and counts the drained checks that said "not yet". */
+struct relay_run {
+	bool wait;
+	bool done[2];
+	struct eof_seen seen[2];
+	int drained_ret[2], drained_errno[2];
+	unsigned not_yet[2];
+	size_t copied[2];
+	int copy_errno; /* of a write that failed while copying */
+};
+
+/* Copies what is readable on `from` to `to` now; false once `from` has nothing or `to`
+ * takes no more (errno in *err). */
+static bool copy_ready(int from, int to, size_t *copied, int *err)
+{
+	char buf[65536];
+	ssize_t n = recv(from, buf, sizeof(buf), MSG_DONTWAIT);
+
+	if (n <= 0)
+		return false;
+	for (ssize_t off = 0, w; off < n; off += w)
+		if ((w = write(to, buf + off, (size_t)(n - off))) <= 0) {
+			*err = errno;
+			return false;
+		}
+	*copied += (size_t)n;
+	return true;
+}
+
+static void relay_half_closes(struct splice_engine *e, unsigned id, const int fd[2],
+			      struct relay_run *r, unsigned want)
+{
+	int expect_eofs = 0;
+
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	double end = now() + TIMEOUT_S;
+
+	for (int i = 0; i < 2; i++) {
+		struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.u32 = (uint32_t)i };
+
+		if (!(want & (1u << i)))
+			continue;
+		if (epoll_ctl(ep, EPOLL_CTL_ADD, fd[i], &ev) < 0)
+			die("epoll_ctl");
+		expect_eofs++;
+	}
+	for (int eofs = 0; eofs < expect_eofs && now() < end;) {
+		struct epoll_event evs[2];
+		int n = epoll_wait(ep, evs, 2, 100);
+
+		for (int k = 0; k < n; k++) {
+			int i = (int)evs[k].data.u32;
+			char c;
+
+			if (!(evs[k].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
+				copy_ready(fd[i], fd[!i], &r->copied[i], &r->copy_errno);
+				continue;
+			}
+			r->seen[i].events = evs[k].events;
+			r->seen[i].recv_ret = recv(fd[i], &c, 1, MSG_PEEK | MSG_DONTWAIT);
+			r->seen[i].recv_errno = errno;
+			epoll_ctl(ep, EPOLL_CTL_DEL, fd[i], NULL);
+			int d = 1;
+			while (r->wait && now() < end) {
+				d = splice_drained(e, id, i);
+				if (d == 0) {
+					r->not_yet[i]++;
+					usleep(1000);
+				} else if (d < 0 && errno == EBUSY) {
+					while (copy_ready(fd[i], fd[!i], &r->copied[i], &r->copy_errno))
+						;
+				} else {
+					break;
+				}
+			}
+			r->drained_ret[i] = d;
+			r->drained_errno[i] = d < 0 ? errno : 0;
+			shutdown(fd[!i], SHUT_WR);
+			r->done[i] = true;
+			eofs++;
+		}
+	}
+	close(ep);
+}
+
+static void join(struct guest *g)
+{
+	pthread_join(g->thread, NULL);
+}
+
+static const char *kind_name(char k)
+{
+	return k == 'v' ? "vsock" : "unix";
+}
+
+/* The guests write and read at once (full duplex): a thread each way. */
+static void duplex(struct guest g[2], struct guest w[2])
+{
+	for (int i = 0; i < 2; i++) {
+		w[i] = g[i];
+		w[i].read_n = 0;
+		g[i].write_n = 0;
+		start(&w[i]), start(&g[i]);
+	}
+}
+
+/* Both directions at once, 4 MiB each, each half-close passed on once drained. */
+static void both_ways(struct splice_engine *e, unsigned id, const int fd[2], struct guest g[2])
+{
+	size_t n = 4u << 20;
+	struct relay_run r = { .wait = true };
+	struct guest w[2];
+	char ev[40];
+
+	g[0].write_n = g[0].read_n = g[1].write_n = g[1].read_n = n;
+	duplex(g, w);
+	relay_half_closes(e, id, fd, &r, 3);
+	join(&g[0]), join(&g[1]), join(&w[0]), join(&w[1]);
+
+	uint64_t ab = 0, ba = 0;
+	splice_bytes(e, id, &ab, &ba);
+	check(g[1].got == n && g[1].eof && !g[1].bad && g[0].got == n && g[0].eof && !g[0].bad,
+	      "both ways at once: A->B %zu bytes%s%s, B->A %zu bytes%s%s (of %zu each)", g[1].got,
+	      g[1].eof ? " then EOF" : "", g[1].bad ? " CORRUPT" : "", g[0].got,
+	      g[0].eof ? " then EOF" : "", g[0].bad ? " CORRUPT" : "", n);
+	check(ab == n && ba == n, "splice_bytes: a->b %llu, b->a %llu", (unsigned long long)ab,
+	      (unsigned long long)ba);
+	check(r.copied[0] + r.copied[1] == 0,
+	      "the kernel forwarded every byte (the relay copied %zu a->b, %zu b->a)", r.copied[0],
+	      r.copied[1]);
+	for (int i = 0; i < 2; i++)
+		printf("    seen: EOF on %c%s: epoll %s; recv(MSG_PEEK|MSG_DONTWAIT) = %zd%s%s; "
+		       "splice_drained %d%s%s\n", "ab"[i], r.done[i] ? "" : " NEVER",
+		       show_events(r.seen[i].events, ev, sizeof(ev)), r.seen[i].recv_ret,
+		       r.seen[i].recv_ret < 0 ? " " : "",
+		       r.seen[i].recv_ret < 0 ? strerror(r.seen[i].recv_errno) : "",
+		       r.drained_ret[i], r.drained_ret[i] < 0 ? " " : "",
+		       r.drained_ret[i] < 0 ? strerror(r.drained_errno[i]) : "");
+}
+
+/* A sends a request and EOF; B answers only after that EOF reached it. */
+static void request_response(struct splice_engine *e, unsigned id, const int fd[2],
+			     struct guest g[2])
+{
+	size_t req = 1u << 20, resp = 3u << 20;
+	struct relay_run r = { .wait = true };
+
+	g[0].write_n = req, g[0].read_n = resp;
+	g[1].read_n = req, g[1].write_n = resp, g[1].read_first = true;
+	start(&g[0]), start(&g[1]);
+	relay_half_closes(e, id, fd, &r, 3);
+	join(&g[0]), join(&g[1]);
+	check(g[1].got == req && g[1].eof && !g[1].bad && g[0].got == resp && g[0].eof && !g[0].bad,
+	      "half-close: request %zu of %zu bytes then EOF at B, then response %zu of %zu bytes "
+	      "then EOF at A", g[1].got, req, g[0].got, resp);
+	printf("    seen: the relay copied %zu bytes of the response itself\n", r.copied[1]);
+}
+
+/* B reads slowly: at A's EOF most bytes still wait in the kernel (the psock backlog retries
+ * as B's buffer frees). With `wait` false, the control: shut down at once. */
+static void slow_reader(struct splice_engine *e, unsigned id, const int fd[2], struct guest g[2],
+			bool wait)
+{
+	size_t n = 2u << 20;
+	struct relay_run r = { .wait = wait };
+
+	g[0].write_n = n;
+	g[1].read_n = n, g[1].slow_us = 1000;
+	start(&g[0]), start(&g[1]);
+	relay_half_closes(e, id, fd, &r, 1);
+	join(&g[1]);
+	shutdown(fd[1], SHUT_RDWR); /* lets A's writer end if the control broke the pair */
+	join(&g[0]);
+	if (wait) {
+		check(g[1].got == n && g[1].eof && !g[1].bad && r.drained_ret[0] == 1,
+		      "slow reader: %zu of %zu bytes then EOF at B; splice_drained said 'not yet' "
+		      "%u times first", g[1].got, n, r.not_yet[0]);
+		check(r.not_yet[0] > 0, "the slow reader kept bytes in the kernel at EOF");
+		return;
+	}
+	int d = splice_drained(e, id, 0);
+	check(g[1].got < n, "control, shutdown(b) at A's EOF without splice_drained: B got %zu of "
+	      "%zu bytes%s", g[1].got, n, g[1].eof ? " then EOF" : "");
+	check(d < 0, "control: splice_drained then says %d (%s)", d, d < 0 ? strerror(errno) : "");
+}
+
+/* B speaks first (a banner) before the splice: splice_add must refuse, the relay forwards
+ * the banner itself, and the retry splices the rest in order. */
+static void banner_first(struct splice_engine *e, const int fd[2], struct guest g[2])
+{
+	unsigned char buf[BANNER];
+	unsigned id;
+	int fwd = 0;
+
+	for (size_t i = 0; i < BANNER; i++)
+		buf[i] = pattern_byte(g[1].write_seed + i);
+	if (write(g[1].fd, buf, BANNER) != BANNER)
+		die("banner");
+	usleep(100000); /* let it arrive */
+	int rc = splice_add(e, fd[0], fd[1], &id);
+	check(rc < 0 && errno == EBUSY, "banner waiting: splice_add refused (%s)",
+	      rc < 0 ? strerror(errno) : "it spliced");
+	if (rc == 0)
+		return;
+	if (read(fd[1], buf, BANNER) == BANNER)
+		fwd = (int)write(fd[0], buf, BANNER);
+	rc = splice_add(e, fd[0], fd[1], &id);
+	check(fwd == BANNER && rc == 0, "after forwarding the banner, splice_add %s",
+	      rc == 0 ? "spliced" : strerror(errno));
+	if (rc)
+		return;
+
+	struct relay_run r = { .wait = true };
+	struct guest w[2];
+	g[0].write_n = g[0].read_n = g[1].read_n = g[1].write_n = 1u << 20;
+	g[1].write_from = BANNER;
+	duplex(g, w);
+	relay_half_closes(e, id, fd, &r, 3);
+	join(&g[0]), join(&g[1]), join(&w[0]), join(&w[1]);
+	check(g[0].got == g[0].read_n && g[0].eof && !g[0].bad && g[1].got == g[1].read_n &&
+	      g[1].eof && !g[1].bad, "banner then spliced stream in order: B->A %zu, A->B %zu bytes",
+	      g[0].got, g[1].got);
+	splice_remove(e, id);
+}
+
+/* B's guest closes without reading: the relay must learn that its bytes go nowhere, from
+ * splice_drained (a send on b failed) or from its own copy of what the kernel would no
+ * longer redirect to b. */
+static void peer_gone(struct splice_engine *e, unsigned id, const int fd[2], struct guest g[2])
+{
+	size_t n = 1u << 20;
+	struct relay_run r = { .wait = true };
+
+	g[1].close_early = true;
+	start(&g[1]);
+	join(&g[1]);
+	usleep(100000);
+	g[0].write_n = n;
+	start(&g[0]);
+	relay_half_closes(e, id, fd, &r, 1);
+	join(&g[0]);
+	int d = r.drained_ret[0], err = r.drained_errno[0];
+
+	check(d < 0 || r.copy_errno == EPIPE,
+	      "B's guest gone: splice_drained(a) = %d%s%s; the relay copied %zu bytes itself%s%s",
+	      d, d < 0 ? " " : "", d < 0 ? strerror(err) : "", r.copied[0],
+	      r.copy_errno ? ", then its write failed: " : "",
+	      r.copy_errno ? strerror(r.copy_errno) : "");
+}
+
+typedef void scenario_fn(struct splice_engine *, unsigned, const int[2], struct guest[2]);
+
+/* A fresh pair of connections for one scenario: guests g[0] (A) and g[1] (B). */
+static void fresh(const char *combo, int fd[2], struct guest g[2])
+{
+	memset(g, 0, 2 * sizeof(*g));
+	connection(combo[0], &fd[0], &g[0].fd);
+	connection(combo[1], &fd[1], &g[1].fd);
+	g[0].write_seed = g[1].read_seed = 1;    /* A->B */
+	g[1].write_seed = g[0].read_seed = 5000; /* B->A */
+}
+
+static void close_pair(int fd[2], struct guest g[2])
+{
+	close(fd[0]), close(fd[1]);
+	if (!g[1].close_early)
+		close(g[1].fd);
+	close(g[0].fd);
+}
+
+/* Copies a->b in user space: what the relay does when the kernel cannot splice. */
+static bool copy_once(const int fd[2], struct guest g[2])
+{
+	unsigned char buf[4096];
+	size_t n = sizeof(buf);
+
+	for (size_t i = 0; i < n; i++)
+		buf[i] = pattern_byte(i);
+	if (write(g[0].fd, buf, n) != (ssize_t)n)
+		return false;
+	size_t got = 0;
+	while (got < n) {
+		ssize_t r = read(fd[0], buf, n - got);
+		if (r <= 0 || write(fd[1], buf, (size_t)r) != r)
+			return false;
+		got += (size_t)r;
+	}
+	for (got = 0; got < n;) {
+		ssize_t r = read(g[1].fd, buf + got, n - got);
+		if (r <= 0)
+			return false;
+		got += (size_t)r;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (buf[i] != pattern_byte(i))
+			return false;
+	return true;
+}
+
+static void run_combo(struct splice_engine *e, const char *combo, const char *expect)
+{
+	static const struct {
+		const char *name;
+		scenario_fn *fn;
+	} scenarios[] = { { "both ways", both_ways },
+			  { "request/response", request_response },
+			  { "slow reader", NULL },
+			  { "control", NULL },
+			  { "peer gone", peer_gone } };
+	int fd[2];
+	struct guest g[2];
+	unsigned id;
+
+	printf("== a %s, b %s (expect %s)\n", kind_name(combo[0]), kind_name(combo[1]), expect);
+	fresh(combo, fd, g);
+	int rc = e ? splice_add(e, fd[0], fd[1], &id) : -1;
+	int err = e ? errno : 0;
+	if (rc < 0) {
+		bool clean = !e || err == EOPNOTSUPP;
+		check(clean && strcmp(expect, "splice"), "not spliced (%s), as %s",
+		      e ? strerror(err) : "no engine", strcmp(expect, "splice") ? "allowed" : "NOT expected");
+		check(copy_once(fd, g), "the sockets still work: 4 KiB copied in user space");
+		close_pair(fd, g);
+		return;
+	}
+	check(strcmp(expect, "fallback") != 0, "spliced (id %u)%s", id,
+	      strcmp(expect, "fallback") ? "" : ", but a fallback was expected");
+	for (size_t s = 0; s < sizeof(scenarios) / sizeof(scenarios[0]); s++) {
+		if (s) { /* a fresh pair for each scenario */
+			fresh(combo, fd, g);
+			if (splice_add(e, fd[0], fd[1], &id) < 0) {
+				check(false, "%s: splice_add: %s", scenarios[s].name, strerror(errno));
+				close_pair(fd, g);
+				continue;
+			}
+		}
+		if (scenarios[s].fn)
+			scenarios[s].fn(e, id, fd, g);
+		else
+			slow_reader(e, id, fd, g, !strcmp(scenarios[s].name, "slow reader"));
+		splice_remove(e, id);
+		close_pair(fd, g);
+	}
+	fresh(combo, fd, g);
+	banner_first(e, fd, g);
+	close_pair(fd, g);
+}
+
+/* One stream of `total` bytes from A to B through a vsock pair, spliced (e) or copied by
+ * this thread with 256 KiB reads and writes. MB/s, or a negative number on failure. */
+static double bench_one(struct splice_engine *e, size_t total)
+{
+	int fd[2];
+	struct guest g[2];
+	unsigned id = 0;
+
+	fresh("vv", fd, g);
+	if (e && splice_add(e, fd[0], fd[1], &id) < 0)
+		die("bench: splice_add");
+	g[0].write_n = total;
+	g[1].read_n = total;
+	double t0 = now();
+	start(&g[0]), start(&g[1]);
+	if (e) {
+		struct relay_run r = { .wait = true };
+		relay_half_closes(e, id, fd, &r, 1);
+	} else {
+		size_t len = 256u << 10;
+		char *buf = malloc(len);
+		ssize_t n;
+		if (!buf)
+			die("malloc");
+		while ((n = read(fd[0], buf, len)) > 0)
+			for (ssize_t off = 0, w; off < n; off += w)
+				if ((w = write(fd[1], buf + off, (size_t)(n - off))) <= 0)
+					die("bench: write");
+		shutdown(fd[1], SHUT_WR);
+		free(buf);
+	}
+	join(&g[0]), join(&g[1]);
+	double secs = g[1].done_at - t0;
+	bool ok = g[1].got == total && g[1].eof && !g[1].bad;
+	if (e)
+		splice_remove(e, id);
+	close_pair(fd, g);
+	return ok ? (double)total / secs / 1e6 : -1;
+}
+
+int main(int argc, char **argv)
+{
+	if (getenv("VMSHIM_IN_TESTVM") == NULL || strcmp(getenv("VMSHIM_IN_TESTVM"), "1"))
+		die("runs only inside the test VM (scripts/testvm): it connects over vsock");
+	if (argc < 2)
+		die("usage: splice_check COMBO:EXPECT... | splice_check bench MIB");
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	signal(SIGPIPE, SIG_IGN); /* ends cut short on purpose fail with EPIPE (vsock too, in 6.12) */
+
+	struct sockaddr_vm any = { .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY,
+				   .svm_port = PORT };
+	listener = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (listener < 0 || bind(listener, (struct sockaddr *)&any, sizeof(any)) < 0 ||
+	    listen(listener, 16) < 0)
+		die("vsock listener on port %d", PORT);
+
+	struct splice_engine *e = NULL;
+	char why[300];
+	if (splice_open(&e, 8, why, sizeof(why)) < 0) {
+		printf("splice_open failed: %s\n", why);
+		e = NULL;
+	}
+
+	if (!strcmp(argv[1], "bench")) {
+		size_t mib = argc > 2 ? strtoul(argv[2], NULL, 10) : 64;
+		if (!e || mib == 0 || mib > 1024)
+			die("bench needs the engine and 1..1024 MiB");
+		double copy = bench_one(NULL, mib << 20), spliced = bench_one(e, mib << 20);
+		printf("bench: %zu MiB vsock->vsock: user-space copy (256 KiB read/write) %.1f MB/s, "
+		       "spliced %.1f MB/s, spliced/copy %.2f\n", mib, copy, spliced, spliced / copy);
+		splice_close(e);
+		return copy > 0 && spliced > 0 ? 0 : 1;
+	}
+	for (int i = 1; i < argc; i++) {
+		char combo[3] = { 0 };
+		const char *expect = strchr(argv[i], ':');
+		if (!expect || expect - argv[i] != 2 || !strchr("vu", argv[i][0]) ||
+		    !strchr("vu", argv[i][1]))
+			die("bad argument %s", argv[i]);
+		memcpy(combo, argv[i], 2);
+		run_combo(e, combo, expect + 1);
+	}
+	splice_close(e);
+	close(listener);
+	printf("splice_check: %d failed\n", failures);
+	return failures ? 1 : 0;
+}
