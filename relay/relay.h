@@ -15,6 +15,8 @@ struct relay_counters {
 	unsigned long unreachable;     /* destination did not take it in time */
 	unsigned long busy;            /* a connection cap was reached */
 	unsigned long bad_requests;    /* malformed, or not sent in time */
+	unsigned long spliced;         /* times a connection was handed to the kernel */
+	unsigned long taken_back;      /* ... and taken back to be copied (splice.h) */
 	unsigned long long bytes_up;   /* caller to destination, of finished connections */
 	unsigned long long bytes_down; /* destination to caller */
 };

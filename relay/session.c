@@ -17,6 +17,9 @@
 static struct session *first, *last;
 static unsigned long next_id = 1;
 
+/* How long a copied session waits before it tries the kernel again. */
+#define SPLICE_RETRY_MS 1000
+
 static void on_end_event(struct watch *w, uint32_t events);
 
 static void end_release(struct watch *w)
@@ -59,24 +62,33 @@ static const char *name_of(int guest)
 	return guest >= 0 ? relay.policy->guests[guest].name : "?";
 }
 
+/* Bytes forwarded so far, by copies and by the kernel. */
+static void session_bytes(const struct session *s, unsigned long long *up,
+			  unsigned long long *down)
+{
+	uint64_t kernel_up = 0, kernel_down = 0;
+
+	if (s->path != PATH_COPY)
+		splice_bytes(relay.splice, s->splice_id, &kernel_up, &kernel_down);
+	*up = s->bytes_up + kernel_up;
+	*down = s->bytes_down + kernel_down;
+}
+
 void session_end(struct session *s, const char *why)
 {
 	struct relay_counters *c = &relay.per_guest_counters[s->from];
+	unsigned long long up, down;
 
 	log_debug("connection %lu %s -> %s port %u: %s", s->id, name_of(s->from), name_of(s->to),
 		  s->dest_port, why);
-	if (s->spliced) {
-		uint64_t up = 0, down = 0;
-		splice_bytes(relay.splice, s->splice_id, &up, &down);
-		s->bytes_up = up;
-		s->bytes_down = down;
+	session_bytes(s, &up, &down);
+	if (s->path != PATH_COPY)
 		splice_remove(relay.splice, s->splice_id);
-	}
 	copy_free(s);
-	c->bytes_up += s->bytes_up;
-	c->bytes_down += s->bytes_down;
-	relay.total.bytes_up += s->bytes_up;
-	relay.total.bytes_down += s->bytes_down;
+	c->bytes_up += up;
+	c->bytes_down += down;
+	relay.total.bytes_up += up;
+	relay.total.bytes_down += down;
 	for (struct end *e = &s->caller; e; e = e == &s->caller ? &s->dest : NULL) {
 		if (e->w.fd < 0)
 			continue;
@@ -98,19 +110,88 @@ static void refuse(struct session *s, enum relayproto_status status, const char 
 	session_end(s, why);
 }
 
-/* Whether every byte that came from end `from` has gone out on the other. */
-static bool drained(struct session *s, const struct end *from)
+/* Hands a forwarding session to the kernel if it takes it, else leaves it with copy.c, to
+ * try again later if only bytes in flight stood in the way. */
+static bool try_splice(struct session *s)
 {
-	if (s->spliced)
+	if (!relay.splice)
+		return false;
+	if (splice_add(relay.splice, s->caller.w.fd, s->dest.w.fd, &s->splice_id) < 0) {
+		s->splice_retry_ms = errno == EBUSY ? vmshim_now_ms() + SPLICE_RETRY_MS : INT64_MAX;
+		return false;
+	}
+	copy_free(s);
+	s->path = PATH_SPLICED;
+	COUNT(s->from, spliced);
+	return true;
+}
+
+/* Stops the kernel taking bytes off the session's sockets; session_tick gives the session to
+ * copy.c once the kernel has sent what it took. */
+static void take_back(struct session *s, const char *why)
+{
+	log_debug("connection %lu: taken back from the kernel: %s", s->id, why);
+	splice_pause(relay.splice, s->splice_id);
+	s->path = PATH_LEAVING;
+	COUNT(s->from, taken_back);
+	session_settle(s);
+}
+
+/* A LEAVING session to copy.c, once the kernel's queues are empty. */
+static void copy_over(struct session *s)
+{
+	uint64_t up, down;
+
+	if (splice_release(relay.splice, s->splice_id, &up, &down) < 0)
+		return;
+	s->bytes_up += up;
+	s->bytes_down += down;
+	s->path = PATH_COPY;
+	s->splice_retry_ms = vmshim_now_ms() + SPLICE_RETRY_MS;
+	if (copy_start(s) < 0) {
+		session_end(s, "no memory for its buffers");
+		return;
+	}
+	/* an EOF seen while spliced but not passed on may have bytes before it: read() finds
+	 * it again after them */
+	for (struct end *e = &s->caller; e; e = e == &s->caller ? &s->dest : NULL)
+		if (!session_other(s, e)->shut)
+			e->eof = false;
+	session_settle(s);
+}
+
+/* 1 when every byte that came from end `from` has gone out on the other, 0 while some are
+ * on their way; -1 (errno) when the kernel will not finish: EBUSY, bytes it left on `from`;
+ * else sending failed for good. */
+static int drained(struct session *s, const struct end *from)
+{
+	if (s->path == PATH_SPLICED)
 		return splice_drained(relay.splice, s->splice_id, from == &s->caller ? 0 : 1);
 	return copy_pending(s, from) == 0;
 }
 
 void session_settle(struct session *s)
 {
+	if (s->path == PATH_LEAVING) {
+		/* nothing to do until the tick's copy_over: hear each end's hang-up once */
+		loop_mod(&s->caller.w, EPOLLONESHOT);
+		loop_mod(&s->dest.w, EPOLLONESHOT);
+		return;
+	}
 	for (struct end *e = &s->caller; e; e = e == &s->caller ? &s->dest : NULL) {
 		struct end *other = session_other(s, e);
-		if (!e->eof || other->shut || !drained(s, e))
+		if (!e->eof || other->shut)
+			continue;
+		int done = drained(s, e);
+		if (done < 0 && errno == EBUSY) {
+			take_back(s, "bytes the kernel will not forward");
+			return;
+		}
+		if (done < 0) {
+			session_end(s, "reset");
+			return;
+		}
+		if (!done)
 			continue;
 		shutdown(other->w.fd, SHUT_WR);
 		other->shut = true;
@@ -124,10 +205,13 @@ void session_settle(struct session *s)
 		session_end(s, "closed");
 		return;
 	}
-	if (s->spliced) {
-		/* bytes stay in the kernel: only an end's closing concerns us, once */
-		loop_mod(&s->caller.w, s->caller.eof ? 0 : EPOLLRDHUP | EPOLLONESHOT);
-		loop_mod(&s->dest.w, s->dest.eof ? 0 : EPOLLRDHUP | EPOLLONESHOT);
+	if (s->path == PATH_SPLICED) {
+		/* forwarded bytes never wake us: only an end's EOF, or bytes the kernel left
+		 * (EPOLLIN without EPOLLRDHUP), each once; an end past EOF stays silent (the
+		 * tick sees its direction drain) */
+		for (struct end *e = &s->caller; e; e = e == &s->caller ? &s->dest : NULL)
+			if (!e->eof)
+				loop_mod(&e->w, EPOLLIN | EPOLLRDHUP | EPOLLONESHOT);
 		return;
 	}
 	loop_mod(&s->caller.w, copy_interest(s, &s->caller));
@@ -145,10 +229,7 @@ static void forward(struct session *s)
 		refuse(s, RELAY_UNREACHABLE, "destination closed before FROM");
 		return;
 	}
-	if (relay.splice && splice_add(relay.splice, s->caller.w.fd, s->dest.w.fd,
-				       &s->splice_id) == 0) {
-		s->spliced = true;
-	} else if (copy_start(s) < 0) {
+	if (!try_splice(s) && copy_start(s) < 0) {
 		COUNT(s->from, busy);
 		refuse(s, RELAY_BUSY, "no memory for its buffers");
 		return;
@@ -157,7 +238,7 @@ static void forward(struct session *s)
 	COUNT(s->from, relayed);
 	reply(s, RELAY_OK);
 	log_debug("connection %lu %s -> %s port %u: forwarding (%s)", s->id, name_of(s->from),
-		  name_of(s->to), s->dest_port, s->spliced ? "sockmap" : "copy");
+		  name_of(s->to), s->dest_port, s->path == PATH_SPLICED ? "sockmap" : "copy");
 	session_settle(s);
 }
 
@@ -268,6 +349,10 @@ static void on_spliced_event(struct session *s, struct end *e, uint32_t events)
 		session_end(s, "error");
 		return;
 	}
+	if (!(events & (EPOLLRDHUP | EPOLLHUP))) {
+		take_back(s, "bytes the kernel will not forward");
+		return;
+	}
 	e->eof = true;
 	e->gone = events & EPOLLHUP;
 	session_settle(s);
@@ -294,11 +379,11 @@ static void on_end_event(struct watch *w, uint32_t events)
 		}
 		break;
 	case SESSION_FORWARD:
-		if (s->spliced)
+		if (s->path == PATH_SPLICED)
 			on_spliced_event(s, e, events);
-		else
+		else if (s->path == PATH_COPY)
 			copy_on_event(s, e, events);
-		break;
+		break; /* LEAVING: the tick moves it on */
 	}
 }
 
@@ -341,6 +426,43 @@ void session_start(int fd, int from, uint32_t source_port, bool port_seen)
 	relay.per_guest[from]++;
 }
 
+/* The kernel's queues of a spliced session stay within the host policy's buffer per
+ * direction (checked here, so they may overshoot by what arrives within one tick). */
+static void tick_spliced(struct session *s)
+{
+	for (int from = 0; from < 2; from++) {
+		uint64_t queued;
+		if (splice_queued(relay.splice, s->splice_id, from, &queued) < 0) {
+			session_end(s, "reset");
+			return;
+		}
+		if (queued > relay.policy->buffer) {
+			take_back(s, "its reader is slower: bytes queued beyond the buffer");
+			return;
+		}
+	}
+	/* a direction whose source closed waits for the kernel's queue */
+	if (s->caller.eof || s->dest.eof)
+		session_settle(s);
+}
+
+static void tick_forward(struct session *s, int64_t now)
+{
+	switch (s->path) {
+	case PATH_SPLICED:
+		tick_spliced(s);
+		break;
+	case PATH_LEAVING:
+		copy_over(s);
+		break;
+	case PATH_COPY:
+		if (now >= s->splice_retry_ms && !s->caller.eof && !s->dest.eof &&
+		    !copy_pending(s, &s->caller) && !copy_pending(s, &s->dest) && try_splice(s))
+			session_settle(s);
+		break;
+	}
+}
+
 void session_tick(void)
 {
 	int64_t now = vmshim_now_ms();
@@ -348,9 +470,7 @@ void session_tick(void)
 	for (struct session *s = first, *next; s; s = next) {
 		next = s->next;
 		if (s->state == SESSION_FORWARD) {
-			/* a spliced direction whose source closed waits for the kernel's queue */
-			if (s->spliced && (s->caller.eof || s->dest.eof))
-				session_settle(s);
+			tick_forward(s, now);
 			continue;
 		}
 		if (now < s->deadline_ms)
@@ -376,18 +496,18 @@ void session_print(FILE *out)
 	static const char *const states[] = {"request", "dialing", "handshake", "forward"};
 	int64_t now = vmshim_now_ms();
 
+	static const char *const paths[] = {"copy", "sockmap", "leaving sockmap"};
+
 	for (const struct session *s = first; s; s = s->next) {
-		uint64_t up = s->bytes_up, down = s->bytes_down;
-		if (s->spliced)
-			splice_bytes(relay.splice, s->splice_id, &up, &down);
+		unsigned long long up, down;
+		session_bytes(s, &up, &down);
 		fprintf(out,
 			"%s{\"id\": %lu, \"from\": \"%s\", \"to\": \"%s\", \"port\": %u, "
 			"\"state\": \"%s\", \"path\": \"%s\", \"bytes_up\": %llu, "
 			"\"bytes_down\": %llu, \"age_ms\": %lld}",
 			s == first ? "" : ", ", s->id, name_of(s->from), name_of(s->to), s->dest_port,
 			states[s->state],
-			s->state != SESSION_FORWARD ? "" : s->spliced ? "sockmap" : "copy",
-			(unsigned long long)up, (unsigned long long)down,
+			s->state != SESSION_FORWARD ? "" : paths[s->path], up, down,
 			(long long)(now - s->started_ms));
 	}
 }

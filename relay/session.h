@@ -17,6 +17,16 @@
 
 enum session_state { SESSION_REQUEST, SESSION_DIALING, SESSION_HANDSHAKE, SESSION_FORWARD };
 
+/* How a forwarding session's bytes move. A session is spliced whenever the kernel can take
+ * it; it is taken back (LEAVING, then COPY) when bytes queue in the kernel beyond the host
+ * policy's buffer (a slow reader) or wait where the kernel will not forward them, and
+ * spliced again once the copy has nothing pending. */
+enum forward_path {
+	PATH_COPY,    /* copy.c, through the session's buffers */
+	PATH_SPLICED, /* the kernel's sockmap (splice.h) */
+	PATH_LEAVING, /* the kernel takes no more; its queue drains before copy.c takes over */
+};
+
 struct session;
 
 /* One side of a session: the caller or the destination. */
@@ -40,10 +50,11 @@ struct session {
 	int from, to; /* guest indices in relay.policy */
 	uint32_t dest_port, source_port;
 	bool port_seen; /* source_port seen by the host, not told by the guest */
-	bool spliced;
+	enum forward_path path;
 	unsigned splice_id;
+	int64_t splice_retry_ms; /* when a copied session may try the kernel again */
 	struct copy_dir up, down; /* caller to destination, destination to caller */
-	unsigned long long bytes_up, bytes_down;
+	unsigned long long bytes_up, bytes_down; /* moved by copies, and by past splices */
 	int64_t started_ms, deadline_ms;
 	uint8_t request[RELAYPROTO_REQUEST_SIZE];
 	char line[32]; /* the hybrid handshake's answer */
@@ -64,7 +75,8 @@ static inline struct end *session_other(struct session *s, const struct end *e)
  * fd in every case. */
 void session_start(int fd, int from, uint32_t source_port, bool port_seen);
 
-/* Ends sessions whose request or destination is late; called every SESSION_TICK_MS. */
+/* Ends sessions whose request or destination is late, watches the kernel's queues of spliced
+ * ones; called every SESSION_TICK_MS. */
 void session_tick(void);
 #define SESSION_TICK_MS 100
 

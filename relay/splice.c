@@ -183,16 +183,18 @@ static int all_sent(const struct splice_engine *e, unsigned id)
 	return 1;
 }
 
-/* Out of `verd` first, which stops the verdicts, then out of `redir`, which drops the
- * psock and with it whatever it still had to send. */
-static void take_out(struct splice_engine *e, unsigned id, int wait_sent)
+/* Out of `verd` first, which stops the verdicts, then (finish) out of `redir`, which drops
+ * the psock and with it whatever it still had to send. */
+static void stop_verdicts(struct splice_engine *e, unsigned id)
+{
+	for (unsigned k = 2 * id; k < 2 * id + 2; k++)
+		bpf_map_delete_elem(e->verd, &k);
+}
+
+static void finish(struct splice_engine *e, unsigned id)
 {
 	struct pair *p = &e->pairs[id];
 
-	for (unsigned k = 2 * id; k < 2 * id + 2; k++)
-		bpf_map_delete_elem(e->verd, &k);
-	for (int i = 0; wait_sent && i < UNDO_WAIT_STEPS && !all_sent(e, id); i++)
-		nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
 	for (unsigned k = 2 * id; k < 2 * id + 2; k++)
 		bpf_map_delete_elem(e->redir, &k);
 	for (int i = 0; i < 2; i++)
@@ -200,6 +202,14 @@ static void take_out(struct splice_engine *e, unsigned id, int wait_sent)
 			bpf_map_delete_elem(e->socks, &p->cookie[i]);
 	p->fd[0] = p->fd[1] = -1;
 	e->ring[(e->head + e->n_free++) % e->max_pairs] = id;
+}
+
+static void take_out(struct splice_engine *e, unsigned id, int wait_sent)
+{
+	stop_verdicts(e, id);
+	for (int i = 0; wait_sent && i < UNDO_WAIT_STEPS && !all_sent(e, id); i++)
+		nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
+	finish(e, id);
 }
 
 int splice_add(struct splice_engine *e, int a, int b, unsigned *id)
@@ -285,7 +295,7 @@ int splice_bytes(struct splice_engine *e, unsigned id, uint64_t *a_to_b, uint64_
 	return 0;
 }
 
-int splice_drained(struct splice_engine *e, unsigned id, int from)
+int splice_queued(struct splice_engine *e, unsigned id, int from, uint64_t *queued)
 {
 	if (!valid(e, id) || (from != 0 && from != 1)) {
 		errno = EINVAL;
@@ -299,7 +309,17 @@ int splice_drained(struct splice_engine *e, unsigned id, int from)
 		errno = err;
 		return -1;
 	}
-	if (sent != load64(&d->in))
+	*queued = load64(&d->in) - sent;
+	return 0;
+}
+
+int splice_drained(struct splice_engine *e, unsigned id, int from)
+{
+	uint64_t queued;
+
+	if (splice_queued(e, id, from, &queued) < 0)
+		return -1;
+	if (queued)
 		return 0;
 	if (waiting(e->pairs[id].fd[from])) {
 		errno = EBUSY;
@@ -312,4 +332,26 @@ void splice_remove(struct splice_engine *e, unsigned id)
 {
 	if (valid(e, id))
 		take_out(e, id, 0);
+}
+
+void splice_pause(struct splice_engine *e, unsigned id)
+{
+	if (valid(e, id))
+		stop_verdicts(e, id);
+}
+
+int splice_release(struct splice_engine *e, unsigned id, uint64_t *a_to_b, uint64_t *b_to_a)
+{
+	if (!valid(e, id)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (!all_sent(e, id)) {
+		errno = EAGAIN;
+		return -1;
+	}
+	/* all sent and no verdict running: the counts are final */
+	splice_bytes(e, id, a_to_b, b_to_a);
+	finish(e, id);
+	return 0;
 }

@@ -46,6 +46,10 @@ int splice_add(struct splice_engine *e, int a, int b, unsigned *id);
 /* Bytes the kernel has sent a->b and b->a so far (handed to the other socket's sendmsg). */
 int splice_bytes(struct splice_engine *e, unsigned id, uint64_t *a_to_b, uint64_t *b_to_a);
 
+/* Bytes taken off `from` (0: a, 1: b) and still queued in the kernel for the other socket,
+ * without a system call. -1 with errno once sending them failed for good. */
+int splice_queued(struct splice_engine *e, unsigned id, int from, uint64_t *queued);
+
 /* Whether everything that has arrived on `from` (0: a, 1: b) has been sent on the other
  * socket. After EOF on `from` (EPOLLRDHUP), 1 is the exact moment to pass the half-close on
  * with shutdown(other, SHUT_WR); the other direction keeps flowing. 0: bytes are still
@@ -59,6 +63,14 @@ int splice_drained(struct splice_engine *e, unsigned id, int from);
 /* Takes both sockets out of the kernel's hands; the caller closes them. Bytes still queued
  * for sending are dropped: first wait for splice_drained in each direction that matters. */
 void splice_remove(struct splice_engine *e, unsigned id);
+
+/* Gives a pair back to user space without losing a byte, in two steps. splice_pause stops
+ * the kernel taking bytes off either socket: what arrives afterwards waits on its socket,
+ * under vsock's own flow control. splice_release then takes both sockets out once all the
+ * kernel took has been sent (0, id freed, the kernel's final splice_bytes in a_to_b and
+ * b_to_a), or fails with EAGAIN while some is still queued: call it again later. Bytes held for a peer that is gone are dropped with it. */
+void splice_pause(struct splice_engine *e, unsigned id);
+int splice_release(struct splice_engine *e, unsigned id, uint64_t *a_to_b, uint64_t *b_to_a);
 
 void splice_close(struct splice_engine *e);
 

@@ -12,6 +12,7 @@
  * plays the guests (threads) and the relay (main thread, epoll). */
 #include <errno.h>
 #include <linux/vm_sockets.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -213,6 +214,14 @@ static bool copy_ready(int from, int to, size_t *copied, int *err)
 		}
 	*copied += (size_t)n;
 	return true;
+}
+
+/* copy_ready, waiting for bytes or EOF on `from`. */
+static bool copy_ready_blocking(int from, int to, size_t *copied, int *err)
+{
+	struct pollfd p = { .fd = from, .events = POLLIN };
+
+	return poll(&p, 1, TIMEOUT_S * 1000) == 1 && copy_ready(from, to, copied, err);
 }
 
 static void relay_half_closes(struct splice_engine *e, unsigned id, const int fd[2],
@@ -436,6 +445,41 @@ static void peer_gone(struct splice_engine *e, unsigned id, const int fd[2], str
 	      r.copy_errno ? strerror(r.copy_errno) : "");
 }
 
+/* B reads slowly and the kernel's queue for it grows past LIMIT: the relay pauses the pair,
+ * waits until splice_release gives it back, and copies the rest itself. Every byte arrives,
+ * in order, and the queue stops growing at the pause. */
+static void taken_back(struct splice_engine *e, unsigned id, const int fd[2], struct guest g[2])
+{
+	const uint64_t limit = 256u << 10;
+	size_t n = 4u << 20, copied = 0;
+	uint64_t queued = 0, at_pause, most = 0, ab = 0, ba = 0;
+	double end = now() + TIMEOUT_S;
+	int err = 0;
+
+	g[0].write_n = n;
+	g[1].read_n = n, g[1].slow_us = 1000;
+	start(&g[0]), start(&g[1]);
+	while (splice_queued(e, id, 0, &queued) == 0 && queued <= limit && now() < end)
+		usleep(1000);
+	at_pause = queued;
+	splice_pause(e, id);
+	while (splice_release(e, id, &ab, &ba) < 0 && errno == EAGAIN && now() < end) {
+		if (splice_queued(e, id, 0, &queued) == 0 && queued > most)
+			most = queued;
+		usleep(1000);
+	}
+	while (copy_ready_blocking(fd[0], fd[1], &copied, &err))
+		;
+	shutdown(fd[1], SHUT_WR);
+	join(&g[0]), join(&g[1]);
+	check(at_pause > limit && most <= at_pause + (64u << 10),
+	      "slow reader: the kernel's queue reached %llu bytes; paused, it grew to no more "
+	      "than %llu", (unsigned long long)at_pause, (unsigned long long)most);
+	check(g[1].got == n && g[1].eof && !g[1].bad && ab + copied == n,
+	      "taken back: B got %zu of %zu bytes in order then EOF (%llu spliced, %zu copied)",
+	      g[1].got, n, (unsigned long long)ab, copied);
+}
+
 typedef void scenario_fn(struct splice_engine *, unsigned, const int[2], struct guest[2]);
 
 /* A fresh pair of connections for one scenario: guests g[0] (A) and g[1] (B). */
@@ -494,7 +538,8 @@ static void run_combo(struct splice_engine *e, const char *combo, const char *ex
 			  { "request/response", request_response },
 			  { "slow reader", NULL },
 			  { "control", NULL },
-			  { "peer gone", peer_gone } };
+			  { "peer gone", peer_gone },
+			  { "taken back", taken_back } };
 	int fd[2];
 	struct guest g[2];
 	unsigned id;

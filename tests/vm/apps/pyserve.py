@@ -1,8 +1,10 @@
-"""Servers and a client in the standard library's styles, for tests/vm/t_app_python.sh.
+"""Servers and a client in the standard library's styles, for tests/vm/t_app_python.sh
+(and t_relay's slow reader).
 
     pyserve.py asyncio-server PORT COUNT      serve COUNT connections with asyncio (epoll)
     pyserve.py threading-server PORT COUNT    socketserver.ThreadingTCPServer
     pyserve.py forking-server PORT COUNT      socketserver.ForkingTCPServer (a child each)
+    pyserve.py slow-server PORT COUNT         threading, reading 16 KiB per 4 ms (~4 MB/s)
     pyserve.py asyncio-client HOST PORT N BYTES   N concurrent connections, BYTES each
 
 Each server answers a connection with the SHA-256 of everything it read until EOF, plus
@@ -12,6 +14,7 @@ import hashlib
 import os
 import socketserver
 import sys
+import time
 
 
 def reply(data, peer):
@@ -43,10 +46,19 @@ class Handler(socketserver.StreamRequestHandler):
         self.wfile.write(reply(self.rfile.read(), self.client_address))
 
 
+class SlowHandler(socketserver.StreamRequestHandler):
+    def handle(self):
+        data = bytearray()
+        while chunk := self.request.recv(16384):
+            data += chunk
+            time.sleep(0.004)
+        self.wfile.write(reply(data, self.client_address))
+
+
 def socketserver_main(kind, port, count):
-    cls = socketserver.ThreadingTCPServer if kind == "threading" else socketserver.ForkingTCPServer
+    cls = socketserver.ForkingTCPServer if kind == "forking" else socketserver.ThreadingTCPServer
     cls.allow_reuse_address = True
-    with cls(("0.0.0.0", port), Handler) as server:
+    with cls(("0.0.0.0", port), SlowHandler if kind == "slow" else Handler) as server:
         print("listening", port, flush=True)
         server.timeout = 60
         for _ in range(count):
@@ -79,7 +91,7 @@ def main():
     what = sys.argv[1]
     if what == "asyncio-server":
         asyncio.run(asyncio_server(int(sys.argv[2]), int(sys.argv[3])))
-    elif what in ("threading-server", "forking-server"):
+    elif what in ("threading-server", "forking-server", "slow-server"):
         socketserver_main(what.split("-")[0], int(sys.argv[2]), int(sys.argv[3]))
     elif what == "asyncio-client":
         asyncio.run(asyncio_client(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])))
