@@ -3,6 +3,7 @@
  * that splice_bytes and splice_drained cost no system call but one peek. */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
 #include "splice.h"
@@ -27,6 +29,8 @@ struct splice_dir {
 	int32_t err;
 	uint32_t pad;
 };
+
+#define VSOCK_SOCKMAP_FUNC "vsock_bpf_update_proto"
 
 /* How long taking a pair out after a failed splice_add waits for the bytes the kernel
  * had already taken to be sent: 1 ms steps. */
@@ -73,6 +77,29 @@ void splice_close(struct splice_engine *e)
 	free(e);
 }
 
+/* Whether this kernel puts vsock sockets into sockmaps (Linux 6.4 and later): vsock_bpf.c's
+ * entry point is in its BTF, built in or in the vsock module (which a socket loads). Older
+ * kernels load the programs and only refuse each socket. */
+static bool vsock_in_sockmap(void)
+{
+	struct btf *vmlinux = btf__load_vmlinux_btf();
+	struct btf *module = NULL;
+	bool found = false;
+	int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd >= 0)
+		close(fd);
+
+	if (vmlinux) {
+		found = btf__find_by_name_kind(vmlinux, VSOCK_SOCKMAP_FUNC, BTF_KIND_FUNC) > 0;
+		if (!found && (module = btf__load_module_btf("vsock", vmlinux)))
+			found = btf__find_by_name_kind(module, VSOCK_SOCKMAP_FUNC, BTF_KIND_FUNC) > 0;
+	}
+	btf__free(module);
+	btf__free(vmlinux);
+	return found;
+}
+
 int splice_open(struct splice_engine **out, unsigned max_pairs, char *err, size_t errlen)
 {
 	libbpf_print_fn_t old_print = libbpf_set_print(keep_libbpf_msg);
@@ -85,6 +112,11 @@ int splice_open(struct splice_engine **out, unsigned max_pairs, char *err, size_
 	if (max_pairs == 0 || max_pairs > 1u << 20) {
 		step = "max_pairs";
 		errno = EINVAL;
+		goto fail;
+	}
+	step = "this kernel has no vsock in BPF sockmap (Linux 6.4 and later have)";
+	if (!vsock_in_sockmap()) {
+		errno = EOPNOTSUPP;
 		goto fail;
 	}
 	e->max_pairs = max_pairs;
