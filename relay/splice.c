@@ -236,9 +236,21 @@ static void finish(struct splice_engine *e, unsigned id)
 	e->ring[(e->head + e->n_free++) % e->max_pairs] = id;
 }
 
+/* A verdict that began before stop_verdicts takes its skb off the socket and redirects it
+ * while the transport holds the socket's lock (virtio_transport_recv_pkt): once a peek, which
+ * takes that lock, has returned on both sockets, what it took counts in `in`. Without this
+ * a pair could be taken out between the verdict and its redirect, which then drops the skb. */
+static void wait_verdicts(const struct splice_engine *e, unsigned id)
+{
+	waiting(e->pairs[id].fd[0]);
+	waiting(e->pairs[id].fd[1]);
+}
+
 static void take_out(struct splice_engine *e, unsigned id, int wait_sent)
 {
 	stop_verdicts(e, id);
+	if (wait_sent)
+		wait_verdicts(e, id);
 	for (int i = 0; wait_sent && i < UNDO_WAIT_STEPS && !all_sent(e, id); i++)
 		nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
 	finish(e, id);
@@ -378,6 +390,7 @@ int splice_release(struct splice_engine *e, unsigned id, uint64_t *a_to_b, uint6
 		errno = EINVAL;
 		return -1;
 	}
+	wait_verdicts(e, id);
 	if (!all_sent(e, id)) {
 		errno = EAGAIN;
 		return -1;

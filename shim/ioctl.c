@@ -1,6 +1,7 @@
 /* ioctl(): FIONREAD on a redirected connection. vsock answers it only from Linux 6.17 on
- * (EOPNOTSUPP before), so when the kernel refuses, the shim counts the bytes waiting
- * itself. Everything else goes straight through. */
+ * (6.1 fails it with EOPNOTSUPP; 6.12, whose vsock answers SIOCOUTQ alone, with ENOTTY), so
+ * when the kernel refuses, the shim counts the bytes waiting itself. Everything else goes
+ * straight through. */
 #include <errno.h>
 #include <stdarg.h>
 #include <sys/ioctl.h>
@@ -39,7 +40,8 @@ HOOK int ioctl(int fd, unsigned long request, ...)
 	shim_init();
 	int saved = errno;
 	int rc = real.ioctl(fd, request, arg);
-	if (rc < 0 && errno == EOPNOTSUPP && request == FIONREAD && !shim_config.disabled &&
+	if (rc < 0 && (errno == EOPNOTSUPP || errno == ENOTTY) && request == FIONREAD &&
+	    !shim_config.disabled &&
 	    fdstate_redirected(fd)) {
 		*(int *)arg = bytes_waiting(fd);
 		errno = saved;

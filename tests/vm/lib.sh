@@ -33,6 +33,16 @@ declare -A ADDR=([alpha]=198.18.0.1 [beta]=198.18.0.2 [gamma]=198.18.0.3)
 declare -A BASE=([alpha]=1000000 [beta]=2000000)
 
 log() { printf '    %s\n' "$*"; }
+
+# kernel_at_least X.Y: whether the running kernel is Linux X.Y or later.
+kernel_at_least() {
+	local release major minor
+	release=$(uname -r)
+	major=${release%%.*}
+	minor=${release#*.}
+	minor=${minor%%[!0-9]*}
+	((major > ${1%.*} || (major == ${1%.*} && minor >= ${1#*.})))
+}
 fail() { printf '    FAIL: %s\n' "$*"; exit 1; }
 
 write_policy() {

@@ -9,10 +9,8 @@ write_host_policy "$WORK/relay.policy"
 start_relay "$WORK/relay.policy"
 start_helperd alpha
 start_helperd beta
-case $(uname -r) in
-6.[0-3].* | [1-5].*) want=copy ;;
-*) want=sockmap ;;
-esac
+want=copy
+! kernel_at_least 6.4 || want=sockmap
 path=$(relay_value 'd["forwarding"]')
 [ "$path" = "$want" ] || fail "relay forwards by $path on $(uname -r), want $want"
 log "discovery through the relay: alpha and beta up; forwarding: $path on $(uname -r)"
