@@ -33,7 +33,7 @@ COMMON_SRC  = $(wildcard common/*.c)
 POLICY_SRC  = $(wildcard policy/*.c)
 SHIM_SRC    = $(wildcard shim/*.c)
 HELPERD_SRC = $(wildcard helperd/*.c)
-RELAY_SRC   = $(wildcard relay/*.c)
+RELAY_SRC   = $(filter-out %.bpf.c,$(wildcard relay/*.c))
 UNIT_SRC    = $(wildcard tests/unit/test_*.c)
 PROG_SRC    = $(wildcard tests/progs/*.c)
 
@@ -80,9 +80,10 @@ $(BUILD)/libvmshim.so: $(SHIM_OBJ) $(SHIM_COMMON_OBJ) $(BUILD)/obj/policy/table_
 $(BUILD)/helperd: $(HELPERD_OBJ) $(POLICY_OBJ) $(COMMON_OBJ)
 	$(CC) $(LDSAN) -o $@ $^
 
-# The host side: policy/statements.o for its host policy's syntax.
+# The host side: policy/statements.o for its host policy's syntax, libbpf for the sockmap
+# engine (relay/splice.mk).
 $(BUILD)/vmshim-relay: $(RELAY_OBJ) $(BUILD)/obj/policy/statements.o $(COMMON_OBJ)
-	$(CC) $(LDSAN) -o $@ $^
+	$(CC) $(LDSAN) -o $@ $^ $(SPLICE_LIBS)
 
 $(BUILD)/vmshimctl: helperd/ctl/vmshimctl.c
 	$(CC) $(ALLFLAGS) $(LDSAN) -o $@ $<
