@@ -150,10 +150,11 @@ install: $(BUILD)/libvmshim.so $(BUILD)/helperd $(BUILD)/vmshimctl $(BUILD)/vmsh
 clean:
 	rm -rf build build-san build-tsan build-fuzz
 
-# bench: builds the benchmark programs in bench/ (and the shim, helperd); bench/run measures.
+# bench: builds the benchmark programs in bench/ (and the shim, helperd, vmshimctl, the
+# relay); bench/run measures.
 BENCH_BIN = $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 .PHONY: bench
-bench: $(BUILD)/libvmshim.so $(BUILD)/helperd $(BENCH_BIN)
+bench: $(BUILD)/libvmshim.so $(BUILD)/helperd $(BUILD)/vmshimctl $(BUILD)/vmshim-relay $(BENCH_BIN)
 
 $(BUILD)/bench/%: bench/%.c
 	@mkdir -p $(@D)

@@ -18,14 +18,19 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PATHS = ["tcp", "shim", "vsock", "socat", "bypass"]
+PATHS = ["tcp", "shim", "vsock", "socat", "bypass", "relay-copy", "relay-sockmap"]
 PATH_NAMES = {
     "tcp": "1 TCP",
     "shim": "2 shim (vsock)",
     "vsock": "3 native vsock",
     "socat": "4 socat pair",
     "bypass": "5 shim, not co-resident",
+    "relay-copy": "6 relay, copies",
+    "relay-sockmap": "7 relay, sockmap",
 }
+# The relay's ratios: figures only, the issue sets no targets for them.
+RELAY_RATIOS = [("relay-copy", "vsock"), ("relay-sockmap", "vsock"), ("relay-copy", "socat"),
+                ("relay-sockmap", "socat"), ("relay-sockmap", "relay-copy")]
 SIZE_NAMES = {1: "1 B", 1024: "1 KiB", 4096: "4 KiB", 65536: "64 KiB", 262144: "256 KiB",
               1048576: "1 MiB"}
 
@@ -45,14 +50,18 @@ def num(v):
 
 
 def read_raw(d):
-    rows, header = [], {}
+    """The results, the VM's line, and the paths skipped: {path: the reason, as said}."""
+    rows, header, skipped = [], {}, {}
     with open(os.path.join(d, "raw.txt")) as f:
         for line in f:
             if line.startswith("result "):
                 rows.append({k: num(v) for k, v in kv(line).items()})
-            elif line.startswith("vm "):
-                header = kv(line)
-    return rows, header
+            elif line.startswith("vm ") or line.startswith("relay "):
+                header.update(kv(line))
+            elif line.startswith("skip "):
+                head, _, reason = line.rstrip("\n").partition(" reason=")
+                skipped[kv(head)["path"]] = reason
+    return rows, header, skipped
 
 
 def stats(values):
@@ -134,12 +143,12 @@ def cell(s, digits=2):
     return f"{fmt(s['median'], digits)} [{fmt(s['min'], digits)}..{fmt(s['max'], digits)}]"
 
 
-def path_table(w, heads, rows, digits):
+def path_table(w, paths, heads, rows, digits):
     """A table with a column per path; rows are (leading cells, path -> stats)."""
-    w("| " + " | ".join(heads + [PATH_NAMES[p] for p in PATHS]) + " |")
-    w("|" + "---|" * (len(heads) + len(PATHS)))
+    w("| " + " | ".join(heads + [PATH_NAMES[p] for p in paths]) + " |")
+    w("|" + "---|" * (len(heads) + len(paths)))
     for lead, get in rows:
-        w("| " + " | ".join(lead + [cell(get(p), digits) for p in PATHS]) + " |")
+        w("| " + " | ".join(lead + [cell(get(p), digits) for p in paths]) + " |")
 
 
 class Targets:
@@ -170,18 +179,18 @@ def ratio(a, b):
     return a / b if b else float("nan")
 
 
-def plot(outdir, thr, pp, cr, scale, sizes, streams):
-    """bench.png: six panels, each median with min..max error bars."""
+def plot(outdir, paths, thr, pp, cr, scale, sizes, streams):
+    """bench.png: six panels, each median with min..max error bars; a line per path."""
     data = os.path.join(outdir, "bench.dat")
     blocks = []  # gnuplot data blocks, addressed by index
     def block(rows):
         blocks.append("\n".join(" ".join(str(x) for x in r) for r in rows))
         return len(blocks) - 1
     panels = []
-    n = len(PATHS)
+    n = len(paths)
     def lines(title, ylabel, table, xs, xlabels, keyf):
         plots = []
-        for i, p in enumerate(PATHS):
+        for i, p in enumerate(paths):
             rows = []
             for j, x in enumerate(xs):
                 s = table.get(keyf(p, x))
@@ -191,7 +200,7 @@ def plot(outdir, thr, pp, cr, scale, sizes, streams):
             if not rows:
                 continue
             idx = block(rows)
-            plots.append(f"'{data}' index {idx} using 1:2:3:4 with yerrorlines ls {i + 1} "
+            plots.append(f"'{data}' index {idx} using 1:2:3:4 with yerrorlines ls {PATHS.index(p) + 1} "
                          f"title '{PATH_NAMES[p]}'")
         tics = ", ".join(f"'{l}' {j}" for j, l in enumerate(xlabels))
         panels.append(f"set title '{title}'\nset ylabel '{ylabel}'\nset xtics ({tics})\n"
@@ -213,8 +222,10 @@ def plot(outdir, thr, pp, cr, scale, sizes, streams):
           [str(c) for c in conns], lambda p, x: (p, x))
     with open(data, "w") as f:
         f.write("\n\n\n".join(blocks) + "\n")
-    styles = "\n".join(f"set style line {i + 1} lw 2 pt {i + 5} lc rgb '{c}'" for i, c in
-                       enumerate(["#555555", "#d62728", "#1f77b4", "#ff7f0e", "#2ca02c"]))
+    # a style per path, whichever of them this run has; the relay's dashed
+    styles = "\n".join(f"set style line {i + 1} lw 2 pt {i + 5} lc rgb '{c}'{' dt 2' if i >= 5 else ''}"
+                       for i, c in enumerate(["#555555", "#d62728", "#1f77b4", "#ff7f0e", "#2ca02c",
+                                              "#9467bd", "#8c564b"]))
     script = (f"set terminal pngcairo size 1500,1300 font 'sans,10'\n"
               f"set output '{os.path.join(outdir, 'bench.png')}'\n{styles}\n"
               "set key top left font ',8'\nset grid ytics\nset yrange [0:*]\n"
@@ -229,7 +240,8 @@ def main():
     rawdir, outdir, metafile = sys.argv[1:4]
     with open(metafile) as f:
         meta = json.load(f)
-    rows, vm = read_raw(rawdir)
+    rows, vm, skipped = read_raw(rawdir)
+    paths = [p for p in PATHS if p not in skipped and any(r.get("path") == p for r in rows)]
     os.makedirs(outdir, exist_ok=True)
 
     # results.csv: every measurement, every field netbench printed.
@@ -273,6 +285,23 @@ def main():
     t.add("connection rate", "shim", "socat", at("shim"), at("socat"), ">=", 2.0)
     t.add("connection rate", "bypass", "tcp", at("bypass"), at("tcp"), ">=", 0.95)
 
+    # The relay's ratios, by measurement: {measurement: {"num / den": row}}.
+    rt = Targets()
+    relay_rows = [(f"throughput {SIZE_NAMES.get(s, s)}, {st} stream{'s' if st > 1 else ''}",
+                   lambda p, s=s, st=st: thr.get((p, s, st))) for st in streams for s in sizes]
+    relay_rows += [(f"latency {SIZE_NAMES.get(s, s)} {m[:3]}", lambda p, s=s, m=m: pp.get((p, s, m)))
+                   for s in sorted({k[1] for k in pp}) for m in ("p50_us", "p99_us")]
+    relay_rows.append(("connection rate", lambda p: cr.get((p,))))
+    for name, at in relay_rows:
+        for a, b in RELAY_RATIOS:
+            rt.add(name, a, b, at(a), at(b))
+    relay_table = {}
+    for r in rt.rows:
+        relay_table.setdefault(r["measurement"], {})[r["ratio"]] = r
+    relay_runs = [r for r in rows if str(r.get("path", "")).startswith("relay-") and "relayed" in r
+                  and r["section"] != "check"]
+    not_relayed = [r for r in relay_runs if r["relayed"] < r["expected"]]
+
     # The decision cost: system calls and instructions per connection, tcp vs bypass; and
     # the instructions of a transfer.
     per_conn_calls = {p: c for p in ("tcp", "bypass")
@@ -292,17 +321,21 @@ def main():
                "latency_us": {f"{p} {s} {m}": v for (p, s, m), v in pp.items()},
                "connrate_conns_s": {p: v for (p,), v in cr.items()},
                "memcpy_gbit_s": mem, "callgrind": cg, "syscalls_per_conn": per_conn_calls,
-               "scale": [r for r in rows if r["section"] == "scale"], "datapath": datapath}
+               "scale": [r for r in rows if r["section"] == "scale"], "datapath": datapath,
+               "relay_ratios": rt.rows, "skipped": skipped,
+               "relay_runs": {"runs": len(relay_runs), "not_fully_relayed": not_relayed,
+                              "restarts": vm.get("restarts")}}
     with open(os.path.join(outdir, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
-    plot(outdir, thr, pp, cr, scale, sizes, streams)
+    plot(outdir, paths, thr, pp, cr, scale, sizes, streams)
 
     others, load = max_other_qemus(rawdir)
     out = []
     w = out.append
     w(f"# vmshim benchmarks, {meta['date']}{' (smoke run: tiny sizes, not for reading)' if meta.get('smoke') else ''}")
     w("")
-    w(f"`{meta['host_command']}` at commit `{meta['commit']}`, {meta['elapsed']} s. "
+    in_vm = f" ({vm['seconds']} s of them measuring in the VM)" if "seconds" in vm else ""
+    w(f"`{meta['host_command']}` at commit `{meta['commit']}`, {meta['elapsed']} s{in_vm}. "
       f"Test VM: Linux {vm.get('uname', '?')}, {vm.get('cpus', '?')} vCPUs, "
       f"{meta['qemu']}, accelerator **{meta['accel']}**"
       f"{' (software emulation)' if meta['accel'] == 'tcg' else ''}; host {meta['host_cpus']} CPUs, "
@@ -330,9 +363,39 @@ def main():
         w(f"| {r['measurement']} | {r['ratio']} | {r['value']:.3f} | {r['low']:.2f}..{r['high']:.2f} | "
           f"{r['target']} | {met} |")
     w("")
+    w("## The relay paths")
+    w("")
+    w("A guest reaching a sibling `via relay` (delta's client to beta's server, the shim at both "
+      "ends): 6 the relay forwarding by copies in user space (`vmshim-relay --copy`), 7 splicing in "
+      "the kernel (BPF sockmap, Linux 6.4 and later). Ratios of medians as above, with their ranges; "
+      "no targets. Throughput and connection rate: above 1 the first path is faster; latency: below 1.")
+    for p, why in skipped.items():
+        w("")
+        w(f"**{PATH_NAMES.get(p, p)}: not measured** on Linux {vm.get('uname', '?')}: the relay says "
+          f"\"{why}\".")
+    cols = [f"{a} / {b}" for a, b in RELAY_RATIOS if a in paths and b in paths]
+    if relay_table and cols:
+        w("")
+        w("| measurement | " + " | ".join(cols) + " |")
+        w("|---|" + "---|" * len(cols))
+        for name, by in relay_table.items():
+            w(f"| {name} | " + " | ".join(
+                f"{by[c]['value']:.2f} [{by[c]['low']:.2f}..{by[c]['high']:.2f}]" if c in by else ""
+                for c in cols) + " |")
+    w("")
+    w(f"{len(relay_runs)} measured runs on the relay paths; "
+      + ("in each the relay carried every connection the client opened (its `relayed` counter)."
+         if not not_relayed else
+         f"**in {len(not_relayed)} the relay carried fewer connections than the client opened** "
+         "(the others went over TCP): " + ", ".join(
+             f"{r['section']} {r['path']} rep {r.get('rep', '?')}: {r['relayed']} of {r['expected']}"
+             for r in not_relayed[:10]) + ".")
+      + (f" The relay was restarted {vm['restarts']} times to change its way of forwarding."
+         if int(vm.get("restarts", 0)) else ""))
+    w("")
     w("## Throughput (Gbit/s)")
     w("")
-    path_table(w, ["streams", "write size"],
+    path_table(w, paths, ["streams", "write size"],
                [([str(st), SIZE_NAMES.get(s, s)], lambda p, s=s, st=st: thr.get((p, s, st)))
                 for st in streams for s in sizes], 2)
     if mem:
@@ -342,13 +405,13 @@ def main():
         w("")
         w("| path | best throughput (Gbit/s) | fraction of memcpy |")
         w("|---|---|---|")
-        for p in PATHS:
+        for p in paths:
             best = max((v["median"] for k, v in thr.items() if k[0] == p), default=float("nan"))
             w(f"| {PATH_NAMES[p]} | {fmt(best)} | {ratio(best, mem['median']):.3f} |")
     w("")
     w("## Round-trip latency (µs)")
     w("")
-    path_table(w, ["size", "percentile"],
+    path_table(w, paths, ["size", "percentile"],
                [([SIZE_NAMES.get(s, s), m[:3]], lambda p, s=s, m=m: pp.get((p, s, m)))
                 for s in sorted({k[1] for k in pp}) for m in ("p50_us", "p99_us")], 1)
     w("")
@@ -358,7 +421,7 @@ def main():
     w("")
     w("| path | connections/s | µs per connection |")
     w("|---|---|---|")
-    for p in PATHS:
+    for p in paths:
         w(f"| {PATH_NAMES[p]} | {cell(cr.get((p,)), 0)} | {cell(cr_us.get((p,)), 0)} |")
     w("")
     w("## The shim's decision on a connect() it leaves alone")
@@ -435,12 +498,20 @@ def main():
         w("## Each path is the path it claims to be")
         w("")
         w("Before measuring, 20 round trips on each path with `VMSHIM_DEBUG=1`: bytes that crossed "
-          "alpha's veth, and what the shim said about the connection.")
+          "the client guest's veth, what the shim said about the connection (the vsock port it "
+          "connected to: beta's, or the relay's), and on a relay path the connections the relay "
+          "counted, then what its status said of 4 connections held through it (`forwarding`, and "
+          "each session's `path`).")
         w("")
-        w("| path | bytes on alpha's veth | the shim said |")
-        w("|---|---|---|")
+        w("| path | client | bytes on its veth | the shim said | relayed | the relay's forwarding: sessions |")
+        w("|---|---|---|---|---|---|")
+        held = {r["path"]: r for r in rows if r["section"] == "check-relay"}
         for r in checks:
-            w(f"| {PATH_NAMES[r['path']]} | {r['veth_bytes']} | {str(r['shim_said']).replace('_', ' ')} |")
+            h = held.get(r["path"])
+            relayed = f"{r['relayed']} of {r['expected']}" if "relayed" in r else ""
+            said = f"{h['forwarding']}: {h['sessions']}" if h else ""
+            w(f"| {PATH_NAMES[r['path']]} | {r.get('client', 'alpha')} | {r['veth_bytes']} | "
+              f"{str(r['shim_said']).replace('_', ' ')} | {relayed} | {said} |")
     w("")
     w("## Commands")
     w("")

@@ -6,7 +6,7 @@
 #   *.callgrind    callgrind profiles, *.strace strace -c summaries
 #   log.txt        everything else: progress, servers' and helperds' output
 #
-# The five paths, all from alpha (198.18.0.1) to a server in beta (198.18.0.2):
+# The paths, all to a server in beta (198.18.0.2), from alpha (198.18.0.1) but the relay's:
 #   tcp     plain TCP over the veth link, no shim anywhere
 #   shim    the same program under the shim at both ends: redirected over vsock
 #   vsock   netbench's own AF_VSOCK mode: what vsock itself does, no TCP at all
@@ -14,6 +14,15 @@
 #           VSOCK-LISTEN (beta) -> TCP on beta's loopback -> the plain server
 #   bypass  the shim loaded in the client, destination not co-resident: beta's second address
 #           198.18.0.12, in no policy, served by the plain server (the path it must leave alone)
+#   relay-copy     path shim's client and server, but the client in delta (198.18.0.4), whose
+#                  policy reaches beta `via relay`: vmshim-relay (namespace "host") forwards
+#                  every byte by copies in user space (--copy)
+#   relay-sockmap  the same, the relay splicing in the kernel (BPF sockmap); only where the
+#                  kernel puts vsock in sockmap (6.4 and later: bench/run --kernel 6.12),
+#                  else skipped with the relay's reason
+# The relay paths have a client guest of their own because alpha's policy cannot reach beta
+# both directly (path shim) and through the relay; the relay forwards one way at a time, so
+# it is restarted between its two paths (relay_in).
 #
 # Sizes come from the environment (bench/run passes them; defaults are the full run).
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -33,8 +42,11 @@ SC_COUNT=${SC_COUNT:-20}
 SCALE_CONNS=${SCALE_CONNS:-1 64 1024}
 SCALE_SECONDS=${SCALE_SECONDS:-2}
 MEMCPY_MIB=${MEMCPY_MIB:-2048}
-PATHS=(tcp shim vsock socat bypass)
+PATHS=(tcp shim vsock socat bypass relay-copy relay-sockmap)
 BYPASS_ADDR=198.18.0.12
+ADDR[delta]=198.18.0.4
+BASE[delta]=3000000
+RELAY_POLICY=$WORK/relay.policy
 RAW=$OUT/raw.txt
 CMDS=$OUT/commands.txt
 exec 3>>"$OUT/log.txt"
@@ -60,9 +72,10 @@ guest_argv() {
 	CMD_ARGV+=("$@")
 }
 
-# The client side of PATH for a server of KIND (sink or echo): sets CMD_ARGV to alpha's
-# netbench MODE with the path's target, then ARGS; behind the program that WRAP (an array,
-# such as strace and its options) names, if any.
+# The client side of PATH for a server of KIND (sink or echo): sets CMD_ARGV to the client
+# guest's netbench MODE with the path's target, then ARGS; behind the program that WRAP (an
+# array, such as strace and its options) names, if any. A relay path first has the relay
+# forward its way.
 WRAP=()
 client_argv() {
 	local path=$1 kind=$2 mode=$3
@@ -74,10 +87,16 @@ client_argv() {
 	vsock) target=vsock:1:${PORT[vsock-$kind]} ;;
 	socat) target=127.0.0.1:${PORT[alpha-socat-$kind]} ;;
 	bypass) how=shim target=$BYPASS_ADDR:${PORT[tcp-$kind]} ;;
+	relay-copy | relay-sockmap)
+		relay_in "${path#relay-}"
+		how=shim target=${ADDR[beta]}:${PORT[shim-$kind]}
+		;;
 	*) fail "client_argv: $path" ;;
 	esac
-	guest_argv alpha "$how" "${WRAP[@]}" "$NB" "$mode" "$target" "$@"
+	guest_argv "$(client_guest "$path")" "$how" "${WRAP[@]}" "$NB" "$mode" "$target" "$@"
 }
+
+client_guest() { case $1 in relay-*) echo delta ;; *) echo alpha ;; esac; }
 
 # record LABEL CMD...: logs the command under LABEL in commands.txt, runs it, and leaves
 # its standard output in $WORK/last.out (standard error goes to log.txt). Fails the run if
@@ -102,9 +121,21 @@ record() {
 # result KEYS...: the last command's netbench line, with KEYS in front, into raw.txt.
 result() { echo "result $* $(grep '^netbench mode=' "$WORK/last.out" | tail -n 1)" >>"$RAW"; }
 
-# The helperds run without -d: logging every sibling connection would be measured too.
+# measure LABEL PATH CONNS: record LABEL with CMD_ARGV (client_argv's), which opens CONNS
+# connections; on a relay path RELAYED then holds "relayed=N expected=CONNS", N the
+# connections the relay carried meanwhile (fewer: some went over TCP), for result.
+measure() {
+	local label=$1 path=$2 conns=$3 before=
+	RELAYED=()
+	[[ $path != relay-* ]] || before=$(relayed_total)
+	record "$label" "${CMD_ARGV[@]}"
+	[ -z "$before" ] || RELAYED=("relayed=$(($(relayed_total) - before))" "expected=$conns")
+}
+
+# The helperds (and the relay) run without -d: logging every sibling connection would be
+# measured too.
 bench_helperd() {
-	HELPERD_DEBUG= start_helperd "$1"
+	HELPERD_DEBUG= start_helperd "$@"
 	wait_for "helperd of $1's table" test -s "$(rundir "$1")/table"
 }
 
@@ -130,12 +161,19 @@ wait_drained() {
 }
 
 # The paths in a different order in each repetition, so that a slow drift of the emulated
-# machine hits them all alike.
+# machine hits them all alike. Of the two relay paths, the one the relay forwards for at the
+# time goes first: one restart of the relay per repetition, not two.
 paths_for_rep() {
-	local r=$1 i n=${#PATHS[@]}
+	local r=$1 i n=${#PATHS[@]} order=() at=()
 	for i in $(seq 0 $((n - 1))); do
-		echo "${PATHS[$(((i + r) % n))]}"
+		order+=("${PATHS[$(((i + r) % n))]}")
+		[[ ${order[i]} != relay-* ]] || at+=("$i")
 	done
+	if [ ${#at[@]} = 2 ] && [ "${order[${at[1]}]}" = "relay-$RELAY_MODE" ]; then
+		order[${at[1]}]=${order[${at[0]}]}
+		order[${at[0]}]=relay-$RELAY_MODE
+	fi
+	printf '%s\n' "${order[@]}"
 }
 
 # strace_attach NAME PID: counts PID's system calls (strace -c) into $OUT/NAME.strace
@@ -161,10 +199,74 @@ callgrind_only() {
 # The "calls" column of strace -c's total line (the 4th, whether or not errors follow).
 strace_total() { awk '$NF == "total" { print $4 }' "$1"; }
 
+# held LABEL SAMPLE...: runs CMD_ARGV (a netbench hold) in the background, and SAMPLE with
+# the client's pid once it holds its connections (SAMPLE sets what it read in HELD); then
+# waits for the client, whose output it leaves in $WORK/last.out. (The client is the
+# background job itself: ip netns exec and env exec it.)
+held() {
+	local label=$1 client
+	shift
+	echo "[$label] $(printf '%q ' "${CMD_ARGV[@]}")" >>"$CMDS"
+	"${CMD_ARGV[@]}" >"$WORK/hold.out" 2>>"$OUT/log.txt" &
+	client=$!
+	for _ in $(seq 600); do
+		grep -q hold-ready "$WORK/hold.out" && break
+		kill -0 "$client" 2>/dev/null || break
+		sleep 0.1
+	done
+	"$@" "$client"
+	wait "$client" || { note "FAILED: $label: $(tail -n 3 "$OUT/log.txt")"; exit 1; }
+	cp "$WORK/hold.out" "$WORK/last.out"
+}
+
+# The relay's control connections: beta's and delta's helperds each have one to the other.
+relay_controls() { [ "$(relay_value 'sum(s["state"] == "forward" for s in d["sessions"])')" -ge 2 ]; }
+
+# relay_in MODE (copy or sockmap): the relay forwarding by MODE, restarted if it forwards
+# the other way. Back once both helperds have their control connections through it again
+# and delta's knows beta serves the ports, so that no client falls back to TCP meanwhile.
+RELAY_MODE=
+relay_in() {
+	local mode=$1 start kind opts=()
+	[ "$mode" != "$RELAY_MODE" ] || return 0
+	start=$(date +%s%N)
+	[ "$mode" = sockmap ] || opts=(--copy)
+	stop_relay
+	RELAY_DEBUG= start_relay "$RELAY_POLICY" "${opts[@]}"
+	[ "$(relay_value 'd["forwarding"]')" = "$mode" ] ||
+		fail "the relay forwards by $(relay_value 'd["forwarding"]'), not $mode: $(relay_value 'd["forwarding_note"]')"
+	wait_for "the helperds' control connections through the relay" relay_controls
+	for kind in sink echo; do
+		wait_for "delta to know beta's shim-$kind" serves delta beta "${PORT[shim-$kind]}"
+	done
+	RELAY_MODE=$mode
+	RELAY_RESTARTS=$((RELAY_RESTARTS + 1))
+	note "relay now forwards by $mode ($((($(date +%s%N) - start) / 1000000)) ms)"
+}
+RELAY_RESTARTS=0
+
+# skip_path PATH REASON: PATH is not measured in this run, for REASON (into raw.txt).
+skip_path() {
+	local keep=() p
+	for p in "${PATHS[@]}"; do
+		[ "$p" = "$1" ] || keep+=("$p")
+	done
+	PATHS=("${keep[@]}")
+	echo "skip path=$1 reason=$2" >>"$RAW"
+	note "$1 not measured on $(uname -r): $2"
+}
+
+# relay_sessions: the paths of the relay's sessions from delta to beta's shim-sink, counted
+# (sockmap:4), into HELD.
+relay_sessions() {
+	HELD=$(relay_value "' '.join(s['path'] for s in d['sessions'] if s['from'] == 'delta' and s['port'] == $(vsock_port beta "${PORT[shim-sink]}"))" |
+		tr ' ' '\n' | sort | uniq -c | awk '{ printf "%s%s:%s", (NR > 1 ? "," : ""), $2, $1 }')
+}
+
 finish() {
 	local rc=$?
-	for g in alpha beta; do
-		[ -f "$WORK/helperd-$g.log" ] && { echo "--- helperd-$g.log"; cat "$WORK/helperd-$g.log"; } >&3
+	for f in "$WORK"/helperd-*.log "$WORK/relay.log"; do
+		[ -f "$f" ] && { echo "--- ${f##*/}"; cat "$f"; } >&3
 	done
 	for f in "$WORK"/*.out; do
 		[ -f "$f" ] && { echo "--- ${f##*/}"; tail -n 20 "$f"; } >&3
@@ -177,9 +279,26 @@ trap finish EXIT
 ulimit -n 8192
 setup_guests
 ip -n beta addr add "$BYPASS_ADDR/24" dev eth0
+add_guest delta
+# alpha keeps the common policy (beta directly); beta's also takes delta through the relay,
+# delta's knows only beta, through the relay.
+guest_policy --relay alpha beta delta/relay >"$WORK/policy-beta"
+guest_policy --relay beta/relay delta/relay >"$WORK/policy-delta"
+RELAY_GUESTS="beta delta" write_host_policy "$RELAY_POLICY"
 bench_helperd alpha
-bench_helperd beta
+bench_helperd beta "$WORK/policy-beta"
+bench_helperd delta "$WORK/policy-delta"
 echo "vm uname=$(uname -r) cpus=$(nproc) model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1 | tr ' ' _)" >>"$RAW"
+
+# The relay splices only where the kernel has vsock in sockmap: ask it (without --copy).
+# (Where it cannot, this relay is not relay-copy's, which has --copy: relay_in restarts it.)
+# The check below also asks its sessions.
+RELAY_DEBUG= start_relay "$RELAY_POLICY"
+if [ "$(relay_value 'd["forwarding"]')" = sockmap ]; then
+	RELAY_MODE=sockmap
+else
+	skip_path relay-sockmap "$(relay_value 'd["forwarding_note"]')"
+fi
 
 # start_in NAME GUEST HOW CMD...: runs CMD in the background in GUEST (HOW: plain or shim),
 # as job NAME, and writes the command into commands.txt.
@@ -204,20 +323,41 @@ done
 for kind in sink echo; do
 	wait_for "beta's tcp-$kind" tcp_listening beta "${PORT[tcp-$kind]}"
 	wait_for "beta's shim-$kind on vsock" vsock_listening beta "$(vsock_port beta "${PORT[shim-$kind]}")"
+	wait_for "delta to know beta's shim-$kind" serves delta beta "${PORT[shim-$kind]}"
 	wait_for "beta's vsock-$kind" sh -c "ip netns exec beta ss -Hln --vsock | grep -q ':${PORT[vsock-$kind]} '"
 	wait_for "beta's socat-$kind" sh -c "ip netns exec beta ss -Hln --vsock | grep -q ':${PORT[socat-$kind]} '"
 	wait_for "alpha's socat-$kind" tcp_listening alpha "${PORT[alpha-socat-$kind]}"
 done
 
-# Each path is what it claims to be: bytes on alpha's veth for tcp and bypass only, and the
-# shim's own account (VMSHIM_DEBUG=1) of redirecting the one and leaving the other alone.
+# Each path is what it claims to be: bytes on the client's veth for tcp and bypass only, and
+# the shim's own account (VMSHIM_DEBUG=1) of redirecting (to beta's vsock port, directly or
+# through the relay) or leaving alone. A relay path also: the connection counted by the
+# relay, and what the relay says of 4 connections it holds (status: each session's path).
 note "checking the paths"
-for path in "${PATHS[@]}"; do
+for path in $(paths_for_rep 0); do
 	client_argv "$path" echo pingpong --size 1 --count 20 --warmup 0
-	before=$(veth_bytes alpha)
-	record "check-$path" env VMSHIM_DEBUG=1 "${CMD_ARGV[@]}"
-	shim_said=$(grep -oE 'connected to sibling|no sibling.s: plain TCP' "$WORK/last.err" | head -n 1 | tr ' ' _ || true)
-	result section=check path="$path" veth_bytes=$(($(veth_bytes alpha) - before)) "shim_said=${shim_said:-nothing}"
+	client=$(client_guest "$path")
+	before=$(veth_bytes "$client")
+	CMD_ARGV=(env VMSHIM_DEBUG=1 "${CMD_ARGV[@]}")
+	measure "check-$path" "$path" 1
+	shim_said=$(grep -oE 'connected to sibling cid [0-9]+ port [0-9]+|no sibling.s: plain TCP' "$WORK/last.err" | head -n 1 | tr ' ' _ || true)
+	result section=check path="$path" client="$client" veth_bytes=$(($(veth_bytes "$client") - before)) \
+		"shim_said=${shim_said:-nothing}" "${RELAYED[@]}"
+	if [[ $path == relay-* ]]; then
+		client_argv "$path" sink hold --conns 4 --size 64K --seconds 0.3 --pause 1
+		held "check-hold-$path" relay_sessions
+		result section=check-relay path="$path" forwarding="$(relay_value 'd["forwarding"]')" \
+			"sessions=${HELD:-none}"
+		wait_drained "check-hold-$path"
+		# Every session forwarded the path's way, or the path is not what it claims.
+		if [ "$HELD" = "${path#relay-}:4" ]; then
+			:
+		elif [ "$path" = relay-sockmap ]; then
+			skip_path "$path" "the relay says it forwards by sockmap, but of 4 sessions held through it: ${HELD:-none}"
+		else
+			fail "$path: of 4 sessions held through the relay: ${HELD:-none}"
+		fi
+	fi
 done
 
 # --- the reference ceiling: memcpy on one core -----------------------------------------
@@ -236,8 +376,8 @@ for streams in $STREAMS; do
 			for path in $(paths_for_rep "$r"); do
 				client_argv "$path" sink stream --size "$size" --streams "$streams" \
 					--seconds "$STREAM_SECONDS"
-				record "stream-$path" "${CMD_ARGV[@]}"
-				result section=stream path="$path" rep="$r"
+				measure "stream-$path" "$path" "$streams"
+				result section=stream path="$path" rep="$r" "${RELAYED[@]}"
 				wait_drained "stream-$path-$size-$streams-$r"
 			done
 		done
@@ -250,8 +390,8 @@ for size in $PP_SIZES; do
 	for r in $(seq "$REPS"); do
 		for path in $(paths_for_rep "$r"); do
 			client_argv "$path" echo pingpong --size "$size" --count "$PP_COUNT"
-			record "pingpong-$path" "${CMD_ARGV[@]}"
-			result section=pingpong path="$path" rep="$r"
+			measure "pingpong-$path" "$path" 1
+			result section=pingpong path="$path" rep="$r" "${RELAYED[@]}"
 		done
 	done
 done
@@ -261,8 +401,8 @@ note "connection rate: $CR_COUNT connections (connect, 1 byte there and back, cl
 for r in $(seq "$REPS"); do
 	for path in $(paths_for_rep "$r"); do
 		client_argv "$path" echo connrate --size 1 --count "$CR_COUNT"
-		record "connrate-$path" "${CMD_ARGV[@]}"
-		result section=connrate path="$path" rep="$r"
+		measure "connrate-$path" "$path" $((CR_COUNT + 1)) # and one untimed first
+		result section=connrate path="$path" rep="$r" "${RELAYED[@]}"
 		wait_drained "connrate-$path-$r"
 	done
 done
@@ -327,27 +467,20 @@ done
 
 # --- scale: many concurrent connections --------------------------------------------------
 # netbench hold opens N connections, says so, waits 2 s (when the memory of the helperds,
-# the server and the client is read), then streams over all of them. (The client is the
-# background job itself: ip netns exec and env exec it.)
+# the server and the client is read), then streams over all of them. Not the relay paths:
+# its host policy lets a guest hold 512 at once, and the relay's memory is not a guest's.
 note "scale: $SCALE_CONNS concurrent connections, tcp vs shim"
 helperd_alpha=$(leaf_pid "$(cat "$WORK/helperd-alpha.pid")")
+held_rss() {
+	HELD="held_helperd_alpha_kib=$(rss_kib "$helperd_alpha") held_helperd_beta_kib=$(rss_kib "$helperd_beta") held_server_kib=$(rss_kib "$server") held_client_kib=$(rss_kib "$1")"
+}
 for conns in $SCALE_CONNS; do
 	for path in tcp shim; do
 		server=$(leaf_pid "$(cat "$WORK/srv-$path-sink.pid")")
 		before="helperd_alpha_kib=$(rss_kib "$helperd_alpha") helperd_beta_kib=$(rss_kib "$helperd_beta") server_kib=$(rss_kib "$server")"
 		client_argv "$path" sink hold --conns "$conns" --size 64K --seconds "$SCALE_SECONDS" --pause 2
-		echo "[hold-$path-$conns] $(printf '%q ' "${CMD_ARGV[@]}")" >>"$CMDS"
-		"${CMD_ARGV[@]}" >"$WORK/hold.out" 2>>"$OUT/log.txt" &
-		client=$!
-		for _ in $(seq 600); do
-			grep -q hold-ready "$WORK/hold.out" && break
-			kill -0 "$client" 2>/dev/null || break
-			sleep 0.1
-		done
-		held="held_helperd_alpha_kib=$(rss_kib "$helperd_alpha") held_helperd_beta_kib=$(rss_kib "$helperd_beta") held_server_kib=$(rss_kib "$server") held_client_kib=$(rss_kib "$client")"
-		wait "$client" || { note "FAILED: hold $path $conns: $(tail -n 3 "$OUT/log.txt")"; exit 1; }
-		cp "$WORK/hold.out" "$WORK/last.out"
-		result section=scale path="$path" $before $held
+		held "hold-$path-$conns" held_rss
+		result section=scale path="$path" $before $HELD
 		wait_drained "hold-$path-$conns"
 	done
 done
@@ -355,4 +488,7 @@ done
 for f in "$WORK"/srv-*.pid "$WORK"/socat-*.pid; do
 	stop_bg "$(basename "$f" .pid)"
 done
+stop_relay
+echo "relay restarts=$RELAY_RESTARTS" >>"$RAW"
+echo "vm seconds=$SECONDS" >>"$RAW" # this script's time: no wait for the test VM's lock, no boot
 echo "done" >>"$RAW"

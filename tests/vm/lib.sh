@@ -45,53 +45,61 @@ kernel_at_least() {
 }
 fail() { printf '    FAIL: %s\n' "$*"; exit 1; }
 
-write_policy() {
-	cat > "$POLICY" <<POLICY
-# The test guests: every one has CID 1, so each has its own vsock port block.
-connect-timeout 2000
-allow 1024-65535
-peer alpha
-    cid 1
-    address ${ADDR[alpha]}
-    vsock-base ${BASE[alpha]}
-peer beta
-    cid 1
-    address ${ADDR[beta]}
-    vsock-base ${BASE[beta]}
-POLICY
+# guest_policy [--relay] GUEST...: a policy for the test guests GUEST (GUEST/relay: `via
+# relay`), on stdout; --relay names the host's relay.
+guest_policy() {
+	local relay= g
+	[ "${1:-}" != --relay ] || { relay=1; shift; }
+	echo "# The test guests: every one has CID 1, so each has its own vsock port block."
+	[ -z "$relay" ] || echo "relay 1 $RELAY_PORT"
+	echo "connect-timeout 2000"
+	echo "allow 1024-65535"
+	for g in "$@"; do
+		echo "peer ${g%/relay}"
+		echo "    cid 1"
+		echo "    address ${ADDR[${g%/relay}]}"
+		echo "    vsock-base ${BASE[${g%/relay}]}"
+		[ "$g" = "${g%/relay}" ] || echo "    via relay"
+	done
 }
+
+write_policy() { guest_policy alpha beta >"$POLICY"; }
 
 # The guests' policy with the host's relay: alpha and beta reach each other through it.
-write_relay_policy() {
-	write_policy
-	sed -i "1a relay 1 $RELAY_PORT" "$POLICY"
-	sed -i '/^    vsock-base/a\    via relay' "$POLICY"
-}
+write_relay_policy() { guest_policy --relay alpha/relay beta/relay >"$POLICY"; }
 
-# write_host_policy FILE [SETTINGS...]: the relay's host policy for alpha and beta (both on
-# CID 1, known by their port blocks), each reaching the other; SETTINGS are lines before
-# the guests (max-per-guest 2, ...); REACH_BETA, if set, limits alpha to those ports of beta.
+# write_host_policy FILE [SETTINGS...]: the relay's host policy for the guests in
+# RELAY_GUESTS (alpha beta), all on CID 1 and known by their port blocks, each reaching the
+# others; SETTINGS are lines before the guests (max-per-guest 2, ...); REACH_BETA, if set,
+# limits alpha to those ports of beta.
 write_host_policy() {
-	local file=$1
+	local file=$1 g h guests=${RELAY_GUESTS:-alpha beta}
 	shift
 	{
 		echo "port $RELAY_PORT"
 		printf '%s\n' "$@"
-		echo "guest alpha"
-		echo "    cid 1"
-		echo "    vsock-base ${BASE[alpha]}"
-		echo "    reach beta ${REACH_BETA:-}"
-		echo "guest beta"
-		echo "    cid 1"
-		echo "    vsock-base ${BASE[beta]}"
-		echo "    reach alpha"
+		for g in $guests; do
+			echo "guest $g"
+			echo "    cid 1"
+			echo "    vsock-base ${BASE[$g]}"
+			for h in $guests; do
+				if [ "$g:$h" = alpha:beta ]; then
+					echo "    reach beta ${REACH_BETA:-}"
+				elif [ "$h" != "$g" ]; then
+					echo "    reach $h"
+				fi
+			done
+		done
 	} >"$file"
 }
 
-# start_relay POLICY: vmshim-relay in the namespace "host", which stands for the host.
+# start_relay POLICY [OPTION...]: vmshim-relay in the namespace "host", which stands for the
+# host; with -d unless RELAY_DEBUG is set (to nothing).
 start_relay() {
+	local policy=$1
+	shift
 	ip netns add host 2>/dev/null || true
-	ip netns exec host "$RELAY" -f -d -c "$1" -r /run/vmshim-relay \
+	ip netns exec host "$RELAY" -f ${RELAY_DEBUG--d} -c "$policy" -r /run/vmshim-relay "$@" \
 		>>"$WORK/relay.log" 2>&1 &
 	echo $! >"$WORK/relay.pid"
 	wait_for "the relay" test -S /run/vmshim-relay/status
@@ -109,6 +117,9 @@ relay_value() {
 	"$RELAY" -r /run/vmshim-relay status |
 		python3 -c 'import json, sys; d = json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"
 }
+
+# relayed_total: connections the relay has carried to their destination.
+relayed_total() { relay_value 'd["counters"]["relayed"]'; }
 
 # add_guest G: G's namespace, its veth on the bridge, its address.
 add_guest() {

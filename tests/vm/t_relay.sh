@@ -15,9 +15,6 @@ path=$(relay_value 'd["forwarding"]')
 [ "$path" = "$want" ] || fail "relay forwards by $path on $(uname -r), want $want"
 log "discovery through the relay: alpha and beta up; forwarding: $path on $(uname -r)"
 
-# relayed_total: connections the relay has carried to their destination.
-relayed_total() { relay_value 'd["counters"]["relayed"]'; }
-
 # curl in alpha fetches 4 MiB from beta: redirected, through the relay, not over the veth.
 mkdir -p "$WORK/www"
 head -c $((4 << 20)) /dev/urandom >"$WORK/www/big"
