@@ -392,6 +392,15 @@ def main():
              for r in not_relayed[:10]) + ".")
       + (f" The relay was restarted {vm['restarts']} times to change its way of forwarding."
          if int(vm.get("restarts", 0)) else ""))
+    # A stream's time covers the delivery of every byte: far beyond the time the client wrote
+    # for (STREAM_SECONDS), the bytes waited on the way (in the relay, say).
+    took = {p: [r["seconds"] for r in rows if r["section"] == "stream" and r["path"] == p]
+            for p in paths}
+    if any(took.values()):
+        w("")
+        w("Each stream's time, from its first write to the sink's EOF (s; the client writes for "
+          "STREAM_SECONDS, see the commands), median [min..max] over all sizes and stream counts: "
+          + ", ".join(f"{PATH_NAMES[p]} {cell(stats(v))}" for p, v in took.items() if v) + ".")
     w("")
     w("## Throughput (Gbit/s)")
     w("")
