@@ -525,17 +525,23 @@ static void on_outbound(struct watch *w, uint32_t events)
 	close_outbound(o);
 }
 
-/* A socket bound to a free control source port of this guest (first_control_source). */
+/* A socket bound to a free control source port of this guest (first_control_source). The
+ * ports are taken in turn, not the lowest free one: vsock has no TIME_WAIT, and on newer
+ * kernels (6.12) a closed socket gives its port up before its peer has closed, so a new
+ * connection from the same port to the same place would take the old one's late reset. */
 static int control_socket(void)
 {
+	static uint32_t next; /* offset into the range */
 	uint32_t first = first_control_source(helperd_self());
 	int s = socket(AF_VSOCK, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
 	if (s < 0)
 		return -1;
-	for (uint32_t port = first; port < first + PRIVILEGED_PORTS - 1; port++) {
-		struct sockaddr_vm svm = {
-			.svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY, .svm_port = port};
+	for (uint32_t tries = 0; tries < PRIVILEGED_PORTS - 1; tries++) {
+		struct sockaddr_vm svm = {.svm_family = AF_VSOCK,
+					  .svm_cid = VMADDR_CID_ANY,
+					  .svm_port = first + next};
+		next = (next + 1) % (PRIVILEGED_PORTS - 1);
 		if (bind(s, (struct sockaddr *)&svm, sizeof(svm)) == 0)
 			return s;
 		if (errno != EADDRINUSE)

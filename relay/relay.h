@@ -17,6 +17,7 @@ struct relay_counters {
 	unsigned long bad_requests;    /* malformed, or not sent in time */
 	unsigned long spliced;         /* times a connection was handed to the kernel */
 	unsigned long taken_back;      /* ... and taken back to be copied (splice.h) */
+	unsigned long rescued;         /* packets the kernel dropped as it gave one back */
 	unsigned long long bytes_up;   /* caller to destination, of finished connections */
 	unsigned long long bytes_down; /* destination to caller */
 };

@@ -110,34 +110,67 @@ static void refuse(struct session *s, enum relayproto_status status, const char 
 	session_end(s, why);
 }
 
-/* Hands a forwarding session to the kernel if it takes it, else leaves it with copy.c, to
- * try again later if only bytes in flight stood in the way. */
-static bool try_splice(struct session *s)
+/* Hands a forwarding session to the kernel if it takes it (1), else leaves it with copy.c
+ * (0), to try again later if only bytes in flight stood in the way. -1: the session ended. */
+static int try_splice(struct session *s)
 {
 	if (!relay.splice)
-		return false;
+		return 0;
 	if (splice_add(relay.splice, s->caller.w.fd, s->dest.w.fd, &s->splice_id) < 0) {
+		if (errno == EIO) {
+			session_end(s, "reset: the kernel lost bytes giving it back");
+			return -1;
+		}
 		s->splice_retry_ms = errno == EBUSY ? vmshim_now_ms() + SPLICE_RETRY_MS : INT64_MAX;
-		return false;
+		return 0;
 	}
 	copy_free(s);
 	s->path = PATH_SPLICED;
 	COUNT(s->from, spliced);
-	return true;
+	return 1;
 }
 
-/* Stops the kernel taking bytes off the session's sockets; session_tick gives the session to
- * copy.c once the kernel has sent what it took. */
+/* Stops the kernel taking bytes off the session's sockets and gives them to copy.c, which
+ * reads at once (so that neither side stays blocked on the other) but writes in a direction
+ * only after the kernel has sent what it took that way (session_kernel_sending). */
 static void take_back(struct session *s, const char *why)
 {
 	log_debug("connection %lu: taken back from the kernel: %s", s->id, why);
 	splice_pause(relay.splice, s->splice_id);
 	s->path = PATH_LEAVING;
 	COUNT(s->from, taken_back);
+	if (copy_start(s) < 0) {
+		session_end(s, "no memory for its buffers");
+		return;
+	}
+	/* a packet the kernel dropped while pausing goes first (splice_rescued) */
+	for (int from = 0; from < 2; from++) {
+		const uint8_t *bytes;
+		ssize_t n = splice_rescued(relay.splice, s->splice_id, from, &bytes);
+		if (n < 0) {
+			session_end(s, "reset: the kernel lost bytes giving it back");
+			return;
+		}
+		if (n && copy_preload(s, from ? &s->dest : &s->caller, bytes, (size_t)n) < 0) {
+			session_end(s, "no memory for its buffers");
+			return;
+		}
+		if (n) {
+			COUNT(s->from, rescued);
+			log_debug("connection %lu: %zd bytes rescued", s->id, n);
+		}
+	}
+	/* an EOF seen while spliced but not passed on may have bytes before it: read() finds
+	 * it again after them; a hang-up, copy.c hears (or its send finds) again */
+	for (struct end *e = &s->caller; e; e = e == &s->caller ? &s->dest : NULL) {
+		if (!session_other(s, e)->shut)
+			e->eof = false;
+		e->gone = false;
+	}
 	session_settle(s);
 }
 
-/* A LEAVING session to copy.c, once the kernel's queues are empty. */
+/* A LEAVING session out of the kernel's hands once it has sent all it took. */
 static void copy_over(struct session *s)
 {
 	uint64_t up, down;
@@ -148,16 +181,15 @@ static void copy_over(struct session *s)
 	s->bytes_down += down;
 	s->path = PATH_COPY;
 	s->splice_retry_ms = vmshim_now_ms() + SPLICE_RETRY_MS;
-	if (copy_start(s) < 0) {
-		session_end(s, "no memory for its buffers");
-		return;
-	}
-	/* an EOF seen while spliced but not passed on may have bytes before it: read() finds
-	 * it again after them */
-	for (struct end *e = &s->caller; e; e = e == &s->caller ? &s->dest : NULL)
-		if (!session_other(s, e)->shut)
-			e->eof = false;
-	session_settle(s);
+}
+
+bool session_kernel_sending(const struct session *s, const struct end *to)
+{
+	uint64_t queued;
+
+	return s->path == PATH_LEAVING &&
+	       splice_queued(relay.splice, s->splice_id, to == &s->caller ? 1 : 0, &queued) == 0 &&
+	       queued > 0;
 }
 
 /* 1 when every byte that came from end `from` has gone out on the other, 0 while some are
@@ -165,19 +197,18 @@ static void copy_over(struct session *s)
  * else sending failed for good. */
 static int drained(struct session *s, const struct end *from)
 {
+	int index = from == &s->caller ? 0 : 1;
+	uint64_t queued = 0;
+
 	if (s->path == PATH_SPLICED)
-		return splice_drained(relay.splice, s->splice_id, from == &s->caller ? 0 : 1);
-	return copy_pending(s, from) == 0;
+		return splice_drained(relay.splice, s->splice_id, index);
+	if (s->path == PATH_LEAVING && splice_queued(relay.splice, s->splice_id, index, &queued) < 0)
+		return -1;
+	return !queued && copy_pending(s, from) == 0;
 }
 
 void session_settle(struct session *s)
 {
-	if (s->path == PATH_LEAVING) {
-		/* nothing to do until the tick's copy_over: hear each end's hang-up once */
-		loop_mod(&s->caller.w, EPOLLONESHOT);
-		loop_mod(&s->dest.w, EPOLLONESHOT);
-		return;
-	}
 	for (struct end *e = &s->caller; e; e = e == &s->caller ? &s->dest : NULL) {
 		struct end *other = session_other(s, e);
 		if (!e->eof || other->shut)
@@ -214,8 +245,14 @@ void session_settle(struct session *s)
 				loop_mod(&e->w, EPOLLIN | EPOLLRDHUP | EPOLLONESHOT);
 		return;
 	}
-	loop_mod(&s->caller.w, copy_interest(s, &s->caller));
-	loop_mod(&s->dest.w, copy_interest(s, &s->dest));
+	for (struct end *e = &s->caller; e; e = e == &s->caller ? &s->dest : NULL) {
+		uint32_t events = copy_interest(s, e);
+		/* a gone end may hang up for ever (level): armed once, only for bytes to read */
+		if (!e->gone)
+			loop_mod(&e->w, events);
+		else if (events)
+			loop_mod(&e->w, events | EPOLLONESHOT);
+	}
 }
 
 static void forward(struct session *s)
@@ -229,7 +266,10 @@ static void forward(struct session *s)
 		refuse(s, RELAY_UNREACHABLE, "destination closed before FROM");
 		return;
 	}
-	if (!try_splice(s) && copy_start(s) < 0) {
+	int spliced = try_splice(s);
+	if (spliced < 0)
+		return;
+	if (!spliced && copy_start(s) < 0) {
 		COUNT(s->from, busy);
 		refuse(s, RELAY_BUSY, "no memory for its buffers");
 		return;
@@ -381,9 +421,9 @@ static void on_end_event(struct watch *w, uint32_t events)
 	case SESSION_FORWARD:
 		if (s->path == PATH_SPLICED)
 			on_spliced_event(s, e, events);
-		else if (s->path == PATH_COPY)
+		else
 			copy_on_event(s, e, events);
-		break; /* LEAVING: the tick moves it on */
+		break;
 	}
 }
 
@@ -454,12 +494,19 @@ static void tick_forward(struct session *s, int64_t now)
 		break;
 	case PATH_LEAVING:
 		copy_over(s);
+		copy_tick(s);
 		break;
-	case PATH_COPY:
-		if (now >= s->splice_retry_ms && !s->caller.eof && !s->dest.eof &&
-		    !copy_pending(s, &s->caller) && !copy_pending(s, &s->dest) && try_splice(s))
+	case PATH_COPY: {
+		int spliced = now >= s->splice_retry_ms && !s->caller.eof && !s->dest.eof &&
+			      !copy_pending(s, &s->caller) && !copy_pending(s, &s->dest)
+				      ? try_splice(s)
+				      : 0;
+		if (spliced > 0)
 			session_settle(s);
+		else if (spliced == 0)
+			copy_tick(s);
 		break;
+	}
 	}
 }
 

@@ -24,7 +24,7 @@ enum session_state { SESSION_REQUEST, SESSION_DIALING, SESSION_HANDSHAKE, SESSIO
 enum forward_path {
 	PATH_COPY,    /* copy.c, through the session's buffers */
 	PATH_SPLICED, /* the kernel's sockmap (splice.h) */
-	PATH_LEAVING, /* the kernel takes no more; its queue drains before copy.c takes over */
+	PATH_LEAVING, /* copy.c reads; the kernel takes no more but still sends what it took */
 };
 
 struct session;
@@ -34,13 +34,14 @@ struct end {
 	struct watch w;
 	struct session *s;
 	bool eof;  /* its guest will send no more */
-	bool gone; /* ... and takes nothing more either (EPOLLHUP) */
+	bool gone; /* it takes nothing more (hang-up, or EPIPE on a send) */
 	bool shut; /* shutdown(SHUT_WR) passed on to it */
 };
 
 /* Bytes on their way from one end to the other (copy path). */
 struct copy_dir {
 	uint8_t *buf;
+	uint32_t size;       /* the host policy's buffer, or more for rescued bytes */
 	uint32_t head, tail; /* pending bytes are buf[head, tail) */
 };
 
@@ -74,6 +75,10 @@ static inline struct end *session_other(struct session *s, const struct end *e)
  * its vsock port where the host sees it (port_seen), else 0 until its request says. Takes
  * fd in every case. */
 void session_start(int fd, int from, uint32_t source_port, bool port_seen);
+
+/* Whether end `to` still has bytes to get from the kernel (a LEAVING session): copies to it
+ * wait for them, so that the order holds. */
+bool session_kernel_sending(const struct session *s, const struct end *to);
 
 /* Ends sessions whose request or destination is late, watches the kernel's queues of spliced
  * ones; called every SESSION_TICK_MS. */

@@ -27,7 +27,14 @@ struct splice_sock {
 struct splice_dir {
 	uint64_t in, out;
 	int32_t err;
-	uint32_t pad;
+	uint32_t lost;
+};
+
+/* The head of a `rescued` record: a packet dropped off a source socket (splice.bpf.c). */
+struct rescue {
+	uint64_t cookie;
+	uint32_t dir, len;
+	uint8_t data[];
 };
 
 #define VSOCK_SOCKMAP_FUNC "vsock_bpf_update_proto"
@@ -39,6 +46,9 @@ struct splice_dir {
 struct pair {
 	int fd[2]; /* -1: free */
 	uint64_t cookie[2]; /* 0: not in `socks` (the kernel's cookies start at 1) */
+	uint8_t *rescued[2]; /* packets the kernel dropped off fd[i] while pausing */
+	size_t rescued_len[2];
+	bool rescue_failed; /* no memory to keep one */
 };
 
 struct splice_engine {
@@ -46,6 +56,7 @@ struct splice_engine {
 	int redir, verd, socks; /* map descriptors */
 	struct splice_dir *dirs; /* 2 per pair: a->b, b->a */
 	size_t dirs_len;
+	struct ring_buffer *rescued;
 	unsigned max_pairs;
 	struct pair *pairs;
 	/* Free ids in a ring, reused oldest first: a send the kernel was still finishing for a
@@ -71,6 +82,7 @@ void splice_close(struct splice_engine *e)
 		return;
 	if (e->dirs)
 		munmap(e->dirs, e->dirs_len);
+	ring_buffer__free(e->rescued);
 	splice_bpf__destroy(e->skel); /* closing the maps takes every socket out */
 	free(e->pairs);
 	free(e->ring);
@@ -98,6 +110,28 @@ static bool vsock_in_sockmap(void)
 	btf__free(module);
 	btf__free(vmlinux);
 	return found;
+}
+
+/* A packet the kernel dropped off one of a pair's sockets, kept for splice_rescued. */
+static int keep_rescued(void *ctx, void *data, size_t size)
+{
+	struct splice_engine *e = ctx;
+	const struct rescue *r = data;
+	unsigned id = r->dir / 2, side = r->dir % 2;
+
+	if (size < sizeof(*r) + r->len || id >= e->max_pairs ||
+	    e->pairs[id].cookie[side] != r->cookie)
+		return 0; /* a pair taken out since */
+	struct pair *p = &e->pairs[id];
+	uint8_t *grown = realloc(p->rescued[side], p->rescued_len[side] + r->len);
+	if (!grown) {
+		p->rescue_failed = true;
+		return 0;
+	}
+	memcpy(grown + p->rescued_len[side], r->data, r->len);
+	p->rescued[side] = grown;
+	p->rescued_len[side] += r->len;
+	return 0;
 }
 
 int splice_open(struct splice_engine **out, unsigned max_pairs, char *err, size_t errlen)
@@ -168,6 +202,10 @@ int splice_open(struct splice_engine **out, unsigned max_pairs, char *err, size_
 		e->dirs = NULL;
 		goto fail;
 	}
+	step = "open the rescue ring";
+	e->rescued = ring_buffer__new(bpf_map__fd(e->skel->maps.rescued), keep_rescued, e, NULL);
+	if (!e->rescued)
+		goto fail;
 	libbpf_set_print(old_print);
 	*out = e;
 	return 0;
@@ -229,31 +267,59 @@ static void finish(struct splice_engine *e, unsigned id)
 
 	for (unsigned k = 2 * id; k < 2 * id + 2; k++)
 		bpf_map_delete_elem(e->redir, &k);
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < 2; i++) {
 		if (p->cookie[i])
 			bpf_map_delete_elem(e->socks, &p->cookie[i]);
+		free(p->rescued[i]);
+		p->rescued[i] = NULL;
+		p->rescued_len[i] = 0;
+	}
+	p->rescue_failed = false;
 	p->fd[0] = p->fd[1] = -1;
 	e->ring[(e->head + e->n_free++) % e->max_pairs] = id;
 }
 
 /* A verdict that began before stop_verdicts takes its skb off the socket and redirects it
  * while the transport holds the socket's lock (virtio_transport_recv_pkt): once a peek, which
- * takes that lock, has returned on both sockets, what it took counts in `in`. Without this
- * a pair could be taken out between the verdict and its redirect, which then drops the skb. */
-static void wait_verdicts(const struct splice_engine *e, unsigned id)
+ * takes that lock, has returned on both sockets, what it took counts in `in`, or, if it
+ * found its program gone and dropped the packet, sits in `rescued`. Collects those. */
+static void wait_verdicts(struct splice_engine *e, unsigned id)
 {
 	waiting(e->pairs[id].fd[0]);
 	waiting(e->pairs[id].fd[1]);
+	ring_buffer__consume(e->rescued);
 }
 
-static void take_out(struct splice_engine *e, unsigned id, int wait_sent)
+/* Whether every packet dropped off the pair's sockets while pausing was rescued. */
+static bool none_lost(struct splice_engine *e, unsigned id)
 {
+	return !e->pairs[id].rescue_failed && !__atomic_load_n(&e->dirs[2 * id].lost, __ATOMIC_ACQUIRE) &&
+	       !__atomic_load_n(&e->dirs[2 * id + 1].lost, __ATOMIC_ACQUIRE);
+}
+
+/* Takes a pair out; with wait_sent, only after what the kernel took has been sent (within
+ * about a second), then sends what it dropped itself. -1 (EIO) if a byte was lost. */
+static int take_out(struct splice_engine *e, unsigned id, int wait_sent)
+{
+	struct pair *p = &e->pairs[id];
+	int ok = 1;
+
 	stop_verdicts(e, id);
-	if (wait_sent)
+	if (wait_sent) {
 		wait_verdicts(e, id);
-	for (int i = 0; wait_sent && i < UNDO_WAIT_STEPS && !all_sent(e, id); i++)
-		nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
+		for (int i = 0; i < UNDO_WAIT_STEPS && !all_sent(e, id); i++)
+			nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
+		ok = all_sent(e, id) && none_lost(e, id);
+		/* a fresh connection has room for one packet */
+		for (int i = 0; i < 2 && ok; i++)
+			ok = !p->rescued_len[i] ||
+			     send(p->fd[!i], p->rescued[i], p->rescued_len[i],
+				  MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)p->rescued_len[i];
+	}
 	finish(e, id);
+	if (!ok)
+		errno = EIO;
+	return ok ? 0 : -1;
 }
 
 int splice_add(struct splice_engine *e, int a, int b, unsigned *id)
@@ -320,8 +386,8 @@ int splice_add(struct splice_engine *e, int a, int b, unsigned *id)
 	if (!saved && (waiting(a) || waiting(b)))
 		saved = EBUSY;
 	if (saved) {
-		take_out(e, n, 1);
-		errno = saved;
+		if (take_out(e, n, 1) == 0)
+			errno = saved;
 		return -1;
 	}
 	*id = n;
@@ -380,8 +446,24 @@ void splice_remove(struct splice_engine *e, unsigned id)
 
 void splice_pause(struct splice_engine *e, unsigned id)
 {
-	if (valid(e, id))
-		stop_verdicts(e, id);
+	if (!valid(e, id))
+		return;
+	stop_verdicts(e, id);
+	wait_verdicts(e, id);
+}
+
+ssize_t splice_rescued(struct splice_engine *e, unsigned id, int from, const uint8_t **bytes)
+{
+	if (!valid(e, id) || (from != 0 && from != 1)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (!none_lost(e, id)) {
+		errno = EIO;
+		return -1;
+	}
+	*bytes = e->pairs[id].rescued[from];
+	return (ssize_t)e->pairs[id].rescued_len[from];
 }
 
 int splice_release(struct splice_engine *e, unsigned id, uint64_t *a_to_b, uint64_t *b_to_a)
@@ -390,12 +472,11 @@ int splice_release(struct splice_engine *e, unsigned id, uint64_t *a_to_b, uint6
 		errno = EINVAL;
 		return -1;
 	}
-	wait_verdicts(e, id);
 	if (!all_sent(e, id)) {
 		errno = EAGAIN;
 		return -1;
 	}
-	/* all sent and no verdict running: the counts are final */
+	/* all sent, and no verdict runs since splice_pause: the counts are final */
 	splice_bytes(e, id, a_to_b, b_to_a);
 	finish(e, id);
 	return 0;

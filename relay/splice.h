@@ -26,6 +26,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct splice_engine;
 
@@ -40,7 +41,9 @@ int splice_open(struct splice_engine **out, unsigned max_pairs, char *err, size_
  *   EOPNOTSUPP  not two AF_VSOCK stream sockets, or a kernel without vsock in sockmap
  *   EBUSY       bytes were waiting on a socket (the kernel only forwards what arrives after
  *               the splice starts): read and forward them, then try again or keep copying
- *   ENOSPC      max_pairs pairs are spliced already */
+ *   ENOSPC      max_pairs pairs are spliced already
+ *   EIO         the kernel had begun and lost bytes giving the pair back: end both
+ *               connections, as their streams have a gap */
 int splice_add(struct splice_engine *e, int a, int b, unsigned *id);
 
 /* Bytes the kernel has sent a->b and b->a so far (handed to the other socket's sendmsg). */
@@ -65,11 +68,24 @@ int splice_drained(struct splice_engine *e, unsigned id, int from);
 void splice_remove(struct splice_engine *e, unsigned id);
 
 /* Gives a pair back to user space without losing a byte, in two steps. splice_pause stops
- * the kernel taking bytes off either socket: what arrives afterwards waits on its socket,
- * under vsock's own flow control. splice_release then takes both sockets out once all the
- * kernel took has been sent (0, id freed, the kernel's final splice_bytes in a_to_b and
- * b_to_a), or fails with EAGAIN while some is still queued: call it again later. Bytes held for a peer that is gone are dropped with it. */
+ * the kernel taking bytes off either socket (when it returns, no verdict is under way): what
+ * arrives afterwards waits on its socket, to be read by the caller at once if it likes, and
+ * written to the other socket once splice_queued says the kernel's queue that way is empty
+ * (or failed), so that the order holds. splice_release then takes both sockets out once all
+ * the kernel took has been sent (0, id freed, the kernel's final splice_bytes in a_to_b and
+ * b_to_a), or fails with EAGAIN while some is still queued: call it again later. Bytes held
+ * for a peer that is gone are dropped with it.
+ *
+ * A packet under way while splice_pause takes the verdict away is dropped by the kernel
+ * (sk_psock_verdict_recv finds no program); a tracing program copies it out first, and
+ * splice_rescued gives it to the caller, who must write it to the other socket after what
+ * the kernel queued that way and before anything read from `from` since. */
 void splice_pause(struct splice_engine *e, unsigned id);
+
+/* After splice_pause: the bytes the kernel dropped off `from` (0: a, 1: b) while pausing, at
+ * *bytes until splice_release; usually none. -1 with EIO if some could not be copied out
+ * (the stream has a gap: end both connections). */
+ssize_t splice_rescued(struct splice_engine *e, unsigned id, int from, const uint8_t **bytes);
 int splice_release(struct splice_engine *e, unsigned id, uint64_t *a_to_b, uint64_t *b_to_a);
 
 void splice_close(struct splice_engine *e);

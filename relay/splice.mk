@@ -4,11 +4,12 @@
 SPLICE_GEN   = $(BUILD)/gen/relay
 SPLICE_LIBS  = -lbpf
 BPF_CLANG   ?= clang
+# -mcpu=v3: 32-bit ALU and jumps, so that the verifier sees bounds checked on 32-bit values.
 # -target bpf leaves out the multiarch directory where Debian keeps <asm/types.h>.
-BPF_CFLAGS   = -O2 -g -target bpf -Wall -Werror \
+BPF_CFLAGS   = -O2 -g -target bpf -mcpu=v3 -Wall -Werror \
 	-idirafter /usr/include/$(shell $(CC) -print-multiarch)
 
-$(SPLICE_GEN)/splice.bpf.o: relay/splice.bpf.c
+$(SPLICE_GEN)/splice.bpf.o: relay/splice.bpf.c relay/splice.mk
 	@mkdir -p $(@D)
 	$(BPF_CLANG) $(BPF_CFLAGS) -c $< -o $@
 

@@ -24,9 +24,9 @@ static void print_counters(FILE *out, const struct relay_counters *c)
 	fprintf(out,
 		"{\"accepted\": %lu, \"relayed\": %lu, \"refused\": %lu, \"unreachable\": %lu, "
 		"\"busy\": %lu, \"bad_requests\": %lu, \"spliced\": %lu, \"taken_back\": %lu, "
-		"\"bytes_up\": %llu, \"bytes_down\": %llu}",
+		"\"rescued\": %lu, \"bytes_up\": %llu, \"bytes_down\": %llu}",
 		c->accepted, c->relayed, c->refused, c->unreachable, c->busy, c->bad_requests,
-		c->spliced, c->taken_back, c->bytes_up, c->bytes_down);
+		c->spliced, c->taken_back, c->rescued, c->bytes_up, c->bytes_down);
 }
 
 static char *render(size_t *len)

@@ -445,6 +445,40 @@ static void peer_gone(struct splice_engine *e, unsigned id, const int fd[2], str
 	      r.copy_errno ? strerror(r.copy_errno) : "");
 }
 
+/* After splice_pause: what the kernel dropped off `from` while pausing, copied into buf
+ * (splice_rescued), to be written after what it queued. Its length; a failed check if some
+ * was lost. */
+static size_t take_rescued(struct splice_engine *e, unsigned id, int from, unsigned char *buf)
+{
+	const uint8_t *bytes;
+	ssize_t n = splice_rescued(e, id, from, &bytes);
+
+	if (n < 0 || n > 65536) {
+		check(false, "splice_rescued: %s", n < 0 ? strerror(errno) : "more than a packet");
+		return 0;
+	}
+	if (n)
+		memcpy(buf, bytes, (size_t)n);
+	return (size_t)n;
+}
+
+/* Gives a paused pair back (splice_release) and writes to b what the kernel dropped off a.
+ * False on a timeout. */
+static bool give_back(struct splice_engine *e, unsigned id, const int fd[2], uint64_t *ab,
+		      size_t *rescued)
+{
+	static unsigned char buf[65536];
+	size_t n = take_rescued(e, id, 0, buf);
+	uint64_t ba;
+	double end = now() + TIMEOUT_S;
+
+	while (splice_release(e, id, ab, &ba) < 0)
+		if (errno != EAGAIN || now() > end || usleep(1000))
+			return false;
+	*rescued += n;
+	return write(fd[1], buf, n) == (ssize_t)n;
+}
+
 /* B reads slowly and the kernel's queue for it grows past LIMIT: the relay pauses the pair,
  * waits until splice_release gives it back, and copies the rest itself. Every byte arrives,
  * in order, and the queue stops growing at the pause. */
@@ -452,7 +486,7 @@ static void taken_back(struct splice_engine *e, unsigned id, const int fd[2], st
 {
 	const uint64_t limit = 256u << 10;
 	size_t n = 4u << 20, copied = 0;
-	uint64_t queued = 0, at_pause, most = 0, ab = 0, ba = 0;
+	uint64_t queued = 0, at_pause, most = 0, ab = 0;
 	double end = now() + TIMEOUT_S;
 	int err = 0;
 
@@ -463,11 +497,12 @@ static void taken_back(struct splice_engine *e, unsigned id, const int fd[2], st
 		usleep(1000);
 	at_pause = queued;
 	splice_pause(e, id);
-	while (splice_release(e, id, &ab, &ba) < 0 && errno == EAGAIN && now() < end) {
-		if (splice_queued(e, id, 0, &queued) == 0 && queued > most)
-			most = queued;
+	while (splice_queued(e, id, 0, &queued) == 0 && queued > 0 && now() < end) {
+		most = queued > most ? queued : most;
 		usleep(1000);
 	}
+	if (!give_back(e, id, fd, &ab, &copied))
+		check(false, "taken back: splice_release: %s", strerror(errno));
 	while (copy_ready_blocking(fd[0], fd[1], &copied, &err))
 		;
 	shutdown(fd[1], SHUT_WR);
@@ -478,6 +513,51 @@ static void taken_back(struct splice_engine *e, unsigned id, const int fd[2], st
 	check(g[1].got == n && g[1].eof && !g[1].bad && ab + copied == n,
 	      "taken back: B got %zu of %zu bytes in order then EOF (%llu spliced, %zu copied)",
 	      g[1].got, n, (unsigned long long)ab, copied);
+}
+
+/* A streams to B as fast as they go while the relay pauses and resplices the pair again
+ * and again: each pause races packets under way, which the kernel drops when it finds the
+ * verdict gone; the engine must rescue every one. B checks every byte in order. */
+static void paused_often(struct splice_engine *e, unsigned id, const int fd[2], struct guest g[2])
+{
+	size_t n = 16u << 20, copied = 0, rescued = 0;
+	unsigned pauses = 0;
+	uint64_t ab = 0, spliced = 0;
+	int err = 0;
+	double end = now() + TIMEOUT_S;
+
+	g[0].write_n = g[1].read_n = n;
+	start(&g[0]), start(&g[1]);
+	for (;;) {
+		usleep(2000 + 1000 * (pauses % 5));
+		splice_pause(e, id);
+		pauses++;
+		if (!give_back(e, id, fd, &ab, &rescued)) {
+			check(false, "paused often: splice_release: %s", strerror(errno));
+			break;
+		}
+		spliced += ab;
+		if (pauses == 200 || now() > end)
+			break;
+		int rc;
+		do {
+			while (copy_ready(fd[0], fd[1], &copied, &err))
+				;
+			rc = splice_add(e, fd[0], fd[1], &id);
+		} while (rc < 0 && errno == EBUSY && now() < end);
+		if (rc < 0)
+			break;
+	}
+	/* the rest by copies (nothing is spliced now) */
+	while (copy_ready_blocking(fd[0], fd[1], &copied, &err))
+		;
+	shutdown(fd[1], SHUT_WR);
+	join(&g[0]), join(&g[1]);
+	check(g[1].got == n && g[1].eof && !g[1].bad,
+	      "paused %u times mid-stream: B got %zu of %zu bytes %s (%llu spliced, %zu copied, "
+	      "%zu rescued from packets the kernel dropped)", pauses, g[1].got, n,
+	      g[1].bad ? "NOT in order" : "in order", (unsigned long long)spliced, copied,
+	      rescued);
 }
 
 typedef void scenario_fn(struct splice_engine *, unsigned, const int[2], struct guest[2]);
@@ -539,7 +619,8 @@ static void run_combo(struct splice_engine *e, const char *combo, const char *ex
 			  { "slow reader", NULL },
 			  { "control", NULL },
 			  { "peer gone", peer_gone },
-			  { "taken back", taken_back } };
+			  { "taken back", taken_back },
+			  { "paused often", paused_often } };
 	int fd[2];
 	struct guest g[2];
 	unsigned id;

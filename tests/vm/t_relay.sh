@@ -93,6 +93,69 @@ taken=$(($(relay_value 'd["counters"]["taken_back"]') - t0))
 [ "$want" = copy ] || [ "$taken" -ge 1 ] || fail "slow reader: the relay never took it back"
 log "slow reader: 8 MB intact; taken back from the kernel $taken times ($path)"
 
+# Both directions at once with a slow reader: alpha sends 6 MB to an echo server and reads
+# the echo slowly. The server blocks writing whenever the relay stops reading from it, so a
+# relay that took the connection back but waited for the kernel's queue toward the server
+# before reading would hold both for ever.
+start_bg echo2 shimmed beta "$PROGS/echo_server" block 7954 0.0.0.0 1
+wait_for "echo server" vsock_listening beta "$(vsock_port beta 7954)"
+t0=$(relay_value 'd["counters"]["taken_back"]')
+shimmed alpha python3 - <<'PY' || fail "echo with a slow reader"
+import os, socket, threading, time
+data = os.urandom(6_000_000)
+s = socket.create_connection(("198.18.0.2", 7954), timeout=30)
+def send_all():
+    s.sendall(data)
+    s.shutdown(socket.SHUT_WR)
+writer = threading.Thread(target=send_all)
+writer.start()
+got, deadline = bytearray(), time.monotonic() + 60
+while len(got) < len(data) and time.monotonic() < deadline:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    got += chunk
+    time.sleep(len(chunk) / 4e6)  # about 4 MB/s: slower than the relay
+writer.join(30)
+assert got == data, f"{len(got)} of {len(data)} bytes came back, {'equal' if got == data[:len(got)] else 'different'}"
+PY
+join_bg echo2 20 || fail "echo server: $(cat "$WORK/echo2.out")"
+taken=$(($(relay_value 'd["counters"]["taken_back"]') - t0))
+[ "$want" = copy ] || [ "$taken" -ge 1 ] || fail "echo with a slow reader: never taken back"
+log "echo with a slow reader: 6 MB each way intact; taken back $taken times ($path)"
+
+# A caller that leaves mid-stream: it writes to an echo server without reading its echo and
+# closes once its writes block, so the server is stuck writing back and the relay holds
+# bytes for a caller that is gone. The relay must notice, pass the server an error as a
+# direct connection would, and end the session instead of holding it (and one of alpha's
+# connections) for ever.
+alpha_holds() { [ "$(relay_value 'd["guests"][0]["connections"]')" = "$1" ]; }
+held=$(relay_value 'd["guests"][0]["connections"]')
+start_bg stuck shimmed beta "$PROGS/echo_server" block 7953 0.0.0.0 1
+wait_for "echo server" vsock_listening beta "$(vsock_port beta 7953)"
+shimmed alpha python3 - <<'PY' || fail "the leaving caller"
+import socket, time
+s = socket.create_connection(("198.18.0.2", 7953), timeout=10)
+s.setblocking(False)
+sent, chunk, deadline = 0, b"x" * 65536, time.monotonic() + 20
+blocked_since = None
+while time.monotonic() < deadline:
+    try:
+        sent += s.send(chunk)
+        blocked_since = None
+    except BlockingIOError:
+        blocked_since = blocked_since or time.monotonic()
+        if time.monotonic() - blocked_since > 1:
+            break
+        time.sleep(0.01)
+assert blocked_since, f"the writes never blocked ({sent} bytes sent)"
+s.close()
+print(f"    the caller wrote {sent} bytes, read none, and left")
+PY
+wait_for "the leaving caller's session to end" alpha_holds "$held"
+join_bg stuck 20 || true # the server's write fails, as on a direct connection
+log "a caller that left while the server wrote back: the relay ended the session"
+
 # restart_relay POLICY: a relay with another host policy; the helperds find each other
 # through it again.
 restart_relay() {

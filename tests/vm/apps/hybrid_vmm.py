@@ -15,17 +15,26 @@ import os, socket, sys, threading
 uds, guest_port, host_port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 
 
-def pipe(src, dst):
-    try:
-        while data := src.recv(65536):
-            dst.sendall(data)
-        dst.shutdown(socket.SHUT_WR)
-    except OSError:
-        for s in (src, dst):
-            s.close()
-
-
 def splice(a, b):
+    """Copies both ways, passing half-closes on, and closes both sockets as soon as both ways
+    are done, as the VMMs do: a socket left open for later would, when it finally closed,
+    reset whichever guest socket had taken its port by then (on 6.12 a closed vsock socket
+    gives its port up before its connection is over)."""
+    finished = threading.Barrier(2, action=lambda: (a.close(), b.close()))
+
+    def pipe(src, dst):
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        finished.wait()
+
     threading.Thread(target=pipe, args=(a, b), daemon=True).start()
     threading.Thread(target=pipe, args=(b, a), daemon=True).start()
 
@@ -42,10 +51,10 @@ def host_initiated(conn):
     guest = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
     try:
         guest.connect((1, int(port)))
+        conn.sendall(b"OK %d\n" % guest.getsockname()[1])
     except OSError:
         guest.close()
         return conn.close()
-    conn.sendall(b"OK %d\n" % guest.getsockname()[1])
     splice(conn, guest)
 
 
