@@ -367,7 +367,7 @@ def main():
     w("")
     w("A guest reaching a sibling `via relay` (delta's client to beta's server, the shim at both "
       "ends): 6 the relay forwarding by copies in user space (`vmshim-relay --copy`), 7 splicing in "
-      "the kernel (BPF sockmap, Linux 6.4 and later). Ratios of medians as above, with their ranges; "
+      "the kernel (BPF sockmap, where the relay can: 6.12 here). Ratios of medians as above, with their ranges; "
       "no targets. Throughput and connection rate: above 1 the first path is faster; latency: below 1.")
     for p, why in skipped.items():
         w("")

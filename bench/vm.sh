@@ -18,7 +18,7 @@
 #                  policy reaches beta `via relay`: vmshim-relay (namespace "host") forwards
 #                  every byte by copies in user space (--copy)
 #   relay-sockmap  the same, the relay splicing in the kernel (BPF sockmap); only where the
-#                  kernel puts vsock in sockmap (6.4 and later: bench/run --kernel 6.12),
+#                  relay can splice (bench/run --kernel 6.12),
 #                  else skipped with the relay's reason
 # The relay paths have a client guest of their own because alpha's policy cannot reach beta
 # both directly (path shim) and through the relay; the relay forwards one way at a time, so

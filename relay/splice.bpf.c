@@ -110,11 +110,18 @@ int splice_verdict(struct __sk_buff *skb)
 	return SK_PASS;
 }
 
+/* The pair entry of one of our sockets, NULL for any other socket; *cookie is its cookie. */
+static __always_inline struct splice_sock *ours(struct sock *sk, __u64 *cookie)
+{
+	*cookie = sk->__sk_common.skc_cookie.counter;
+	return bpf_map_lookup_elem(&socks, cookie);
+}
+
 SEC("fexit/skb_send_sock")
 int BPF_PROG(splice_sent, struct sock *sk, struct sk_buff *skb, int offset, int len, int ret)
 {
-	__u64 cookie = sk->__sk_common.skc_cookie.counter;
-	struct splice_sock *s = bpf_map_lookup_elem(&socks, &cookie);
+	__u64 cookie;
+	struct splice_sock *s = ours(sk, &cookie);
 
 	if (!s)
 		return 0;
@@ -152,8 +159,8 @@ int BPF_PROG(splice_rescue, struct sk_psock *psock, struct sk_buff *skb, int ver
 {
 	if (verdict != SK_DROP_VERDICT) /* splice_verdict never drops: no program ran */
 		return 0;
-	__u64 cookie = psock->sk->__sk_common.skc_cookie.counter;
-	struct splice_sock *s = bpf_map_lookup_elem(&socks, &cookie);
+	__u64 cookie;
+	struct splice_sock *s = ours(psock->sk, &cookie);
 	if (!s)
 		return 0;
 	struct splice_dir *d = bpf_map_lookup_elem(&dirs, &s->dir_out);
@@ -181,7 +188,8 @@ int BPF_PROG(splice_rescue_bytes, struct sk_buff *skb)
 	if (!found)
 		return 0;
 	struct dropped drop = *found;
-	bpf_map_delete_elem(&dropping, &key);
+	if (bpf_map_delete_elem(&dropping, &key))
+		return 0; /* taken by another CPU */
 	__sync_fetch_and_sub(&n_dropping, 1);
 	struct splice_dir *d = bpf_map_lookup_elem(&dirs, &drop.dir);
 	if (!d)
@@ -203,6 +211,19 @@ int BPF_PROG(splice_rescue_bytes, struct sk_buff *skb)
 	}
 	bpf_ringbuf_submit(r, 0);
 	__sync_fetch_and_sub(&d->lost, 1);
+	return 0;
+}
+
+/* A drop that did not reach the tracepoint (the skb still referenced elsewhere) stays
+ * counted in `lost`; its entry goes, so that a later skb at the same address is not taken
+ * for it. */
+SEC("fexit/sk_psock_verdict_apply")
+int BPF_PROG(splice_rescue_done, struct sk_psock *psock, struct sk_buff *skb, int verdict, int ret)
+{
+	__u64 key = (__u64)skb;
+
+	if (verdict == SK_DROP_VERDICT && n_dropping && !bpf_map_delete_elem(&dropping, &key))
+		__sync_fetch_and_sub(&n_dropping, 1);
 	return 0;
 }
 

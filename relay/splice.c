@@ -112,6 +112,11 @@ static bool vsock_in_sockmap(void)
 	return found;
 }
 
+static int valid(const struct splice_engine *e, unsigned id)
+{
+	return id < e->max_pairs && e->pairs[id].fd[0] >= 0;
+}
+
 /* A packet the kernel dropped off one of a pair's sockets, kept for splice_rescued. */
 static int keep_rescued(void *ctx, void *data, size_t size)
 {
@@ -119,8 +124,7 @@ static int keep_rescued(void *ctx, void *data, size_t size)
 	const struct rescue *r = data;
 	unsigned id = r->dir / 2, side = r->dir % 2;
 
-	if (size < sizeof(*r) + r->len || id >= e->max_pairs ||
-	    e->pairs[id].cookie[side] != r->cookie)
+	if (size < sizeof(*r) + r->len || !valid(e, id) || e->pairs[id].cookie[side] != r->cookie)
 		return 0; /* a pair taken out since */
 	struct pair *p = &e->pairs[id];
 	uint8_t *grown = realloc(p->rescued[side], p->rescued_len[side] + r->len);
@@ -229,11 +233,6 @@ static int waiting(int fd)
 	return recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
 }
 
-static int valid(const struct splice_engine *e, unsigned id)
-{
-	return id < e->max_pairs && e->pairs[id].fd[0] >= 0;
-}
-
 static uint64_t load64(const uint64_t *p)
 {
 	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
@@ -270,6 +269,7 @@ static void finish(struct splice_engine *e, unsigned id)
 	for (int i = 0; i < 2; i++) {
 		if (p->cookie[i])
 			bpf_map_delete_elem(e->socks, &p->cookie[i]);
+		p->cookie[i] = 0;
 		free(p->rescued[i]);
 		p->rescued[i] = NULL;
 		p->rescued_len[i] = 0;
@@ -293,8 +293,10 @@ static void wait_verdicts(struct splice_engine *e, unsigned id)
 /* Whether every packet dropped off the pair's sockets while pausing was rescued. */
 static bool none_lost(struct splice_engine *e, unsigned id)
 {
-	return !e->pairs[id].rescue_failed && !__atomic_load_n(&e->dirs[2 * id].lost, __ATOMIC_ACQUIRE) &&
-	       !__atomic_load_n(&e->dirs[2 * id + 1].lost, __ATOMIC_ACQUIRE);
+	const struct splice_dir *d = &e->dirs[2 * id];
+
+	return !e->pairs[id].rescue_failed && !__atomic_load_n(&d[0].lost, __ATOMIC_ACQUIRE) &&
+	       !__atomic_load_n(&d[1].lost, __ATOMIC_ACQUIRE);
 }
 
 /* Takes a pair out; with wait_sent, only after what the kernel took has been sent (within

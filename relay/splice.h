@@ -1,6 +1,7 @@
 /* Forwarding in the kernel: a connected pair of AF_VSOCK stream sockets spliced through BPF
  * sockmaps, so that bytes never cross into user space. Needs vsock in sockmap (Linux 6.4 and
- * later), BTF, and CAP_BPF with CAP_NET_ADMIN (or root).
+ * later), a tracing program that may read an skb (bpf_dynptr_from_skb in tp_btf: seen in
+ * 6.12) for splice_pause's rescue, BTF, and CAP_BPF with CAP_NET_ADMIN (or root).
  *
  * AF_UNIX is refused (EOPNOTSUPP: copy it in user space): its peer's shutdown(), of any
  * kind, takes the socket out of every sockmap (unix_shutdown calls the peer's

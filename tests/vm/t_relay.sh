@@ -10,7 +10,7 @@ start_relay "$WORK/relay.policy"
 start_helperd alpha
 start_helperd beta
 want=copy
-! kernel_at_least 6.4 || want=sockmap
+! kernel_at_least 6.12 || want=sockmap
 path=$(relay_value 'd["forwarding"]')
 [ "$path" = "$want" ] || fail "relay forwards by $path on $(uname -r), want $want"
 log "discovery through the relay: alpha and beta up; forwarding: $path on $(uname -r)"
@@ -122,7 +122,7 @@ PY
 join_bg echo2 20 || fail "echo server: $(cat "$WORK/echo2.out")"
 taken=$(($(relay_value 'd["counters"]["taken_back"]') - t0))
 [ "$want" = copy ] || [ "$taken" -ge 1 ] || fail "echo with a slow reader: never taken back"
-log "echo with a slow reader: 6 MB each way intact; taken back $taken times ($path)"
+log "echo with a slow reader: 6 MB each way intact; taken back $taken times ($path), packets rescued so far $(relay_value 'd["counters"]["rescued"]')"
 
 # A caller that leaves mid-stream: it writes to an echo server without reading its echo and
 # closes once its writes block, so the server is stuck writing back and the relay holds
