@@ -17,6 +17,9 @@
 static struct session *first, *last;
 static unsigned long next_id = 1;
 
+/* Why a session ends when the kernel dropped bytes of it that could not be rescued. */
+#define LOST_IN_KERNEL "reset: the kernel lost bytes giving it back"
+
 /* How long a copied session waits before it tries the kernel again. */
 #define SPLICE_RETRY_MS 1000
 
@@ -118,7 +121,7 @@ static int try_splice(struct session *s)
 		return 0;
 	if (splice_add(relay.splice, s->caller.w.fd, s->dest.w.fd, &s->splice_id) < 0) {
 		if (errno == EIO) {
-			session_end(s, "reset: the kernel lost bytes giving it back");
+			session_end(s, LOST_IN_KERNEL);
 			return -1;
 		}
 		s->splice_retry_ms = errno == EBUSY ? vmshim_now_ms() + SPLICE_RETRY_MS : INT64_MAX;
@@ -148,7 +151,7 @@ static void take_back(struct session *s, const char *why)
 		const uint8_t *bytes;
 		ssize_t n = splice_rescued(relay.splice, s->splice_id, from, &bytes);
 		if (n < 0) {
-			session_end(s, "reset: the kernel lost bytes giving it back");
+			session_end(s, LOST_IN_KERNEL);
 			return;
 		}
 		if (n && copy_preload(s, from ? &s->dest : &s->caller, bytes, (size_t)n) < 0) {

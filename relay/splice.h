@@ -87,6 +87,8 @@ void splice_pause(struct splice_engine *e, unsigned id);
  * *bytes until splice_release; usually none. -1 with EIO if some could not be copied out
  * (the stream has a gap: end both connections). */
 ssize_t splice_rescued(struct splice_engine *e, unsigned id, int from, const uint8_t **bytes);
+
+/* splice_pause's second step (above). */
 int splice_release(struct splice_engine *e, unsigned id, uint64_t *a_to_b, uint64_t *b_to_a);
 
 void splice_close(struct splice_engine *e);
