@@ -163,6 +163,7 @@ static void on_tick(struct watch *w, uint32_t events)
 	doorbell_expire(vmshim_now_ms());
 	relayed_expire(vmshim_now_ms());
 	release_free_heap();
+	log_limited_flush();
 }
 
 static void usage(FILE *out)

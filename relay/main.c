@@ -47,6 +47,7 @@ static void on_tick(struct watch *w, uint32_t events)
 	(void)events;
 	if (read(w->fd, &ticks, sizeof ticks) == sizeof ticks)
 		session_tick();
+	log_limited_flush();
 }
 
 static void describe(void)
