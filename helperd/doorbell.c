@@ -1,9 +1,11 @@
 #include <arpa/inet.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/random.h>
 #include <uthash.h>
 #include <unistd.h>
 
@@ -12,17 +14,24 @@
 #include "vmshim/log.h"
 #include "vmshim/loop.h"
 #include "siblings.h"
+#include "tcpsock.h"
 #include "vmshim/endpoint.h"
 #include "vmshim/table.h"
 
 #define PENDING_MAX 4096
 #define PENDING_MS 60000 /* a connection nobody accepts for this long is closed */
+/* Each doorbell carries a secret of this many random bytes, which only the process that
+ * accepted it can read: the claim must show it. A doorbell's addresses are no proof, anyone
+ * sees them in /proc/net/tcp and can give a socket of their own the same ones. */
+#define SECRET_LEN 16
+#define SECRET_WAIT_MS 200 /* on loopback it is there at once; this only covers a busy CPU */
 
 struct pending {
 	struct watch w; /* on the doorbell socket */
 	uint32_t key;   /* family and port of the doorbell's local end */
 	int vs;         /* the sibling's connection */
-	bool connected;
+	bool connected; /* and the secret sent */
+	uint8_t secret[SECRET_LEN];
 	struct vmshim_endpoint bell_local, bell_peer;
 	struct vmshim_endpoint show_peer, show_local;
 	int64_t deadline_ms;
@@ -51,12 +60,22 @@ static void drop(struct pending *p)
 	close(p->w.fd); /* with SO_LINGER 0: a reset, no TIME_WAIT on the loopback */
 }
 
+/* Once the doorbell is connected: the secret goes into it, in one segment. */
+static int send_secret(struct pending *p)
+{
+	if (!p->connected &&
+	    send(p->w.fd, p->secret, SECRET_LEN, MSG_NOSIGNAL | MSG_DONTWAIT) != SECRET_LEN)
+		return -1;
+	p->connected = true;
+	return 0;
+}
+
 static void on_bell(struct watch *w, uint32_t events)
 {
 	struct pending *p = w->owner;
 
-	if (!p->connected && (events & EPOLLOUT) && !(events & (EPOLLERR | EPOLLHUP))) {
-		p->connected = true;
+	if (!p->connected && (events & EPOLLOUT) && !(events & (EPOLLERR | EPOLLHUP)) &&
+	    send_secret(p) == 0) {
 		loop_mod(w, EPOLLRDHUP);
 		return;
 	}
@@ -113,7 +132,8 @@ void doorbell_ring(int vs, const struct sockaddr_storage *target, socklen_t targ
 		goto fail;
 	}
 	p = calloc(1, sizeof(*p));
-	if (!p || endpoint_of_socket(s, getsockname, &p->bell_local) < 0 ||
+	if (!p || getrandom(p->secret, SECRET_LEN, 0) != SECRET_LEN ||
+	    endpoint_of_socket(s, getsockname, &p->bell_local) < 0 ||
 	    endpoint_from_sockaddr((const struct sockaddr *)target, target_len, &p->bell_peer) < 0)
 		goto fail;
 	p->w = (struct watch){.fd = s, .on_event = on_bell, .owner = p};
@@ -133,21 +153,46 @@ fail:
 	close(vs);
 }
 
+/* Reads the secret from the application's end of the doorbell (helperd's copy of it shares
+ * the application's receive queue, so the application never sees these bytes) and compares
+ * it in constant time. */
+static bool shows_secret(int app_fd, const struct pending *p)
+{
+	uint8_t got[SECRET_LEN];
+	struct pollfd pfd = {.fd = app_fd, .events = POLLIN};
+	uint8_t diff = 0;
+
+	if (recv(app_fd, got, SECRET_LEN, MSG_DONTWAIT | MSG_PEEK) != SECRET_LEN &&
+	    poll(&pfd, 1, SECRET_WAIT_MS) != 1)
+		return false;
+	if (recv(app_fd, got, SECRET_LEN, MSG_DONTWAIT) != SECRET_LEN)
+		return false;
+	for (size_t i = 0; i < SECRET_LEN; i++)
+		diff |= got[i] ^ p->secret[i];
+	return diff == 0;
+}
+
 int doorbell_claim(int app_fd, struct vmshim_reply *reply, int *vs)
 {
 	struct vmshim_endpoint app_local, app_peer;
 	struct pending *p;
 
-	if (endpoint_of_socket(app_fd, getpeername, &app_peer) < 0 ||
+	if (!tcp_socket_here(app_fd) || endpoint_of_socket(app_fd, getpeername, &app_peer) < 0 ||
 	    endpoint_of_socket(app_fd, getsockname, &app_local) < 0)
 		return ENOENT;
 	uint32_t key = key_of(&app_peer);
 	HASH_FIND(hh, pending, &key, sizeof(key), p);
-	/* The full four-tuple must match: only the holder of the accepted doorbell has it.
-	 * (Our end may not have seen the handshake finish yet; the application has.) */
+	/* The four-tuple finds the doorbell; the secret proves the socket is its other end.
+	 * (Our end may not have seen the handshake finish yet; the application has, so the
+	 * secret can go now.) */
 	if (!p || !same_endpoint(&p->bell_local, &app_peer) ||
 	    !same_endpoint(&p->bell_peer, &app_local))
 		return ENOENT;
+	if (send_secret(p) < 0 || !shows_secret(app_fd, p)) {
+		log_warn("claim of the doorbell for port %u without its secret: refused",
+			 p->show_local.port);
+		return EPERM;
+	}
 	reply->peer = p->show_peer;
 	reply->local = p->show_local;
 	*vs = p->vs;

@@ -168,6 +168,13 @@ shimmed() {
 	in_guest "$g" env LD_PRELOAD="$SHIM_PRELOAD" "$@"
 }
 
+# as_nobody GUEST CMD...: CMD in GUEST as the unprivileged user nobody.
+as_nobody() {
+	local g=$1
+	shift
+	in_guest "$g" setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"
+}
+
 # GUEST's helperd status as JSON (vmshimctl status --json).
 status_json() { in_guest "$1" "$VMSHIMCTL" status --json; }
 

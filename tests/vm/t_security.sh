@@ -90,12 +90,6 @@ log "bad policy on SIGHUP: refused with file:line, nothing changed; deny 7402: v
 # shim looks, nor touch helperd's table; through the control socket, open to every user, it
 # cannot expose a loopback listener, withdraw root's listener, or claim a sibling's
 # connection with a forged doorbell. Root's server is still reached over vsock afterwards.
-# as_nobody GUEST CMD...: CMD in GUEST as the unprivileged user nobody.
-as_nobody() {
-	local g=$1
-	shift
-	in_guest "$g" setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"
-}
 start_bg s3 shimmed beta "$PROGS/echo_server" block 7403 0.0.0.0 1
 wait_for "vsock listener" vsock_listening beta "$(vsock_port beta 7403)"
 if as_nobody beta sh -c "echo x >>'$rd/table'" 2>/dev/null; then fail "nobody wrote the table"; fi
