@@ -1,16 +1,20 @@
 /* The control socket. It is open to every local user (0666): each request that concerns a
  * socket carries that socket, and helperd believes only what it sees of it. One request per
- * connection; anything malformed is logged and dropped without an answer. */
+ * connection; anything malformed is logged (limited per user) and dropped without an
+ * answer. No user can crowd the others out: each (but root) may hold CONN_PER_UID
+ * connections at once, and a connection that has not asked within REQUEST_MS is closed. */
 #include <errno.h>
 #include <stdbool.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include <uthash.h>
 #include <utlist.h>
 
 #include "control.h"
@@ -22,25 +26,75 @@
 #include "status.h"
 #include "vmshim/fdpass.h"
 #include "vmshim/proto.h"
+#include "vmshim/table.h" /* vmshim_now_ms */
 
-#define CONN_MAX 256
+#define CONN_MAX 1024
+#define CONN_PER_UID 16
+#define REQUEST_MS 1000
 
 struct conn {
 	struct watch w;
-	struct conn *prev, *next; /* the open ones, closed with the socket */
+	struct share *share;
+	int64_t deadline_ms;
+	struct conn *prev, *next; /* the open ones, oldest first */
+};
+
+/* The open connections of one user. */
+struct share {
+	uid_t uid;
+	unsigned open;
+	UT_hash_handle hh;
 };
 
 static struct watch listener = {.fd = -1};
 static char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 static struct conn *conns;
+static struct share *shares;
 static int n_conns;
+
+static void release_share(struct share *sh)
+{
+	if (--sh->open == 0) {
+		HASH_DEL(shares, sh);
+		free(sh);
+	}
+}
 
 static void close_conn(struct conn *c)
 {
 	DL_DELETE(conns, c);
 	n_conns--;
+	release_share(c->share);
 	loop_retire(&c->w);
 	close(c->w.fd);
+}
+
+/* The share of the user at the other end of s, with room for one more connection; NULL
+ * (logged) when that user or helperd has none left. */
+static struct share *share_for(int s)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	struct share *sh;
+
+	if (getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return NULL;
+	HASH_FIND(hh, shares, &cred.uid, sizeof(cred.uid), sh);
+	if (n_conns >= CONN_MAX || (sh && cred.uid != 0 && sh->open >= CONN_PER_UID)) {
+		log_limited(LOG_SOURCE(LOG_KIND_UID, cred.uid), LOG_WARNING,
+			    "control: uid %u has too many open requests, one refused",
+			    (unsigned)cred.uid);
+		return NULL;
+	}
+	if (!sh) {
+		sh = calloc(1, sizeof(*sh));
+		if (!sh)
+			return NULL;
+		sh->uid = cred.uid;
+		HASH_ADD(hh, shares, uid, sizeof(sh->uid), sh);
+	}
+	sh->open++;
+	return sh;
 }
 
 static void answer_status(int sock, bool json)
@@ -97,7 +151,9 @@ static void on_conn(struct watch *w, uint32_t events)
 	if (n == 0) {
 		/* the client went away without asking */
 	} else if (proto_check_request(&req, n, fd >= 0, &why) < 0) {
-		log_warn("control: malformed request dropped (%zd bytes): %s", n, why);
+		log_limited(LOG_SOURCE(LOG_KIND_UID, c->share->uid), LOG_WARNING,
+			    "control: malformed request from uid %u dropped (%zd bytes): %s",
+			    (unsigned)c->share->uid, n, why);
 	} else {
 		handle(w->fd, &req, fd);
 	}
@@ -116,21 +172,29 @@ static void on_listener(struct watch *w, uint32_t events)
 				log_warn("control: accept: %m");
 			return;
 		}
-		struct conn *c = n_conns < CONN_MAX ? calloc(1, sizeof(*c)) : NULL;
-		if (!c) {
-			log_warn("control: too many open requests, one refused");
+		struct conn *c = calloc(1, sizeof(*c));
+		if (!c || !(c->share = share_for(s))) {
+			free(c);
 			close(s);
 			continue;
 		}
 		c->w = (struct watch){.fd = s, .on_event = on_conn, .owner = c};
 		if (loop_add(&c->w, EPOLLIN) < 0) {
-			close(s);
+			release_share(c->share);
 			free(c);
+			close(s);
 			continue;
 		}
+		c->deadline_ms = vmshim_now_ms() + REQUEST_MS;
 		DL_APPEND(conns, c);
 		n_conns++;
 	}
+}
+
+void control_expire(int64_t now_ms)
+{
+	while (conns && conns->deadline_ms <= now_ms)
+		close_conn(conns);
 }
 
 int control_open(const char *rundir)

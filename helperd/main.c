@@ -161,6 +161,7 @@ static void on_tick(struct watch *w, uint32_t events)
 	publish_heartbeat();
 	siblings_sweep();
 	doorbell_expire(vmshim_now_ms());
+	control_expire(vmshim_now_ms());
 	relayed_expire(vmshim_now_ms());
 	release_free_heap();
 	log_limited_flush();

@@ -45,3 +45,31 @@ for mode in udp ping tcp; do
 done
 ip netns del elsewhere
 [ -z "$stolen" ] || fail "nobody's claims were not all refused:$stolen"
+
+# nobody opens 300 connections to helperd's control socket and says nothing on them. Root's
+# server starting meanwhile must still be registered (reached over vsock), and vmshimctl
+# must still answer: each user gets a share of the open requests, and a connection that
+# does not ask in time is closed.
+start_bg flood as_nobody beta python3 "$TOP/tests/vm/apps/control_flood.py" hold \
+	"$rd/helperd.sock" 300 8
+wait_for "nobody's connections" grep -q "^opened" "$WORK/flood.out"
+start_bg s7 shimmed beta "$PROGS/echo_server" block 7407 0.0.0.0 1
+timeout 10 sh -c "until ip netns exec beta ss -Hln --vsock | grep -q ':$(vsock_port beta 7407)'; do sleep 0.1; done" ||
+	fail "root's listener was not registered while nobody held the control socket ($(cat "$WORK/flood.out"))"
+in_guest beta timeout 5 "$VMSHIMCTL" status >/dev/null ||
+	fail "vmshimctl status unanswered while nobody held the control socket"
+shimmed alpha "$PROGS/echo_client" block 198.18.0.2 7407 1000 >/dev/null || fail "client"
+join_bg s7 || fail "server: $(cat "$WORK/s7.out")"
+join_bg flood 20 || fail "flood: $(cat "$WORK/flood.out")"
+grep -q "closed 300 of them" "$WORK/flood.out" || fail "idle connections kept: $(cat "$WORK/flood.out")"
+log "nobody's idle control connections: $(tr '\n' ' ' <"$WORK/flood.out"); root's listener registered, status answered"
+
+# nobody sends 2000 malformed requests: helperd's log grows by a few lines and one that
+# counts the rest, not by 2000.
+before=$(wc -l <"$WORK/helperd-beta.log")
+as_nobody beta python3 "$TOP/tests/vm/apps/control_flood.py" garbage "$rd/helperd.sock" 2000 \
+	>"$WORK/garbage.out" || fail "garbage: $(cat "$WORK/garbage.out")"
+wait_for "the suppressed lines counted" sh -c "tail -n +$((before + 1)) '$WORK/helperd-beta.log' | grep -q 'about uid 65534 suppressed'"
+lines=$(($(wc -l <"$WORK/helperd-beta.log") - before))
+[ "$lines" -le 12 ] || fail "2000 malformed requests wrote $lines lines to helperd's log"
+log "nobody's 2000 malformed requests: $lines log lines, the last: $(tail -n1 "$WORK/helperd-beta.log")"
