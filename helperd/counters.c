@@ -42,7 +42,6 @@ void counters_close(void)
 {
 	if (!page)
 		return;
-	atomic_store(&page->closed, 1);
 	munmap(page, VMSHIM_COUNTERS_SIZE);
 	close(fd);
 	page = NULL;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -67,6 +68,17 @@ static void supersede_leftover(int fd)
 	close(fd);
 }
 
+/* This helperd's instance number: random, never 0 (0 is "no table" to a shim). */
+static uint32_t instance(void)
+{
+	static uint32_t id;
+
+	while (id == 0)
+		if (getrandom(&id, sizeof(id), 0) != sizeof(id))
+			id = (uint32_t)getpid() << 16 ^ (uint32_t)vmshim_now_ms();
+	return id;
+}
+
 static int create_file(const char *rundir, const void *body, uint32_t size)
 {
 	char tmp[PATH_MAX], path[PATH_MAX];
@@ -99,6 +111,7 @@ static int create_file(const char *rundir, const void *body, uint32_t size)
 	hdr->magic = VMSHIM_TABLE_MAGIC;
 	hdr->version = VMSHIM_TABLE_VERSION;
 	hdr->capacity = cap;
+	hdr->instance = instance();
 	atomic_store(&hdr->heartbeat_ms, (uint64_t)vmshim_now_ms());
 	write_body(hdr, body, size);
 	atomic_store(&hdr->state, VMSHIM_TABLE_LIVE);

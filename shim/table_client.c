@@ -122,6 +122,13 @@ enum vmshim_verdict table_route(int family, const uint8_t *addr, uint16_t port,
 						out));
 }
 
+uint32_t table_instance(void)
+{
+	const struct vmshim_table_header *hdr = live_table();
+
+	return hdr ? hdr->instance : 0;
+}
+
 int table_self_exposes(uint16_t port)
 {
 	const struct vmshim_table_header *hdr = live_table();

@@ -13,6 +13,9 @@ enum vmshim_verdict table_route(int family, const uint8_t *addr, uint16_t port,
 /* Whether a listener on TCP port `port` should be offered to siblings. */
 int table_self_exposes(uint16_t port);
 
+/* The instance number of the helperd whose live table this is, 0 when there is none. */
+uint32_t table_instance(void);
+
 /* Resets the lock of the table search in a forked child (pthread_atfork). */
 void table_client_after_fork(void);
 

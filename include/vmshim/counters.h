@@ -2,7 +2,8 @@
  * memfd (it can neither shrink nor grow, so no program can make the others fault on it),
  * handed to each shim once over the control socket. A shim adds with relaxed atomics: no
  * lock, no system call. Any shimmed program can write the page, so the figures are
- * statistics, never decisions. */
+ * statistics, and nothing in it is ever read for a decision: a shim takes a new page only
+ * when the table (root's, read-only) names another helperd instance. */
 #ifndef VMSHIM_COUNTERS_H
 #define VMSHIM_COUNTERS_H
 
@@ -23,7 +24,7 @@ enum vmshim_count {
 
 struct vmshim_counters {
 	uint32_t magic;
-	_Atomic uint32_t closed; /* helperd stopped: a new one hands out a new page */
+	uint32_t pad;
 	_Atomic uint64_t n[VMSHIM_COUNT_N];
 };
 

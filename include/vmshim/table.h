@@ -39,7 +39,7 @@ struct vmshim_table_header {
 	uint32_t capacity; /* bytes of body that follow the header page */
 	_Atomic uint32_t state;
 	_Atomic uint32_t seq; /* odd while helperd rewrites the body */
-	uint32_t reserved;
+	uint32_t instance; /* random, new each time helperd starts (whose counter page is whose) */
 	_Atomic uint64_t heartbeat_ms; /* vmshim_now_ms() of helperd's last beat */
 };
 

@@ -73,3 +73,22 @@ wait_for "the suppressed lines counted" sh -c "tail -n +$((before + 1)) '$WORK/h
 lines=$(($(wc -l <"$WORK/helperd-beta.log") - before))
 [ "$lines" -le 12 ] || fail "2000 malformed requests wrote $lines lines to helperd's log"
 log "nobody's 2000 malformed requests: $lines log lines, the last: $(tail -n1 "$WORK/helperd-beta.log")"
+
+# nobody writes the counter page every shim shares. Nothing in it may steer a shim: a
+# shimmed program that makes sibling connections for 6 s afterwards still has one page
+# mapped (before: one more page each second, never unmapped, each from inside connect()).
+start_bg s8 shimmed beta "$PROGS/echo_server" block 7408 0.0.0.0 7
+wait_for "vsock listener" vsock_listening beta "$(vsock_port beta 7408)"
+shimmed alpha python3 -c 'import socket; socket.create_connection(("198.18.0.2", 7408)).close()'
+as_nobody alpha python3 "$TOP/tests/vm/apps/counters_poison.py" "$(rundir alpha)/helperd.sock" \
+	>"$WORK/poison.out" 2>&1 || fail "poison: $(cat "$WORK/poison.out")"
+shimmed alpha python3 - >"$WORK/pages.out" 2>&1 <<'PY' || fail "client: $(cat "$WORK/pages.out")"
+import socket, time
+for _ in range(6):
+    socket.create_connection(("198.18.0.2", 7408)).close()
+    time.sleep(1.1)
+print(sum("vmshim-counters" in line for line in open("/proc/self/maps")), "counter pages mapped")
+PY
+join_bg s8 || fail "server: $(cat "$WORK/s8.out")"
+grep -q "^1 counter pages mapped" "$WORK/pages.out" || fail "after nobody wrote the page: $(cat "$WORK/pages.out")"
+log "nobody $(cat "$WORK/poison.out"); a shimmed client connecting for 6 s after: $(cat "$WORK/pages.out")"
