@@ -179,10 +179,60 @@ static void test_host_policy(void **state)
 	assert_true(host_may_reach(p, 0, 1, 4005432));
 	assert_true(host_may_reach(p, 0, 1, 4131072));
 	assert_false(host_may_reach(p, 0, 1, 4000080));
-	assert_true(host_may_reach(p, 1, 0, 12345));
-	assert_false(host_may_reach(p, 1, 2, 12345));
+	assert_false(host_may_reach(p, 1, 2, 1048656));
 	assert_false(host_may_reach(p, 2, 0, 12345));
 	assert_false(host_shares_cid(p));
+	host_policy_free(p);
+}
+
+/* `reach GUEST` without ports: only the vsock ports vmshim uses in GUEST (its listeners for
+ * TCP ports 1..65535 of each family and its control port), at the block its guest policy
+ * gives it; any other port of it (an agent that trusts the host) must be named. */
+static void test_host_policy_vmshim_ports(void **state)
+{
+	struct host_policy *p = load("guest a\n cid 3\n reach b\n reach c\n reach d\n"
+				     "reach e 22, 2000000-2000010\n"
+				     "guest b\n cid 4\n"
+				     "guest c\n cid 5\n vsock-base 2000000\n"
+				     "guest d\n cid 6\n hybrid /run/d/v.sock\n control-port 9000\n"
+				     "guest e\n cid 7\n");
+	static const struct {
+		size_t to;
+		uint32_t port;
+		bool may;
+	} cases[] = {
+		/* b, at the default block */
+		{1, 1048576 + 80, true},
+		{1, 1048576 + 65535, true},
+		{1, 1048576 + 65536 + 80, true},
+		{1, 1048576 + 131071, true},
+		{1, 1048576 + 131072, true},  /* its helperd */
+		{1, 1048576, false},          /* TCP port 0 */
+		{1, 1048576 + 65536, false},
+		{1, 1048576 + 131073, false}, /* a source port */
+		{1, 1048575, false},
+		{1, 22, false},
+		{1, 9999, false},
+		{1, 4294967294u, false},
+		/* c, at its own block */
+		{2, 2000080, true},
+		{2, 2131072, true},
+		{2, 1048656, false},
+		/* d, whose control port is elsewhere */
+		{3, 9000, true},
+		{3, 1048656, true},
+		{3, 1179648, false},
+		/* e: the ports named, and only those */
+		{4, 22, true},
+		{4, 2000010, true},
+		{4, 1048656, false},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		if (host_may_reach(p, 0, cases[i].to, cases[i].port) != cases[i].may)
+			fail_msg("guest %s port %u: want %s", p->guests[cases[i].to].name,
+				 cases[i].port, cases[i].may ? "reachable" : "refused");
 	host_policy_free(p);
 }
 
@@ -223,8 +273,10 @@ static void test_host_policy_errors(void **state)
 	expect_error("guest a\n cid 1\n vsock-base 5000\n", 1,
 		     "guest a: its vsock port block overlaps the relay's ports 5460..6483");
 	expect_error("guest a\n cid 3\n hybrid run/a.sock\n", 3, "hybrid 'run/a.sock' is not an absolute path");
-	expect_error("guest a\n cid 3\n hybrid /a\n vsock-base 10000\n", 1,
-		     "guest a: vsock-base is for guests that share a CID over vhost-vsock");
+	expect_error("guest a\n cid 3\n control-port 80\n", 3,
+		     "control-port '80' is out of range 1024..4294967294");
+	expect_error("guest a\n cid 3\n control-port 5000\n control-port 5000\n", 4,
+		     "control-port given twice for guest a (first at line 3)");
 	expect_error("guest a\n cid 3\n hybrid /a\nguest b\n cid 4\n hybrid /a\n", 4,
 		     "guest b has the hybrid socket of guest a (line 1)");
 	expect_error("guest a\n cid 3\n reach b\n", 3, "reach b: no such guest");
@@ -246,6 +298,7 @@ int main(void)
 		cmocka_unit_test(test_reply),
 		cmocka_unit_test(test_from),
 		cmocka_unit_test(test_host_policy),
+		cmocka_unit_test(test_host_policy_vmshim_ports),
 		cmocka_unit_test(test_host_policy_shared_cid),
 		cmocka_unit_test(test_host_policy_errors),
 	};
