@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "copy.h"
+#include "hybrid_line.h"
 #include "relay.h"
 #include "session.h"
 #include "splice.h"
@@ -377,12 +378,13 @@ static void on_handshake(struct session *s)
 	s->have += (unsigned)take;
 	if (!nl)
 		return;
-	s->line[s->have - 1] = '\0';
-	if (!hybrid_accepted(s->line)) {
+	uint32_t host_port;
+	if (!hybrid_parse_ok(s->line, s->have, &host_port)) {
 		COUNT(s->from, unreachable);
-		refuse(s, RELAY_UNREACHABLE, "hybrid socket did not answer OK");
+		refuse(s, RELAY_UNREACHABLE, "hybrid socket did not answer OK <port>");
 		return;
 	}
+	log_debug("connection %lu: hybrid socket took it, host port %u", s->id, host_port);
 	forward(s);
 }
 

@@ -12,7 +12,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <errno.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
 #include "host_policy.h"
+#include "hybrid_line.h"
+#include "hybrid_path.h"
 #include "vmshim/relayproto.h"
 
 /* --- messages ---------------------------------------------------------------------------- */
@@ -290,6 +296,117 @@ static void test_host_policy_errors(void **state)
 	expect_error("listen 5\n", 1, "unknown keyword 'listen'");
 }
 
+/* --- the hybrid handshake and paths ------------------------------------------------------ */
+
+/* The VMM's answer to CONNECT, to the byte: a hostile VMM user gets no lenient reading. */
+static void test_hybrid_ok(void **state)
+{
+	static const struct {
+		const char *line;
+		uint32_t port; /* 0: refused */
+	} cases[] = {
+		{"OK 1073741824\n", 1073741824}, {"OK 1\n", 1},
+		{"OK 4294967294\n", 4294967294u}, {"OK -1\n", 0},
+		{"OK 4294967295\n", 0},		   {"OK 4294967296\n", 0},
+		{"OK 99999999999\n", 0},	   {"OK +7\n", 0},
+		{"OK 007\n", 0},		   {"OK 0\n", 0},
+		{"OK 7 8\n", 0},		   {"OK  7\n", 0},
+		{" OK 7\n", 0},			   {"OK 7\r\n", 0},
+		{"OK 7", 0},			   {"OK \n", 0},
+		{"ok 7\n", 0},			   {"OK 0x10\n", 0},
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		uint32_t port = 0;
+		int ok = hybrid_parse_ok(cases[i].line, strlen(cases[i].line), &port);
+		if (ok != (cases[i].port != 0) || (ok && port != cases[i].port))
+			fail_msg("'%s': got %d, port %u", cases[i].line, ok, port);
+	}
+	assert_int_equal(hybrid_parse_ok("OK 5\0\n", 6, &(uint32_t){0}), 0); /* a NUL inside */
+}
+
+static char dir[32];
+
+static void in_dir(char *out, size_t len, const char *name)
+{
+	snprintf(out, len, "%s/%s", dir, name);
+}
+
+/* A VMM user who owns the directory points the relay elsewhere with links: the relay
+ * neither binds nor connects through one, and removes only the socket it made. */
+static void test_hybrid_path(void **state)
+{
+	char real[48], link[48], p[64], q[80];
+	struct hybrid_sock hs;
+	struct stat st;
+	int fd;
+
+	(void)state;
+	strcpy(dir, "/tmp/vmshim-hybrid-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	in_dir(real, sizeof real, "real");
+	in_dir(link, sizeof link, "link");
+	assert_int_equal(mkdir(real, 0700), 0);
+	assert_int_equal(symlink(real, link), 0);
+
+	/* a directory that is a link */
+	snprintf(p, sizeof p, "%s/v.sock", link);
+	assert_int_equal(hybrid_bind(p, 5460, &hs), -1);
+	assert_int_equal(errno, ELOOP);
+
+	/* a real one: mode 0660 from the start, whatever the umask */
+	mode_t old = umask(0);
+	snprintf(p, sizeof p, "%s/v.sock", real);
+	fd = hybrid_bind(p, 5460, &hs);
+	umask(old);
+	assert_true(fd >= 0);
+	snprintf(q, sizeof q, "%s_5460", p);
+	assert_int_equal(lstat(q, &st), 0);
+	assert_true(S_ISSOCK(st.st_mode));
+	assert_int_equal(st.st_mode & 0777, 0660);
+	assert_int_equal(listen(fd, 1), 0);
+
+	/* connecting: through a link to it, or a link in the directories, is refused */
+	char via[80];
+	in_dir(via, sizeof via, "real/to-listener");
+	assert_int_equal(symlink(q, via), 0);
+	assert_int_equal(hybrid_dial_path(via), -1);
+	assert_int_equal(errno, ELOOP);
+	snprintf(via, sizeof via, "%s/v.sock_5460", link);
+	assert_int_equal(hybrid_dial_path(via), -1);
+	assert_int_equal(errno, ELOOP);
+	int c = hybrid_dial_path(q);
+	assert_true(c >= 0);
+	close(c);
+	assert_int_equal(hybrid_dial_path(real), -1); /* not a socket */
+	assert_int_equal(errno, ENOTSOCK);
+
+	/* the relay removes its socket, and not what took its name */
+	assert_int_equal(unlink(q), 0);
+	FILE *f = fopen(q, "w");
+	assert_non_null(f);
+	fclose(f);
+	hybrid_unbind(&hs);
+	assert_int_equal(lstat(q, &st), 0);
+	close(fd);
+	/* ... nor does it remove a file at its name when it starts: it does not bind there */
+	assert_int_equal(hybrid_bind(p, 5460, &hs), -1);
+	assert_int_equal(lstat(q, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	assert_int_equal(unlink(q), 0);
+	fd = hybrid_bind(p, 5460, &hs);
+	assert_true(fd >= 0);
+	hybrid_unbind(&hs);
+	assert_int_equal(lstat(q, &st), -1);
+	close(fd);
+
+	in_dir(via, sizeof via, "real/to-listener");
+	unlink(via);
+	rmdir(real);
+	unlink(link);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -301,6 +418,8 @@ int main(void)
 		cmocka_unit_test(test_host_policy_vmshim_ports),
 		cmocka_unit_test(test_host_policy_shared_cid),
 		cmocka_unit_test(test_host_policy_errors),
+		cmocka_unit_test(test_hybrid_ok),
+		cmocka_unit_test(test_hybrid_path),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
