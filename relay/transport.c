@@ -48,8 +48,9 @@ static void on_vsock_accept(struct listener *l)
 		int g = host_guest_calling(relay.policy, from.svm_cid, from.svm_port);
 		if (g < 0) {
 			relay.unknown_callers++;
-			log_warn("connection from cid %u port %u refused: no guest of the policy",
-				 from.svm_cid, from.svm_port);
+			log_limited(LOG_SOURCE(LOG_KIND_CID, from.svm_cid), LOG_WARNING,
+				    "connection from cid %u port %u refused: no guest of the policy",
+				    from.svm_cid, from.svm_port);
 			close(fd);
 			continue;
 		}
@@ -178,8 +179,9 @@ static int relay_socket(void)
 		if (errno != EADDRINUSE)
 			break;
 	}
-	log_warn("no free relay source port (%u..%u): %m", first, first + RELAYPROTO_SOURCE_PORTS - 1);
+	int err = errno; /* EADDRINUSE: all 1023 taken; the caller logs it */
 	close(fd);
+	errno = err;
 	return -1;
 }
 
@@ -188,17 +190,14 @@ int transport_dial(size_t to, uint32_t port)
 	const struct host_guest *g = &relay.policy->guests[to];
 	int fd;
 
-	if (g->hybrid[0]) {
-		fd = hybrid_dial_path(g->hybrid);
-		if (fd < 0)
-			log_info("%s: %m", g->hybrid);
-		return fd;
-	}
+	if (g->hybrid[0])
+		return hybrid_dial_path(g->hybrid);
 	struct sockaddr_vm svm = {.svm_family = AF_VSOCK, .svm_cid = g->cid, .svm_port = port};
 	fd = relay_socket();
 	if (fd >= 0 && connect(fd, (struct sockaddr *)&svm, sizeof svm) < 0 && errno != EINPROGRESS) {
-		log_info("cid %u port %u: %m", g->cid, port);
+		int err = errno;
 		close(fd);
+		errno = err;
 		return -1;
 	}
 	return fd;

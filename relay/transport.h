@@ -18,7 +18,8 @@ int transport_listen(void);
 void transport_close(void);
 
 /* A non-blocking connection under way to vsock port `port` of guest `to`; for a hybrid
- * guest, to its socket (the caller then sends hybrid_connect_line). -1 on failure. */
+ * guest, to its socket (the caller then sends hybrid_connect_line). -1 with errno (left to
+ * the caller to log: a guest's requests cause it). */
 int transport_dial(size_t to, uint32_t port);
 
 #endif
