@@ -93,11 +93,13 @@ $(BUILD)/vmshimctl: helperd/ctl/vmshimctl.c
 FUZZ_SECONDS ?= 20
 FUZZ_SRC = $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN = $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
-FUZZ_FLAGS = -std=gnu11 -D_GNU_SOURCE -Iinclude -Ipolicy $(WARN) -g -O1 \
+FUZZ_FLAGS = -std=gnu11 -D_GNU_SOURCE -Iinclude -Ipolicy -Irelay $(WARN) -g -O1 \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 
 build-fuzz/fuzz_peerproto: tests/fuzz/fuzz_peerproto.c common/peerproto.c
 build-fuzz/fuzz_policy: tests/fuzz/fuzz_policy.c $(POLICY_SRC) $(COMMON_SRC)
+build-fuzz/fuzz_relayproto: tests/fuzz/fuzz_relayproto.c common/relayproto.c
+build-fuzz/fuzz_hybrid_ok: tests/fuzz/fuzz_hybrid_ok.c relay/hybrid_line.c relay/hybrid_line.h
 build-fuzz/fuzz_request: tests/fuzz/fuzz_request.c
 build-fuzz/fuzz_reply: tests/fuzz/fuzz_reply.c
 build-fuzz/fuzz_request build-fuzz/fuzz_reply: common/proto.c common/fdpass.c \
