@@ -159,35 +159,39 @@ static int st_cid(struct stmt_reader *r)
 	return 0;
 }
 
-static int st_vsock_base(struct stmt_reader *r)
+/* A vsock port number of the current block's guest, from 1024 to max, given once. */
+static int block_port(struct stmt_reader *r, const char *keyword, unsigned *line, uint32_t max,
+		      uint32_t *out)
 {
-	struct guest_lines *lines = block_lines(r, "vsock-base");
 	uint64_t v;
 	char q[80];
 
-	if (!lines || once_in_block(r, "vsock-base", &lines->base) < 0)
+	if (once_in_block(r, keyword, line) < 0)
 		return -1;
-	if (policy_parse_number(r->args[0], &v) < 0 || v < 1024 ||
-	    v > VMSHIM_VSOCK_PORT_MAX - (VMSHIM_PORT_BLOCK - 1))
-		return stmt_fail(r, "vsock-base %s is out of range 1024..%u",
-				 stmt_quote(r->args[0], q), VMSHIM_VSOCK_PORT_MAX - (VMSHIM_PORT_BLOCK - 1));
-	build(r)->pol->guests[build(r)->pol->n_guests - 1].vsock_base = (uint32_t)v;
+	if (policy_parse_number(r->args[0], &v) < 0 || v < 1024 || v > max)
+		return stmt_fail(r, "%s %s is out of range 1024..%u", keyword,
+				 stmt_quote(r->args[0], q), max);
+	*out = (uint32_t)v;
 	return 0;
+}
+
+static int st_vsock_base(struct stmt_reader *r)
+{
+	struct guest_lines *lines = block_lines(r, "vsock-base");
+
+	return lines ? block_port(r, "vsock-base", &lines->base,
+				  VMSHIM_VSOCK_PORT_MAX - (VMSHIM_PORT_BLOCK - 1),
+				  &build(r)->pol->guests[build(r)->pol->n_guests - 1].vsock_base)
+		     : -1;
 }
 
 static int st_control_port(struct stmt_reader *r)
 {
 	struct guest_lines *lines = block_lines(r, "control-port");
-	uint64_t v;
-	char q[80];
 
-	if (!lines || once_in_block(r, "control-port", &lines->control) < 0)
-		return -1;
-	if (policy_parse_number(r->args[0], &v) < 0 || v < 1024 || v > VMSHIM_VSOCK_PORT_MAX)
-		return stmt_fail(r, "control-port %s is out of range 1024..%u",
-				 stmt_quote(r->args[0], q), VMSHIM_VSOCK_PORT_MAX);
-	build(r)->pol->guests[build(r)->pol->n_guests - 1].control_port = (uint32_t)v;
-	return 0;
+	return lines ? block_port(r, "control-port", &lines->control, VMSHIM_VSOCK_PORT_MAX,
+				  &build(r)->pol->guests[build(r)->pol->n_guests - 1].control_port)
+		     : -1;
 }
 
 static int st_hybrid(struct stmt_reader *r)
