@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/openat2.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -100,25 +99,22 @@ int hybrid_dial_path(const char *path)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	struct stat st;
-	int target = open_no_links(path, O_PATH), fd = -1, err;
+	int target = open_no_links(path, O_PATH), fd = -1, err = ENOTSOCK;
 
 	if (target < 0)
 		return -1;
-	errno = 0;
-	bool is_socket = fstat(target, &st) == 0 && S_ISSOCK(st.st_mode);
-	if (!is_socket && errno == 0)
-		errno = ENOTSOCK;
-	if (is_socket)
+	if (fstat(target, &st) == 0 && S_ISSOCK(st.st_mode)) {
+		/* the descriptor's own link: the socket found above, whatever the path names now */
+		snprintf(sun.sun_path, sizeof sun.sun_path, "/proc/self/fd/%d", target);
 		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	/* the descriptor's own link: the socket found above, whatever the path names now */
-	snprintf(sun.sun_path, sizeof sun.sun_path, "/proc/self/fd/%d", target);
-	if (fd >= 0 && connect(fd, (struct sockaddr *)&sun, sizeof sun) < 0 && errno != EINPROGRESS) {
 		err = errno;
-		close(fd);
-		fd = -1;
-		errno = err;
+		if (fd >= 0 && connect(fd, (struct sockaddr *)&sun, sizeof sun) < 0 &&
+		    errno != EINPROGRESS) {
+			err = errno;
+			close(fd);
+			fd = -1;
+		}
 	}
-	err = errno;
 	close(target);
 	errno = err;
 	return fd;

@@ -1,15 +1,12 @@
 /* The relay's listeners and its connections to guests (transport.h). */
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <linux/vm_sockets.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "hybrid_path.h"
@@ -95,10 +92,12 @@ static int add_listener(int fd, int guest, struct hybrid_sock *hs)
 	if (l && hs)
 		l->hs = *hs;
 	if (!l || listen(fd, BACKLOG) < 0 || loop_add(&l->w, EPOLLIN) < 0) {
+		int err = l ? errno : ENOMEM;
 		if (hs)
 			hybrid_unbind(hs);
 		free(l);
 		close(fd);
+		errno = err;
 		return -1;
 	}
 	listeners = l;
