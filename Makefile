@@ -93,11 +93,13 @@ $(BUILD)/vmshimctl: helperd/ctl/vmshimctl.c
 FUZZ_SECONDS ?= 20
 FUZZ_SRC = $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN = $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
-FUZZ_FLAGS = -std=gnu11 -D_GNU_SOURCE -Iinclude -Ipolicy $(WARN) -g -O1 \
+FUZZ_FLAGS = -std=gnu11 -D_GNU_SOURCE -Iinclude -Ipolicy -Irelay $(WARN) -g -O1 \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 
 build-fuzz/fuzz_peerproto: tests/fuzz/fuzz_peerproto.c common/peerproto.c
 build-fuzz/fuzz_policy: tests/fuzz/fuzz_policy.c $(POLICY_SRC) $(COMMON_SRC)
+build-fuzz/fuzz_relayproto: tests/fuzz/fuzz_relayproto.c common/relayproto.c
+build-fuzz/fuzz_hybrid_ok: tests/fuzz/fuzz_hybrid_ok.c relay/hybrid_line.c relay/hybrid_line.h
 build-fuzz/fuzz_request: tests/fuzz/fuzz_request.c
 build-fuzz/fuzz_reply: tests/fuzz/fuzz_reply.c
 build-fuzz/fuzz_request build-fuzz/fuzz_reply: common/proto.c common/fdpass.c \
@@ -118,8 +120,8 @@ $(BUILD)/tests/%: tests/unit/%.c $(HELPERD_LIB) $(POLICY_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(ALLFLAGS) -Ihelperd -Ishim -DFIXTURES='"tests/unit/fixtures"' $(LDSAN) -o $@ $^ -lcmocka $(TEST_LIBS)
 
-# test_relay tests the relay's host policy.
-$(BUILD)/tests/test_relay: $(BUILD)/obj/relay/host_policy.o
+# test_relay tests the relay's host policy and its hybrid handshake and paths.
+$(BUILD)/tests/test_relay: $(call obj,relay/host_policy.c relay/hybrid_line.c relay/hybrid_path.c)
 $(BUILD)/tests/test_relay: ALLFLAGS += -Irelay
 
 # test_shim_parts also links a few shim pieces, without the hooks (init.o needs dlsym).

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "host_policy.h"
+#include "policy.h"
 #include "statements.h"
 #include "vmshim/ports.h"
 #include "vmshim/relayproto.h"
@@ -24,7 +25,7 @@ struct host_build {
 	struct host_policy *pol;
 	unsigned port_line, max_line, per_guest_line, buffer_line, connect_line, request_line;
 	struct guest_lines {
-		unsigned cid, base, hybrid; /* where each was given; 0: not yet */
+		unsigned cid, base, control, hybrid; /* where each was given; 0: not yet */
 	} *lines; /* per guest */
 	struct pending_reach *reach;
 	size_t n_reach;
@@ -118,7 +119,7 @@ static int st_guest(struct stmt_reader *r)
 	b->lines = lines;
 	lines[n - 1] = (struct guest_lines){0};
 	struct host_guest *g = &pol->guests[pol->n_guests++];
-	*g = (struct host_guest){.line = r->line};
+	*g = (struct host_guest){.line = r->line, .vsock_base = POLICY_DEFAULT_VSOCK_BASE};
 	snprintf(g->name, sizeof g->name, "%s", name);
 	return 0;
 }
@@ -158,22 +159,39 @@ static int st_cid(struct stmt_reader *r)
 	return 0;
 }
 
-static int st_vsock_base(struct stmt_reader *r)
+/* A vsock port number of the current block's guest, from 1024 to max, given once. */
+static int block_port(struct stmt_reader *r, const char *keyword, unsigned *line, uint32_t max,
+		      uint32_t *out)
 {
-	struct guest_lines *lines = block_lines(r, "vsock-base");
 	uint64_t v;
 	char q[80];
 
-	if (!lines || once_in_block(r, "vsock-base", &lines->base) < 0)
+	if (once_in_block(r, keyword, line) < 0)
 		return -1;
-	if (policy_parse_number(r->args[0], &v) < 0 || v < 1024 ||
-	    v > VMSHIM_VSOCK_PORT_MAX - (VMSHIM_PORT_BLOCK - 1))
-		return stmt_fail(r, "vsock-base %s is out of range 1024..%u",
-				 stmt_quote(r->args[0], q), VMSHIM_VSOCK_PORT_MAX - (VMSHIM_PORT_BLOCK - 1));
-	struct host_guest *g = &build(r)->pol->guests[build(r)->pol->n_guests - 1];
-	g->has_block = true;
-	g->vsock_base = (uint32_t)v;
+	if (policy_parse_number(r->args[0], &v) < 0 || v < 1024 || v > max)
+		return stmt_fail(r, "%s %s is out of range 1024..%u", keyword,
+				 stmt_quote(r->args[0], q), max);
+	*out = (uint32_t)v;
 	return 0;
+}
+
+static int st_vsock_base(struct stmt_reader *r)
+{
+	struct guest_lines *lines = block_lines(r, "vsock-base");
+
+	return lines ? block_port(r, "vsock-base", &lines->base,
+				  VMSHIM_VSOCK_PORT_MAX - (VMSHIM_PORT_BLOCK - 1),
+				  &build(r)->pol->guests[build(r)->pol->n_guests - 1].vsock_base)
+		     : -1;
+}
+
+static int st_control_port(struct stmt_reader *r)
+{
+	struct guest_lines *lines = block_lines(r, "control-port");
+
+	return lines ? block_port(r, "control-port", &lines->control, VMSHIM_VSOCK_PORT_MAX,
+				  &build(r)->pol->guests[build(r)->pol->n_guests - 1].control_port)
+		     : -1;
 }
 
 static int st_hybrid(struct stmt_reader *r)
@@ -229,6 +247,7 @@ static const struct stmt_def statements[] = {
 	{"guest", "guest NAME", NULL, st_guest},
 	{"cid", "cid N", NULL, st_cid},
 	{"vsock-base", "vsock-base N", NULL, st_vsock_base},
+	{"control-port", "control-port N", NULL, st_control_port},
 	{"hybrid", "hybrid PATH", NULL, st_hybrid},
 	{"reach", "reach GUEST [VSOCK-PORTS...]", "guest", st_reach},
 };
@@ -244,35 +263,34 @@ static bool blocks_overlap(const struct host_guest *a, const struct host_guest *
 static int check_guests(struct stmt_reader *r)
 {
 	const struct host_build *b = build(r);
-	const struct host_policy *pol = b->pol;
+	struct host_policy *pol = b->pol;
 
 	for (size_t i = 0; i < pol->n_guests; i++) {
-		const struct host_guest *g = &pol->guests[i];
+		struct host_guest *g = &pol->guests[i];
 		r->line = g->line;
 		if (!b->lines[i].cid)
 			return stmt_fail(r, "guest %s has no cid", g->name);
-		if (g->hybrid[0] && g->has_block)
-			return stmt_fail(r, "guest %s: vsock-base is for guests that share a CID "
-					    "over vhost-vsock, not for a hybrid one",
-					 g->name);
-		if (g->has_block && host_shares_cid(pol) && g->cid == 1 &&
+		if (!b->lines[i].control)
+			g->control_port = g->vsock_base + VMSHIM_CONTROL_OFFSET;
+		if (g->cid == 1 && !g->hybrid[0] &&
 		    pol->port < g->vsock_base + VMSHIM_PORT_BLOCK &&
 		    g->vsock_base <= pol->port + RELAYPROTO_SOURCE_PORTS)
 			return stmt_fail(r, "guest %s: its vsock port block overlaps the relay's "
 					    "ports %u..%u",
 					 g->name, pol->port, pol->port + RELAYPROTO_SOURCE_PORTS);
 		for (size_t j = 0; j < i; j++) {
-			const struct host_guest *o = &pol->guests[j];
+			struct host_guest *o = &pol->guests[j];
 			if (g->hybrid[0] && strcmp(g->hybrid, o->hybrid) == 0)
 				return stmt_fail(r, "guest %s has the hybrid socket of guest %s (line "
 						    "%u)",
 						 g->name, o->name, o->line);
 			if (g->cid != o->cid)
 				continue;
-			if (!g->has_block || !o->has_block)
+			if (!b->lines[i].base || !b->lines[j].base)
 				return stmt_fail(r, "guest %s has the cid of guest %s (line %u): "
 						    "guests that share a CID need a vsock-base each",
 						 g->name, o->name, o->line);
+			g->shares_cid = o->shares_cid = true;
 			if (blocks_overlap(g, o))
 				return stmt_fail(r, "guest %s: its vsock port block overlaps that of "
 						    "guest %s (line %u)",
@@ -380,7 +398,7 @@ int host_guest_calling(const struct host_policy *p, uint32_t cid, uint32_t port)
 		uint32_t first = vmshim_source_port(g->vsock_base, 0);
 		if (g->hybrid[0] || g->cid != cid)
 			continue;
-		if (!g->has_block || (port >= first && port - first <= 65535))
+		if (!g->shares_cid || (port >= first && port - first <= 65535))
 			return (int)i;
 	}
 	return -1;
@@ -392,10 +410,20 @@ int host_guest_owning(const struct host_policy *p, uint32_t cid, uint32_t port)
 		const struct host_guest *g = &p->guests[i];
 		if (g->cid != cid)
 			continue;
-		if (!g->has_block || (port >= g->vsock_base && port - g->vsock_base < VMSHIM_PORT_BLOCK))
+		if (!g->shares_cid ||
+		    (port >= g->vsock_base && port - g->vsock_base < VMSHIM_PORT_BLOCK))
 			return (int)i;
 	}
 	return -1;
+}
+
+bool host_vmshim_port(const struct host_guest *g, uint32_t port)
+{
+	uint32_t offset = port - g->vsock_base; /* wraps below the base: then out of range */
+
+	if (port == g->control_port)
+		return true;
+	return offset < VMSHIM_CONTROL_OFFSET && offset != 0 && offset != VMSHIM_V6_OFFSET;
 }
 
 bool host_may_reach(const struct host_policy *p, size_t from, size_t to, uint32_t port)
@@ -406,8 +434,9 @@ bool host_may_reach(const struct host_policy *p, size_t from, size_t to, uint32_
 		const struct host_reach *re = &g->reach[i];
 		if (re->guest != to)
 			continue;
+		/* unnamed: only vmshim's own ports, never an agent that trusts the host */
 		if (!re->n_ranges)
-			return true;
+			return host_vmshim_port(&p->guests[to], port);
 		for (size_t k = 0; k < re->n_ranges; k++)
 			if (port >= re->ranges[k].lo && port <= re->ranges[k].hi)
 				return true;

@@ -22,7 +22,8 @@ struct host_port_range {
 	uint32_t lo, hi;
 };
 
-/* Whom one guest may reach, and on which vsock ports (none listed: all). */
+/* Whom one guest may reach, and on which vsock ports (none listed: the vmshim ports of that
+ * guest, host_vmshim_port). */
 struct host_reach {
 	size_t guest;
 	struct host_port_range *ranges;
@@ -34,8 +35,9 @@ struct host_guest {
 	char name[33];
 	unsigned line;
 	uint32_t cid;
-	bool has_block;      /* shares its CID (test set-ups): known by its vsock port block */
-	uint32_t vsock_base; /* with has_block */
+	bool shares_cid;      /* with another guest (tests): known by its vsock port block */
+	uint32_t vsock_base;  /* its vmshim port block, as its guest policy says */
+	uint32_t control_port; /* its helperd's, as its guest policy says */
 	char hybrid[HOST_HYBRID_PATH_MAX]; /* its hybrid vsock socket; empty: vhost-vsock */
 	struct host_reach *reach;
 	size_t n_reach;
@@ -59,6 +61,10 @@ int host_guest_calling(const struct host_policy *p, uint32_t cid, uint32_t port)
 
 /* The guest that owns vsock port `port` of `cid` (a destination), or -1. */
 int host_guest_owning(const struct host_policy *p, uint32_t cid, uint32_t port);
+
+/* Whether `port` is one of the vsock ports vmshim uses in guest g: where its helperd accepts
+ * sibling connections (base + 1..65535, base + 65537..131071) and its control port. */
+bool host_vmshim_port(const struct host_guest *g, uint32_t port);
 
 /* Whether guest `from` may reach `port` of guest `to`. */
 bool host_may_reach(const struct host_policy *p, size_t from, size_t to, uint32_t port);

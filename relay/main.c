@@ -45,8 +45,10 @@ static void on_tick(struct watch *w, uint32_t events)
 	uint64_t ticks;
 
 	(void)events;
-	if (read(w->fd, &ticks, sizeof ticks) == sizeof ticks)
+	if (read(w->fd, &ticks, sizeof ticks) == sizeof ticks) {
 		session_tick();
+		status_tick();
+	}
 	log_limited_flush();
 }
 

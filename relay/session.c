@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "copy.h"
+#include "hybrid_line.h"
 #include "relay.h"
 #include "session.h"
 #include "splice.h"
@@ -63,6 +64,12 @@ static void reply(struct session *s, enum relayproto_status status)
 static const char *name_of(int guest)
 {
 	return guest >= 0 ? relay.policy->guests[guest].name : "?";
+}
+
+/* A calling guest, as the source of lines it can cause at will (log_limited). */
+static uint64_t source_of(int guest)
+{
+	return LOG_SOURCE(LOG_KIND_CID, relay.policy->guests[guest].cid);
 }
 
 /* Bytes forwarded so far, by copies and by the kernel. */
@@ -301,7 +308,8 @@ static void on_request(struct session *s)
 	}
 	if (relayproto_parse_request(s->request, &dest, &told_port, &why) < 0) {
 		COUNT(s->from, bad_requests);
-		log_info("connection from %s: bad request (%s), closed", name_of(s->from), why);
+		log_limited(source_of(s->from), LOG_INFO, "connection from %s: bad request (%s), closed",
+			    name_of(s->from), why);
 		refuse(s, RELAY_BAD_REQUEST, why);
 		return;
 	}
@@ -311,12 +319,16 @@ static void on_request(struct session *s)
 	s->to = host_guest_owning(relay.policy, dest.cid, dest.port);
 	if (s->to < 0 || !host_may_reach(relay.policy, (size_t)s->from, (size_t)s->to, dest.port)) {
 		COUNT(s->from, refused);
-		log_info("connection from %s to cid %u port %u refused by the host policy",
-			 name_of(s->from), dest.cid, dest.port);
+		log_limited(source_of(s->from), LOG_INFO,
+			    "connection from %s to cid %u port %u refused by the host policy",
+			    name_of(s->from), dest.cid, dest.port);
 		refuse(s, RELAY_REFUSED, "refused by the host policy");
 		return;
 	}
 	int fd = transport_dial((size_t)s->to, dest.port);
+	if (fd < 0)
+		log_limited(source_of(s->from), LOG_INFO, "connection from %s to %s port %u: %m",
+			    name_of(s->from), name_of(s->to), dest.port);
 	if (fd < 0 || watch_end(s, &s->dest, fd, EPOLLOUT) < 0) {
 		if (fd >= 0)
 			close(fd);
@@ -377,12 +389,13 @@ static void on_handshake(struct session *s)
 	s->have += (unsigned)take;
 	if (!nl)
 		return;
-	s->line[s->have - 1] = '\0';
-	if (!hybrid_accepted(s->line)) {
+	uint32_t host_port;
+	if (!hybrid_parse_ok(s->line, s->have, &host_port)) {
 		COUNT(s->from, unreachable);
-		refuse(s, RELAY_UNREACHABLE, "hybrid socket did not answer OK");
+		refuse(s, RELAY_UNREACHABLE, "hybrid socket did not answer OK <port>");
 		return;
 	}
+	log_debug("connection %lu: hybrid socket took it, host port %u", s->id, host_port);
 	forward(s);
 }
 
@@ -439,9 +452,10 @@ void session_start(int fd, int from, uint32_t source_port, bool port_seen)
 	if (relay.n_sessions >= pol->max_connections || relay.per_guest[from] >= pol->max_per_guest) {
 		uint8_t msg[RELAYPROTO_REPLY_SIZE];
 		COUNT(from, busy);
-		log_info("connection from %s refused: %s", pol->guests[from].name,
-			 relay.n_sessions >= pol->max_connections ? "max-connections reached"
-								  : "its max-per-guest reached");
+		log_limited(source_of(from), LOG_INFO, "connection from %s refused: %s",
+			    pol->guests[from].name,
+			    relay.n_sessions >= pol->max_connections ? "max-connections reached"
+								     : "its max-per-guest reached");
 		relayproto_reply(msg, RELAY_BUSY);
 		send(fd, msg, sizeof msg, MSG_DONTWAIT | MSG_NOSIGNAL);
 		close(fd);

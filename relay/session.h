@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "hybrid_line.h"
 #include "vmshim/loop.h"
 #include "vmshim/relayproto.h"
 
@@ -58,7 +59,7 @@ struct session {
 	unsigned long long bytes_up, bytes_down; /* moved by copies, and by past splices */
 	int64_t started_ms, deadline_ms;
 	uint8_t request[RELAYPROTO_REQUEST_SIZE];
-	char line[32]; /* the hybrid handshake's answer */
+	char line[HYBRID_OK_MAX + 1]; /* the hybrid handshake's answer */
 	unsigned have; /* bytes of request or line read so far */
 	unsigned refs; /* watches not yet released by the loop */
 	unsigned long id;

@@ -1,5 +1,7 @@
 /* `vmshim-relay status`: a Unix socket in the run directory (root's alone) that answers
- * each connection with the relay's state as JSON and closes it. */
+ * each connection with the relay's state as JSON and closes it. The answer is sent without
+ * blocking, as the reader takes it: a reader that stops reading holds its own connection,
+ * never the relay's loop, and is closed after STATUS_SEND_MS. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +19,21 @@
 #include "vmshim/log.h"
 #include "vmshim/table.h"
 
+#define STATUS_SEND_MS 5000
+#define STATUS_READERS 16 /* answers on their way at once; more readers are closed */
+
+/* A reader whose answer did not fit into its socket at once. */
+struct reader {
+	struct watch w;
+	char *text;
+	size_t len, off;
+	int64_t deadline_ms;
+	struct reader *next;
+};
+
 static struct watch listener = {.fd = -1};
+static struct reader *readers;
+static unsigned n_readers;
 
 static void print_counters(FILE *out, const struct relay_counters *c)
 {
@@ -64,26 +80,81 @@ static char *render(size_t *len)
 	return text;
 }
 
+/* Sends what the socket takes: 1 once all is sent, 0 while more is to go, -1 on an error. */
+static int send_more(int fd, const char *text, size_t len, size_t *off)
+{
+	while (*off < len) {
+		ssize_t n = send(fd, text + *off, len - *off, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0)
+			return errno == EAGAIN || errno == EINTR ? 0 : -1;
+		*off += (size_t)n;
+	}
+	return 1;
+}
+
+static void reader_end(struct reader *r)
+{
+	for (struct reader **p = &readers; *p; p = &(*p)->next)
+		if (*p == r) {
+			*p = r->next;
+			break;
+		}
+	n_readers--;
+	free(r->text);
+	r->text = NULL;
+	loop_retire(&r->w);
+	close(r->w.fd);
+}
+
+static void on_reader(struct watch *w, uint32_t events)
+{
+	struct reader *r = w->owner;
+
+	(void)events;
+	if (send_more(r->w.fd, r->text, r->len, &r->off) != 0)
+		reader_end(r);
+}
+
 static void on_status(struct watch *w, uint32_t events)
 {
-	/* the answer may exceed the socket buffer: send it whole, but never wait long */
-	struct timeval timeout = {.tv_sec = 1};
-	int fd = accept4(w->fd, NULL, NULL, SOCK_CLOEXEC);
-	size_t len;
+	int fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	size_t len, off = 0;
+	char *text;
 
 	(void)events;
 	if (fd < 0)
 		return;
-	char *text = render(&len);
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
-	for (size_t off = 0; text && off < len;) {
-		ssize_t n = send(fd, text + off, len - off, MSG_NOSIGNAL);
-		if (n <= 0)
-			break;
-		off += (size_t)n;
+	text = render(&len);
+	if (!text || send_more(fd, text, len, &off) != 0 || n_readers >= STATUS_READERS) {
+		free(text);
+		close(fd);
+		return;
 	}
-	free(text);
-	close(fd);
+	struct reader *r = malloc(sizeof *r);
+	if (r)
+		*r = (struct reader){.w = {.fd = fd, .on_event = on_reader, .owner = r},
+				     .text = text, .len = len, .off = off,
+				     .deadline_ms = vmshim_now_ms() + STATUS_SEND_MS,
+				     .next = readers};
+	if (!r || loop_add(&r->w, EPOLLOUT) < 0) {
+		free(r);
+		free(text);
+		close(fd);
+		return;
+	}
+	readers = r;
+	n_readers++;
+}
+
+void status_tick(void)
+{
+	int64_t now = vmshim_now_ms();
+
+	for (struct reader *r = readers, *next; r; r = next) {
+		next = r->next;
+		if (now >= r->deadline_ms)
+			reader_end(r);
+	}
 }
 
 static int status_address(const char *rundir, struct sockaddr_un *sun)
@@ -125,6 +196,8 @@ void status_close(const char *rundir)
 
 	if (listener.fd < 0)
 		return;
+	while (readers)
+		reader_end(readers);
 	loop_del(&listener);
 	close(listener.fd);
 	if (status_address(rundir, &sun) == 0)

@@ -5,6 +5,9 @@
 int status_open(const char *rundir);
 void status_close(const char *rundir);
 
+/* Closes readers that did not take their answer within STATUS_SEND_MS; called every tick. */
+void status_tick(void);
+
 /* `vmshim-relay status`: prints the relay's answer. The exit status. */
 int status_print(const char *rundir);
 

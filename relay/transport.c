@@ -1,17 +1,15 @@
 /* The relay's listeners and its connections to guests (transport.h). */
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <linux/vm_sockets.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
+#include "hybrid_path.h"
 #include "relay.h"
 #include "session.h"
 #include "transport.h"
@@ -26,6 +24,7 @@
 struct listener {
 	struct watch w;
 	int guest;
+	struct hybrid_sock hs; /* a hybrid guest's */
 	struct listener *next;
 };
 
@@ -46,8 +45,9 @@ static void on_vsock_accept(struct listener *l)
 		int g = host_guest_calling(relay.policy, from.svm_cid, from.svm_port);
 		if (g < 0) {
 			relay.unknown_callers++;
-			log_warn("connection from cid %u port %u refused: no guest of the policy",
-				 from.svm_cid, from.svm_port);
+			log_limited(LOG_SOURCE(LOG_KIND_CID, from.svm_cid), LOG_WARNING,
+				    "connection from cid %u port %u refused: no guest of the policy",
+				    from.svm_cid, from.svm_port);
 			close(fd);
 			continue;
 		}
@@ -81,20 +81,23 @@ static void on_listener(struct watch *w, uint32_t events)
 		on_hybrid_accept(l);
 }
 
-static int add_listener(int fd, int guest)
+/* Takes fd, and hs (a hybrid guest's socket, or NULL), in every case. */
+static int add_listener(int fd, int guest, struct hybrid_sock *hs)
 {
 	struct listener *l = calloc(1, sizeof *l);
 
-	if (!l || listen(fd, BACKLOG) < 0) {
+	if (l)
+		*l = (struct listener){.w = {.fd = fd, .on_event = on_listener, .owner = l},
+				       .guest = guest, .hs = {.dir = -1}, .next = listeners};
+	if (l && hs)
+		l->hs = *hs;
+	if (!l || listen(fd, BACKLOG) < 0 || loop_add(&l->w, EPOLLIN) < 0) {
+		int err = l ? errno : ENOMEM;
+		if (hs)
+			hybrid_unbind(hs);
 		free(l);
 		close(fd);
-		return -1;
-	}
-	*l = (struct listener){.w = {.fd = fd, .on_event = on_listener, .owner = l},
-			       .guest = guest, .next = listeners};
-	if (loop_add(&l->w, EPOLLIN) < 0) {
-		free(l);
-		close(fd);
+		errno = err;
 		return -1;
 	}
 	listeners = l;
@@ -113,36 +116,22 @@ static int listen_vsock(void)
 			close(fd);
 		return -1;
 	}
-	return add_listener(fd, -1);
-}
-
-static socklen_t unix_address(struct sockaddr_un *sun, const char *path, uint32_t port)
-{
-	*sun = (struct sockaddr_un){.sun_family = AF_UNIX};
-	if (port)
-		snprintf(sun->sun_path, sizeof sun->sun_path, "%s_%" PRIu32, path, port);
-	else
-		snprintf(sun->sun_path, sizeof sun->sun_path, "%s", path);
-	return (socklen_t)sizeof *sun;
+	return add_listener(fd, -1, NULL);
 }
 
 /* PATH_PORT for a hybrid guest, where its VMM delivers the guest's connections to the
- * relay's port. Only the relay's user and group (the VMM's) may connect. */
-static int listen_hybrid(size_t g)
+ * relay's port. Only the relay's user and group (the VMM's) may connect. A guest whose
+ * socket cannot be made safely (a link on its path, no directory) cannot call through the
+ * relay; the others are served. */
+static void listen_hybrid(size_t g)
 {
-	struct sockaddr_un sun;
-	socklen_t len = unix_address(&sun, relay.policy->guests[g].hybrid, relay.policy->port);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	const struct host_guest *guest = &relay.policy->guests[g];
+	struct hybrid_sock hs;
+	int fd = hybrid_bind(guest->hybrid, relay.policy->port, &hs);
 
-	if (fd >= 0)
-		unlink(sun.sun_path); /* a previous relay's */
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sun, len) < 0 || chmod(sun.sun_path, 0660) < 0) {
-		log_err("%s: %m", sun.sun_path);
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	return add_listener(fd, (int)g);
+	if (fd < 0 || add_listener(fd, (int)g, &hs) < 0)
+		log_err("guest %s: cannot listen at %s_%u (%m): it cannot call through the relay",
+			guest->name, guest->hybrid, relay.policy->port);
 }
 
 int transport_listen(void)
@@ -152,8 +141,8 @@ int transport_listen(void)
 	for (size_t g = 0; g < relay.policy->n_guests; g++) {
 		if (!relay.policy->guests[g].hybrid[0])
 			any_vsock = true;
-		else if (listen_hybrid(g) < 0)
-			return -1;
+		else
+			listen_hybrid(g);
 	}
 	return any_vsock ? listen_vsock() : 0;
 }
@@ -163,12 +152,7 @@ void transport_close(void)
 	while (listeners) {
 		struct listener *l = listeners;
 		listeners = l->next;
-		if (l->guest >= 0) {
-			struct sockaddr_un sun;
-			unix_address(&sun, relay.policy->guests[l->guest].hybrid,
-				     relay.policy->port);
-			unlink(sun.sun_path);
-		}
+		hybrid_unbind(&l->hs);
 		loop_del(&l->w);
 		close(l->w.fd);
 		free(l);
@@ -194,8 +178,9 @@ static int relay_socket(void)
 		if (errno != EADDRINUSE)
 			break;
 	}
-	log_warn("no free relay source port (%u..%u): %m", first, first + RELAYPROTO_SOURCE_PORTS - 1);
+	int err = errno; /* EADDRINUSE: all 1023 taken; the caller logs it */
 	close(fd);
+	errno = err;
 	return -1;
 }
 
@@ -204,36 +189,15 @@ int transport_dial(size_t to, uint32_t port)
 	const struct host_guest *g = &relay.policy->guests[to];
 	int fd;
 
-	if (g->hybrid[0]) {
-		struct sockaddr_un sun;
-		socklen_t len = unix_address(&sun, g->hybrid, 0);
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (fd >= 0 && connect(fd, (struct sockaddr *)&sun, len) < 0 && errno != EINPROGRESS) {
-			log_info("%s: %m", g->hybrid);
-			close(fd);
-			return -1;
-		}
-		return fd;
-	}
+	if (g->hybrid[0])
+		return hybrid_dial_path(g->hybrid);
 	struct sockaddr_vm svm = {.svm_family = AF_VSOCK, .svm_cid = g->cid, .svm_port = port};
 	fd = relay_socket();
 	if (fd >= 0 && connect(fd, (struct sockaddr *)&svm, sizeof svm) < 0 && errno != EINPROGRESS) {
-		log_info("cid %u port %u: %m", g->cid, port);
+		int err = errno;
 		close(fd);
+		errno = err;
 		return -1;
 	}
 	return fd;
-}
-
-int hybrid_connect_line(char *buf, uint32_t port)
-{
-	return snprintf(buf, 24, "CONNECT %" PRIu32 "\n", port);
-}
-
-int hybrid_accepted(const char *line)
-{
-	unsigned long port;
-	char end;
-
-	return sscanf(line, "OK %lu%c", &port, &end) == 1;
 }

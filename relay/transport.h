@@ -12,18 +12,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Listeners for every guest of the policy. 0, or -1 once logged. */
+/* Listeners for every guest of the policy; a hybrid guest whose socket cannot be made
+ * safely is logged and left out (hybrid_path.h). 0, or -1 once logged. */
 int transport_listen(void);
 void transport_close(void);
 
 /* A non-blocking connection under way to vsock port `port` of guest `to`; for a hybrid
- * guest, to its socket (the caller then sends hybrid_connect_line). -1 on failure. */
+ * guest, to its socket (the caller then sends hybrid_connect_line). -1 with errno (left to
+ * the caller to log: a guest's requests cause it). */
 int transport_dial(size_t to, uint32_t port);
-
-/* "CONNECT <port>\n" into buf (at least 24 bytes); its length. */
-int hybrid_connect_line(char *buf, uint32_t port);
-
-/* Whether line (without its newline) is the answer "OK <port>" of a hybrid socket. */
-int hybrid_accepted(const char *line);
 
 #endif

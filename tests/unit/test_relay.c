@@ -12,7 +12,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <errno.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
 #include "host_policy.h"
+#include "hybrid_line.h"
+#include "hybrid_path.h"
 #include "vmshim/relayproto.h"
 
 /* --- messages ---------------------------------------------------------------------------- */
@@ -179,10 +185,60 @@ static void test_host_policy(void **state)
 	assert_true(host_may_reach(p, 0, 1, 4005432));
 	assert_true(host_may_reach(p, 0, 1, 4131072));
 	assert_false(host_may_reach(p, 0, 1, 4000080));
-	assert_true(host_may_reach(p, 1, 0, 12345));
-	assert_false(host_may_reach(p, 1, 2, 12345));
+	assert_false(host_may_reach(p, 1, 2, 1048656));
 	assert_false(host_may_reach(p, 2, 0, 12345));
 	assert_false(host_shares_cid(p));
+	host_policy_free(p);
+}
+
+/* `reach GUEST` without ports: only the vsock ports vmshim uses in GUEST (its listeners for
+ * TCP ports 1..65535 of each family and its control port), at the block its guest policy
+ * gives it; any other port of it (an agent that trusts the host) must be named. */
+static void test_host_policy_vmshim_ports(void **state)
+{
+	struct host_policy *p = load("guest a\n cid 3\n reach b\n reach c\n reach d\n"
+				     "reach e 22, 2000000-2000010\n"
+				     "guest b\n cid 4\n"
+				     "guest c\n cid 5\n vsock-base 2000000\n"
+				     "guest d\n cid 6\n hybrid /run/d/v.sock\n control-port 9000\n"
+				     "guest e\n cid 7\n");
+	static const struct {
+		size_t to;
+		uint32_t port;
+		bool may;
+	} cases[] = {
+		/* b, at the default block */
+		{1, 1048576 + 80, true},
+		{1, 1048576 + 65535, true},
+		{1, 1048576 + 65536 + 80, true},
+		{1, 1048576 + 131071, true},
+		{1, 1048576 + 131072, true},  /* its helperd */
+		{1, 1048576, false},          /* TCP port 0 */
+		{1, 1048576 + 65536, false},
+		{1, 1048576 + 131073, false}, /* a source port */
+		{1, 1048575, false},
+		{1, 22, false},
+		{1, 9999, false},
+		{1, 4294967294u, false},
+		/* c, at its own block */
+		{2, 2000080, true},
+		{2, 2131072, true},
+		{2, 1048656, false},
+		/* d, whose control port is elsewhere */
+		{3, 9000, true},
+		{3, 1048656, true},
+		{3, 1179648, false},
+		/* e: the ports named, and only those */
+		{4, 22, true},
+		{4, 2000010, true},
+		{4, 1048656, false},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		if (host_may_reach(p, 0, cases[i].to, cases[i].port) != cases[i].may)
+			fail_msg("guest %s port %u: want %s", p->guests[cases[i].to].name,
+				 cases[i].port, cases[i].may ? "reachable" : "refused");
 	host_policy_free(p);
 }
 
@@ -223,8 +279,10 @@ static void test_host_policy_errors(void **state)
 	expect_error("guest a\n cid 1\n vsock-base 5000\n", 1,
 		     "guest a: its vsock port block overlaps the relay's ports 5460..6483");
 	expect_error("guest a\n cid 3\n hybrid run/a.sock\n", 3, "hybrid 'run/a.sock' is not an absolute path");
-	expect_error("guest a\n cid 3\n hybrid /a\n vsock-base 10000\n", 1,
-		     "guest a: vsock-base is for guests that share a CID over vhost-vsock");
+	expect_error("guest a\n cid 3\n control-port 80\n", 3,
+		     "control-port '80' is out of range 1024..4294967294");
+	expect_error("guest a\n cid 3\n control-port 5000\n control-port 5000\n", 4,
+		     "control-port given twice for guest a (first at line 3)");
 	expect_error("guest a\n cid 3\n hybrid /a\nguest b\n cid 4\n hybrid /a\n", 4,
 		     "guest b has the hybrid socket of guest a (line 1)");
 	expect_error("guest a\n cid 3\n reach b\n", 3, "reach b: no such guest");
@@ -238,6 +296,117 @@ static void test_host_policy_errors(void **state)
 	expect_error("listen 5\n", 1, "unknown keyword 'listen'");
 }
 
+/* --- the hybrid handshake and paths ------------------------------------------------------ */
+
+/* The VMM's answer to CONNECT, to the byte: a hostile VMM user gets no lenient reading. */
+static void test_hybrid_ok(void **state)
+{
+	static const struct {
+		const char *line;
+		uint32_t port; /* 0: refused */
+	} cases[] = {
+		{"OK 1073741824\n", 1073741824}, {"OK 1\n", 1},
+		{"OK 4294967294\n", 4294967294u}, {"OK -1\n", 0},
+		{"OK 4294967295\n", 0},		   {"OK 4294967296\n", 0},
+		{"OK 99999999999\n", 0},	   {"OK +7\n", 0},
+		{"OK 007\n", 0},		   {"OK 0\n", 0},
+		{"OK 7 8\n", 0},		   {"OK  7\n", 0},
+		{" OK 7\n", 0},			   {"OK 7\r\n", 0},
+		{"OK 7", 0},			   {"OK \n", 0},
+		{"ok 7\n", 0},			   {"OK 0x10\n", 0},
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		uint32_t port = 0;
+		int ok = hybrid_parse_ok(cases[i].line, strlen(cases[i].line), &port);
+		if (ok != (cases[i].port != 0) || (ok && port != cases[i].port))
+			fail_msg("'%s': got %d, port %u", cases[i].line, ok, port);
+	}
+	assert_int_equal(hybrid_parse_ok("OK 5\0\n", 6, &(uint32_t){0}), 0); /* a NUL inside */
+}
+
+static char dir[32];
+
+static void in_dir(char *out, size_t len, const char *name)
+{
+	snprintf(out, len, "%s/%s", dir, name);
+}
+
+/* A VMM user who owns the directory points the relay elsewhere with links: the relay
+ * neither binds nor connects through one, and removes only the socket it made. */
+static void test_hybrid_path(void **state)
+{
+	char real[48], link[48], p[64], q[80];
+	struct hybrid_sock hs;
+	struct stat st;
+	int fd;
+
+	(void)state;
+	strcpy(dir, "/tmp/vmshim-hybrid-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	in_dir(real, sizeof real, "real");
+	in_dir(link, sizeof link, "link");
+	assert_int_equal(mkdir(real, 0700), 0);
+	assert_int_equal(symlink(real, link), 0);
+
+	/* a directory that is a link */
+	snprintf(p, sizeof p, "%s/v.sock", link);
+	assert_int_equal(hybrid_bind(p, 5460, &hs), -1);
+	assert_int_equal(errno, ELOOP);
+
+	/* a real one: mode 0660 from the start, whatever the umask */
+	mode_t old = umask(0);
+	snprintf(p, sizeof p, "%s/v.sock", real);
+	fd = hybrid_bind(p, 5460, &hs);
+	umask(old);
+	assert_true(fd >= 0);
+	snprintf(q, sizeof q, "%s_5460", p);
+	assert_int_equal(lstat(q, &st), 0);
+	assert_true(S_ISSOCK(st.st_mode));
+	assert_int_equal(st.st_mode & 0777, 0660);
+	assert_int_equal(listen(fd, 1), 0);
+
+	/* connecting: through a link to it, or a link in the directories, is refused */
+	char via[80];
+	in_dir(via, sizeof via, "real/to-listener");
+	assert_int_equal(symlink(q, via), 0);
+	assert_int_equal(hybrid_dial_path(via), -1);
+	assert_int_equal(errno, ELOOP);
+	snprintf(via, sizeof via, "%s/v.sock_5460", link);
+	assert_int_equal(hybrid_dial_path(via), -1);
+	assert_int_equal(errno, ELOOP);
+	int c = hybrid_dial_path(q);
+	assert_true(c >= 0);
+	close(c);
+	assert_int_equal(hybrid_dial_path(real), -1); /* not a socket */
+	assert_int_equal(errno, ENOTSOCK);
+
+	/* the relay removes its socket, and not what took its name */
+	assert_int_equal(unlink(q), 0);
+	FILE *f = fopen(q, "w");
+	assert_non_null(f);
+	fclose(f);
+	hybrid_unbind(&hs);
+	assert_int_equal(lstat(q, &st), 0);
+	close(fd);
+	/* ... nor does it remove a file at its name when it starts: it does not bind there */
+	assert_int_equal(hybrid_bind(p, 5460, &hs), -1);
+	assert_int_equal(lstat(q, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	assert_int_equal(unlink(q), 0);
+	fd = hybrid_bind(p, 5460, &hs);
+	assert_true(fd >= 0);
+	hybrid_unbind(&hs);
+	assert_int_equal(lstat(q, &st), -1);
+	close(fd);
+
+	in_dir(via, sizeof via, "real/to-listener");
+	unlink(via);
+	rmdir(real);
+	unlink(link);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -246,8 +415,11 @@ int main(void)
 		cmocka_unit_test(test_reply),
 		cmocka_unit_test(test_from),
 		cmocka_unit_test(test_host_policy),
+		cmocka_unit_test(test_host_policy_vmshim_ports),
 		cmocka_unit_test(test_host_policy_shared_cid),
 		cmocka_unit_test(test_host_policy_errors),
+		cmocka_unit_test(test_hybrid_ok),
+		cmocka_unit_test(test_hybrid_path),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

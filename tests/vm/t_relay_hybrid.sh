@@ -31,10 +31,12 @@ port $RELAY_PORT
 guest alpha
     cid 3
     hybrid $WORK/alpha.vsock
+    vsock-base ${BASE[alpha]}
     reach beta
 guest beta
     cid 4
     hybrid $WORK/beta.vsock
+    vsock-base ${BASE[beta]}
     reach alpha
 POLICY
 start_relay "$WORK/relay.policy"
