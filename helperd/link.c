@@ -1,0 +1,85 @@
+/* Whether a peer is up (link.h): what its announcements and their absence do. */
+#include <stdlib.h>
+
+#include "claims.h"
+#include "helperd.h"
+#include "inbound.h"
+#include "link.h"
+#include "outbound.h"
+#include "vmshim/log.h"
+#include "vmshim/ports.h"
+#include "vmshim/table.h"
+
+static void close_connections(struct link *l)
+{
+	for (size_t k = 0; k < INBOUND_PER_PEER; k++)
+		if (l->ins[k])
+			inbound_close(l->ins[k]);
+	if (l->state != LINK_IDLE)
+		outbound_close(l);
+}
+
+void link_heard(struct link *l, struct inbound *in, const uint8_t *payload, size_t len)
+{
+	static struct peerproto_announce a;
+	const char *why;
+	size_t i = 0;
+
+	while (i < n_links && links[i] != l)
+		i++;
+	if (peerproto_parse_announce(payload, len, &a, &why) < 0) {
+		helperd.counters.bad_messages++;
+		log_warn("peer %s: malformed announcement dropped (%s)", l->name, why);
+		return;
+	}
+	bool changed = claims_take(l, &helperd.policy->peers[i], &a, payload, len);
+	l->speaker = in;
+	l->announcements++;
+	l->last_ms = vmshim_now_ms();
+	if (l->liveness == PEER_DOWN) {
+		l->liveness = PEER_UP;
+		l->since_ms = l->last_ms;
+		log_info("peer %s (cid %u) is up: %zu addresses, %zu+%zu ports served", l->name,
+			 l->cid, l->n_owned, l->n_served4, l->n_served6);
+		changed = true;
+	}
+	if (changed)
+		helperd_publish();
+}
+
+void link_down(struct link *l, const char *why)
+{
+	close_connections(l);
+	if (l->liveness == PEER_DOWN)
+		return;
+	l->liveness = PEER_DOWN;
+	l->since_ms = vmshim_now_ms();
+	log_info("peer %s (cid %u) is gone: %s; its addresses go back to TCP", l->name, l->cid,
+		 why);
+	helperd_publish();
+}
+
+void link_free(struct link *l)
+{
+	close_connections(l);
+	free(l);
+}
+
+/* Whether another peer of the policy has this CID (test set-ups, nested guests): then only
+ * the vsock port blocks tell them apart. */
+static bool cid_shared(uint32_t cid)
+{
+	int n = 0;
+
+	for (size_t i = 0; i < helperd.policy->n_peers; i++)
+		n += helperd.policy->peers[i].cid == cid;
+	return n > 1;
+}
+
+/* Port 1, a privileged port, which only root (helperd) can bind in its guest, so no other
+ * user there can speak for helperd; where its CID is shared, TCP port 1 of its source
+ * block. */
+uint32_t link_first_control_source(const struct policy_peer *peer)
+{
+	return cid_shared(peer->cid) ? vmshim_source_port(peer->vsock_base, 1) : 1;
+}
