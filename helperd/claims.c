@@ -47,17 +47,24 @@ static void take_addresses(struct link *l, const struct policy_peer *pp,
 		if (policy_prefix_check(&p, why, sizeof(why)) < 0) {
 			refusal = why;
 		} else {
-			bool inside = pp->n_prefixes == 0;
+			/* A peer owns only what its policy lines grant it: none grant nothing. */
+			bool inside = false;
 			for (size_t j = 0; !inside && j < pp->n_prefixes; j++)
 				inside = policy_prefix_contains(&pp->prefixes[j], &p);
-			refusal = inside ? owned_elsewhere(l, &p) : "outside what the policy lets it own";
+			if (inside)
+				refusal = owned_elsewhere(l, &p);
+			else if (pp->n_prefixes)
+				refusal = "outside what the policy lets it own";
+			else
+				refusal = "the policy grants it no address";
 		}
 		if (!refusal) {
 			l->owned[l->n_owned++] = p;
 		} else if (changed) {
 			helperd.counters.refused_claims++;
-			log_warn("peer %s (cid %u) claims %s: refused, %s", l->name, l->cid,
-				 policy_prefix_format(&p, shown), refusal);
+			log_limited(LOG_SOURCE(LOG_KIND_CID, l->cid), LOG_WARNING,
+				    "peer %s (cid %u) claims %s: refused, %s", l->name, l->cid,
+				    policy_prefix_format(&p, shown), refusal);
 		}
 	}
 	memcpy(l->last_claims, raw, raw_len);

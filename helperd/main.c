@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "policy_risks.h"
 #include "counters.h"
 #include "doorbell.h"
 #include "helperd.h"
@@ -109,6 +110,7 @@ static void describe(void)
 
 	log_info("policy %s: %zu peers, this guest is %s", helperd.policy_path,
 		 helperd.policy->n_peers, self ? self->name : "none of them");
+	policy_warn_risks(helperd.policy, helperd.self);
 }
 
 static void reload(void)

@@ -1,26 +1,32 @@
-# helperds across three guests with policies that list CIDs only (alpha's and beta's also
-# the one address gamma may own; gamma itself announces its interfaces'): discovery, claims outside the policy refused, redirection only to
+# helperds across three guests: discovery, claims judged by the policy, redirection only to
 # served ports, liveness (a stopped helperd dropped by the timeout, a killed one whose
 # guest is removed dropped at once), rediscovery, and a rogue client on the control port.
+# alpha's and beta's policy grant each other their addresses and list gamma by CID alone;
+# gamma's lists every peer by CID alone and so announces its interfaces' addresses. A peer
+# owns only what the policy grants it: gamma, granted nothing, owns nothing, whatever it
+# claims (before, a CID-only peer took every address it claimed that no one else owned).
 # Each step is checked in `vmshimctl status --json`.
-cat >"$WORK/cid-only" <<EOF
+cat >"$WORK/granted" <<EOF
 allow 1024-65535
 peer alpha
     cid 1
     vsock-base ${BASE[alpha]}
+    address ${ADDR[alpha]}
 peer beta
     cid 1
     vsock-base ${BASE[beta]}
+    address ${ADDR[beta]}
 peer gamma
     cid 1
     vsock-base 3000000
-    address ${ADDR[gamma]}
 EOF
-grep -v "address" "$WORK/cid-only" >"$WORK/cid-only-gamma"
+grep -v "address" "$WORK/granted" >"$WORK/cid-only-gamma"
 BASE[gamma]=3000000
-ip -n gamma addr add 198.18.0.99/24 dev eth0 # gamma claims it; the others' policy does not give it
-start_helperd alpha "$WORK/cid-only"
-start_helperd beta "$WORK/cid-only"
+# gamma claims these too: 198.19.0.53 stands for any address off this machine (a DNS server)
+ip -n gamma addr add 198.18.0.99/24 dev eth0
+ip -n gamma addr add 198.19.0.53/32 dev eth0
+start_helperd alpha "$WORK/granted"
+start_helperd beta "$WORK/granted"
 start_helperd gamma "$WORK/cid-only-gamma"
 
 # status_check GUEST PYTHON-CONDITION: d is GUEST's status, peer(NAME) one of its peers.
@@ -36,12 +42,16 @@ for g in alpha beta gamma; do
 		[ "$g" = "$h" ] || wait_for "$g to find $h" peer_up "$g" "$h"
 	done
 done
-status_check alpha 'peer("beta")["addresses"] == ["198.18.0.2"] and peer("gamma")["addresses"] == ["198.18.0.3"]' ||
+status_check alpha 'peer("beta")["addresses"] == ["198.18.0.2"] and peer("gamma")["addresses"] == []' ||
 	fail "alpha's view of its peers: $(status_json alpha)"
-status_check beta 'd["counters"]["refused_claims"] >= 1' || fail "no refused claim: $(status_json beta)"
-grep -q "peer gamma (cid 1) claims 198.18.0.99: refused, outside what the policy lets it own" \
-	"$WORK/helperd-beta.log" || fail "the refused claim is not logged"
-log "discovery from a CID-only policy: addresses learned; gamma's claim of 198.18.0.99 refused and logged"
+status_check beta 'd["counters"]["refused_claims"] >= 3' || fail "claims not refused: $(status_json beta)"
+for a in 198.18.0.3 198.18.0.99 198.19.0.53; do
+	grep -q "peer gamma (cid 1) claims $a: refused, the policy grants it no address" \
+		"$WORK/helperd-beta.log" || fail "gamma's claim of $a is not refused and logged"
+done
+in_guest alpha "$HELPERD" --check -c "$WORK/granted" -s alpha 2>&1 |
+	grep -q "peer gamma has no address lines" || fail "helperd --check does not warn of gamma"
+log "gamma, granted no address, owns none of its claims (198.18.0.3, .99, 198.19.0.53: refused and logged; --check warns); beta owns its granted 198.18.0.2"
 
 # Redirection only to a port a shim serves: 7000 under the shim, 7001 without it.
 start_bg served shimmed beta "$PROGS/echo_server" epoll-lt 7000 0.0.0.0 6
@@ -113,7 +123,7 @@ wait_for "gamma to drop beta" status_check gamma 'peer("beta")["state"] == "down
 status_check alpha 'peer("gamma")["state"] == "up"' || fail "gamma dropped too"
 log "beta killed and its namespace removed: alpha and gamma dropped it"
 add_guest beta
-start_helperd beta "$WORK/cid-only"
+start_helperd beta "$WORK/granted"
 wait_for "alpha to find beta again" peer_up alpha beta
 wait_for "gamma to find beta again" peer_up gamma beta
 log "beta back: rediscovered by alpha and gamma, nothing restarted"
