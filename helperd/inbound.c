@@ -38,10 +38,13 @@ void inbound_close(struct inbound *in)
 	close(in->w.fd);
 }
 
-static void bad_frame(struct inbound *in, const char *why)
+/* Anything malformed from a peer ends the connection it came on: nothing else it says
+ * there is trusted, and it cannot repeat it for ever. */
+static void bad_frame(struct inbound *in, const char *what, const char *why)
 {
 	helperd.counters.bad_messages++;
-	log_warn("peer %s: %s: connection closed", in->link->name, why);
+	log_limited(LOG_SOURCE(LOG_KIND_CID, in->link->cid), LOG_WARNING,
+		    "peer %s: %s (%s): connection closed", in->link->name, what, why);
 	inbound_close(in);
 }
 
@@ -59,11 +62,12 @@ static void on_inbound(struct watch *w, uint32_t events)
 			const char *why;
 			long payload = peerproto_header(in->buf, &type, &why);
 			if (payload < 0)
-				return bad_frame(in, why);
+				return bad_frame(in, "bad frame", why);
 			want += (size_t)payload;
 			if (in->have == want) {
-				link_heard(in->link, in, in->buf + PEERPROTO_HEADER_SIZE,
-					   (size_t)payload);
+				if (link_heard(in->link, in, in->buf + PEERPROTO_HEADER_SIZE,
+					       (size_t)payload, &why) < 0)
+					return bad_frame(in, "malformed announcement", why);
 				in->have = 0;
 				frames++;
 				continue;

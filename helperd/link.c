@@ -19,19 +19,16 @@ static void close_connections(struct link *l)
 		outbound_close(l);
 }
 
-void link_heard(struct link *l, struct inbound *in, const uint8_t *payload, size_t len)
+int link_heard(struct link *l, struct inbound *in, const uint8_t *payload, size_t len,
+	       const char **why)
 {
 	static struct peerproto_announce a;
-	const char *why;
 	size_t i = 0;
 
 	while (i < n_links && links[i] != l)
 		i++;
-	if (peerproto_parse_announce(payload, len, &a, &why) < 0) {
-		helperd.counters.bad_messages++;
-		log_warn("peer %s: malformed announcement dropped (%s)", l->name, why);
-		return;
-	}
+	if (peerproto_parse_announce(payload, len, &a, why) < 0)
+		return -1;
 	bool changed = claims_take(l, &helperd.policy->peers[i], &a, payload, len);
 	l->speaker = in;
 	l->announcements++;
@@ -45,6 +42,7 @@ void link_heard(struct link *l, struct inbound *in, const uint8_t *payload, size
 	}
 	if (changed)
 		helperd_publish();
+	return 0;
 }
 
 void link_down(struct link *l, const char *why)

@@ -76,8 +76,10 @@ struct link {
 extern struct link **links;
 extern size_t n_links;
 
-/* An announcement came on connection in (payload not yet checked): PEER_UP if it is good. */
-void link_heard(struct link *l, struct inbound *in, const uint8_t *payload, size_t len);
+/* An announcement came on connection in (payload not yet checked): PEER_UP if it is good.
+ * Returns 0, or -1 with why it is malformed (the caller ends the connection). */
+int link_heard(struct link *l, struct inbound *in, const uint8_t *payload, size_t len,
+	       const char **why);
 
 /* PEER_DOWN, for why (logged if the peer was up), with every connection to and from it
  * closed. */

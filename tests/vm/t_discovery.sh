@@ -150,13 +150,17 @@ send([b"GET / HTTP/1.0\r\n\r\n" * 100])
 send([b"\xff" * 4096], gamma_port)
 send([struct.pack(">IBBHI", 0x564D5350, 1, 1, 0, 1 << 20) + b"\0" * 65536], gamma_port + 1)
 send([struct.pack(">IBBHI", 0x564D5350, 1, 1, 0, 16) + b"\0" * 16], gamma_port + 2)
+# 500 malformed announcements on one connection: the first must end it
+send([(struct.pack(">IBBHI", 0x564D5350, 1, 1, 0, 16) + b"\0" * 16) * 500], gamma_port + 3)
 PY
 	fail "the rogue client could not run"
 wait_for "alpha to count the rogue" status_check alpha \
 	'd["counters"]["rejected_cids"] >= 1 and d["counters"]["bad_messages"] >= 3'
-grep -q "oversized message: connection closed" "$WORK/helperd-alpha.log" ||
+[ "$(grep -c "malformed announcement" "$WORK/helperd-alpha.log")" -le 2 ] ||
+	fail "500 malformed announcements on one connection: $(grep -c "malformed announcement" "$WORK/helperd-alpha.log") logged"
+grep -q "bad frame (oversized message): connection closed" "$WORK/helperd-alpha.log" ||
 	fail "the oversized frame is not logged"
-grep -q "malformed announcement dropped (length does not match the counts)" \
+grep -q "malformed announcement (length does not match the counts): connection closed" \
 	"$WORK/helperd-alpha.log" || fail "the short announcement is not logged"
 status_check alpha 'peer("beta")["state"] == "up" and peer("gamma")["state"] == "up"' ||
 	fail "alpha lost its peers: $(status_json alpha)"
