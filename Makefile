@@ -41,7 +41,8 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 COMMON_OBJ  = $(call obj,$(COMMON_SRC))
 # The shim takes only what it uses: no daemon loop or log inside applications.
-SHIM_COMMON_OBJ = $(call obj,common/endpoint.c common/fdpass.c common/proto.c common/relayproto.c)
+SHIM_COMMON_OBJ = $(call obj,common/endpoint.c common/proto.c common/relayproto.c) \
+	$(BUILD)/obj/shim/fdpass.o
 POLICY_OBJ  = $(call obj,$(POLICY_SRC))
 SHIM_OBJ    = $(call obj,$(SHIM_SRC))
 HELPERD_OBJ = $(call obj,$(HELPERD_SRC))
@@ -58,6 +59,12 @@ all: $(BUILD)/libvmshim.so $(BUILD)/helperd $(BUILD)/vmshimctl $(BUILD)/vmshim-r
 $(BUILD)/obj/shim/%.o: shim/%.c
 	@mkdir -p $(@D)
 	$(CC) $(ALLFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+
+# The shim's copy of fdpass makes the real calls, not the shim's hooks (common/fdpass.c).
+$(BUILD)/obj/shim/fdpass.o: common/fdpass.c
+	@mkdir -p $(@D)
+	$(CC) $(ALLFLAGS) -fPIC -fvisibility=hidden -include shim/shim.h \
+		-DFDPASS_SENDMSG=real.sendmsg -DFDPASS_CLOSE=real.close -c $< -o $@
 
 # Code that also goes into the shim must be position independent.
 $(BUILD)/obj/policy/%.o: policy/%.c
@@ -135,8 +142,16 @@ $(BUILD)/progs/raw_static: tests/progs/raw_static.c
 	@mkdir -p $(@D)
 	$(CC) -std=gnu11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -static -o $@ $<
 
-check-unit: $(UNIT_BIN)
+check-unit: $(UNIT_BIN) check-own-calls
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+# Inside libvmshim.so only the real calls: a call through the PLT to a name the shim exports
+# would reach the shim's own hook.
+.PHONY: check-own-calls
+check-own-calls: $(BUILD)/libvmshim.so
+	@echo "== $< calls none of its own hooks"; \
+	hooks=$$(sed -n '/global:/,/local:/{/:/d;s/;//g;p}' shim/libvmshim.map | xargs | tr ' ' '|'); \
+	! objdump -d $< | grep -E "call.*<($$hooks)@plt>"
 
 install: $(BUILD)/libvmshim.so $(BUILD)/helperd $(BUILD)/vmshimctl $(BUILD)/vmshim-relay
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin \

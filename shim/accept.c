@@ -3,15 +3,14 @@
  * itself. The vsock socket then takes the doorbell's descriptor number. */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdbool.h>
 #include <netinet/in.h>
 #include <string.h>
 
 #include "fdstate.h"
 #include "helperd_client.h"
-#include "redirect.h"
 #include "shim.h"
+#include "swap.h"
 #include "vmshim/endpoint.h"
 #include "vmshim/handover.h"
 
@@ -37,8 +36,8 @@ static enum doorbell doorbell_kind(const struct sockaddr_storage *peer, socklen_
 
 /* Exchanges the doorbell connection on fd for the sibling's connection, presented in the
  * listener's family. options_set: the options set on the listener, which fd inherited.
- * 0 on success. */
-static int claim(int fd, int flags, int family, unsigned options_set)
+ * Returns fd's new state, or NULL with fd untouched. */
+static struct fd_state *claim(int fd, int family, unsigned options_set)
 {
 	struct vmshim_reply reply;
 	int vs;
@@ -46,7 +45,7 @@ static int claim(int fd, int flags, int family, unsigned options_set)
 	struct fd_state *st = fdstate_new(FD_REDIRECTED, family);
 
 	if (!st)
-		return -1;
+		return NULL;
 	if (helperd_call(VMSHIM_REQ_CLAIM, 0, fd, &reply, &vs) < 0 || reply.status != 0) {
 		shim_debug("fd %d: connection from a doorbell address is not a sibling's", fd);
 		goto fail;
@@ -67,20 +66,18 @@ static int claim(int fd, int flags, int family, unsigned options_set)
 	tcp_opts_start(&st->conn.opts, family, fd, options_set);
 	st->conn.peer_len = endpoint_to_sockaddr(&reply.peer, family, &st->conn.peer);
 	st->conn.local_len = endpoint_to_sockaddr(&reply.local, family, &st->conn.local);
-	/* What the accepted TCP socket has carries over: O_NONBLOCK from accept4(), and the
-	 * socket options it inherited from the listener (SO_KEEPALIVE, SO_LINGER, ...). */
-	copy_settings(fd, vs);
-	if (real.dup3(vs, fd, flags & SOCK_CLOEXEC ? O_CLOEXEC : 0) < 0)
+	/* What the accepted TCP socket has carries over: O_NONBLOCK and FD_CLOEXEC from
+	 * accept4(), and the socket options it inherited from the listener (SO_KEEPALIVE,
+	 * SO_LINGER, ...). */
+	if (swap_in(fd, vs, 0, st) < 0)
 		goto fail;
-	real.close(vs);
-	fdstate_set(fd, (uintptr_t)st);
 	shim_debug("fd %d: accepted a sibling connection (vsock) on port %u", fd, reply.local.port);
-	return 0;
+	return st;
 fail:
 	if (vs >= 0)
 		real.close(vs);
 	fdstate_put((uintptr_t)st);
-	return -1;
+	return NULL;
 }
 
 /* accept() is accept4() without flags; each still calls its own real function, so that
@@ -111,10 +108,9 @@ static int accept_common(int fd, struct sockaddr *addr, socklen_t *len, int flag
 		if (kind == NO_DOORBELL)
 			break;
 		int saved = errno;
-		int claimed = claim(c, flags, peer.ss_family, fdstate_options_set(listener));
+		struct fd_state *st = claim(c, peer.ss_family, fdstate_options_set(listener));
 		errno = saved;
-		if (claimed == 0) {
-			struct fd_state *st = fdstate_ptr(fdstate_peek(c));
+		if (st) {
 			peer = st->conn.peer;
 			peer_len = st->conn.peer_len;
 			break;

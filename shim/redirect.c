@@ -2,7 +2,6 @@
  * vsock socket before the application's descriptor is touched; the swap itself is one
  * dup3(), so the application sees either its TCP socket, untouched, or the connection. */
 #include <errno.h>
-#include <fcntl.h>
 #include <linux/vm_sockets.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -10,19 +9,16 @@
 #include <sys/time.h>
 
 #include "counters.h"
-#include "epoll_replay.h"
 #include "fdstate.h"
 #include "redirect.h"
 #include "shim.h"
 #include "source_port.h"
+#include "swap.h"
 #include "vmshim/endpoint.h"
 #include "vmshim/handover.h"
 #include "vmshim/relayproto.h"
 
 #define BIND_TRIES 16
-
-/* SOL_SOCKET options that vsock honours too; the application may have set them already. */
-static const int inherited_options[] = {SO_KEEPALIVE, SO_RCVTIMEO, SO_SNDTIMEO, SO_PRIORITY};
 
 /* A fresh, unconnected TCP socket: the only kind we redirect. */
 static int is_fresh_tcp(int fd)
@@ -123,29 +119,6 @@ static int connect_vsock(int vs, const struct vmshim_route *route, uint32_t sour
 	return -1;
 }
 
-void copy_settings(int fd, int vs)
-{
-	int fl = real.fcntl(fd, F_GETFL);
-
-	if (fl >= 0)
-		real.fcntl(vs, F_SETFL, fl & (O_NONBLOCK | O_ASYNC));
-	if (fl >= 0 && (fl & O_ASYNC)) {
-		struct f_owner_ex owner;
-		if (real.fcntl(fd, F_GETOWN_EX, &owner) == 0)
-			real.fcntl(vs, F_SETOWN_EX, &owner);
-	}
-	for (size_t i = 0; i < sizeof(inherited_options) / sizeof(inherited_options[0]); i++) {
-		char val[sizeof(struct timeval)];
-		socklen_t len = sizeof(val);
-		if (real.getsockopt(fd, SOL_SOCKET, inherited_options[i], val, &len) == 0)
-			real.setsockopt(vs, SOL_SOCKET, inherited_options[i], val, len);
-	}
-	struct linger linger;
-	socklen_t len = sizeof(linger);
-	if (real.getsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, &len) == 0 && linger.l_onoff)
-		real.setsockopt(vs, SOL_SOCKET, SO_LINGER, &linger, len);
-}
-
 /* The state of fd once swapped; pre is fd's slot, which says which options were set. */
 static struct fd_state *connection_state(int fd, uintptr_t pre, int app_family,
 					 const struct vmshim_endpoint *dest,
@@ -199,22 +172,16 @@ int redirect_connect(int fd, int app_family, const struct vmshim_endpoint *dest,
 	}
 	local.family = dest->family;
 	local.port = (uint16_t)port;
-	copy_settings(fd, vs);
 	uintptr_t pre = fdstate_peek(fd);
 	st = connection_state(fd, pre, app_family, dest, &local);
 	if (!st) {
 		why = "out of memory";
 		goto fail;
 	}
-	int fdflags = real.fcntl(fd, F_GETFD);
-	if (real.dup3(vs, fd, fdflags >= 0 && (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
+	if (swap_in(fd, vs, pre, st) < 0) {
 		why = "dup3 failed";
 		goto fail;
 	}
-	real.close(vs);
-	/* The old socket's epoll registrations went with it: make them again on the new one. */
-	epoll_replay(fd, fdstate_ptr(pre));
-	fdstate_set(fd, (uintptr_t)st);
 	shim_debug("fd %d: connected to sibling cid %u port %u (vsock), local port %d", fd,
 		   route->cid, route->port, port);
 	shim_count(VMSHIM_COUNT_REDIRECTED);

@@ -11,8 +11,4 @@
 int redirect_connect(int fd, int app_family, const struct vmshim_endpoint *dest,
 		     const struct vmshim_route *route);
 
-/* Gives vs, a vsock socket about to take fd's number, what the application gave fd, a TCP
- * socket: file status flags, signal owner, the socket options vsock honours too. */
-void copy_settings(int fd, int vs);
-
 #endif
