@@ -95,9 +95,11 @@ static int accept_common(int fd, struct sockaddr *addr, socklen_t *len, int flag
 
 	if (shim_off())
 		return real_accept(fd, addr, len, flags, four);
-	uintptr_t listener = fdstate_peek(fd);
+	uintptr_t listener = fdstate_acquire(fd);
 	const struct fd_state *ls = fdstate_ptr(listener);
 	bool registered = ls && ls->kind == FD_SIBLING_LISTENER;
+	unsigned options_set = fdstate_options_set(listener);
+	fdstate_put(listener);
 	for (;;) {
 		peer_len = sizeof(peer);
 		c = real_accept(fd, (struct sockaddr *)&peer, &peer_len, flags, four);
@@ -108,7 +110,7 @@ static int accept_common(int fd, struct sockaddr *addr, socklen_t *len, int flag
 		if (kind == NO_DOORBELL)
 			break;
 		int saved = errno;
-		struct fd_state *st = claim(c, peer.ss_family, fdstate_options_set(listener));
+		struct fd_state *st = claim(c, peer.ss_family, options_set);
 		errno = saved;
 		if (st) {
 			peer = st->conn.peer;

@@ -48,10 +48,12 @@ HOOK int connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
 	if (shim_off())
 		return real.connect(fd, addr, len);
-	struct fd_state *st = fdstate_redirected(fd);
+	struct fd_state *st = fdstate_acquire_redirected(fd);
 	if (st) {
 		/* As TCP: the first connect() after EINPROGRESS says 0, any other EISCONN. */
-		if (atomic_exchange(&st->conn.in_progress, false))
+		bool was = atomic_exchange(&st->conn.in_progress, false);
+		fdstate_release(st);
+		if (was)
 			return 0;
 		errno = EISCONN;
 		return -1;
@@ -60,8 +62,10 @@ HOOK int connect(int fd, const struct sockaddr *addr, socklen_t len)
 		int fl = real.fcntl(fd, F_GETFL);
 		if (fl >= 0 && (fl & O_NONBLOCK)) {
 			/* Keep the non-blocking contract: EINPROGRESS, then POLLOUT and SO_ERROR 0. */
-			if ((st = fdstate_get(fd, FD_REDIRECTED)))
+			if ((st = fdstate_acquire_kind(fd, FD_REDIRECTED))) {
 				atomic_store(&st->conn.in_progress, true);
+				fdstate_release(st);
+			}
 			errno = EINPROGRESS;
 			return -1;
 		}

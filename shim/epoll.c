@@ -9,22 +9,27 @@
 #include "epoll_replay.h"
 #include "shim.h"
 
-/* The FD_PRECONNECT state of a fresh TCP socket, created on first use; NULL otherwise. */
+/* The FD_PRECONNECT state of a fresh TCP socket, with a reference, created on first use;
+ * NULL otherwise. */
 static struct fd_state *preconnect_state(int fd)
 {
-	uintptr_t slot = fdstate_peek(fd);
-
-	if (fdstate_is_fresh(slot)) {
-		struct fd_state *st = fdstate_new(FD_PRECONNECT, 0);
-		if (!st)
+	for (;;) { /* again only when another thread changed the slot meanwhile */
+		uintptr_t slot = fdstate_acquire(fd);
+		struct fd_state *st = fdstate_ptr(slot);
+		if (!fdstate_is_fresh(slot)) {
+			if (st && st->kind == FD_PRECONNECT)
+				return st;
+			fdstate_put(slot);
+			return NULL;
+		}
+		if (!(st = fdstate_new(FD_PRECONNECT, 0)))
 			return NULL;
 		atomic_init(&st->pre.options_set, fdstate_options_set(slot));
-		if (fdstate_set(fd, (uintptr_t)st) < 0)
-			return NULL;
-		return st;
+		atomic_fetch_add(&st->refs, 1); /* ours, besides the slot's */
+		if (fdstate_replace(fd, slot, (uintptr_t)st) == 0)
+			return st;
+		fdstate_release(st);
 	}
-	struct fd_state *st = fdstate_ptr(slot);
-	return st && st->kind == FD_PRECONNECT ? st : NULL;
 }
 
 static void record(struct fd_state *st, int epfd, int op, const struct epoll_event *ev)
@@ -59,8 +64,10 @@ HOOK int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 		return rc;
 	int saved = errno;
 	struct fd_state *st = preconnect_state(fd);
-	if (st)
+	if (st) {
 		record(st, epfd, op, event);
+		fdstate_release(st);
+	}
 	errno = saved;
 	return rc;
 }

@@ -4,7 +4,18 @@
  * fresh TCP socket from socket(), not yet connected or listening: bit 0 is FD_FRESH_TCP,
  * the bits above it say which options (tcp_opts_bit) the application set on it, so that a
  * swap reads only those. Any other slot is a pointer to a struct fd_state, shared
- * (counted) between duplicates. */
+ * (counted) between duplicates.
+ *
+ * Safe reclamation. A hook may read a slot while another thread closes the descriptor and
+ * drops the state it found. States are therefore never returned to malloc: a state whose
+ * last reference goes is pushed onto a free list and later reused as another state
+ * (type-stable memory, like the kernel's SLAB_TYPESAFE_BY_RCU). A pointer read from a slot
+ * so always points at some fd_state, and a reader (fdstate_acquire) takes a reference only
+ * while the count is not zero, then checks that the slot still holds that state; otherwise
+ * it lets go and reads again. Readers never lock, and slots of descriptors the shim does
+ * not track are read as before. Dropping a state (close, dup2 onto a number) is atomic
+ * operations only, with no free(): async-signal-safe. The cost is that memory for states
+ * stays with the process at its high-water mark of states alive at once. */
 #ifndef VMSHIM_FDSTATE_H
 #define VMSHIM_FDSTATE_H
 
@@ -33,7 +44,8 @@ struct epoll_reg {
 };
 
 struct fd_state {
-	atomic_int refs;
+	atomic_int refs; /* 0 while on the free list */
+	struct fd_state *next_free;
 	enum fd_kind kind;
 	int family; /* FD_REDIRECTED: the application's socket family, AF_INET or AF_INET6 */
 	union {
@@ -59,12 +71,17 @@ struct fd_state {
 /* The slot of fd, or 0. */
 uintptr_t fdstate_peek(int fd);
 
-/* The state of fd if it is of that kind, else NULL. Valid until fd is closed. */
-struct fd_state *fdstate_get(int fd, enum fd_kind kind);
+/* The slot of fd, with a reference to the state if it holds one: valid however other
+ * threads close or duplicate fd, until given back with fdstate_put. */
+uintptr_t fdstate_acquire(int fd);
 
-/* The FD_REDIRECTED state of fd, after checking that fd still is a vsock socket: a
- * descriptor closed behind the shim's back (a raw system call) loses its state here. */
-struct fd_state *fdstate_redirected(int fd);
+/* The state of fd if it is of that kind, with a reference (fdstate_release), else NULL. */
+struct fd_state *fdstate_acquire_kind(int fd, enum fd_kind kind);
+
+/* The FD_REDIRECTED state of fd, with a reference, after checking that fd still is a vsock
+ * socket: a descriptor closed behind the shim's back (a raw system call) loses its state
+ * here. */
+struct fd_state *fdstate_acquire_redirected(int fd);
 
 /* Forgets the states of descriptors first..last (close_range). */
 void fdstate_clear_range(unsigned first, unsigned last);
@@ -76,6 +93,10 @@ struct fd_state *fdstate_new(enum fd_kind kind, int family);
  * non-zero value needs a slot that cannot be allocated. */
 int fdstate_set(int fd, uintptr_t value);
 
+/* Puts value into fd's slot only if the slot holds expected, and then drops expected's
+ * reference; otherwise drops value's. Returns 0 if it did, -1 if not. */
+int fdstate_replace(int fd, uintptr_t expected, uintptr_t value);
+
 /* Empties fd's slot and returns what was there (the caller owns that reference). */
 uintptr_t fdstate_take(int fd);
 
@@ -83,6 +104,7 @@ uintptr_t fdstate_take(int fd);
  * pre-connect TCP mark does not, because it belongs to one descriptor. */
 void fdstate_dup(int oldfd, int newfd);
 
+/* Drops a reference to a slot's value (nothing for 0 or a fresh mark). */
 void fdstate_put(uintptr_t value);
 
 static inline struct fd_state *fdstate_ptr(uintptr_t value)
@@ -90,13 +112,18 @@ static inline struct fd_state *fdstate_ptr(uintptr_t value)
 	return value && !(value & FD_FRESH_TCP) ? (struct fd_state *)value : NULL;
 }
 
+static inline void fdstate_release(struct fd_state *st)
+{
+	fdstate_put((uintptr_t)st);
+}
+
 static inline int fdstate_is_fresh(uintptr_t value)
 {
 	return value & FD_FRESH_TCP;
 }
 
-/* Which options (a mask of tcp_opts_bit) were set on the socket whose slot this is:
- * FD_OPTIONS_UNKNOWN when the shim cannot tell. */
+/* Which options (a mask of tcp_opts_bit) were set on the socket whose slot this is (a value
+ * from fdstate_acquire): FD_OPTIONS_UNKNOWN when the shim cannot tell. */
 unsigned fdstate_options_set(uintptr_t value);
 
 /* Notes that option `bit` was set on fd, if fd is a socket whose options the shim follows. */

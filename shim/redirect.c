@@ -139,6 +139,7 @@ int redirect_connect(int fd, int app_family, const struct vmshim_endpoint *dest,
 {
 	int saved = errno, vs = -1, port;
 	struct fd_state *st = NULL;
+	uintptr_t pre = 0; /* fd's slot, for the options set and the epoll registrations */
 	struct vmshim_endpoint local = {.family = dest->family};
 	const char *why;
 	enum vmshim_count fallback = VMSHIM_COUNT_FALLBACK_LOCAL;
@@ -172,7 +173,7 @@ int redirect_connect(int fd, int app_family, const struct vmshim_endpoint *dest,
 	}
 	local.family = dest->family;
 	local.port = (uint16_t)port;
-	uintptr_t pre = fdstate_peek(fd);
+	pre = fdstate_acquire(fd);
 	st = connection_state(fd, pre, app_family, dest, &local);
 	if (!st) {
 		why = "out of memory";
@@ -185,12 +186,14 @@ int redirect_connect(int fd, int app_family, const struct vmshim_endpoint *dest,
 	shim_debug("fd %d: connected to sibling cid %u port %u (vsock), local port %d", fd,
 		   route->cid, route->port, port);
 	shim_count(VMSHIM_COUNT_REDIRECTED);
+	fdstate_put(pre);
 	errno = saved;
 	return 0;
 fail:
 	shim_debug("fd %d: sibling cid %u port %u not used (%s): plain TCP", fd, route->cid,
 		   route->port, why);
 	fdstate_put((uintptr_t)st);
+	fdstate_put(pre);
 	if (vs >= 0)
 		real.close(vs);
 	shim_count(fallback);
