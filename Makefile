@@ -35,7 +35,7 @@ SHIM_SRC    = $(wildcard shim/*.c)
 HELPERD_SRC = $(wildcard helperd/*.c)
 RELAY_SRC   = $(filter-out %.bpf.c,$(wildcard relay/*.c))
 UNIT_SRC    = $(wildcard tests/unit/test_*.c)
-PROG_SRC    = $(wildcard tests/progs/*.c)
+PROG_SRC    = $(filter-out tests/progs/failalloc.c,$(wildcard tests/progs/*.c))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
@@ -51,7 +51,7 @@ RELAY_OBJ   = $(call obj,$(RELAY_SRC))
 HELPERD_LIB = $(filter-out $(BUILD)/obj/helperd/main.o,$(HELPERD_OBJ))
 
 UNIT_BIN = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
-PROG_BIN = $(patsubst tests/progs/%.c,$(BUILD)/progs/%,$(PROG_SRC))
+PROG_BIN = $(patsubst tests/progs/%.c,$(BUILD)/progs/%,$(PROG_SRC)) $(BUILD)/progs/failalloc.so
 
 .PHONY: all check-unit install clean fuzz
 all: $(BUILD)/libvmshim.so $(BUILD)/helperd $(BUILD)/vmshimctl $(BUILD)/vmshim-relay $(UNIT_BIN) $(PROG_BIN)
@@ -136,6 +136,11 @@ $(BUILD)/tests/test_shim_parts: TEST_LIBS = -ldl -lpthread
 $(BUILD)/progs/%: tests/progs/%.c
 	@mkdir -p $(@D)
 	$(CC) $(ALLFLAGS) $(LDSAN) -o $@ $< -lpthread
+
+# A library preloaded ahead of the shim to make it run out of memory; never sanitized.
+$(BUILD)/progs/failalloc.so: tests/progs/failalloc.c
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -fPIC -shared -o $@ $<
 
 # Static and unsanitized: it stands for the programs the shim cannot see.
 $(BUILD)/progs/raw_static: tests/progs/raw_static.c

@@ -54,6 +54,11 @@ static struct fd_state *claim(int fd, int family, unsigned options_set)
 		shim_debug("fd %d: helperd's reply to a claim refused: %s", fd, why);
 		goto fail;
 	}
+	/* Room for fd's state first: nothing may fail once the connection is taken. */
+	if (fdstate_reserve(fd) < 0) {
+		shim_debug("fd %d: out of memory for a sibling connection", fd);
+		goto fail;
+	}
 	/* Only now is the connection the application's: the client's connect() returns once
 	 * it reads this. Had this process lost it on the way (helperd slow, the reply never
 	 * read), the client would find the connection closed without it and use TCP. */
@@ -69,8 +74,14 @@ static struct fd_state *claim(int fd, int family, unsigned options_set)
 	/* What the accepted TCP socket has carries over: O_NONBLOCK and FD_CLOEXEC from
 	 * accept4(), and the socket options it inherited from the listener (SO_KEEPALIVE,
 	 * SO_LINGER, ...). */
-	if (swap_in(fd, vs, 0, st) < 0)
+	switch (swap_in(fd, vs, NULL, st)) {
+	case SWAP_DONE:
+		break;
+	case SWAP_FAILED: /* out of memory for fd's slot, or dup3 failed */
 		goto fail;
+	case SWAP_FD_GONE: /* nobody else knows fd yet: only a stray close() */
+		return NULL;
+	}
 	shim_debug("fd %d: accepted a sibling connection (vsock) on port %u", fd, reply.local.port);
 	return st;
 fail:

@@ -9,29 +9,6 @@
 #include "epoll_replay.h"
 #include "shim.h"
 
-/* The FD_PRECONNECT state of a fresh TCP socket, with a reference, created on first use;
- * NULL otherwise. */
-static struct fd_state *preconnect_state(int fd)
-{
-	for (;;) { /* again only when another thread changed the slot meanwhile */
-		uintptr_t slot = fdstate_acquire(fd);
-		struct fd_state *st = fdstate_ptr(slot);
-		if (!fdstate_is_fresh(slot)) {
-			if (st && st->kind == FD_PRECONNECT)
-				return st;
-			fdstate_put(slot);
-			return NULL;
-		}
-		if (!(st = fdstate_new(FD_PRECONNECT, 0)))
-			return NULL;
-		atomic_init(&st->pre.options_set, fdstate_options_set(slot));
-		atomic_fetch_add(&st->refs, 1); /* ours, besides the slot's */
-		if (fdstate_replace(fd, slot, (uintptr_t)st) == 0)
-			return st;
-		fdstate_release(st);
-	}
-}
-
 static void record(struct fd_state *st, int epfd, int op, const struct epoll_event *ev)
 {
 	struct epoll_reg **p = &st->pre.regs;
@@ -63,7 +40,7 @@ HOOK int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 	if (rc < 0 || fdstate_peek(fd) == 0)
 		return rc;
 	int saved = errno;
-	struct fd_state *st = preconnect_state(fd);
+	struct fd_state *st = fdstate_acquire_preconnect(fd, false);
 	if (st) {
 		record(st, epfd, op, event);
 		fdstate_release(st);

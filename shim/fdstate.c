@@ -1,9 +1,11 @@
 /* A two-level array indexed by descriptor number: the upper level is fixed, the lower one
  * allocated in pages of 4096 slots the first time a descriptor in that range needs a mark. */
 #include <errno.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fdstate.h"
 #include "shim.h"
@@ -13,22 +15,28 @@
 
 static _Atomic(_Atomic uintptr_t *) pages[PAGES];
 
-static _Atomic uintptr_t *slot(int fd, int create)
+static _Atomic uintptr_t *new_page(_Atomic(_Atomic uintptr_t *) *page)
+{
+	_Atomic uintptr_t *p = NULL, *fresh = calloc(SLOTS_PER_PAGE, sizeof(*fresh));
+
+	if (!fresh)
+		return NULL;
+	if (atomic_compare_exchange_strong(page, &p, fresh))
+		return fresh;
+	free(fresh); /* another thread won; p now holds its page */
+	return p;
+}
+
+/* Inlined: every hook passes here, for every descriptor. */
+static inline __attribute__((always_inline)) _Atomic uintptr_t *slot(int fd, int create)
 {
 	if (fd < 0 || fd >= SLOTS_PER_PAGE * PAGES)
 		return NULL;
 	_Atomic(_Atomic uintptr_t *) *page = &pages[fd / SLOTS_PER_PAGE];
 	_Atomic uintptr_t *p = atomic_load_explicit(page, memory_order_acquire);
 
-	if (!p && create) {
-		_Atomic uintptr_t *fresh = calloc(SLOTS_PER_PAGE, sizeof(*fresh));
-		if (!fresh)
-			return NULL;
-		if (atomic_compare_exchange_strong(page, &p, fresh))
-			p = fresh;
-		else
-			free(fresh); /* another thread won; p now holds its page */
-	}
+	if (!p && create)
+		p = new_page(page);
 	return p ? &p[fd % SLOTS_PER_PAGE] : NULL;
 }
 
@@ -178,6 +186,14 @@ int fdstate_replace(int fd, uintptr_t expected, uintptr_t value)
 	return 0;
 }
 
+int fdstate_reserve(int fd)
+{
+	if (slot(fd, 1))
+		return 0;
+	errno = ENOMEM;
+	return -1;
+}
+
 uintptr_t fdstate_take(int fd)
 {
 	_Atomic uintptr_t *s = slot(fd, 0);
@@ -247,13 +263,83 @@ struct fd_state *fdstate_acquire_redirected(int fd)
 	return st;
 }
 
-void fdstate_clear_range(unsigned first, unsigned last)
+struct fd_state *fdstate_acquire_preconnect(int fd, bool untracked)
+{
+	if (untracked && fdstate_reserve(fd) < 0)
+		return NULL; /* a fresh mark's slot has room already */
+	for (;;) { /* again only when another thread changed the slot meanwhile */
+		uintptr_t v = acquire(fd);
+		struct fd_state *st = fdstate_ptr(v);
+		if (st && st->kind == FD_PRECONNECT)
+			return st;
+		if (st || !(fdstate_is_fresh(v) || (untracked && v == 0))) {
+			fdstate_put(v);
+			return NULL;
+		}
+		if (!(st = fdstate_new(FD_PRECONNECT, 0)))
+			return NULL;
+		atomic_init(&st->pre.options_set, fdstate_options_set(v));
+		atomic_fetch_add(&st->refs, 1); /* ours, besides the slot's */
+		if (fdstate_replace(fd, v, (uintptr_t)st) == 0)
+			return st;
+		fdstate_release(st);
+	}
+}
+
+/* The swapper marks pre before it reads the slot; a closer empties the slot before it reads
+ * the mark. Both are sequentially consistent, so at least one sees the other: the swap gives
+ * up, or the closer waits. */
+int fdstate_swap_begin(int fd, struct fd_state *pre)
+{
+	_Atomic uintptr_t *s = slot(fd, 1);
+
+	if (!s) {
+		errno = ENOMEM;
+		return -1;
+	}
+	if (pre)
+		atomic_store(&pre->pre.swapper, gettid());
+	if (atomic_load(s) != (uintptr_t)pre) {
+		fdstate_swap_end(fd, pre, NULL);
+		errno = EBADF;
+		return -1;
+	}
+	return 0;
+}
+
+int fdstate_swap_end(int fd, struct fd_state *pre, struct fd_state *st)
+{
+	int rc = st ? fdstate_replace(fd, (uintptr_t)pre, (uintptr_t)st) : 0;
+
+	if (pre)
+		atomic_store(&pre->pre.swapper, 0);
+	return rc;
+}
+
+/* The wait lasts the few system calls between a swap's check and its end. A swapper
+ * interrupted by a signal handler that closes the same descriptor is not waited for: it
+ * would never go on. */
+uintptr_t fdstate_retire(int fd)
+{
+	uintptr_t v = fdstate_take(fd);
+	struct fd_state *st = fdstate_ptr(v);
+
+	if (st && st->kind == FD_PRECONNECT) {
+		int swapper = atomic_load(&st->pre.swapper);
+		if (swapper && swapper != gettid())
+			while (atomic_load(&st->pre.swapper))
+				sched_yield();
+	}
+	return v;
+}
+
+void fdstate_retire_range(unsigned first, unsigned last)
 {
 	for (unsigned fd = first; fd <= last && fd < SLOTS_PER_PAGE * PAGES; fd++) {
 		if (!atomic_load_explicit(&pages[fd / SLOTS_PER_PAGE], memory_order_acquire)) {
 			fd |= SLOTS_PER_PAGE - 1; /* skip the whole missing page */
 			continue;
 		}
-		fdstate_put(fdstate_take((int)fd));
+		fdstate_put(fdstate_retire((int)fd));
 	}
 }

@@ -21,6 +21,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -53,6 +54,7 @@ struct fd_state {
 			pthread_mutex_t lock;
 			struct epoll_reg *regs;
 			atomic_uint options_set;
+			atomic_int swapper; /* the thread swapping this socket out, or 0 */
 		} pre;
 		struct { /* FD_REDIRECTED */
 			struct sockaddr_storage local, peer;
@@ -83,8 +85,32 @@ struct fd_state *fdstate_acquire_kind(int fd, enum fd_kind kind);
  * here. */
 struct fd_state *fdstate_acquire_redirected(int fd);
 
-/* Forgets the states of descriptors first..last (close_range). */
-void fdstate_clear_range(unsigned first, unsigned last);
+/* The FD_PRECONNECT state of fd, with a reference: the one in its slot, or a new one in
+ * place of a fresh-TCP mark or, with untracked, of an empty slot (a socket the shim did not
+ * see being made). NULL otherwise, or out of memory. */
+struct fd_state *fdstate_acquire_preconnect(int fd, bool untracked);
+
+/* A swap (swap.c) replaces the socket on fd only while fd's slot holds pre, a state of that
+ * socket held by the swapper (or NULL for an empty slot nobody else knows of). close() and
+ * dup2() onto fd empty the slot before the number is freed (fdstate_retire), and wait for a
+ * swap that is between its check and its end, so a number freed and taken by another file
+ * meanwhile is never swapped over.
+ *
+ * fdstate_swap_begin: 0 when fd's slot holds pre (and has room for the state after the
+ * swap); -1 with errno EBADF when it does not, ENOMEM when there is no room. */
+int fdstate_swap_begin(int fd, struct fd_state *pre);
+
+/* Ends what fdstate_swap_begin began. st (NULL when nothing was swapped) becomes fd's state
+ * if the slot still holds pre: 0. Otherwise a close() took the slot meanwhile and closes fd
+ * once this returns; st is dropped: -1. */
+int fdstate_swap_end(int fd, struct fd_state *pre, struct fd_state *st);
+
+/* Empties fd's slot before the number is freed (close, dup2 onto it), after any swap onto
+ * it has ended, and returns what was there (the caller owns that reference). */
+uintptr_t fdstate_retire(int fd);
+
+/* Retires descriptors first..last (close_range). */
+void fdstate_retire_range(unsigned first, unsigned last);
 
 /* A new state with one reference, or NULL when out of memory. */
 struct fd_state *fdstate_new(enum fd_kind kind, int family);
@@ -96,6 +122,10 @@ int fdstate_set(int fd, uintptr_t value);
 /* Puts value into fd's slot only if the slot holds expected, and then drops expected's
  * reference; otherwise drops value's. Returns 0 if it did, -1 if not. */
 int fdstate_replace(int fd, uintptr_t expected, uintptr_t value);
+
+/* 0 when fd's slot exists, so that a state can go there without allocating; -1 (ENOMEM)
+ * when it cannot be made. */
+int fdstate_reserve(int fd);
 
 /* Empties fd's slot and returns what was there (the caller owns that reference). */
 uintptr_t fdstate_take(int fd);

@@ -2,6 +2,7 @@
  * vsock socket before the application's descriptor is touched; the swap itself is one
  * dup3(), so the application sees either its TCP socket, untouched, or the connection. */
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/vm_sockets.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -119,8 +120,8 @@ static int connect_vsock(int vs, const struct vmshim_route *route, uint32_t sour
 	return -1;
 }
 
-/* The state of fd once swapped; pre is fd's slot, which says which options were set. */
-static struct fd_state *connection_state(int fd, uintptr_t pre, int app_family,
+/* The state of fd once swapped; pre, fd's state before, says which options were set. */
+static struct fd_state *connection_state(int fd, const struct fd_state *pre, int app_family,
 					 const struct vmshim_endpoint *dest,
 					 const struct vmshim_endpoint *local)
 {
@@ -130,24 +131,34 @@ static struct fd_state *connection_state(int fd, uintptr_t pre, int app_family,
 		return NULL;
 	st->conn.peer_len = endpoint_to_sockaddr(dest, app_family, &st->conn.peer);
 	st->conn.local_len = endpoint_to_sockaddr(local, app_family, &st->conn.local);
-	tcp_opts_start(&st->conn.opts, app_family, fd, fdstate_options_set(pre));
+	tcp_opts_start(&st->conn.opts, app_family, fd, fdstate_options_set((uintptr_t)pre));
 	return st;
 }
 
-int redirect_connect(int fd, int app_family, const struct vmshim_endpoint *dest,
-		     const struct vmshim_route *route)
+enum redirect_result redirect_connect(int fd, int app_family, const struct vmshim_endpoint *dest,
+				      const struct vmshim_route *route, bool connecting)
 {
-	int saved = errno, vs = -1, port;
-	struct fd_state *st = NULL;
-	uintptr_t pre = 0; /* fd's slot, for the options set and the epoll registrations */
+	int saved = errno, vs = -1, port, fl;
+	struct fd_state *st = NULL, *pre = NULL;
 	struct vmshim_endpoint local = {.family = dest->family};
 	const char *why;
 	enum vmshim_count fallback = VMSHIM_COUNT_FALLBACK_LOCAL;
+	enum redirect_result result = REDIRECT_TCP;
 
+	/* What stands for this socket in fd's slot while the vsock connection is made: the
+	 * swap happens only if it is still there (swap_in). Taken before anything is asked of
+	 * fd, so that a close() from then on is seen. Its slot also has room for the state
+	 * after the swap. */
+	pre = fdstate_acquire_preconnect(fd, true);
+	if (!pre) {
+		why = "no state for the socket (out of memory)";
+		goto fail;
+	}
 	if (!is_fresh_tcp(fd)) {
 		why = "not a fresh TCP socket";
 		goto fail;
 	}
+	fl = real.fcntl(fd, F_GETFL);
 	vs = real.socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (vs < 0) {
 		why = strerror(errno);
@@ -173,30 +184,48 @@ int redirect_connect(int fd, int app_family, const struct vmshim_endpoint *dest,
 	}
 	local.family = dest->family;
 	local.port = (uint16_t)port;
-	pre = fdstate_acquire(fd);
 	st = connection_state(fd, pre, app_family, dest, &local);
 	if (!st) {
 		why = "out of memory";
 		goto fail;
 	}
-	if (swap_in(fd, vs, pre, st) < 0) {
+	/* As TCP: a non-blocking connect() says EINPROGRESS, and the next one 0. */
+	if (connecting && fl >= 0 && (fl & O_NONBLOCK)) {
+		atomic_init(&st->conn.in_progress, true);
+		result = REDIRECT_IN_PROGRESS;
+	} else {
+		result = REDIRECT_DONE;
+	}
+	switch (swap_in(fd, vs, pre, st)) {
+	case SWAP_DONE:
+		break;
+	case SWAP_FAILED:
 		why = "dup3 failed";
+		result = REDIRECT_TCP;
 		goto fail;
+	case SWAP_FD_GONE:
+		shim_debug("fd %d: closed during the sibling connect: connection dropped", fd);
+		fdstate_release(pre);
+		errno = saved;
+		return REDIRECT_FD_GONE;
 	}
 	shim_debug("fd %d: connected to sibling cid %u port %u (vsock), local port %d", fd,
 		   route->cid, route->port, port);
 	shim_count(VMSHIM_COUNT_REDIRECTED);
-	fdstate_put(pre);
+	fdstate_release(pre);
 	errno = saved;
-	return 0;
+	return result;
 fail:
 	shim_debug("fd %d: sibling cid %u port %u not used (%s): plain TCP", fd, route->cid,
 		   route->port, why);
-	fdstate_put((uintptr_t)st);
-	fdstate_put(pre);
+	fdstate_release(st);
 	if (vs >= 0)
 		real.close(vs);
+	/* A descriptor closed meanwhile is not connected: its number may be another's now. */
+	if (pre && fdstate_peek(fd) != (uintptr_t)pre)
+		result = REDIRECT_FD_GONE;
+	fdstate_release(pre);
 	shim_count(fallback);
 	errno = saved;
-	return -1;
+	return result;
 }

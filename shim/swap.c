@@ -1,6 +1,7 @@
 /* The swap: one dup3() puts a vsock socket onto the application's descriptor, both for a
  * sibling connection made by connect() and for one taken by accept(). Everything the
  * application set on its TCP socket that vsock honours goes over first. */
+#include <errno.h>
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -35,15 +36,23 @@ static void copy_settings(int fd, int vs)
 		real.setsockopt(vs, SOL_SOCKET, SO_LINGER, &linger, len);
 }
 
-int swap_in(int fd, int vs, uintptr_t pre, struct fd_state *st)
+enum swap_result swap_in(int fd, int vs, struct fd_state *pre, struct fd_state *st)
 {
 	copy_settings(fd, vs);
 	int fdflags = real.fcntl(fd, F_GETFD);
-	if (real.dup3(vs, fd, fdflags >= 0 && (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0)
-		return -1;
+	if (fdstate_swap_begin(fd, pre) < 0) {
+		if (errno != EBADF)
+			return SWAP_FAILED;
+		real.close(vs);
+		fdstate_release(st);
+		return SWAP_FD_GONE;
+	}
+	if (real.dup3(vs, fd, fdflags >= 0 && (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
+		fdstate_swap_end(fd, pre, NULL);
+		return SWAP_FAILED;
+	}
 	real.close(vs);
 	/* The old socket's epoll registrations went with it: make them again on the new one. */
-	epoll_replay(fd, fdstate_ptr(pre));
-	fdstate_set(fd, (uintptr_t)st);
-	return 0;
+	epoll_replay(fd, pre);
+	return fdstate_swap_end(fd, pre, st) == 0 ? SWAP_DONE : SWAP_FD_GONE;
 }

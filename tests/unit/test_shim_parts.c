@@ -1126,7 +1126,7 @@ static void test_fdstate_dup(void **state)
 	fdstate_put((uintptr_t)st);
 }
 
-static void test_fdstate_clear_range(void **state)
+static void test_fdstate_retire_range(void **state)
 {
 	(void)state;
 	/* Pages 1000 and 1002 exist, 1001 and 1003 do not. */
@@ -1139,7 +1139,7 @@ static void test_fdstate_clear_range(void **state)
 		assert_int_equal(fdstate_set(fds[i], (uintptr_t)s[i]), 0);
 	}
 	assert_int_equal(fdstate_set(p0 + 500, FD_FRESH_TCP), 0);
-	fdstate_clear_range((unsigned)p0 + 10, (unsigned)p2 + 20);
+	fdstate_retire_range((unsigned)p0 + 10, (unsigned)p2 + 20);
 	for (int i = 0; i < 8; i++) {
 		int inside = fds[i] >= p0 + 10 && fds[i] <= p2 + 20;
 		assert_int_equal(fdstate_peek(fds[i]), inside ? 0 : (uintptr_t)s[i]);
@@ -1148,22 +1148,22 @@ static void test_fdstate_clear_range(void **state)
 	assert_int_equal(fdstate_peek(p0 + 500), 0);
 
 	/* Ranges inside a missing page, and from a missing page into a present one. */
-	fdstate_clear_range(1001 * PAGE + 5, 1001 * PAGE + 10);
-	fdstate_clear_range(1003 * PAGE + 100, (unsigned)p4 + 2);
+	fdstate_retire_range(1001 * PAGE + 5, 1001 * PAGE + 10);
+	fdstate_retire_range(1003 * PAGE + 100, (unsigned)p4 + 2);
 	assert_int_equal(fdstate_peek(p4 + 3), (uintptr_t)s[7]);
-	fdstate_clear_range(1003 * PAGE + 100, (unsigned)p4 + 3);
+	fdstate_retire_range(1003 * PAGE + 100, (unsigned)p4 + 3);
 	assert_int_equal(fdstate_peek(p4 + 3), 0);
 	assert_int_equal(refs(s[7]), 1);
 
 	/* An empty range, and first > last. */
-	fdstate_clear_range((unsigned)p0 + 9, (unsigned)p0 + 8);
+	fdstate_retire_range((unsigned)p0 + 9, (unsigned)p0 + 8);
 	assert_int_equal(fdstate_peek(p0 + 9), (uintptr_t)s[0]);
 	/* A single descriptor. */
-	fdstate_clear_range((unsigned)p0 + 9, (unsigned)p0 + 9);
+	fdstate_retire_range((unsigned)p0 + 9, (unsigned)p0 + 9);
 	assert_int_equal(fdstate_peek(p0 + 9), 0);
 	/* Up to the largest number, as close_range(first, ~0U) does. */
 	assert_int_equal(fdstate_set(MAX_FD - 1, FD_FRESH_TCP), 0);
-	fdstate_clear_range((unsigned)p2 + 21, UINT_MAX);
+	fdstate_retire_range((unsigned)p2 + 21, UINT_MAX);
 	assert_int_equal(fdstate_peek(p2 + 21), 0);
 	assert_int_equal(fdstate_peek(MAX_FD - 1), 0);
 	for (int i = 0; i < 8; i++) {
@@ -1460,6 +1460,82 @@ static void test_fdstate_acquire_races_close(void **state)
 	}
 	assert_int_equal(fdstate_peek(ACQUIRE_FD), 0);
 	print_message("%ld states held by readers while %d were closed\n", held, CLOSES);
+}
+
+/* The swap's check against close(): a swap proceeds only while the slot holds the state it
+ * began with, and a close that empties the slot during a swap waits for the swap's end. */
+#define SWAP_FD 5555
+static atomic_bool swap_ended;
+
+static void *swap_slowly(void *arg)
+{
+	struct fd_state *pre = arg;
+
+	if (fdstate_swap_begin(SWAP_FD, pre) != 0)
+		return (void *)-1;
+	usleep(100 * 1000); /* the dup3 and the epoll registrations */
+	atomic_store(&swap_ended, true);
+	struct fd_state *st = fdstate_new(FD_REDIRECTED, AF_INET);
+	return (void *)(intptr_t)fdstate_swap_end(SWAP_FD, pre, st); /* -1: close took it */
+}
+
+static void test_fdstate_swap(void **state)
+{
+	(void)state;
+	struct fd_state *pre, *st;
+
+	/* A fresh socket's mark becomes a pre-connect state; the swap puts st in its place. */
+	assert_int_equal(fdstate_set(SWAP_FD, FD_FRESH_TCP | 2u << 3), 0);
+	pre = fdstate_acquire_preconnect(SWAP_FD, false);
+	assert_non_null(pre);
+	assert_int_equal(fdstate_options_set((uintptr_t)pre), 1u << 3);
+	assert_int_equal(fdstate_peek(SWAP_FD), (uintptr_t)pre);
+	assert_int_equal(refs(pre), 2);
+	assert_int_equal(fdstate_swap_begin(SWAP_FD, pre), 0);
+	st = held(FD_REDIRECTED, AF_INET);
+	assert_int_equal(fdstate_swap_end(SWAP_FD, pre, st), 0);
+	assert_int_equal(fdstate_peek(SWAP_FD), (uintptr_t)st);
+	assert_int_equal(refs(pre), 1);
+
+	/* The slot no longer holds pre (closed, or another socket on the number): no swap. */
+	errno = 0;
+	assert_int_equal(fdstate_swap_begin(SWAP_FD, pre), -1);
+	assert_int_equal(errno, EBADF);
+	assert_int_equal(atomic_load(&pre->pre.swapper), 0);
+	fdstate_release(pre);
+	fdstate_set(SWAP_FD, FD_FRESH_TCP);
+	assert_int_equal(refs(st), 1);
+	fdstate_release(st);
+
+	/* An empty slot only with untracked, and on a page not made yet (accept: pre NULL). */
+	assert_null(fdstate_acquire_preconnect(-1, true));
+	fdstate_set(SWAP_FD, 0);
+	assert_null(fdstate_acquire_preconnect(SWAP_FD, false));
+	assert_int_equal(fdstate_swap_begin(3000 * PAGE + 1, NULL), 0);
+	st = held(FD_REDIRECTED, AF_INET);
+	assert_int_equal(fdstate_swap_end(3000 * PAGE + 1, NULL, st), 0);
+	assert_int_equal(fdstate_peek(3000 * PAGE + 1), (uintptr_t)st);
+	fdstate_put(fdstate_retire(3000 * PAGE + 1));
+	fdstate_release(st);
+
+	/* A close during the swap waits for its end, and the swap learns of the close. */
+	pre = fdstate_acquire_preconnect(SWAP_FD, true);
+	assert_non_null(pre);
+	pthread_t t;
+	atomic_store(&swap_ended, false);
+	assert_int_equal(pthread_create(&t, NULL, swap_slowly, pre), 0);
+	while (!atomic_load(&pre->pre.swapper))
+		sched_yield();
+	uintptr_t taken = fdstate_retire(SWAP_FD);
+	assert_true(atomic_load(&swap_ended));
+	assert_int_equal(taken, (uintptr_t)pre);
+	void *ret;
+	assert_int_equal(pthread_join(t, &ret), 0);
+	assert_int_equal((intptr_t)ret, -1);
+	assert_int_equal(fdstate_peek(SWAP_FD), 0);
+	fdstate_put(taken);
+	assert_int_equal(refs(pre), 1);
+	fdstate_release(pre);
 }
 
 /* --- endpoints ------------------------------------------------------------------------- */
@@ -1761,11 +1837,12 @@ int main(void)
 		cmocka_unit_test(test_fdstate_set_get_take),
 		cmocka_unit_test(test_fdstate_set_replaces),
 		cmocka_unit_test(test_fdstate_dup),
-		cmocka_unit_test(test_fdstate_clear_range),
+		cmocka_unit_test(test_fdstate_retire_range),
 		cmocka_unit_test(test_fdstate_redirected),
 		cmocka_unit_test(test_fdstate_options_set),
 		cmocka_unit_test(test_fdstate_threads),
 		cmocka_unit_test(test_fdstate_acquire_races_close),
+		cmocka_unit_test(test_fdstate_swap),
 		cmocka_unit_test(test_endpoint_from_sockaddr),
 		cmocka_unit_test(test_endpoint_short_no_overread),
 		cmocka_unit_test(test_endpoint_to_sockaddr),
