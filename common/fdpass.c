@@ -6,6 +6,13 @@
 
 #include "vmshim/fdpass.h"
 
+/* Inside libvmshim.so, sendmsg and close are the shim's own hooks, and a call from here would
+ * bind to them: the Makefile builds the shim's copy with the real calls instead. */
+#ifndef FDPASS_SENDMSG
+#define FDPASS_SENDMSG sendmsg
+#define FDPASS_CLOSE close
+#endif
+
 ssize_t fdpass_send(int sock, const void *buf, size_t len, int fd)
 {
 	union {
@@ -27,7 +34,7 @@ ssize_t fdpass_send(int sock, const void *buf, size_t len, int fd)
 	}
 	ssize_t n;
 	do
-		n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+		n = FDPASS_SENDMSG(sock, &msg, MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);
 	return n;
 }
@@ -64,14 +71,14 @@ ssize_t fdpass_recv(int sock, void *buf, size_t len, int *fd)
 			if (*fd < 0 && !bad)
 				*fd = got;
 			else {
-				close(got); /* never keep what we did not ask for */
+				FDPASS_CLOSE(got); /* never keep what we did not ask for */
 				bad = 1;
 			}
 		}
 	}
 	if (bad) {
 		if (*fd >= 0)
-			close(*fd);
+			FDPASS_CLOSE(*fd);
 		*fd = -1;
 		errno = EBADMSG;
 		return -1;

@@ -3,15 +3,14 @@
  * itself. The vsock socket then takes the doorbell's descriptor number. */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdbool.h>
 #include <netinet/in.h>
 #include <string.h>
 
 #include "fdstate.h"
 #include "helperd_client.h"
-#include "redirect.h"
 #include "shim.h"
+#include "swap.h"
 #include "vmshim/endpoint.h"
 #include "vmshim/handover.h"
 
@@ -37,8 +36,8 @@ static enum doorbell doorbell_kind(const struct sockaddr_storage *peer, socklen_
 
 /* Exchanges the doorbell connection on fd for the sibling's connection, presented in the
  * listener's family. options_set: the options set on the listener, which fd inherited.
- * 0 on success. */
-static int claim(int fd, int flags, int family, unsigned options_set)
+ * Returns fd's new state, or NULL with fd untouched. */
+static struct fd_state *claim(int fd, int family, unsigned options_set)
 {
 	struct vmshim_reply reply;
 	int vs;
@@ -46,13 +45,18 @@ static int claim(int fd, int flags, int family, unsigned options_set)
 	struct fd_state *st = fdstate_new(FD_REDIRECTED, family);
 
 	if (!st)
-		return -1;
+		return NULL;
 	if (helperd_call(VMSHIM_REQ_CLAIM, 0, fd, &reply, &vs) < 0 || reply.status != 0) {
 		shim_debug("fd %d: connection from a doorbell address is not a sibling's", fd);
 		goto fail;
 	}
 	if (proto_check_claim(&reply, family, &why) < 0) {
 		shim_debug("fd %d: helperd's reply to a claim refused: %s", fd, why);
+		goto fail;
+	}
+	/* Room for fd's state first: nothing may fail once the connection is taken. */
+	if (fdstate_reserve(fd) < 0) {
+		shim_debug("fd %d: out of memory for a sibling connection", fd);
 		goto fail;
 	}
 	/* Only now is the connection the application's: the client's connect() returns once
@@ -67,20 +71,24 @@ static int claim(int fd, int flags, int family, unsigned options_set)
 	tcp_opts_start(&st->conn.opts, family, fd, options_set);
 	st->conn.peer_len = endpoint_to_sockaddr(&reply.peer, family, &st->conn.peer);
 	st->conn.local_len = endpoint_to_sockaddr(&reply.local, family, &st->conn.local);
-	/* What the accepted TCP socket has carries over: O_NONBLOCK from accept4(), and the
-	 * socket options it inherited from the listener (SO_KEEPALIVE, SO_LINGER, ...). */
-	copy_settings(fd, vs);
-	if (real.dup3(vs, fd, flags & SOCK_CLOEXEC ? O_CLOEXEC : 0) < 0)
+	/* What the accepted TCP socket has carries over: O_NONBLOCK and FD_CLOEXEC from
+	 * accept4(), and the socket options it inherited from the listener (SO_KEEPALIVE,
+	 * SO_LINGER, ...). */
+	switch (swap_in(fd, vs, NULL, st)) {
+	case SWAP_DONE:
+		break;
+	case SWAP_FAILED: /* out of memory for fd's slot, or dup3 failed */
 		goto fail;
-	real.close(vs);
-	fdstate_set(fd, (uintptr_t)st);
+	case SWAP_FD_GONE: /* nobody else knows fd yet: only a stray close() */
+		return NULL;
+	}
 	shim_debug("fd %d: accepted a sibling connection (vsock) on port %u", fd, reply.local.port);
-	return 0;
+	return st;
 fail:
 	if (vs >= 0)
 		real.close(vs);
 	fdstate_put((uintptr_t)st);
-	return -1;
+	return NULL;
 }
 
 /* accept() is accept4() without flags; each still calls its own real function, so that
@@ -98,9 +106,11 @@ static int accept_common(int fd, struct sockaddr *addr, socklen_t *len, int flag
 
 	if (shim_off())
 		return real_accept(fd, addr, len, flags, four);
-	uintptr_t listener = fdstate_peek(fd);
+	uintptr_t listener = fdstate_acquire(fd);
 	const struct fd_state *ls = fdstate_ptr(listener);
 	bool registered = ls && ls->kind == FD_SIBLING_LISTENER;
+	unsigned options_set = fdstate_options_set(listener);
+	fdstate_put(listener);
 	for (;;) {
 		peer_len = sizeof(peer);
 		c = real_accept(fd, (struct sockaddr *)&peer, &peer_len, flags, four);
@@ -111,10 +121,9 @@ static int accept_common(int fd, struct sockaddr *addr, socklen_t *len, int flag
 		if (kind == NO_DOORBELL)
 			break;
 		int saved = errno;
-		int claimed = claim(c, flags, peer.ss_family, fdstate_options_set(listener));
+		struct fd_state *st = claim(c, peer.ss_family, options_set);
 		errno = saved;
-		if (claimed == 0) {
-			struct fd_state *st = fdstate_ptr(fdstate_peek(c));
+		if (st) {
 			peer = st->conn.peer;
 			peer_len = st->conn.peer_len;
 			break;

@@ -3,7 +3,6 @@
  * allocation or lock beyond the real connect. */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 
 #include "fdstate.h"
 #include "redirect.h"
@@ -30,8 +29,9 @@ static void debug_direct(int fd, const struct sockaddr *addr, socklen_t len)
 	shim_log("fd %d: %s port %u is no sibling's: plain TCP", fd, host, dest.port);
 }
 
-/* Tries to make fd a sibling connection to addr. Returns 1 if it now is one. */
-static int try_sibling(int fd, const struct sockaddr *addr, socklen_t len)
+/* Tries to make fd a sibling connection to addr (redirect.h). */
+static enum redirect_result try_sibling(int fd, const struct sockaddr *addr, socklen_t len,
+					bool connecting)
 {
 	struct vmshim_endpoint dest;
 	struct vmshim_route route;
@@ -39,33 +39,44 @@ static int try_sibling(int fd, const struct sockaddr *addr, socklen_t len)
 	if (!sibling_route(addr, len, &dest, &route)) {
 		if (shim_config.debug)
 			debug_direct(fd, addr, len);
-		return 0;
+		return REDIRECT_TCP;
 	}
-	return redirect_connect(fd, addr->sa_family, &dest, &route) == 0;
+	return redirect_connect(fd, addr->sa_family, &dest, &route, connecting);
+}
+
+/* A descriptor closed by another thread during the sibling connect: what a connect() on a
+ * closed descriptor says, not a TCP connect of whatever took its number. */
+static int gone(void)
+{
+	errno = EBADF;
+	return -1;
 }
 
 HOOK int connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
 	if (shim_off())
 		return real.connect(fd, addr, len);
-	struct fd_state *st = fdstate_redirected(fd);
+	struct fd_state *st = fdstate_acquire_redirected(fd);
 	if (st) {
 		/* As TCP: the first connect() after EINPROGRESS says 0, any other EISCONN. */
-		if (atomic_exchange(&st->conn.in_progress, false))
+		bool was = atomic_exchange(&st->conn.in_progress, false);
+		fdstate_release(st);
+		if (was)
 			return 0;
 		errno = EISCONN;
 		return -1;
 	}
-	if (try_sibling(fd, addr, len)) {
-		int fl = real.fcntl(fd, F_GETFL);
-		if (fl >= 0 && (fl & O_NONBLOCK)) {
-			/* Keep the non-blocking contract: EINPROGRESS, then POLLOUT and SO_ERROR 0. */
-			if ((st = fdstate_get(fd, FD_REDIRECTED)))
-				atomic_store(&st->conn.in_progress, true);
-			errno = EINPROGRESS;
-			return -1;
-		}
+	switch (try_sibling(fd, addr, len, true)) {
+	case REDIRECT_TCP:
+		break;
+	case REDIRECT_DONE:
 		return 0;
+	case REDIRECT_IN_PROGRESS:
+		/* Keep the non-blocking contract: EINPROGRESS, then POLLOUT and SO_ERROR 0. */
+		errno = EINPROGRESS;
+		return -1;
+	case REDIRECT_FD_GONE:
+		return gone();
 	}
 	/* From here on this is a plain TCP socket: stop watching its epoll registrations. */
 	if (fdstate_peek(fd))
@@ -79,8 +90,15 @@ HOOK ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct s
 	shim_init();
 	if (!(flags & MSG_FASTOPEN) || !addr || shim_config.disabled)
 		return real.sendto(fd, buf, n, flags, addr, len);
-	if (try_sibling(fd, addr, len))
+	switch (try_sibling(fd, addr, len, false)) {
+	case REDIRECT_TCP:
+		break;
+	case REDIRECT_DONE:
+	case REDIRECT_IN_PROGRESS:
 		return real.sendto(fd, buf, n, flags & ~MSG_FASTOPEN, NULL, 0);
+	case REDIRECT_FD_GONE:
+		return gone();
+	}
 	if (fdstate_peek(fd))
 		fdstate_set(fd, 0);
 	return real.sendto(fd, buf, n, flags, addr, len);
@@ -91,11 +109,18 @@ HOOK ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 	shim_init();
 	if (!(flags & MSG_FASTOPEN) || !msg->msg_name || shim_config.disabled)
 		return real.sendmsg(fd, msg, flags);
-	if (try_sibling(fd, msg->msg_name, msg->msg_namelen)) {
+	switch (try_sibling(fd, msg->msg_name, msg->msg_namelen, false)) {
+	case REDIRECT_TCP:
+		break;
+	case REDIRECT_DONE:
+	case REDIRECT_IN_PROGRESS: {
 		struct msghdr connected = *msg;
 		connected.msg_name = NULL;
 		connected.msg_namelen = 0;
 		return real.sendmsg(fd, &connected, flags & ~MSG_FASTOPEN);
+	}
+	case REDIRECT_FD_GONE:
+		return gone();
 	}
 	if (fdstate_peek(fd))
 		fdstate_set(fd, 0);

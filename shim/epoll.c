@@ -9,24 +9,6 @@
 #include "epoll_replay.h"
 #include "shim.h"
 
-/* The FD_PRECONNECT state of a fresh TCP socket, created on first use; NULL otherwise. */
-static struct fd_state *preconnect_state(int fd)
-{
-	uintptr_t slot = fdstate_peek(fd);
-
-	if (fdstate_is_fresh(slot)) {
-		struct fd_state *st = fdstate_new(FD_PRECONNECT, 0);
-		if (!st)
-			return NULL;
-		atomic_init(&st->pre.options_set, fdstate_options_set(slot));
-		if (fdstate_set(fd, (uintptr_t)st) < 0)
-			return NULL;
-		return st;
-	}
-	struct fd_state *st = fdstate_ptr(slot);
-	return st && st->kind == FD_PRECONNECT ? st : NULL;
-}
-
 static void record(struct fd_state *st, int epfd, int op, const struct epoll_event *ev)
 {
 	struct epoll_reg **p = &st->pre.regs;
@@ -58,9 +40,11 @@ HOOK int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 	if (rc < 0 || fdstate_peek(fd) == 0)
 		return rc;
 	int saved = errno;
-	struct fd_state *st = preconnect_state(fd);
-	if (st)
+	struct fd_state *st = fdstate_acquire_preconnect(fd, false);
+	if (st) {
 		record(st, epfd, op, event);
+		fdstate_release(st);
+	}
 	errno = saved;
 	return rc;
 }

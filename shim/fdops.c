@@ -12,7 +12,7 @@
 HOOK int close(int fd)
 {
 	shim_init();
-	uintptr_t slot = fdstate_take(fd);
+	uintptr_t slot = fdstate_retire(fd);
 
 	if (!slot)
 		return real.close(fd);
@@ -29,11 +29,11 @@ HOOK int close(int fd)
 HOOK int close_range(unsigned first, unsigned last, int flags)
 {
 	shim_init();
-	int rc = real.close_range(first, last, flags);
-
-	if (rc == 0 && !(flags & CLOSE_RANGE_CLOEXEC))
-		fdstate_clear_range(first, last);
-	return rc;
+	/* The states go first, so that no swap lands on a number this frees. Should the call
+	 * fail (bad flags), the range's sockets are untracked from then on. */
+	if (!(flags & CLOSE_RANGE_CLOEXEC) && first <= last)
+		fdstate_retire_range(first, last);
+	return real.close_range(first, last, flags);
 }
 
 HOOK int dup(int oldfd)
@@ -46,23 +46,37 @@ HOOK int dup(int oldfd)
 	return newfd;
 }
 
+/* dup2() and dup3() close newfd as close() does: its state goes first (fdstate_retire), and
+ * comes back if the call fails and newfd stays as it was. */
+static void after_dup_onto(int oldfd, int newfd, int rc, uintptr_t was)
+{
+	if (rc >= 0) {
+		fdstate_put(was);
+		fdstate_dup(oldfd, newfd);
+	} else {
+		fdstate_replace(newfd, 0, was);
+	}
+}
+
 HOOK int dup2(int oldfd, int newfd)
 {
 	shim_init();
+	if (oldfd == newfd)
+		return real.dup2(oldfd, newfd);
+	uintptr_t was = fdstate_retire(newfd);
 	int rc = real.dup2(oldfd, newfd);
-
-	if (rc >= 0 && oldfd != newfd)
-		fdstate_dup(oldfd, newfd);
+	after_dup_onto(oldfd, newfd, rc, was);
 	return rc;
 }
 
 HOOK int dup3(int oldfd, int newfd, int flags)
 {
 	shim_init();
+	if (oldfd == newfd)
+		return real.dup3(oldfd, newfd, flags);
+	uintptr_t was = fdstate_retire(newfd);
 	int rc = real.dup3(oldfd, newfd, flags);
-
-	if (rc >= 0)
-		fdstate_dup(oldfd, newfd);
+	after_dup_onto(oldfd, newfd, rc, was);
 	return rc;
 }
 

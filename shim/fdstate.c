@@ -1,7 +1,11 @@
 /* A two-level array indexed by descriptor number: the upper level is fixed, the lower one
  * allocated in pages of 4096 slots the first time a descriptor in that range needs a mark. */
 #include <errno.h>
+#include <sched.h>
+#include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "fdstate.h"
 #include "shim.h"
@@ -11,22 +15,28 @@
 
 static _Atomic(_Atomic uintptr_t *) pages[PAGES];
 
-static _Atomic uintptr_t *slot(int fd, int create)
+static _Atomic uintptr_t *new_page(_Atomic(_Atomic uintptr_t *) *page)
+{
+	_Atomic uintptr_t *p = NULL, *fresh = calloc(SLOTS_PER_PAGE, sizeof(*fresh));
+
+	if (!fresh)
+		return NULL;
+	if (atomic_compare_exchange_strong(page, &p, fresh))
+		return fresh;
+	free(fresh); /* another thread won; p now holds its page */
+	return p;
+}
+
+/* Inlined: every hook passes here, for every descriptor. */
+static inline __attribute__((always_inline)) _Atomic uintptr_t *slot(int fd, int create)
 {
 	if (fd < 0 || fd >= SLOTS_PER_PAGE * PAGES)
 		return NULL;
 	_Atomic(_Atomic uintptr_t *) *page = &pages[fd / SLOTS_PER_PAGE];
 	_Atomic uintptr_t *p = atomic_load_explicit(page, memory_order_acquire);
 
-	if (!p && create) {
-		_Atomic uintptr_t *fresh = calloc(SLOTS_PER_PAGE, sizeof(*fresh));
-		if (!fresh)
-			return NULL;
-		if (atomic_compare_exchange_strong(page, &p, fresh))
-			p = fresh;
-		else
-			free(fresh); /* another thread won; p now holds its page */
-	}
+	if (!p && create)
+		p = new_page(page);
 	return p ? &p[fd % SLOTS_PER_PAGE] : NULL;
 }
 
@@ -37,41 +47,116 @@ uintptr_t fdstate_peek(int fd)
 	return s ? atomic_load_explicit(s, memory_order_acquire) : 0;
 }
 
-struct fd_state *fdstate_get(int fd, enum fd_kind kind)
-{
-	struct fd_state *st = fdstate_ptr(fdstate_peek(fd));
+/* Released states, reused by fdstate_new (see fdstate.h). Anyone pushes; only the holder of
+ * pop_lock pops, so a state cannot leave and come back between a pop's read and its
+ * compare-and-swap (no ABA). */
+static _Atomic(struct fd_state *) free_list;
+static pthread_mutex_t pop_lock = PTHREAD_MUTEX_INITIALIZER;
 
-	return st && st->kind == kind ? st : NULL;
+static void push_free(struct fd_state *st)
+{
+	struct fd_state *head = atomic_load_explicit(&free_list, memory_order_relaxed);
+
+	do
+		st->next_free = head;
+	while (!atomic_compare_exchange_weak_explicit(&free_list, &head, st, memory_order_release,
+						      memory_order_relaxed));
+}
+
+/* A released state, or NULL when there is none or another thread is popping (a trylock, so
+ * that a signal handler never waits for the thread it interrupted). */
+static struct fd_state *pop_free(void)
+{
+	if (pthread_mutex_trylock(&pop_lock) != 0)
+		return NULL;
+	struct fd_state *head = atomic_load_explicit(&free_list, memory_order_acquire);
+	while (head && !atomic_compare_exchange_weak_explicit(&free_list, &head, head->next_free,
+							       memory_order_acquire,
+							       memory_order_acquire))
+		;
+	pthread_mutex_unlock(&pop_lock);
+	return head;
+}
+
+/* A reference to st unless its count already reached zero (released, maybe reused). */
+static bool ref_unless_zero(struct fd_state *st)
+{
+	int n = atomic_load(&st->refs);
+
+	while (n > 0 && !atomic_compare_exchange_weak(&st->refs, &n, n + 1))
+		;
+	return n > 0;
+}
+
+/* A reference to the state v, which was in slot s, if it still is there. */
+static bool hold(_Atomic uintptr_t *s, uintptr_t v)
+{
+	if (!ref_unless_zero(fdstate_ptr(v)))
+		return false;
+	if (atomic_load(s) == v)
+		return true;
+	fdstate_put(v);
+	return false;
+}
+
+/* fdstate_acquire, inlined where descriptors the shim does not track pass by. */
+static inline uintptr_t acquire(int fd)
+{
+	_Atomic uintptr_t *s = slot(fd, 0);
+	uintptr_t v = s ? atomic_load_explicit(s, memory_order_acquire) : 0;
+
+	/* again only when another thread changed the slot meanwhile */
+	while (fdstate_ptr(v) && !hold(s, v))
+		v = atomic_load_explicit(s, memory_order_acquire);
+	return v;
+}
+
+uintptr_t fdstate_acquire(int fd)
+{
+	return acquire(fd);
+}
+
+struct fd_state *fdstate_acquire_kind(int fd, enum fd_kind kind)
+{
+	struct fd_state *st = fdstate_ptr(acquire(fd));
+
+	if (st && st->kind != kind) {
+		fdstate_release(st);
+		st = NULL;
+	}
+	return st;
 }
 
 struct fd_state *fdstate_new(enum fd_kind kind, int family)
 {
-	struct fd_state *st = calloc(1, sizeof(*st));
+	struct fd_state *st = pop_free();
 
-	if (!st)
-		return NULL;
-	atomic_init(&st->refs, 1);
-	st->kind = kind;
-	st->family = family;
-	if (kind == FD_PRECONNECT)
-		pthread_mutex_init(&st->pre.lock, NULL);
-	return st;
-}
-
-void fdstate_put(uintptr_t value)
-{
-	struct fd_state *st = fdstate_ptr(value);
-
-	if (!st || atomic_fetch_sub(&st->refs, 1) != 1)
-		return;
-	if (st->kind == FD_PRECONNECT) {
+	if (st && st->kind == FD_PRECONNECT)
 		for (struct epoll_reg *r = st->pre.regs, *next; r; r = next) {
 			next = r->next;
 			free(r);
 		}
-		pthread_mutex_destroy(&st->pre.lock);
-	}
-	free(st);
+	if (!st && !(st = malloc(sizeof(*st))))
+		return NULL;
+	/* Only the count is ever read by a thread that found this state in a slot before it
+	 * was released: everything else starts afresh. */
+	memset((char *)st + sizeof(st->refs), 0, sizeof(*st) - sizeof(st->refs));
+	st->kind = kind;
+	st->family = family;
+	if (kind == FD_PRECONNECT)
+		pthread_mutex_init(&st->pre.lock, NULL);
+	atomic_store(&st->refs, 1);
+	return st;
+}
+
+/* The last reference went: the epoll registrations of a pre-connect state are freed when
+ * the state is reused, not here, where a signal handler may be. */
+void fdstate_put(uintptr_t value)
+{
+	struct fd_state *st = fdstate_ptr(value);
+
+	if (st && atomic_fetch_sub(&st->refs, 1) == 1)
+		push_free(st);
 }
 
 int fdstate_set(int fd, uintptr_t value)
@@ -87,6 +172,26 @@ int fdstate_set(int fd, uintptr_t value)
 	}
 	fdstate_put(atomic_exchange(s, value));
 	return 0;
+}
+
+int fdstate_replace(int fd, uintptr_t expected, uintptr_t value)
+{
+	_Atomic uintptr_t *s = slot(fd, value != 0);
+
+	if (!s || !atomic_compare_exchange_strong(s, &expected, value)) {
+		fdstate_put(value);
+		return -1;
+	}
+	fdstate_put(expected);
+	return 0;
+}
+
+int fdstate_reserve(int fd)
+{
+	if (slot(fd, 1))
+		return 0;
+	errno = ENOMEM;
+	return -1;
 }
 
 uintptr_t fdstate_take(int fd)
@@ -116,48 +221,125 @@ void fdstate_note_option(int fd, int bit)
 
 	while (fdstate_is_fresh(v) && !atomic_compare_exchange_weak(s, &v, v | (uintptr_t)2 << bit))
 		;
+	if (!fdstate_ptr(v))
+		return;
+	v = acquire(fd);
 	struct fd_state *st = fdstate_ptr(v);
 	if (st && st->kind == FD_PRECONNECT)
 		atomic_fetch_or(&st->pre.options_set, 1u << bit);
 	else if (st && st->kind == FD_SIBLING_LISTENER)
 		atomic_fetch_or(&st->listener.options_set, 1u << bit);
+	fdstate_put(v);
 }
 
 void fdstate_dup(int oldfd, int newfd)
 {
-	struct fd_state *st = fdstate_ptr(fdstate_peek(oldfd));
+	uintptr_t v = acquire(oldfd);
+	struct fd_state *st = fdstate_ptr(v);
 
 	if (st && st->kind != FD_PRECONNECT) {
-		atomic_fetch_add(&st->refs, 1);
-		fdstate_set(newfd, (uintptr_t)st);
+		fdstate_set(newfd, v); /* our reference becomes newfd's */
 	} else {
+		if (st)
+			fdstate_release(st);
 		fdstate_set(newfd, 0);
 	}
 }
 
-struct fd_state *fdstate_redirected(int fd)
+struct fd_state *fdstate_acquire_redirected(int fd)
 {
-	struct fd_state *st = fdstate_get(fd, FD_REDIRECTED);
+	struct fd_state *st = fdstate_acquire_kind(fd, FD_REDIRECTED);
 	int saved = errno, domain = 0;
 	socklen_t len = sizeof(domain);
 
 	if (!st)
 		return NULL;
 	if (real.getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 || domain != AF_VSOCK) {
-		fdstate_set(fd, 0);
+		fdstate_replace(fd, (uintptr_t)st, 0);
+		fdstate_release(st);
 		st = NULL;
 	}
 	errno = saved;
 	return st;
 }
 
-void fdstate_clear_range(unsigned first, unsigned last)
+struct fd_state *fdstate_acquire_preconnect(int fd, bool untracked)
+{
+	if (untracked && fdstate_reserve(fd) < 0)
+		return NULL; /* a fresh mark's slot has room already */
+	for (;;) { /* again only when another thread changed the slot meanwhile */
+		uintptr_t v = acquire(fd);
+		struct fd_state *st = fdstate_ptr(v);
+		if (st && st->kind == FD_PRECONNECT)
+			return st;
+		if (st || !(fdstate_is_fresh(v) || (untracked && v == 0))) {
+			fdstate_put(v);
+			return NULL;
+		}
+		if (!(st = fdstate_new(FD_PRECONNECT, 0)))
+			return NULL;
+		atomic_init(&st->pre.options_set, fdstate_options_set(v));
+		atomic_fetch_add(&st->refs, 1); /* ours, besides the slot's */
+		if (fdstate_replace(fd, v, (uintptr_t)st) == 0)
+			return st;
+		fdstate_release(st);
+	}
+}
+
+/* The swapper marks pre before it reads the slot; a closer empties the slot before it reads
+ * the mark. Both are sequentially consistent, so at least one sees the other: the swap gives
+ * up, or the closer waits. */
+int fdstate_swap_begin(int fd, struct fd_state *pre)
+{
+	_Atomic uintptr_t *s = slot(fd, 1);
+
+	if (!s) {
+		errno = ENOMEM;
+		return -1;
+	}
+	if (pre)
+		atomic_store(&pre->pre.swapper, gettid());
+	if (atomic_load(s) != (uintptr_t)pre) {
+		fdstate_swap_end(fd, pre, NULL);
+		errno = EBADF;
+		return -1;
+	}
+	return 0;
+}
+
+int fdstate_swap_end(int fd, struct fd_state *pre, struct fd_state *st)
+{
+	int rc = st ? fdstate_replace(fd, (uintptr_t)pre, (uintptr_t)st) : 0;
+
+	if (pre)
+		atomic_store(&pre->pre.swapper, 0);
+	return rc;
+}
+
+/* The wait lasts the few system calls between a swap's check and its end. A swapper
+ * interrupted by a signal handler that closes the same descriptor is not waited for: it
+ * would never go on. */
+uintptr_t fdstate_retire(int fd)
+{
+	uintptr_t v = fdstate_take(fd);
+	struct fd_state *st = fdstate_ptr(v);
+
+	if (st && st->kind == FD_PRECONNECT) {
+		int swapper = atomic_load(&st->pre.swapper);
+		if (swapper && swapper != gettid())
+			while (atomic_load(&st->pre.swapper))
+				sched_yield();
+	}
+	return v;
+}
+
+void fdstate_retire_range(unsigned first, unsigned last)
 {
 	for (unsigned fd = first; fd <= last && fd < SLOTS_PER_PAGE * PAGES; fd++) {
 		if (!atomic_load_explicit(&pages[fd / SLOTS_PER_PAGE], memory_order_acquire)) {
 			fd |= SLOTS_PER_PAGE - 1; /* skip the whole missing page */
 			continue;
 		}
-		fdstate_put(fdstate_take((int)fd));
+		fdstate_put(fdstate_retire((int)fd));
 	}
 }

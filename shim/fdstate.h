@@ -4,12 +4,24 @@
  * fresh TCP socket from socket(), not yet connected or listening: bit 0 is FD_FRESH_TCP,
  * the bits above it say which options (tcp_opts_bit) the application set on it, so that a
  * swap reads only those. Any other slot is a pointer to a struct fd_state, shared
- * (counted) between duplicates. */
+ * (counted) between duplicates.
+ *
+ * Safe reclamation. A hook may read a slot while another thread closes the descriptor and
+ * drops the state it found. States are therefore never returned to malloc: a state whose
+ * last reference goes is pushed onto a free list and later reused as another state
+ * (type-stable memory, like the kernel's SLAB_TYPESAFE_BY_RCU). A pointer read from a slot
+ * so always points at some fd_state, and a reader (fdstate_acquire) takes a reference only
+ * while the count is not zero, then checks that the slot still holds that state; otherwise
+ * it lets go and reads again. Readers never lock, and slots of descriptors the shim does
+ * not track are read as before. Dropping a state (close, dup2 onto a number) is atomic
+ * operations only, with no free(): async-signal-safe. The cost is that memory for states
+ * stays with the process at its high-water mark of states alive at once. */
 #ifndef VMSHIM_FDSTATE_H
 #define VMSHIM_FDSTATE_H
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -33,7 +45,8 @@ struct epoll_reg {
 };
 
 struct fd_state {
-	atomic_int refs;
+	atomic_int refs; /* 0 while on the free list */
+	struct fd_state *next_free;
 	enum fd_kind kind;
 	int family; /* FD_REDIRECTED: the application's socket family, AF_INET or AF_INET6 */
 	union {
@@ -41,6 +54,7 @@ struct fd_state {
 			pthread_mutex_t lock;
 			struct epoll_reg *regs;
 			atomic_uint options_set;
+			atomic_int swapper; /* the thread swapping this socket out, or 0 */
 		} pre;
 		struct { /* FD_REDIRECTED */
 			struct sockaddr_storage local, peer;
@@ -59,15 +73,44 @@ struct fd_state {
 /* The slot of fd, or 0. */
 uintptr_t fdstate_peek(int fd);
 
-/* The state of fd if it is of that kind, else NULL. Valid until fd is closed. */
-struct fd_state *fdstate_get(int fd, enum fd_kind kind);
+/* The slot of fd, with a reference to the state if it holds one: valid however other
+ * threads close or duplicate fd, until given back with fdstate_put. */
+uintptr_t fdstate_acquire(int fd);
 
-/* The FD_REDIRECTED state of fd, after checking that fd still is a vsock socket: a
- * descriptor closed behind the shim's back (a raw system call) loses its state here. */
-struct fd_state *fdstate_redirected(int fd);
+/* The state of fd if it is of that kind, with a reference (fdstate_release), else NULL. */
+struct fd_state *fdstate_acquire_kind(int fd, enum fd_kind kind);
 
-/* Forgets the states of descriptors first..last (close_range). */
-void fdstate_clear_range(unsigned first, unsigned last);
+/* The FD_REDIRECTED state of fd, with a reference, after checking that fd still is a vsock
+ * socket: a descriptor closed behind the shim's back (a raw system call) loses its state
+ * here. */
+struct fd_state *fdstate_acquire_redirected(int fd);
+
+/* The FD_PRECONNECT state of fd, with a reference: the one in its slot, or a new one in
+ * place of a fresh-TCP mark or, with untracked, of an empty slot (a socket the shim did not
+ * see being made). NULL otherwise, or out of memory. */
+struct fd_state *fdstate_acquire_preconnect(int fd, bool untracked);
+
+/* A swap (swap.c) replaces the socket on fd only while fd's slot holds pre, a state of that
+ * socket held by the swapper (or NULL for an empty slot nobody else knows of). close() and
+ * dup2() onto fd empty the slot before the number is freed (fdstate_retire), and wait for a
+ * swap that is between its check and its end, so a number freed and taken by another file
+ * meanwhile is never swapped over.
+ *
+ * fdstate_swap_begin: 0 when fd's slot holds pre (and has room for the state after the
+ * swap); -1 with errno EBADF when it does not, ENOMEM when there is no room. */
+int fdstate_swap_begin(int fd, struct fd_state *pre);
+
+/* Ends what fdstate_swap_begin began. st (NULL when nothing was swapped) becomes fd's state
+ * if the slot still holds pre: 0. Otherwise a close() took the slot meanwhile and closes fd
+ * once this returns; st is dropped: -1. */
+int fdstate_swap_end(int fd, struct fd_state *pre, struct fd_state *st);
+
+/* Empties fd's slot before the number is freed (close, dup2 onto it), after any swap onto
+ * it has ended, and returns what was there (the caller owns that reference). */
+uintptr_t fdstate_retire(int fd);
+
+/* Retires descriptors first..last (close_range). */
+void fdstate_retire_range(unsigned first, unsigned last);
 
 /* A new state with one reference, or NULL when out of memory. */
 struct fd_state *fdstate_new(enum fd_kind kind, int family);
@@ -76,6 +119,14 @@ struct fd_state *fdstate_new(enum fd_kind kind, int family);
  * non-zero value needs a slot that cannot be allocated. */
 int fdstate_set(int fd, uintptr_t value);
 
+/* Puts value into fd's slot only if the slot holds expected, and then drops expected's
+ * reference; otherwise drops value's. Returns 0 if it did, -1 if not. */
+int fdstate_replace(int fd, uintptr_t expected, uintptr_t value);
+
+/* 0 when fd's slot exists, so that a state can go there without allocating; -1 (ENOMEM)
+ * when it cannot be made. */
+int fdstate_reserve(int fd);
+
 /* Empties fd's slot and returns what was there (the caller owns that reference). */
 uintptr_t fdstate_take(int fd);
 
@@ -83,6 +134,7 @@ uintptr_t fdstate_take(int fd);
  * pre-connect TCP mark does not, because it belongs to one descriptor. */
 void fdstate_dup(int oldfd, int newfd);
 
+/* Drops a reference to a slot's value (nothing for 0 or a fresh mark). */
 void fdstate_put(uintptr_t value);
 
 static inline struct fd_state *fdstate_ptr(uintptr_t value)
@@ -90,13 +142,18 @@ static inline struct fd_state *fdstate_ptr(uintptr_t value)
 	return value && !(value & FD_FRESH_TCP) ? (struct fd_state *)value : NULL;
 }
 
+static inline void fdstate_release(struct fd_state *st)
+{
+	fdstate_put((uintptr_t)st);
+}
+
 static inline int fdstate_is_fresh(uintptr_t value)
 {
 	return value & FD_FRESH_TCP;
 }
 
-/* Which options (a mask of tcp_opts_bit) were set on the socket whose slot this is:
- * FD_OPTIONS_UNKNOWN when the shim cannot tell. */
+/* Which options (a mask of tcp_opts_bit) were set on the socket whose slot this is (a value
+ * from fdstate_acquire): FD_OPTIONS_UNKNOWN when the shim cannot tell. */
 unsigned fdstate_options_set(uintptr_t value);
 
 /* Notes that option `bit` was set on fd, if fd is a socket whose options the shim follows. */

@@ -41,11 +41,14 @@ HOOK int ioctl(int fd, unsigned long request, ...)
 	int saved = errno;
 	int rc = real.ioctl(fd, request, arg);
 	if (rc < 0 && (errno == EOPNOTSUPP || errno == ENOTTY) && request == FIONREAD &&
-	    !shim_config.disabled &&
-	    fdstate_redirected(fd)) {
-		*(int *)arg = bytes_waiting(fd);
-		errno = saved;
-		return 0;
+	    !shim_config.disabled) {
+		struct fd_state *st = fdstate_acquire_redirected(fd);
+		if (st) {
+			fdstate_release(st);
+			*(int *)arg = bytes_waiting(fd);
+			errno = saved;
+			return 0;
+		}
 	}
 	return rc;
 }

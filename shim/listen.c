@@ -35,10 +35,17 @@ HOOK int listen(int fd, int backlog)
 	int rc = real.listen(fd, backlog);
 	uint16_t port;
 
-	if (rc < 0 || shim_config.disabled || fdstate_get(fd, FD_SIBLING_LISTENER))
+	if (rc < 0 || shim_config.disabled)
 		return rc;
+	uintptr_t was = fdstate_acquire(fd);
+	struct fd_state *had = fdstate_ptr(was);
+	if (had && had->kind == FD_SIBLING_LISTENER) {
+		fdstate_put(was);
+		return rc;
+	}
 	int saved = errno;
-	unsigned options_set = fdstate_options_set(fdstate_peek(fd));
+	unsigned options_set = fdstate_options_set(was);
+	fdstate_put(was);
 	fdstate_set(fd, 0); /* a listener is never swapped: forget the fresh-TCP mark */
 	if (exposable(fd, &port)) {
 		struct vmshim_reply reply;

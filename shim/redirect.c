@@ -10,19 +10,16 @@
 #include <sys/time.h>
 
 #include "counters.h"
-#include "epoll_replay.h"
 #include "fdstate.h"
 #include "redirect.h"
 #include "shim.h"
 #include "source_port.h"
+#include "swap.h"
 #include "vmshim/endpoint.h"
 #include "vmshim/handover.h"
 #include "vmshim/relayproto.h"
 
 #define BIND_TRIES 16
-
-/* SOL_SOCKET options that vsock honours too; the application may have set them already. */
-static const int inherited_options[] = {SO_KEEPALIVE, SO_RCVTIMEO, SO_SNDTIMEO, SO_PRIORITY};
 
 /* A fresh, unconnected TCP socket: the only kind we redirect. */
 static int is_fresh_tcp(int fd)
@@ -123,31 +120,8 @@ static int connect_vsock(int vs, const struct vmshim_route *route, uint32_t sour
 	return -1;
 }
 
-void copy_settings(int fd, int vs)
-{
-	int fl = real.fcntl(fd, F_GETFL);
-
-	if (fl >= 0)
-		real.fcntl(vs, F_SETFL, fl & (O_NONBLOCK | O_ASYNC));
-	if (fl >= 0 && (fl & O_ASYNC)) {
-		struct f_owner_ex owner;
-		if (real.fcntl(fd, F_GETOWN_EX, &owner) == 0)
-			real.fcntl(vs, F_SETOWN_EX, &owner);
-	}
-	for (size_t i = 0; i < sizeof(inherited_options) / sizeof(inherited_options[0]); i++) {
-		char val[sizeof(struct timeval)];
-		socklen_t len = sizeof(val);
-		if (real.getsockopt(fd, SOL_SOCKET, inherited_options[i], val, &len) == 0)
-			real.setsockopt(vs, SOL_SOCKET, inherited_options[i], val, len);
-	}
-	struct linger linger;
-	socklen_t len = sizeof(linger);
-	if (real.getsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, &len) == 0 && linger.l_onoff)
-		real.setsockopt(vs, SOL_SOCKET, SO_LINGER, &linger, len);
-}
-
-/* The state of fd once swapped; pre is fd's slot, which says which options were set. */
-static struct fd_state *connection_state(int fd, uintptr_t pre, int app_family,
+/* The state of fd once swapped; pre, fd's state before, says which options were set. */
+static struct fd_state *connection_state(int fd, const struct fd_state *pre, int app_family,
 					 const struct vmshim_endpoint *dest,
 					 const struct vmshim_endpoint *local)
 {
@@ -157,23 +131,34 @@ static struct fd_state *connection_state(int fd, uintptr_t pre, int app_family,
 		return NULL;
 	st->conn.peer_len = endpoint_to_sockaddr(dest, app_family, &st->conn.peer);
 	st->conn.local_len = endpoint_to_sockaddr(local, app_family, &st->conn.local);
-	tcp_opts_start(&st->conn.opts, app_family, fd, fdstate_options_set(pre));
+	tcp_opts_start(&st->conn.opts, app_family, fd, fdstate_options_set((uintptr_t)pre));
 	return st;
 }
 
-int redirect_connect(int fd, int app_family, const struct vmshim_endpoint *dest,
-		     const struct vmshim_route *route)
+enum redirect_result redirect_connect(int fd, int app_family, const struct vmshim_endpoint *dest,
+				      const struct vmshim_route *route, bool connecting)
 {
-	int saved = errno, vs = -1, port;
-	struct fd_state *st = NULL;
+	int saved = errno, vs = -1, port, fl;
+	struct fd_state *st = NULL, *pre = NULL;
 	struct vmshim_endpoint local = {.family = dest->family};
 	const char *why;
 	enum vmshim_count fallback = VMSHIM_COUNT_FALLBACK_LOCAL;
+	enum redirect_result result = REDIRECT_TCP;
 
+	/* What stands for this socket in fd's slot while the vsock connection is made: the
+	 * swap happens only if it is still there (swap_in). Taken before anything is asked of
+	 * fd, so that a close() from then on is seen. Its slot also has room for the state
+	 * after the swap. */
+	pre = fdstate_acquire_preconnect(fd, true);
+	if (!pre) {
+		why = "no state for the socket (out of memory)";
+		goto fail;
+	}
 	if (!is_fresh_tcp(fd)) {
 		why = "not a fresh TCP socket";
 		goto fail;
 	}
+	fl = real.fcntl(fd, F_GETFL);
 	vs = real.socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (vs < 0) {
 		why = strerror(errno);
@@ -199,34 +184,48 @@ int redirect_connect(int fd, int app_family, const struct vmshim_endpoint *dest,
 	}
 	local.family = dest->family;
 	local.port = (uint16_t)port;
-	copy_settings(fd, vs);
-	uintptr_t pre = fdstate_peek(fd);
 	st = connection_state(fd, pre, app_family, dest, &local);
 	if (!st) {
 		why = "out of memory";
 		goto fail;
 	}
-	int fdflags = real.fcntl(fd, F_GETFD);
-	if (real.dup3(vs, fd, fdflags >= 0 && (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
-		why = "dup3 failed";
-		goto fail;
+	/* As TCP: a non-blocking connect() says EINPROGRESS, and the next one 0. */
+	if (connecting && fl >= 0 && (fl & O_NONBLOCK)) {
+		atomic_init(&st->conn.in_progress, true);
+		result = REDIRECT_IN_PROGRESS;
+	} else {
+		result = REDIRECT_DONE;
 	}
-	real.close(vs);
-	/* The old socket's epoll registrations went with it: make them again on the new one. */
-	epoll_replay(fd, fdstate_ptr(pre));
-	fdstate_set(fd, (uintptr_t)st);
+	switch (swap_in(fd, vs, pre, st)) {
+	case SWAP_DONE:
+		break;
+	case SWAP_FAILED:
+		why = "dup3 failed";
+		result = REDIRECT_TCP;
+		goto fail;
+	case SWAP_FD_GONE:
+		shim_debug("fd %d: closed during the sibling connect: connection dropped", fd);
+		fdstate_release(pre);
+		errno = saved;
+		return REDIRECT_FD_GONE;
+	}
 	shim_debug("fd %d: connected to sibling cid %u port %u (vsock), local port %d", fd,
 		   route->cid, route->port, port);
 	shim_count(VMSHIM_COUNT_REDIRECTED);
+	fdstate_release(pre);
 	errno = saved;
-	return 0;
+	return result;
 fail:
 	shim_debug("fd %d: sibling cid %u port %u not used (%s): plain TCP", fd, route->cid,
 		   route->port, why);
-	fdstate_put((uintptr_t)st);
+	fdstate_release(st);
 	if (vs >= 0)
 		real.close(vs);
+	/* A descriptor closed meanwhile is not connected: its number may be another's now. */
+	if (pre && fdstate_peek(fd) != (uintptr_t)pre)
+		result = REDIRECT_FD_GONE;
+	fdstate_release(pre);
 	shim_count(fallback);
 	errno = saved;
-	return -1;
+	return result;
 }

@@ -21,12 +21,9 @@ static int int_out(int value, void *val, socklen_t *len)
 	return 0;
 }
 
-HOOK int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
+static int get_redirected(int fd, const struct fd_state *st, int level, int name, void *val,
+			  socklen_t *len)
 {
-	struct fd_state *st = shim_off() ? NULL : fdstate_redirected(fd);
-
-	if (!st)
-		return real.getsockopt(fd, level, name, val, len);
 	if (tcp_opts_level(level))
 		return tcp_opts_get(&st->conn.opts, st->family, level, name, val, len);
 	if (level == SOL_SOCKET && name == SO_DOMAIN)
@@ -34,6 +31,17 @@ HOOK int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 	if (level == SOL_SOCKET && name == SO_PROTOCOL)
 		return int_out(IPPROTO_TCP, val, len);
 	return real.getsockopt(fd, level, name, val, len);
+}
+
+HOOK int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
+{
+	struct fd_state *st = shim_off() ? NULL : fdstate_acquire_redirected(fd);
+
+	if (!st)
+		return real.getsockopt(fd, level, name, val, len);
+	int rc = get_redirected(fd, st, level, name, val, len);
+	fdstate_release(st);
+	return rc;
 }
 
 /* vsock's receive buffer follows SO_RCVBUF; its maximum must be raised first. */
@@ -61,16 +69,9 @@ static void note_option(int fd, int level, int name)
 		fdstate_note_option(fd, bit);
 }
 
-HOOK int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+static int set_redirected(int fd, struct fd_state *st, int level, int name, const void *val,
+			  socklen_t len)
 {
-	struct fd_state *st = shim_off() ? NULL : fdstate_redirected(fd);
-
-	if (!st) {
-		int rc = real.setsockopt(fd, level, name, val, len);
-		if (rc == 0 && !shim_config.disabled)
-			note_option(fd, level, name);
-		return rc;
-	}
 	if (tcp_opts_level(level))
 		return tcp_opts_set(&st->conn.opts, st->family, level, name, val, len);
 	int rc = real.setsockopt(fd, level, name, val, len);
@@ -79,5 +80,20 @@ HOOK int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 		size_vsock_buffer(fd, val, len);
 		errno = saved;
 	}
+	return rc;
+}
+
+HOOK int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+{
+	struct fd_state *st = shim_off() ? NULL : fdstate_acquire_redirected(fd);
+
+	if (!st) {
+		int rc = real.setsockopt(fd, level, name, val, len);
+		if (rc == 0 && !shim_config.disabled)
+			note_option(fd, level, name);
+		return rc;
+	}
+	int rc = set_redirected(fd, st, level, name, val, len);
+	fdstate_release(st);
 	return rc;
 }

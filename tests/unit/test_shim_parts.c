@@ -7,8 +7,8 @@
  * dlsym(RTLD_NEXT) then finds the same functions, and next_symbol() aborts. The tests set
  * real.getsockopt themselves.
  *
- * Nothing here creates an AF_VSOCK socket: fdstate_redirected() is shown a vsock descriptor
- * through a fake getsockopt. TCP sockets are plain loopback ones. */
+ * Nothing here creates an AF_VSOCK socket: fdstate_acquire_redirected() is shown a vsock
+ * descriptor through a fake getsockopt. TCP sockets are plain loopback ones. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -919,6 +919,24 @@ static int refs(const struct fd_state *st)
 	return atomic_load(&st->refs);
 }
 
+/* What fdstate_acquire_kind and fdstate_acquire_redirected find, without keeping the
+ * reference they take: for comparisons only. */
+static struct fd_state *kind_of(int fd, enum fd_kind kind)
+{
+	struct fd_state *st = fdstate_acquire_kind(fd, kind);
+
+	fdstate_release(st);
+	return st;
+}
+
+static struct fd_state *redirected(int fd)
+{
+	struct fd_state *st = fdstate_acquire_redirected(fd);
+
+	fdstate_release(st);
+	return st;
+}
+
 /* A new state with two references: one the test keeps, one to give to a slot. */
 static struct fd_state *held(enum fd_kind kind, int family)
 {
@@ -960,12 +978,12 @@ static void test_fdstate_set_get_take(void **state)
 	struct fd_state *st = fdstate_new(FD_REDIRECTED, AF_INET);
 
 	assert_int_equal(fdstate_peek(70000), 0);
-	assert_null(fdstate_get(70000, FD_REDIRECTED));
+	assert_null(kind_of(70000, FD_REDIRECTED));
 	assert_int_equal(fdstate_set(70000, (uintptr_t)st), 0);
 	assert_int_equal(fdstate_peek(70000), (uintptr_t)st);
-	assert_ptr_equal(fdstate_get(70000, FD_REDIRECTED), st);
-	assert_null(fdstate_get(70000, FD_SIBLING_LISTENER));
-	assert_null(fdstate_get(70000, FD_PRECONNECT));
+	assert_ptr_equal(kind_of(70000, FD_REDIRECTED), st);
+	assert_null(kind_of(70000, FD_SIBLING_LISTENER));
+	assert_null(kind_of(70000, FD_PRECONNECT));
 	assert_int_equal(fdstate_peek(69999), 0);
 	assert_int_equal(fdstate_peek(70001), 0);
 	assert_int_equal(fdstate_peek(70000 + PAGE), 0);
@@ -973,7 +991,7 @@ static void test_fdstate_set_get_take(void **state)
 	assert_int_equal(fdstate_set(5000, FD_FRESH_TCP), 0);
 	assert_int_equal(fdstate_peek(5000), FD_FRESH_TCP);
 	for (int k = FD_PRECONNECT; k <= FD_SIBLING_LISTENER; k++)
-		assert_null(fdstate_get(5000, (enum fd_kind)k));
+		assert_null(kind_of(5000, (enum fd_kind)k));
 
 	assert_int_equal(fdstate_take(70000), (uintptr_t)st);
 	assert_int_equal(fdstate_peek(70000), 0);
@@ -1045,7 +1063,7 @@ static void test_fdstate_dup(void **state)
 		assert_int_equal(refs(st), 2);
 		fdstate_put(fdstate_take(9000));
 		assert_int_equal(refs(st), 1);
-		assert_ptr_equal(fdstate_get(101, (enum fd_kind)k), st);
+		assert_ptr_equal(kind_of(101, (enum fd_kind)k), st);
 		assert_int_equal(st->kind, k);
 		assert_int_equal(st->family, AF_INET6);
 		if (k == FD_SIBLING_LISTENER)
@@ -1108,7 +1126,7 @@ static void test_fdstate_dup(void **state)
 	fdstate_put((uintptr_t)st);
 }
 
-static void test_fdstate_clear_range(void **state)
+static void test_fdstate_retire_range(void **state)
 {
 	(void)state;
 	/* Pages 1000 and 1002 exist, 1001 and 1003 do not. */
@@ -1121,7 +1139,7 @@ static void test_fdstate_clear_range(void **state)
 		assert_int_equal(fdstate_set(fds[i], (uintptr_t)s[i]), 0);
 	}
 	assert_int_equal(fdstate_set(p0 + 500, FD_FRESH_TCP), 0);
-	fdstate_clear_range((unsigned)p0 + 10, (unsigned)p2 + 20);
+	fdstate_retire_range((unsigned)p0 + 10, (unsigned)p2 + 20);
 	for (int i = 0; i < 8; i++) {
 		int inside = fds[i] >= p0 + 10 && fds[i] <= p2 + 20;
 		assert_int_equal(fdstate_peek(fds[i]), inside ? 0 : (uintptr_t)s[i]);
@@ -1130,22 +1148,22 @@ static void test_fdstate_clear_range(void **state)
 	assert_int_equal(fdstate_peek(p0 + 500), 0);
 
 	/* Ranges inside a missing page, and from a missing page into a present one. */
-	fdstate_clear_range(1001 * PAGE + 5, 1001 * PAGE + 10);
-	fdstate_clear_range(1003 * PAGE + 100, (unsigned)p4 + 2);
+	fdstate_retire_range(1001 * PAGE + 5, 1001 * PAGE + 10);
+	fdstate_retire_range(1003 * PAGE + 100, (unsigned)p4 + 2);
 	assert_int_equal(fdstate_peek(p4 + 3), (uintptr_t)s[7]);
-	fdstate_clear_range(1003 * PAGE + 100, (unsigned)p4 + 3);
+	fdstate_retire_range(1003 * PAGE + 100, (unsigned)p4 + 3);
 	assert_int_equal(fdstate_peek(p4 + 3), 0);
 	assert_int_equal(refs(s[7]), 1);
 
 	/* An empty range, and first > last. */
-	fdstate_clear_range((unsigned)p0 + 9, (unsigned)p0 + 8);
+	fdstate_retire_range((unsigned)p0 + 9, (unsigned)p0 + 8);
 	assert_int_equal(fdstate_peek(p0 + 9), (uintptr_t)s[0]);
 	/* A single descriptor. */
-	fdstate_clear_range((unsigned)p0 + 9, (unsigned)p0 + 9);
+	fdstate_retire_range((unsigned)p0 + 9, (unsigned)p0 + 9);
 	assert_int_equal(fdstate_peek(p0 + 9), 0);
 	/* Up to the largest number, as close_range(first, ~0U) does. */
 	assert_int_equal(fdstate_set(MAX_FD - 1, FD_FRESH_TCP), 0);
-	fdstate_clear_range((unsigned)p2 + 21, UINT_MAX);
+	fdstate_retire_range((unsigned)p2 + 21, UINT_MAX);
 	assert_int_equal(fdstate_peek(p2 + 21), 0);
 	assert_int_equal(fdstate_peek(MAX_FD - 1), 0);
 	for (int i = 0; i < 8; i++) {
@@ -1181,7 +1199,7 @@ static void test_fdstate_redirected(void **state)
 	st = held(FD_REDIRECTED, AF_INET);
 	assert_int_equal(fdstate_set(p[0], (uintptr_t)st), 0);
 	errno = 4242;
-	assert_null(fdstate_redirected(p[0]));
+	assert_null(redirected(p[0]));
 	assert_int_equal(errno, 4242);
 	assert_int_equal(fdstate_peek(p[0]), 0);
 	assert_int_equal(refs(st), 1);
@@ -1190,7 +1208,7 @@ static void test_fdstate_redirected(void **state)
 	int tcp = socket(AF_INET, SOCK_STREAM, 0);
 	assert_true(tcp >= 0);
 	assert_int_equal(fdstate_set(tcp, ref(st)), 0);
-	assert_null(fdstate_redirected(tcp));
+	assert_null(redirected(tcp));
 	assert_int_equal(fdstate_peek(tcp), 0);
 	assert_int_equal(refs(st), 1);
 
@@ -1201,7 +1219,7 @@ static void test_fdstate_redirected(void **state)
 	assert_true(others[2] >= 0);
 	for (int i = 0; i < 3; i += 2) {
 		assert_int_equal(fdstate_set(others[i], ref(st)), 0);
-		assert_null(fdstate_redirected(others[i]));
+		assert_null(redirected(others[i]));
 		assert_int_equal(fdstate_peek(others[i]), 0);
 		assert_int_equal(refs(st), 1);
 	}
@@ -1212,7 +1230,7 @@ static void test_fdstate_redirected(void **state)
 	close(p[1]);
 	assert_int_equal(fdstate_set(p[1], ref(st)), 0);
 	errno = 4343;
-	assert_null(fdstate_redirected(p[1]));
+	assert_null(redirected(p[1]));
 	assert_int_equal(errno, 4343);
 	assert_int_equal(fdstate_peek(p[1]), 0);
 	assert_int_equal(refs(st), 1);
@@ -1223,7 +1241,7 @@ static void test_fdstate_redirected(void **state)
 	vsock_fd = tcp;
 	assert_int_equal(fdstate_set(tcp, ref(st)), 0);
 	errno = 4444;
-	assert_ptr_equal(fdstate_redirected(tcp), st);
+	assert_ptr_equal(redirected(tcp), st);
 	assert_int_equal(errno, 4444);
 	assert_int_equal(fake_calls, 1);
 	assert_int_equal(fdstate_peek(tcp), (uintptr_t)st);
@@ -1231,15 +1249,15 @@ static void test_fdstate_redirected(void **state)
 
 	/* Descriptors without a redirected state: no system call, nothing changes. */
 	fake_calls = 0;
-	assert_null(fdstate_redirected(p[0]));
-	assert_null(fdstate_redirected(-1));
-	assert_null(fdstate_redirected(MAX_FD));
+	assert_null(redirected(p[0]));
+	assert_null(redirected(-1));
+	assert_null(redirected(MAX_FD));
 	struct fd_state *lst = fdstate_new(FD_SIBLING_LISTENER, AF_INET);
 	assert_int_equal(fdstate_set(p[0], (uintptr_t)lst), 0);
-	assert_null(fdstate_redirected(p[0]));
+	assert_null(redirected(p[0]));
 	assert_int_equal(fdstate_peek(p[0]), (uintptr_t)lst);
 	assert_int_equal(fdstate_set(p[0], FD_FRESH_TCP), 0);
-	assert_null(fdstate_redirected(p[0]));
+	assert_null(redirected(p[0]));
 	assert_int_equal(fdstate_peek(p[0]), FD_FRESH_TCP);
 	assert_int_equal(fake_calls, 0);
 	real.getsockopt = getsockopt;
@@ -1370,6 +1388,154 @@ static void test_fdstate_threads(void **state)
 	for (int fd = 2000 * PAGE; fd < (2001 + RACE_PAGES) * PAGE; fd++)
 		if (fdstate_peek(fd) != 0)
 			fail_msg("slot %d not empty", fd);
+}
+
+/* Readers acquire a descriptor's state while one thread closes the descriptor and puts new
+ * states there, which reuse the released ones: a state a reader holds is never reused under
+ * it (each state carries its family in peer_len too, and both stay as they were). */
+#define READERS 3
+#define CLOSES 200000
+#define ACQUIRE_FD 4242
+
+static atomic_bool closing_done;
+
+static void *closer(void *unused)
+{
+	(void)unused;
+	for (int i = 0; i < CLOSES; i++) {
+		struct fd_state *st = fdstate_new(i % 3 ? FD_REDIRECTED : FD_SIBLING_LISTENER, i);
+		if (!st)
+			return (void *)-1;
+		st->conn.peer_len = (socklen_t)i;
+		fdstate_set(ACQUIRE_FD, (uintptr_t)st);
+		if (i % 8 == 0)
+			sched_yield(); /* a reader finds it */
+		fdstate_put(fdstate_take(ACQUIRE_FD)); /* close() */
+	}
+	atomic_store(&closing_done, true);
+	return NULL;
+}
+
+static void *acquirer(void *unused)
+{
+	long bad = 0, held = 0;
+
+	(void)unused;
+	while (!atomic_load(&closing_done)) {
+		uintptr_t v = fdstate_acquire(ACQUIRE_FD);
+		struct fd_state *st = fdstate_ptr(v);
+		if (!st)
+			continue;
+		int family = st->family;
+		enum fd_kind kind = st->kind;
+		socklen_t mark = st->conn.peer_len;
+		sched_yield(); /* the closer runs on meanwhile */
+		bad += st->family != family || st->kind != kind || st->conn.peer_len != mark ||
+		       (kind == FD_REDIRECTED) != (family % 3 != 0) || (socklen_t)family != mark ||
+		       atomic_load(&st->refs) < 1;
+		fdstate_put(v);
+		held++;
+	}
+	return (void *)(intptr_t)(bad ? -bad : held);
+}
+
+static void test_fdstate_acquire_races_close(void **state)
+{
+	(void)state;
+	pthread_t c, r[READERS];
+	long held = 0;
+
+	atomic_store(&closing_done, false);
+	for (int t = 0; t < READERS; t++)
+		assert_int_equal(pthread_create(&r[t], NULL, acquirer, NULL), 0);
+	assert_int_equal(pthread_create(&c, NULL, closer, NULL), 0);
+	void *ret;
+	assert_int_equal(pthread_join(c, &ret), 0);
+	assert_null(ret);
+	for (int t = 0; t < READERS; t++) {
+		assert_int_equal(pthread_join(r[t], &ret), 0);
+		if ((intptr_t)ret < 0)
+			fail_msg("reader %d: %ld states changed while held", t, -(long)(intptr_t)ret);
+		held += (intptr_t)ret;
+	}
+	assert_int_equal(fdstate_peek(ACQUIRE_FD), 0);
+	print_message("%ld states held by readers while %d were closed\n", held, CLOSES);
+}
+
+/* The swap's check against close(): a swap proceeds only while the slot holds the state it
+ * began with, and a close that empties the slot during a swap waits for the swap's end. */
+#define SWAP_FD 5555
+static atomic_bool swap_ended;
+
+static void *swap_slowly(void *arg)
+{
+	struct fd_state *pre = arg;
+
+	if (fdstate_swap_begin(SWAP_FD, pre) != 0)
+		return (void *)-1;
+	usleep(100 * 1000); /* the dup3 and the epoll registrations */
+	atomic_store(&swap_ended, true);
+	struct fd_state *st = fdstate_new(FD_REDIRECTED, AF_INET);
+	return (void *)(intptr_t)fdstate_swap_end(SWAP_FD, pre, st); /* -1: close took it */
+}
+
+static void test_fdstate_swap(void **state)
+{
+	(void)state;
+	struct fd_state *pre, *st;
+
+	/* A fresh socket's mark becomes a pre-connect state; the swap puts st in its place. */
+	assert_int_equal(fdstate_set(SWAP_FD, FD_FRESH_TCP | 2u << 3), 0);
+	pre = fdstate_acquire_preconnect(SWAP_FD, false);
+	assert_non_null(pre);
+	assert_int_equal(fdstate_options_set((uintptr_t)pre), 1u << 3);
+	assert_int_equal(fdstate_peek(SWAP_FD), (uintptr_t)pre);
+	assert_int_equal(refs(pre), 2);
+	assert_int_equal(fdstate_swap_begin(SWAP_FD, pre), 0);
+	st = held(FD_REDIRECTED, AF_INET);
+	assert_int_equal(fdstate_swap_end(SWAP_FD, pre, st), 0);
+	assert_int_equal(fdstate_peek(SWAP_FD), (uintptr_t)st);
+	assert_int_equal(refs(pre), 1);
+
+	/* The slot no longer holds pre (closed, or another socket on the number): no swap. */
+	errno = 0;
+	assert_int_equal(fdstate_swap_begin(SWAP_FD, pre), -1);
+	assert_int_equal(errno, EBADF);
+	assert_int_equal(atomic_load(&pre->pre.swapper), 0);
+	fdstate_release(pre);
+	fdstate_set(SWAP_FD, FD_FRESH_TCP);
+	assert_int_equal(refs(st), 1);
+	fdstate_release(st);
+
+	/* An empty slot only with untracked, and on a page not made yet (accept: pre NULL). */
+	assert_null(fdstate_acquire_preconnect(-1, true));
+	fdstate_set(SWAP_FD, 0);
+	assert_null(fdstate_acquire_preconnect(SWAP_FD, false));
+	assert_int_equal(fdstate_swap_begin(3000 * PAGE + 1, NULL), 0);
+	st = held(FD_REDIRECTED, AF_INET);
+	assert_int_equal(fdstate_swap_end(3000 * PAGE + 1, NULL, st), 0);
+	assert_int_equal(fdstate_peek(3000 * PAGE + 1), (uintptr_t)st);
+	fdstate_put(fdstate_retire(3000 * PAGE + 1));
+	fdstate_release(st);
+
+	/* A close during the swap waits for its end, and the swap learns of the close. */
+	pre = fdstate_acquire_preconnect(SWAP_FD, true);
+	assert_non_null(pre);
+	pthread_t t;
+	atomic_store(&swap_ended, false);
+	assert_int_equal(pthread_create(&t, NULL, swap_slowly, pre), 0);
+	while (!atomic_load(&pre->pre.swapper))
+		sched_yield();
+	uintptr_t taken = fdstate_retire(SWAP_FD);
+	assert_true(atomic_load(&swap_ended));
+	assert_int_equal(taken, (uintptr_t)pre);
+	void *ret;
+	assert_int_equal(pthread_join(t, &ret), 0);
+	assert_int_equal((intptr_t)ret, -1);
+	assert_int_equal(fdstate_peek(SWAP_FD), 0);
+	fdstate_put(taken);
+	assert_int_equal(refs(pre), 1);
+	fdstate_release(pre);
 }
 
 /* --- endpoints ------------------------------------------------------------------------- */
@@ -1671,10 +1837,12 @@ int main(void)
 		cmocka_unit_test(test_fdstate_set_get_take),
 		cmocka_unit_test(test_fdstate_set_replaces),
 		cmocka_unit_test(test_fdstate_dup),
-		cmocka_unit_test(test_fdstate_clear_range),
+		cmocka_unit_test(test_fdstate_retire_range),
 		cmocka_unit_test(test_fdstate_redirected),
 		cmocka_unit_test(test_fdstate_options_set),
 		cmocka_unit_test(test_fdstate_threads),
+		cmocka_unit_test(test_fdstate_acquire_races_close),
+		cmocka_unit_test(test_fdstate_swap),
 		cmocka_unit_test(test_endpoint_from_sockaddr),
 		cmocka_unit_test(test_endpoint_short_no_overread),
 		cmocka_unit_test(test_endpoint_to_sockaddr),

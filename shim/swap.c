@@ -1,0 +1,58 @@
+/* The swap: one dup3() puts a vsock socket onto the application's descriptor, both for a
+ * sibling connection made by connect() and for one taken by accept(). Everything the
+ * application set on its TCP socket that vsock honours goes over first. */
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include "epoll_replay.h"
+#include "shim.h"
+#include "swap.h"
+
+/* SOL_SOCKET options that vsock honours too; the application may have set them already. */
+static const int inherited_options[] = {SO_KEEPALIVE, SO_RCVTIMEO, SO_SNDTIMEO, SO_PRIORITY};
+
+static void copy_settings(int fd, int vs)
+{
+	int fl = real.fcntl(fd, F_GETFL);
+
+	if (fl >= 0)
+		real.fcntl(vs, F_SETFL, fl & (O_NONBLOCK | O_ASYNC));
+	if (fl >= 0 && (fl & O_ASYNC)) {
+		struct f_owner_ex owner;
+		if (real.fcntl(fd, F_GETOWN_EX, &owner) == 0)
+			real.fcntl(vs, F_SETOWN_EX, &owner);
+	}
+	for (size_t i = 0; i < sizeof(inherited_options) / sizeof(inherited_options[0]); i++) {
+		char val[sizeof(struct timeval)];
+		socklen_t len = sizeof(val);
+		if (real.getsockopt(fd, SOL_SOCKET, inherited_options[i], val, &len) == 0)
+			real.setsockopt(vs, SOL_SOCKET, inherited_options[i], val, len);
+	}
+	struct linger linger;
+	socklen_t len = sizeof(linger);
+	if (real.getsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, &len) == 0 && linger.l_onoff)
+		real.setsockopt(vs, SOL_SOCKET, SO_LINGER, &linger, len);
+}
+
+enum swap_result swap_in(int fd, int vs, struct fd_state *pre, struct fd_state *st)
+{
+	copy_settings(fd, vs);
+	int fdflags = real.fcntl(fd, F_GETFD);
+	if (fdstate_swap_begin(fd, pre) < 0) {
+		if (errno != EBADF)
+			return SWAP_FAILED;
+		real.close(vs);
+		fdstate_release(st);
+		return SWAP_FD_GONE;
+	}
+	if (real.dup3(vs, fd, fdflags >= 0 && (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
+		fdstate_swap_end(fd, pre, NULL);
+		return SWAP_FAILED;
+	}
+	real.close(vs);
+	/* The old socket's epoll registrations went with it: make them again on the new one. */
+	epoll_replay(fd, pre);
+	return fdstate_swap_end(fd, pre, st) == 0 ? SWAP_DONE : SWAP_FD_GONE;
+}
