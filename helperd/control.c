@@ -29,7 +29,7 @@
 #include "vmshim/table.h" /* vmshim_now_ms */
 
 #define CONN_MAX 1024
-#define CONN_PER_UID 16
+#define CONN_PER_UID 64
 #define REQUEST_MS 1000
 
 struct conn {

@@ -3,6 +3,9 @@
  * allocation or lock beyond the real connect. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <net/if.h>
+#include <stdbool.h>
+#include <sys/socket.h>
 
 #include "fdstate.h"
 #include "redirect.h"
@@ -10,12 +13,27 @@
 #include "vmshim/endpoint.h"
 #include "table_client.h"
 
+/* A socket bound to a device (SO_BINDTODEVICE) or marked for policy routing (SO_MARK) asked
+ * for a path that vsock cannot honour: it stays TCP. Asked only of sibling destinations. */
+static bool routed_by_application(int fd)
+{
+	char dev[IFNAMSIZ];
+	socklen_t dev_len = sizeof(dev);
+	int mark = 0;
+	socklen_t mark_len = sizeof(mark);
+
+	return (real.getsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, dev, &dev_len) == 0 &&
+		dev_len > 0 && dev[0]) ||
+	       (real.getsockopt(fd, SOL_SOCKET, SO_MARK, &mark, &mark_len) == 0 && mark != 0);
+}
+
 /* The sibling route for a TCP destination, if there is one. */
-static int sibling_route(const struct sockaddr *addr, socklen_t len, struct vmshim_endpoint *dest,
-			 struct vmshim_route *route)
+static int sibling_route(int fd, const struct sockaddr *addr, socklen_t len,
+			 struct vmshim_endpoint *dest, struct vmshim_route *route)
 {
 	return endpoint_from_sockaddr(addr, len, dest) == 0 && !endpoint_is_loopback(dest) &&
-	       table_route(dest->family, dest->addr, dest->port, route) == VMSHIM_SIBLING;
+	       table_route(dest->family, dest->addr, dest->port, route) == VMSHIM_SIBLING &&
+	       !routed_by_application(fd);
 }
 
 static void debug_direct(int fd, const struct sockaddr *addr, socklen_t len)
@@ -26,7 +44,8 @@ static void debug_direct(int fd, const struct sockaddr *addr, socklen_t len)
 	if (endpoint_from_sockaddr(addr, len, &dest) < 0)
 		return; /* not TCP/IP: not ours to mention */
 	inet_ntop(dest.family, dest.addr, host, sizeof(host));
-	shim_log("fd %d: %s port %u is no sibling's: plain TCP", fd, host, dest.port);
+	shim_log("fd %d: %s port %u: plain TCP (no sibling's, or the socket is bound to a device "
+		 "or marked)", fd, host, dest.port);
 }
 
 /* Tries to make fd a sibling connection to addr (redirect.h). */
@@ -36,7 +55,7 @@ static enum redirect_result try_sibling(int fd, const struct sockaddr *addr, soc
 	struct vmshim_endpoint dest;
 	struct vmshim_route route;
 
-	if (!sibling_route(addr, len, &dest, &route)) {
+	if (!sibling_route(fd, addr, len, &dest, &route)) {
 		if (shim_config.debug)
 			debug_direct(fd, addr, len);
 		return REDIRECT_TCP;

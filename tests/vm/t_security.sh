@@ -144,6 +144,35 @@ shimmed alpha env VMSHIM_DEBUG=1 "$PROGS/echo_client" block 198.18.0.2 7403 1000
 grep -q "connected to sibling" "$WORK/c3.out" || fail "not redirected after nobody's attempts"
 log "nobody: no write to the table or run directory; $(grep -c : "$WORK/nobody.out") control requests refused ($(tr '\n' ';' <"$WORK/nobody.out")); root's listener still redirected"
 
+# A socket bound to a device (SO_BINDTODEVICE) or marked for policy routing (SO_MARK) chose
+# its path; vsock would bypass it, so it stays TCP (the bytes cross the veth), while an
+# ordinary socket to the same server is redirected.
+start_bg s6 shimmed beta "$PROGS/echo_server" block 7406 0.0.0.0 3
+wait_for "vsock listener" vsock_listening beta "$(vsock_port beta 7406)"
+for opt in none device mark; do
+	before=$(veth_bytes alpha)
+	shimmed alpha python3 - "$opt" <<'PY' || fail "client with $opt"
+import socket, sys
+s = socket.socket()
+if sys.argv[1] == "device":
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"eth0")
+elif sys.argv[1] == "mark":
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, 7)
+s.connect(("198.18.0.2", 7406))
+s.sendall(b"x" * 300000)
+got = 0
+while got < 300000:
+    got += len(s.recv(65536))
+PY
+	moved=$(($(veth_bytes alpha) - before))
+	case $opt in
+	none) [ "$moved" -lt 100000 ] || fail "an ordinary socket was not redirected ($moved bytes on the veth)" ;;
+	*) [ "$moved" -gt 600000 ] || fail "a socket with a $opt was redirected ($moved bytes on the veth)" ;;
+	esac
+	log "client socket with ${opt/none/no device or mark}: $moved bytes on the veth"
+done
+join_bg s6 || fail "server: $(cat "$WORK/s6.out")"
+
 # The shim ignores its environment knobs (VMSHIM_DEBUG, VMSHIM_RUNDIR, VMSHIM_DISABLE) in a
 # set-user-ID program. Only /etc/ld.so.preload can load it there (ld.so ignores LD_PRELOAD
 # paths in secure-execution mode), so it is used for this one command. The same program
@@ -229,3 +258,4 @@ join_bg s5 || fail "server: $(cat "$WORK/s5.out")"
 [ "$(grep -c '^accepted' "$WORK/s5.out")" = 1 ] && grep -q "peer=198.18.0.1:" "$WORK/s5.out" ||
 	fail "the application saw $(cat "$WORK/s5.out")"
 log "beta's policy gives alpha CID 7: alpha's vsock and control connections (CID 1) refused and logged; the application saw only a TCP client"
+
