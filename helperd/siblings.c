@@ -151,6 +151,15 @@ static void accept_sibling(struct vsock_listener *l, int vs, const struct sockad
 	uint16_t src_port;
 	int peer = peers_identify(from, &src_port);
 
+	if (peer >= 0 && src_port < VMSHIM_TCP_PRIVILEGED_PORTS) {
+		helperd.counters.sibling_refused++;
+		log_limited(LOG_SOURCE(LOG_KIND_CID, from->svm_cid), LOG_WARNING,
+			    "vsock connection from %s port %u refused: it stands for privileged TCP "
+			    "port %u, which any user of that guest could bind",
+			    helperd.policy->peers[peer].name, from->svm_port, src_port);
+		close(vs);
+		return;
+	}
 	if (peer < 0) {
 		helperd.counters.rejected_cids++;
 		log_warn("vsock connection from cid %u port %u refused: not a peer of the policy",

@@ -17,6 +17,7 @@
 #include "swap.h"
 #include "vmshim/endpoint.h"
 #include "vmshim/handover.h"
+#include "vmshim/ports.h"
 #include "vmshim/relayproto.h"
 
 #define BIND_TRIES 16
@@ -40,6 +41,8 @@ static int bind_source(int vs, int fd, const struct vmshim_route *route,
 
 	if (endpoint_of_socket(fd, real.getsockname, local) == 0 && local->port)
 		fixed = local->port;
+	if (fixed && (unsigned)fixed < VMSHIM_TCP_PRIVILEGED_PORTS)
+		return -1; /* only TCP can vouch for it (vmshim/ports.h) */
 	for (int i = 0; i < (fixed ? 1 : BIND_TRIES); i++) {
 		uint16_t port = fixed ? (uint16_t)fixed : source_port_next();
 		struct sockaddr_vm svm = {
@@ -166,7 +169,7 @@ enum redirect_result redirect_connect(int fd, int app_family, const struct vmshi
 	}
 	port = bind_source(vs, fd, route, &local);
 	if (port < 0) {
-		why = "no free vsock source port";
+		why = "no vsock source port for it (taken, or a privileged TCP port)";
 		goto fail;
 	}
 	if (connect_vsock(vs, route, route->source_base + (uint32_t)port) < 0) {

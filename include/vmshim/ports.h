@@ -14,6 +14,10 @@
 #define VMSHIM_V6_OFFSET 65536u
 #define VMSHIM_SOURCE_OFFSET 131072u
 #define VMSHIM_VSOCK_PORT_MAX 4294967294u /* the highest a block may use: VMADDR_PORT_ANY - 1 */
+/* TCP source ports below this say root bound them (rsh, NFS "secure"). The source port of a
+ * block that stands for one says nothing of the kind: any user of the guest can bind it. So
+ * such connections stay TCP, and a sibling connection from one is refused. */
+#define VMSHIM_TCP_PRIVILEGED_PORTS 1024u
 
 static inline uint32_t vmshim_listen_port(uint32_t base, int ipv6, uint16_t tcp_port)
 {

@@ -173,6 +173,45 @@ PY
 done
 join_bg s6 || fail "server: $(cat "$WORK/s6.out")"
 
+# A TCP source port below 1024 says root bound it; the vsock source port that stands for it
+# says nothing (any user of the client's guest can bind it). nobody in alpha binds the one
+# for TCP port 700 and connects to beta's server: helperd closes it unseen. Root's client
+# bound to TCP port 700 stays TCP, where the kernel vouches for the port.
+start_bg s7 shimmed beta "$PROGS/echo_server" block 7409 0.0.0.0 1
+wait_for "vsock listener" vsock_listening beta "$(vsock_port beta 7409)"
+as_nobody alpha python3 - "$(vsock_port beta 7409)" "$((BASE[alpha] + 131072 + 700))" \
+	>"$WORK/lowport.out" 2>&1 <<'PY' || fail "nobody's connection from port 700 was handed over: $(cat "$WORK/lowport.out")"
+import socket, sys
+port, src = int(sys.argv[1]), int(sys.argv[2])
+s = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+s.bind((socket.VMADDR_CID_ANY, src))
+s.settimeout(10)
+s.connect((1, port))
+try:
+    got = s.recv(1)
+except (ConnectionResetError, socket.timeout):
+    got = b""
+print("handed over" if got else "closed")
+sys.exit(1 if got else 0)
+PY
+before=$(veth_bytes alpha)
+shimmed alpha python3 - <<'PY' || fail "root's client from port 700"
+import socket
+s = socket.socket()
+s.bind(("0.0.0.0", 700))
+s.connect(("198.18.0.2", 7409))
+s.sendall(b"x" * 300000)
+got = 0
+while got < 300000:
+    got += len(s.recv(65536))
+PY
+moved=$(($(veth_bytes alpha) - before))
+join_bg s7 || fail "server: $(cat "$WORK/s7.out")"
+[ "$moved" -gt 600000 ] || fail "root's client from TCP port 700 was redirected ($moved bytes on the veth)"
+[ "$(grep -c '^accepted' "$WORK/s7.out")" = 1 ] && grep -q "peer=198.18.0.1:700" "$WORK/s7.out" ||
+	fail "the server saw $(cat "$WORK/s7.out")"
+log "vsock source for TCP port 700 from nobody: $(cat "$WORK/lowport.out"); root's client from TCP port 700: TCP ($moved bytes on the veth)"
+
 # The shim ignores its environment knobs (VMSHIM_DEBUG, VMSHIM_RUNDIR, VMSHIM_DISABLE) in a
 # set-user-ID program. Only /etc/ld.so.preload can load it there (ld.so ignores LD_PRELOAD
 # paths in secure-execution mode), so it is used for this one command. The same program
