@@ -57,11 +57,15 @@ static void free_retired(void)
 	}
 }
 
-int loop_run(volatile int *stop)
+int loop_run(volatile int *stop, void (*before_sleep)(void))
 {
 	struct epoll_event events[64];
 
-	while (!*stop) {
+	for (;;) {
+		if (before_sleep)
+			before_sleep();
+		if (*stop)
+			break;
 		int n = epoll_wait(epfd, events, 64, -1);
 		if (n < 0 && errno == EINTR)
 			continue;

@@ -7,11 +7,11 @@
 #include "announce.h"
 #include "helperd.h"
 #include "policy_addr.h"
-#include "siblings.h"
 #include "vmshim/peerproto.h"
 
 static struct policy_prefix self_owned[PEERPROTO_MAX_ADDRS];
 static size_t n_self_owned;
+static struct peerproto_announce said;
 static uint8_t frame[PEERPROTO_HEADER_SIZE + PEERPROTO_MAX_PAYLOAD];
 static long frame_len = -1;
 
@@ -71,19 +71,20 @@ static size_t ports_of(const uint64_t *set, uint16_t *out)
 
 void announce_compose(void)
 {
-	static struct peerproto_announce a;
-	uint64_t served4[POLICY_PORT_WORDS], served6[POLICY_PORT_WORDS];
-
-	a.n_addrs = n_self_owned;
+	said.n_addrs = n_self_owned;
 	for (size_t i = 0; i < n_self_owned; i++) {
-		a.addrs[i] = (struct peerproto_addr){.family = self_owned[i].family,
-						     .len = self_owned[i].len};
-		memcpy(a.addrs[i].addr, self_owned[i].addr, 16);
+		said.addrs[i] = (struct peerproto_addr){.family = self_owned[i].family,
+							.len = self_owned[i].len};
+		memcpy(said.addrs[i].addr, self_owned[i].addr, 16);
 	}
-	siblings_served(served4, served6);
-	a.n_ports4 = ports_of(served4, a.ports4);
-	a.n_ports6 = ports_of(served6, a.ports6);
-	frame_len = peerproto_encode_announce(&a, frame);
+	frame_len = peerproto_encode_announce(&said, frame);
+}
+
+void announce_served(const uint64_t *v4, const uint64_t *v6)
+{
+	said.n_ports4 = ports_of(v4, said.ports4);
+	said.n_ports6 = ports_of(v6, said.ports6);
+	announce_compose();
 }
 
 const uint8_t *announce_frame(size_t *len)

@@ -20,6 +20,7 @@
 #include "control.h"
 #include "counters.h"
 #include "doorbell.h"
+#include "helperd.h"
 #include "vmshim/log.h"
 #include "vmshim/loop.h"
 #include "siblings.h"
@@ -120,7 +121,7 @@ static void handle(int sock, const struct vmshim_request *req, int fd)
 		reply.status = doorbell_claim(fd, &reply, &vs);
 		break;
 	case VMSHIM_REQ_CLOSED:
-		siblings_sweep();
+		helperd_mark(CHANGED_LISTENER_MAY_BE_GONE);
 		return; /* no answer expected */
 	case VMSHIM_REQ_STATUS:
 		answer_status(sock, req->port == 1);

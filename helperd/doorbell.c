@@ -13,7 +13,6 @@
 #include "helperd.h"
 #include "vmshim/log.h"
 #include "vmshim/loop.h"
-#include "siblings.h"
 #include "tcpsock.h"
 #include "vmshim/endpoint.h"
 #include "vmshim/table.h"
@@ -85,7 +84,7 @@ static void on_bell(struct watch *w, uint32_t events)
 	if (!p->connected) {
 		log_warn("listener for port %u did not answer its doorbell (%s): sibling "
 			 "connection closed", p->show_local.port, strerror(err ? err : ECONNRESET));
-		siblings_sweep();
+		helperd_mark(CHANGED_LISTENER_MAY_BE_GONE);
 	} else {
 		log_debug("doorbell for port %u hung up before the sibling connection was taken",
 			  p->show_local.port);

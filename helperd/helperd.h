@@ -15,6 +15,17 @@ struct helperd_counters {
 	unsigned long refused_claims;   /* addresses peers claimed and may not own */
 };
 
+/* What changed in the current batch of events. Modules only mark it; helperd_before_sleep
+ * acts on each mark once, after the batch and before the loop sleeps, so that a burst of
+ * registrations or announcements costs one sweep, one announcement, one save and one
+ * table, and no module has to call back into the one that acts. */
+enum helperd_change {
+	CHANGED_LISTENER_MAY_BE_GONE = 1 << 0, /* ask the kernel which registered ones listen */
+	CHANGED_SERVED_PORTS = 1 << 1,         /* announce the ports siblings reach now */
+	CHANGED_REGISTRATIONS = 1 << 2,        /* write RUNDIR/listeners again */
+	CHANGED_TABLE_INPUTS = 1 << 3,         /* the policy or a peer: publish the table */
+};
+
 struct helperd {
 	const char *policy_path;
 	const char *rundir;
@@ -23,6 +34,7 @@ struct helperd {
 	int self; /* index of this guest in policy->peers, -1 when it has no peers */
 	int64_t started_ms;
 	struct helperd_counters counters;
+	unsigned changed; /* enum helperd_change marks not yet acted on */
 };
 
 extern struct helperd helperd;
@@ -33,7 +45,16 @@ static inline const struct policy_peer *helperd_self(void)
 	return helperd.self >= 0 ? &helperd.policy->peers[helperd.self] : NULL;
 }
 
+static inline void helperd_mark(enum helperd_change what)
+{
+	helperd.changed |= what;
+}
+
 /* Builds the table from the policy and what peers said, and publishes it. 0 or -1. */
 int helperd_publish(void);
+
+/* Acts on the marks of the batch of events just dispatched: the loop's before-sleep step,
+ * run also once as helperd stops, so that the last batch's registrations are saved. */
+void helperd_before_sleep(void);
 
 #endif

@@ -41,7 +41,7 @@ int link_heard(struct link *l, struct inbound *in, const uint8_t *payload, size_
 		changed = true;
 	}
 	if (changed)
-		helperd_publish();
+		helperd_mark(CHANGED_TABLE_INPUTS);
 	return 0;
 }
 
@@ -54,7 +54,7 @@ void link_down(struct link *l, const char *why)
 	l->since_ms = vmshim_now_ms();
 	log_info("peer %s (cid %u) is gone: %s; its addresses go back to TCP", l->name, l->cid,
 		 why);
-	helperd_publish();
+	helperd_mark(CHANGED_TABLE_INPUTS);
 }
 
 void link_free(struct link *l)

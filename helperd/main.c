@@ -123,7 +123,7 @@ static void reload(void)
 	}
 	describe();
 	peers_policy_changed();
-	helperd_publish();
+	helperd_mark(CHANGED_TABLE_INPUTS);
 	siblings_sync();
 }
 
@@ -161,7 +161,7 @@ static void on_tick(struct watch *w, uint32_t events)
 	if (read(w->fd, &ticks, sizeof(ticks)) != sizeof(ticks))
 		return;
 	publish_heartbeat();
-	siblings_sweep();
+	helperd_mark(CHANGED_LISTENER_MAY_BE_GONE);
 	doorbell_expire(vmshim_now_ms());
 	control_expire(vmshim_now_ms());
 	relayed_expire(vmshim_now_ms());
@@ -264,7 +264,7 @@ int main(int argc, char **argv)
 	policy_watch_start(helperd.policy_path, reload);
 	describe();
 	log_info("ready: run directory %s", helperd.rundir);
-	int rc = loop_run(&stopping);
+	int rc = loop_run(&stopping, helperd_before_sleep);
 
 	/* Shims see CLOSED at once and go back to plain TCP; open connections are untouched. */
 	publish_close();

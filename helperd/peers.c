@@ -139,9 +139,9 @@ int peers_start(void)
 	return views ? 0 : -1;
 }
 
-void peers_served_changed(void)
+void peers_announce_served(const uint64_t *v4, const uint64_t *v6)
 {
-	announce_compose();
+	announce_served(v4, v6);
 	announce_all();
 }
 

@@ -19,8 +19,9 @@ int peers_start(void);
 /* The policy changed: keeps what is known of peers that stay the same, forgets the rest. */
 void peers_policy_changed(void);
 
-/* This guest's listeners changed: announce at once. */
-void peers_served_changed(void);
+/* The TCP ports siblings reach in this guest changed (bitmaps of POLICY_PORT_WORDS words):
+ * announce them at once. */
+void peers_announce_served(const uint64_t *v4, const uint64_t *v6);
 
 /* One view per peer of the policy, for table_build(); valid until the next call. */
 const struct table_peer_view *peers_views(void);

@@ -45,7 +45,7 @@ struct vsock_listener {
 
 static struct registration *registrations;
 static struct vsock_listener *listeners;
-static bool registrations_changed;
+static bool registrations_unsaved; /* RUNDIR/listeners is behind until a save works */
 
 static bool is_wildcard(const struct vmshim_endpoint *ep)
 {
@@ -104,7 +104,7 @@ int siblings_register(int fd)
 	}
 	log_info("listener on TCP port %u registered (%s%s%s)", r->port, r->v4 ? "IPv4" : "",
 		 r->v4 && r->v6 ? ", " : "", r->v6 ? "IPv6" : "");
-	registrations_changed = true;
+	registrations_unsaved = true;
 	siblings_sync();
 	return 0;
 }
@@ -255,6 +255,7 @@ fail:
 static void close_listener(struct vsock_listener *l)
 {
 	HASH_DEL(listeners, l);
+	helperd_mark(CHANGED_SERVED_PORTS);
 	log_info("vsock port %u for TCP port %u closed", l->vport, l->tcp_port);
 	loop_retire(&l->w);
 	close(l->w.fd);
@@ -266,14 +267,15 @@ static void need(uint16_t tcp_port, bool v6)
 	struct vsock_listener *l;
 
 	HASH_FIND(hh, listeners, &vport, sizeof(vport), l);
-	if (!l && (l = open_listener(vport, tcp_port, v6)))
+	if (!l && (l = open_listener(vport, tcp_port, v6))) {
 		HASH_ADD(hh, listeners, vport, sizeof(l->vport), l);
+		helperd_mark(CHANGED_SERVED_PORTS);
+	}
 	if (l)
 		l->needed = true;
 }
 
-/* Writes the registrations down, so that a restarted helperd takes them up again. */
-static void save(void)
+void siblings_save(void)
 {
 	struct listener_record *records = calloc(HASH_COUNT(registrations) + 1, sizeof(*records));
 	struct registration *r, *tmp;
@@ -286,7 +288,7 @@ static void save(void)
 			.inode = r->inode, .port = r->port, .v4 = r->v4, .v6 = r->v6,
 			.bound = r->bound};
 	if (remember_listeners(records, n) == 0)
-		registrations_changed = false;
+		registrations_unsaved = false;
 	free(records);
 }
 
@@ -312,7 +314,7 @@ void siblings_restore(void)
 		free(live);
 	}
 	free(records);
-	registrations_changed = true;
+	registrations_unsaved = true;
 	siblings_sync();
 }
 
@@ -330,10 +332,7 @@ void siblings_sync(void)
 {
 	struct vsock_listener *l, *ltmp;
 	struct registration *r, *rtmp;
-	uint64_t before4[POLICY_PORT_WORDS], before6[POLICY_PORT_WORDS];
-	uint64_t after4[POLICY_PORT_WORDS], after6[POLICY_PORT_WORDS];
 
-	siblings_served(before4, before6);
 	HASH_ITER(hh, listeners, l, ltmp)
 		l->needed = false;
 	HASH_ITER(hh, registrations, r, rtmp) {
@@ -347,11 +346,9 @@ void siblings_sync(void)
 	HASH_ITER(hh, listeners, l, ltmp)
 		if (!l->needed)
 			close_listener(l);
-	if (registrations_changed)
-		save();
-	siblings_served(after4, after6);
-	if (memcmp(before4, after4, sizeof(after4)) || memcmp(before6, after6, sizeof(after6)))
-		peers_served_changed();
+	/* Until a save works, every sync marks it again: so a failed one is tried each tick. */
+	if (registrations_unsaved)
+		helperd_mark(CHANGED_REGISTRATIONS);
 }
 
 void siblings_sweep(void)
@@ -368,7 +365,7 @@ void siblings_sweep(void)
 		log_info("listener on TCP port %u is gone", r->port);
 		HASH_DEL(registrations, r);
 		free(r);
-		registrations_changed = true;
+		registrations_unsaved = true;
 	}
 	free(live);
 	siblings_sync();

@@ -18,6 +18,10 @@ void siblings_sweep(void);
 /* Brings the vsock listeners in line with the registrations and the current policy. */
 void siblings_sync(void);
 
+/* Writes the registrations down (RUNDIR/listeners), so that a restarted helperd takes them
+ * up again. */
+void siblings_save(void);
+
 /* Takes up the listeners an earlier helperd registered that still listen. */
 void siblings_restore(void);
 

@@ -22,8 +22,10 @@ void loop_del(struct watch *w);
  * to freed memory. The caller closes the descriptor. */
 void loop_retire(struct watch *w);
 
-/* Dispatches events until *stop becomes true. Returns 0, or -1 if epoll fails. */
-int loop_run(volatile int *stop);
+/* Dispatches events until *stop becomes true. Returns 0, or -1 if epoll fails.
+ * before_sleep (if not NULL) runs before each wait and once more before returning, so that
+ * what a batch of events changed is acted on once for the whole batch. */
+int loop_run(volatile int *stop, void (*before_sleep)(void));
 
 /* After loop_run and the shutdown of everything watched: frees the watches retired since,
  * and closes the epoll descriptor. */
