@@ -144,27 +144,38 @@ shimmed alpha env VMSHIM_DEBUG=1 "$PROGS/echo_client" block 198.18.0.2 7403 1000
 grep -q "connected to sibling" "$WORK/c3.out" || fail "not redirected after nobody's attempts"
 log "nobody: no write to the table or run directory; $(grep -c : "$WORK/nobody.out") control requests refused ($(tr '\n' ';' <"$WORK/nobody.out")); root's listener still redirected"
 
+# veth_bytes_of_client OPTION PORT: bytes that crossed alpha's veth while a shimmed client in
+# alpha echoed 300 kB with beta's server on PORT; OPTION: none, device (SO_BINDTODEVICE eth0),
+# mark (SO_MARK 7) or port700 (bound to TCP port 700).
+veth_bytes_of_client() {
+	local before
+	before=$(veth_bytes alpha)
+	shimmed alpha python3 - "$@" <<'PY' || { echo "    FAIL: client with $1" >&2; return 1; }
+import socket, sys
+opt, port = sys.argv[1], int(sys.argv[2])
+s = socket.socket()
+if opt == "device":
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"eth0")
+elif opt == "mark":
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, 7)
+elif opt == "port700":
+    s.bind(("0.0.0.0", 700))
+s.connect(("198.18.0.2", port))
+s.sendall(b"x" * 300000)
+got = 0
+while got < 300000:
+    got += len(s.recv(65536))
+PY
+	echo $(($(veth_bytes alpha) - before))
+}
+
 # A socket bound to a device (SO_BINDTODEVICE) or marked for policy routing (SO_MARK) chose
 # its path; vsock would bypass it, so it stays TCP (the bytes cross the veth), while an
 # ordinary socket to the same server is redirected.
 start_bg s6 shimmed beta "$PROGS/echo_server" block 7406 0.0.0.0 3
 wait_for "vsock listener" vsock_listening beta "$(vsock_port beta 7406)"
 for opt in none device mark; do
-	before=$(veth_bytes alpha)
-	shimmed alpha python3 - "$opt" <<'PY' || fail "client with $opt"
-import socket, sys
-s = socket.socket()
-if sys.argv[1] == "device":
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"eth0")
-elif sys.argv[1] == "mark":
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, 7)
-s.connect(("198.18.0.2", 7406))
-s.sendall(b"x" * 300000)
-got = 0
-while got < 300000:
-    got += len(s.recv(65536))
-PY
-	moved=$(($(veth_bytes alpha) - before))
+	moved=$(veth_bytes_of_client "$opt" 7406)
 	case $opt in
 	none) [ "$moved" -lt 100000 ] || fail "an ordinary socket was not redirected ($moved bytes on the veth)" ;;
 	*) [ "$moved" -gt 600000 ] || fail "a socket with a $opt was redirected ($moved bytes on the veth)" ;;
@@ -194,18 +205,7 @@ except (ConnectionResetError, socket.timeout):
 print("handed over" if got else "closed")
 sys.exit(1 if got else 0)
 PY
-before=$(veth_bytes alpha)
-shimmed alpha python3 - <<'PY' || fail "root's client from port 700"
-import socket
-s = socket.socket()
-s.bind(("0.0.0.0", 700))
-s.connect(("198.18.0.2", 7409))
-s.sendall(b"x" * 300000)
-got = 0
-while got < 300000:
-    got += len(s.recv(65536))
-PY
-moved=$(($(veth_bytes alpha) - before))
+moved=$(veth_bytes_of_client port700 7409)
 join_bg s7 || fail "server: $(cat "$WORK/s7.out")"
 [ "$moved" -gt 600000 ] || fail "root's client from TCP port 700 was redirected ($moved bytes on the veth)"
 [ "$(grep -c '^accepted' "$WORK/s7.out")" = 1 ] && grep -q "peer=198.18.0.1:700" "$WORK/s7.out" ||
