@@ -182,8 +182,9 @@ static void accept_sibling(struct vsock_listener *l, int vs, const struct sockad
 	show_peer.port = src_port;
 	log_debug("connection from %s port %u to port %u", helperd.policy->peers[peer].name,
 		  src_port, l->tcp_port);
-	helperd.counters.sibling_accepted++;
-	doorbell_ring(vs, &target, len, &show_peer, &show_local);
+	if (doorbell_ring(vs, &helperd.policy->peers[peer], l->vport, &target, len, &show_peer,
+			  &show_local) == 0)
+		helperd.counters.sibling_accepted++;
 }
 
 /* A connection through the relay, once FROM said whose it is. */
