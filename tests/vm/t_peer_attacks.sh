@@ -2,12 +2,14 @@
 # protocol: alpha (root there) opens vsock connections from its own port block to beta's
 # sibling ports and never takes them further, as no shim would. gamma is an honest peer.
 # Each attack is tried and what it got is logged; the test fails at the end if any of
-# them worked (issue 15, item 7):
+# them worked (issue 15, items 7 and 10):
 #   - alpha fills beta's pool of sibling connections waiting for a slow acceptor, and
 #     then gamma's connections to every other listener of beta are refused
 #   - alpha's connections stay in the pool after alpha closed them
 #   - alpha's connections that no shim waits for stay in the pool far beyond the
 #     connect-timeout
+#   - six peers of the policy (p1 to p6: only alpha runs them) announce as many ports as a
+#     frame holds, and beta's status can no longer be asked for
 BASE[gamma]=3000000
 flood=$TOP/tests/vm/apps/peer_flood.py
 worked=()
@@ -39,12 +41,38 @@ stopped_server() {
 	kill -STOP "$(leaf_pid "$(cat "$WORK/$1.pid")")"
 }
 
-guest_policy alpha beta gamma >"$POLICY"
+FAKES="p1 p2 p3 p4 p5 p6"
+for p in $FAKES; do
+	BASE[$p]=$((3000000 + ${p#p} * 1000000))
+done
+{
+	guest_policy alpha beta gamma
+	for p in $FAKES; do
+		printf 'peer %s\n    cid 1\n    vsock-base %s\n' "$p" "${BASE[$p]}"
+	done
+} >"$POLICY"
 for g in alpha beta gamma; do
 	start_helperd "$g"
 done
 stopped_server slow 7500
 stopped_server slow2 7502
+
+# p1 to p6 announce 7546 ports each: beta's status answers, all of it.
+start_bg announce in_guest alpha python3 "$TOP/tests/vm/apps/peer_announce.py" \
+	$((BASE[beta] + 131072)) $(for p in $FAKES; do echo $((BASE[$p] + 131072 + 1)); done) \
+	"$WORK/announce.go"
+wait_for "the announcements" grep -q announcing "$WORK/announce.out"
+wait_for "beta to take them" grep -q "peer p6 (cid 1) is up" "$WORK/helperd-beta.log"
+rc=0
+in_guest beta "$VMSHIMCTL" status --json >"$WORK/status.json" 2>"$WORK/status.err" || rc=$?
+ports=$(python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+print(sum(len(p["ports4"]) for p in d["peers"] if p["name"].startswith("p")))' "$WORK/status.json" 2>/dev/null) || ports=none
+attack "six peers announcing 7546 ports each silence beta's status" \
+	"$([ "$rc" = 0 ] && [ "$ports" = 45276 ] && echo no || echo yes)" \
+	"vmshimctl status --json: exit $rc, $(wc -c <"$WORK/status.json") bytes, $ports ports of p1 to p6 $(head -c 100 "$WORK/status.err"); helperd: $(grep -m1 'status request' "$WORK/helperd-beta.log" || echo nothing logged)"
+touch "$WORK/announce.go"
+join_bg announce 30 || fail "announce: $(cat "$WORK/announce.out")"
 
 # The policy's connect-timeout is 2 s: no shim waits longer for its connection to be
 # accepted, so none of alpha's 100 connections to a slow acceptor may be kept much longer.
