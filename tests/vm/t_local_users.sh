@@ -46,8 +46,40 @@ done
 ip netns del elsewhere
 [ -z "$stolen" ] || fail "nobody's claims were not all refused:$stolen"
 
-# The next section reports what it saw and fails at its end.
+# The next two sections report what they saw and fail at their end.
 broken=()
+
+# Any local user may bind a loopback address, the doorbell's too. nobody's ordinary
+# connection from 127.86.83.77 to root's shimmed server is the server's, as it would be
+# without the shim (before: closed inside accept(), unseen): with helperd running (it is
+# none of helperd's doorbells) and with no helperd at all.
+for where in helperd none; do
+	port=7411
+	env=()
+	[ "$where" = helperd ] || { port=7412; env=(env VMSHIM_RUNDIR=/run/vmshim-none); }
+	start_bg "s$port" shimmed beta "${env[@]}" "$PROGS/echo_server" block "$port" 0.0.0.0 1
+	wait_for "listener $port" tcp_listening beta "$port"
+	as_nobody beta python3 - "$port" >"$WORK/from-bell-$port.out" 2>&1 <<'PY' || true
+import socket, sys
+s = socket.socket()
+s.bind(("127.86.83.77", 0))
+s.settimeout(5)
+s.connect(("127.0.0.1", int(sys.argv[1])))
+try:
+    s.sendall(b"hello")
+    s.shutdown(socket.SHUT_WR)
+    print("echo:", s.recv(100))
+except OSError as e:
+    print("echo: none,", e)
+PY
+	log "with $where: nobody's connection from 127.86.83.77 to root's server: $(cat "$WORK/from-bell-$port.out")"
+	if grep -q "echo: b'hello'" "$WORK/from-bell-$port.out"; then
+		join_bg "s$port" 10 || fail "server: $(cat "$WORK/s$port.out")"
+	else
+		stop_bg "s$port"
+		broken+=("a client from 127.86.83.77 dropped with $where")
+	fi
+done
 
 # The kernel's inet_diag is gone (and no module loader brings it back), so helperd cannot
 # check that a registered listener still listens. (Without tcp_diag alone, the kernel lists
