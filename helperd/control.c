@@ -2,7 +2,8 @@
  * socket carries that socket, and helperd believes only what it sees of it. One request per
  * connection; anything malformed is logged (limited per user) and dropped without an
  * answer. No user can crowd the others out: each (but root) may hold CONN_PER_UID
- * connections at once, and a connection that has not asked within REQUEST_MS is closed. */
+ * connections at once, and a connection that has not asked within REQUEST_MS is closed, as
+ * is one that has not read its status answer (sent as the reader takes it) within as long. */
 #include <errno.h>
 #include <stdbool.h>
 #include <limits.h>
@@ -37,6 +38,8 @@ struct conn {
 	struct watch w;
 	struct share *share;
 	int64_t deadline_ms;
+	char *answer; /* a status answer on its way */
+	size_t answer_len, answer_off;
 	struct conn *prev, *next; /* the open ones, oldest first */
 };
 
@@ -66,6 +69,7 @@ static void close_conn(struct conn *c)
 	DL_DELETE(conns, c);
 	n_conns--;
 	release_share(c->share);
+	free(c->answer);
 	loop_retire(&c->w);
 	close(c->w.fd);
 }
@@ -98,14 +102,41 @@ static struct share *share_for(int s)
 	return sh;
 }
 
-static void answer_status(int sock, bool json)
+/* Sends what the socket takes of c's status answer, in messages of VMSHIM_STATUS_CHUNK
+ * bytes; the rest when it is writable again. The connection closes once all is sent. */
+static void send_answer(struct conn *c)
 {
-	size_t len;
-	char *text = status_render(json, &len);
+	while (c->answer_off < c->answer_len) {
+		size_t len = c->answer_len - c->answer_off;
+		ssize_t n = send(c->w.fd, c->answer + c->answer_off,
+				 len < VMSHIM_STATUS_CHUNK ? len : VMSHIM_STATUS_CHUNK,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && errno == EAGAIN && loop_mod(&c->w, EPOLLOUT) == 0)
+			return;
+		if (n < 0) {
+			log_limited(LOG_SOURCE(LOG_KIND_UID, c->share->uid), LOG_WARNING,
+				    "control: cannot answer a status request of uid %u: %m",
+				    (unsigned)c->share->uid);
+			break;
+		}
+		c->answer_off += (size_t)n;
+	}
+	close_conn(c);
+}
 
-	if (!text || send(sock, text, len, MSG_NOSIGNAL) < 0)
-		log_warn("control: cannot answer a status request: %m");
-	free(text);
+static void answer_status(struct conn *c, bool json)
+{
+	c->answer = status_render(json, &c->answer_len);
+	if (!c->answer) {
+		log_warn("control: cannot make a status answer: %m");
+		close_conn(c);
+		return;
+	}
+	/* it has as long to read the answer as it had to ask */
+	DL_DELETE(conns, c);
+	c->deadline_ms = vmshim_now_ms() + REQUEST_MS;
+	DL_APPEND(conns, c);
+	send_answer(c);
 }
 
 static void handle(int sock, const struct vmshim_request *req, int fd)
@@ -123,9 +154,6 @@ static void handle(int sock, const struct vmshim_request *req, int fd)
 	case VMSHIM_REQ_CLOSED:
 		helperd_mark(CHANGED_LISTENER_MAY_BE_GONE);
 		return; /* no answer expected */
-	case VMSHIM_REQ_STATUS:
-		answer_status(sock, req->port == 1);
-		return;
 	case VMSHIM_REQ_COUNTERS:
 		reply.status = counters_fd() < 0 ? ENOENT : 0;
 		if (fdpass_send(sock, &reply, sizeof(reply), counters_fd()) < 0)
@@ -143,10 +171,15 @@ static void on_conn(struct watch *w, uint32_t events)
 	struct conn *c = w->owner;
 	struct vmshim_request req;
 	int fd = -1;
+
+	(void)events;
+	if (c->answer) {
+		send_answer(c);
+		return;
+	}
 	ssize_t n = fdpass_recv(w->fd, &req, sizeof(req), &fd);
 	const char *why;
 
-	(void)events;
 	if (n < 0 && errno == EAGAIN)
 		return;
 	if (n == 0) {
@@ -155,6 +188,9 @@ static void on_conn(struct watch *w, uint32_t events)
 		log_limited(LOG_SOURCE(LOG_KIND_UID, c->share->uid), LOG_WARNING,
 			    "control: malformed request from uid %u dropped (%zd bytes): %s",
 			    (unsigned)c->share->uid, n, why);
+	} else if (req.type == VMSHIM_REQ_STATUS) {
+		answer_status(c, req.port == 1); /* no descriptor came with it */
+		return;
 	} else {
 		handle(w->fd, &req, fd);
 	}

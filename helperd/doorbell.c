@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <uthash.h>
 #include <unistd.h>
 
@@ -17,18 +18,33 @@
 #include "vmshim/endpoint.h"
 #include "vmshim/table.h"
 
+/* The pool of sibling connections waiting to be accepted (two descriptors each) is shared:
+ * a peer may hold a quarter of it, a listener half, so that a hostile peer or a slow
+ * acceptor crowds out no one but itself. */
 #define PENDING_MAX 4096
-#define PENDING_MS 60000 /* a connection nobody accepts for this long is closed */
+#define FD_RESERVE 1536 /* descriptors for all else: control connections, peers, listeners */
+/* A shim waits for its connection to be accepted only for the connect-timeout; after that,
+ * and this much more, no one waits for an entry any more. */
+#define PENDING_GRACE_MS 1000
 /* Each doorbell carries a secret of this many random bytes, which only the process that
  * accepted it can read: the claim must show it. A doorbell's addresses are no proof, anyone
  * sees them in /proc/net/tcp and can give a socket of their own the same ones. */
 #define SECRET_LEN 16
 #define SECRET_WAIT_MS 200 /* on loopback it is there at once; this only covers a busy CPU */
 
+/* What one peer, or one listener, holds of the pool. */
+struct share {
+	uint64_t key;
+	unsigned n;
+	UT_hash_handle hh;
+};
+
 struct pending {
-	struct watch w; /* on the doorbell socket */
-	uint32_t key;   /* family and port of the doorbell's local end */
-	int vs;         /* the sibling's connection */
+	struct watch w;  /* on the doorbell socket */
+	struct watch vw; /* on the sibling's connection, for its hanging up */
+	uint32_t key;    /* family and port of the doorbell's local end */
+	int vs;          /* the sibling's connection */
+	struct share *peer, *listener;
 	bool connected; /* and the secret sent */
 	uint8_t secret[SECRET_LEN];
 	struct vmshim_endpoint bell_local, bell_peer;
@@ -38,6 +54,8 @@ struct pending {
 };
 
 static struct pending *pending;
+static struct share *peer_shares, *listener_shares;
+static unsigned pool_max = PENDING_MAX;
 
 static uint32_t key_of(const struct vmshim_endpoint *ep)
 {
@@ -50,11 +68,50 @@ static bool same_endpoint(const struct vmshim_endpoint *a, const struct vmshim_e
 	       memcmp(a->addr, b->addr, a->family == AF_INET ? 4 : 16) == 0;
 }
 
+/* table's share for key, one more taken from it, unless it already holds max. */
+static struct share *take_share(struct share **table, uint64_t key, unsigned max)
+{
+	struct share *sh;
+
+	HASH_FIND(hh, *table, &key, sizeof(key), sh);
+	if (sh && sh->n >= max)
+		return NULL;
+	if (!sh) {
+		sh = calloc(1, sizeof(*sh));
+		if (!sh)
+			return NULL;
+		sh->key = key;
+		HASH_ADD(hh, *table, key, sizeof(sh->key), sh);
+	}
+	sh->n++;
+	return sh;
+}
+
+static void give_share(struct share **table, struct share *sh)
+{
+	if (sh && --sh->n == 0) {
+		HASH_DEL(*table, sh);
+		free(sh);
+	}
+}
+
+/* The sibling's connection leaves the loop (p itself lives until its bell's watch is
+ * retired; an event already fetched for vs is skipped). */
+static void unwatch_sibling(struct pending *p)
+{
+	loop_del(&p->vw);
+	p->vw.on_event = NULL;
+}
+
 static void drop(struct pending *p)
 {
 	HASH_DEL(pending, p);
-	if (p->vs >= 0)
+	give_share(&peer_shares, p->peer);
+	give_share(&listener_shares, p->listener);
+	if (p->vs >= 0) {
+		unwatch_sibling(p);
 		close(p->vs);
+	}
 	loop_retire(&p->w);
 	close(p->w.fd); /* with SO_LINGER 0: a reset, no TIME_WAIT on the loopback */
 }
@@ -92,6 +149,17 @@ static void on_bell(struct watch *w, uint32_t events)
 	drop(p);
 }
 
+/* The sibling hung up before its connection was accepted: its shim gave up and uses TCP. */
+static void on_sibling_gone(struct watch *w, uint32_t events)
+{
+	struct pending *p = w->owner;
+
+	(void)events;
+	log_debug("sibling connection to port %u closed by the sibling before it was accepted",
+		  p->show_local.port);
+	drop(p);
+}
+
 /* A TCP socket that resets on close and comes from the doorbell address. */
 static int bell_socket(int family)
 {
@@ -114,42 +182,93 @@ static int bell_socket(int family)
 	return s;
 }
 
-void doorbell_ring(int vs, const struct sockaddr_storage *target, socklen_t target_len,
-		   const struct vmshim_endpoint *show_peer, const struct vmshim_endpoint *show_local)
+void doorbell_init(void)
 {
-	struct pending *p = NULL;
+	struct rlimit rl;
+	rlim_t want = 2 * PENDING_MAX + FD_RESERVE;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
+		return;
+	/* root may raise the hard limit too; else the soft one goes as far as it can */
+	rlim_t most = rl.rlim_max > want ? rl.rlim_max : want;
+	struct rlimit up = {.rlim_cur = most, .rlim_max = most};
+	if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		getrlimit(RLIMIT_NOFILE, &rl);
+	pool_max = rl.rlim_cur > FD_RESERVE + 8 ? (unsigned)(rl.rlim_cur - FD_RESERVE) / 2 : 4;
+	log_warn("only %llu descriptors: at most %u sibling connections can wait to be accepted",
+		 (unsigned long long)rl.rlim_cur, pool_max);
+}
+
+/* Takes p's place in the pool from its peer's and its listener's shares; false (logged)
+ * when the pool or either share is full. */
+static bool reserve(struct pending *p, const struct policy_peer *from, uint32_t vport,
+		    uint16_t port)
+{
+	if (HASH_COUNT(pending) < pool_max &&
+	    (p->peer = take_share(&peer_shares, (uint64_t)from->cid << 32 | from->vsock_base,
+				  pool_max / 4)) &&
+	    (p->listener = take_share(&listener_shares, vport, pool_max / 2)))
+		return true;
+	const char *why = HASH_COUNT(pending) >= pool_max ? "helperd's pool is full"
+			  : !p->peer				 ? "its share of the pool is full"
+								 : "this port's share is full";
+	helperd.counters.sibling_busy++;
+	log_limited(LOG_SOURCE(LOG_KIND_CID, from->cid), LOG_WARNING,
+		    "connection from %s to port %u refused: too many wait to be accepted (%s)",
+		    from->name, port, why);
+	return false;
+}
+
+int doorbell_ring(int vs, const struct policy_peer *from, uint32_t vport,
+		  const struct sockaddr_storage *target, socklen_t target_len,
+		  const struct vmshim_endpoint *show_peer, const struct vmshim_endpoint *show_local)
+{
+	struct pending *p = calloc(1, sizeof(*p));
 	int s = -1;
 
-	if (HASH_COUNT(pending) >= PENDING_MAX) {
-		log_warn("%d sibling connections wait to be accepted: refusing more", PENDING_MAX);
+	if (!p)
 		goto fail;
-	}
+	p->vs = -1;
+	if (!reserve(p, from, vport, show_local->port))
+		goto fail;
 	s = bell_socket(target->ss_family);
 	if (s < 0 || (connect(s, (const struct sockaddr *)target, target_len) < 0 &&
 		      errno != EINPROGRESS)) {
 		log_warn("doorbell for port %u: %m", show_local->port);
 		goto fail;
 	}
-	p = calloc(1, sizeof(*p));
-	if (!p || getrandom(p->secret, SECRET_LEN, 0) != SECRET_LEN ||
+	if (getrandom(p->secret, SECRET_LEN, 0) != SECRET_LEN ||
 	    endpoint_of_socket(s, getsockname, &p->bell_local) < 0 ||
 	    endpoint_from_sockaddr((const struct sockaddr *)target, target_len, &p->bell_peer) < 0)
 		goto fail;
 	p->w = (struct watch){.fd = s, .on_event = on_bell, .owner = p};
+	p->vw = (struct watch){.fd = vs, .on_event = on_sibling_gone, .owner = p};
 	p->key = key_of(&p->bell_local);
-	p->vs = vs;
 	p->show_peer = *show_peer;
 	p->show_local = *show_local;
-	p->deadline_ms = vmshim_now_ms() + PENDING_MS;
+	p->deadline_ms = vmshim_now_ms() + helperd.policy->connect_timeout_ms + PENDING_GRACE_MS;
 	if (loop_add(&p->w, EPOLLOUT | EPOLLRDHUP) < 0)
 		goto fail;
+	if (loop_add(&p->vw, EPOLLRDHUP) < 0) {
+		loop_del(&p->w);
+		goto fail;
+	}
+	p->vs = vs;
 	HASH_ADD(hh, pending, key, sizeof(p->key), p);
-	return;
+	return 0;
 fail:
+	if (p) {
+		give_share(&peer_shares, p->peer);
+		give_share(&listener_shares, p->listener);
+	}
 	free(p);
 	if (s >= 0)
 		close(s);
 	close(vs);
+	return -1;
 }
 
 /* Reads the secret from the application's end of the doorbell (helperd's copy of it shares
@@ -194,6 +313,7 @@ int doorbell_claim(int app_fd, struct vmshim_reply *reply, int *vs)
 	}
 	reply->peer = p->show_peer;
 	reply->local = p->show_local;
+	unwatch_sibling(p);
 	*vs = p->vs;
 	p->vs = -1;
 	drop(p);
@@ -207,8 +327,9 @@ void doorbell_expire(int64_t now_ms)
 	HASH_ITER(hh, pending, p, tmp) {
 		if (now_ms < p->deadline_ms)
 			continue;
-		log_info("sibling connection to port %u not accepted within %d s: closed",
-			 p->show_local.port, PENDING_MS / 1000);
+		log_limited(LOG_SOURCE(LOG_KIND_CID, p->peer->key >> 32), LOG_INFO,
+			    "sibling connection to port %u not accepted within the connect-timeout: "
+			    "closed", p->show_local.port);
 		drop(p);
 	}
 }

@@ -10,6 +10,7 @@
 struct helperd_counters {
 	unsigned long sibling_accepted; /* vsock connections handed to a listener */
 	unsigned long sibling_refused;  /* from a peer, to a port with no listener open to it */
+	unsigned long sibling_busy;     /* refused: too many wait to be accepted */
 	unsigned long rejected_cids;    /* vsock connections from outside the policy */
 	unsigned long bad_messages;     /* malformed frames from peers */
 	unsigned long refused_claims;   /* addresses peers claimed and may not own */

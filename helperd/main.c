@@ -233,8 +233,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	log_open("helperd", to_syslog < 0 ? !foreground : to_syslog, debug);
-	/* each sibling connection waiting to be taken holds two descriptors */
-	daemon_raise_fd_limit();
+	doorbell_init();
 
 	sigset_t signals;
 	sigemptyset(&signals);

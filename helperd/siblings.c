@@ -119,6 +119,21 @@ static const struct registration *registration_for(uint16_t port, bool v6)
 	return NULL;
 }
 
+/* Whether the kernel still has r's listener. A doorbell at a port whose listener is gone
+ * would ring whatever listens there now, a program without the shim perhaps, or another
+ * user's: never at one that cannot be checked (logged as a warning). */
+static bool still_listening(const struct registration *r)
+{
+	uint64_t *live;
+	size_t n;
+
+	if (sockdiag_listening(&live, &n) < 0)
+		return false;
+	bool there = sockdiag_has(live, n, r->inode);
+	free(live);
+	return there;
+}
+
 /* The address that stands for peer i (or this guest) in one family (zero if it has none). */
 static void show_address(int i, bool v6, struct vmshim_endpoint *ep)
 {
@@ -168,7 +183,8 @@ static void accept_sibling(struct vsock_listener *l, int vs, const struct sockad
 		return;
 	}
 	const struct registration *r = registration_for(l->tcp_port, l->v6);
-	if (!r || !exposed(l->tcp_port)) {
+	/* a listener gone is forgotten at the next sweep (not here: that may close l) */
+	if (!r || !exposed(l->tcp_port) || !still_listening(r)) {
 		helperd.counters.sibling_refused++;
 		log_info("connection from %s to port %u refused: no listener open to siblings",
 			 helperd.policy->peers[peer].name, l->tcp_port);
@@ -182,8 +198,9 @@ static void accept_sibling(struct vsock_listener *l, int vs, const struct sockad
 	show_peer.port = src_port;
 	log_debug("connection from %s port %u to port %u", helperd.policy->peers[peer].name,
 		  src_port, l->tcp_port);
-	helperd.counters.sibling_accepted++;
-	doorbell_ring(vs, &target, len, &show_peer, &show_local);
+	if (doorbell_ring(vs, &helperd.policy->peers[peer], l->vport, &target, len, &show_peer,
+			  &show_local) == 0)
+		helperd.counters.sibling_accepted++;
 }
 
 /* A connection through the relay, once FROM said whose it is. */
@@ -357,17 +374,20 @@ void siblings_sweep(void)
 	size_t n;
 	struct registration *r, *tmp;
 
-	if (!registrations || sockdiag_listening(&live, &n) < 0)
+	if (!registrations)
 		return;
+	bool known = sockdiag_listening(&live, &n) == 0; /* else none can be checked */
 	HASH_ITER(hh, registrations, r, tmp) {
-		if (sockdiag_has(live, n, r->inode))
+		if (known && sockdiag_has(live, n, r->inode))
 			continue;
-		log_info("listener on TCP port %u is gone", r->port);
+		log_info("listener on TCP port %u %s", r->port,
+			 known ? "is gone" : "withdrawn: it cannot be checked");
 		HASH_DEL(registrations, r);
 		free(r);
 		registrations_unsaved = true;
 	}
-	free(live);
+	if (known)
+		free(live);
 	siblings_sync();
 }
 

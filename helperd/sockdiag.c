@@ -7,6 +7,7 @@
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -79,17 +80,24 @@ static int cmp_u64(const void *a, const void *b)
 
 int sockdiag_listening(uint64_t **inodes, size_t *count)
 {
+	static bool failing; /* said once, until it works again */
 	struct inode_list l = {0};
 	int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
 
 	if (nl < 0 || dump_family(nl, AF_INET, &l) < 0 || dump_family(nl, AF_INET6, &l) < 0) {
-		log_debug("sock_diag: cannot list TCP listeners: %m");
+		if (!failing)
+			log_warn("sock_diag cannot list TCP listeners (%m; is tcp_diag loadable?): "
+				 "no listener can be checked, so none is offered to siblings");
+		failing = true;
 		if (nl >= 0)
 			close(nl);
 		free(l.v);
 		return -1;
 	}
 	close(nl);
+	if (failing)
+		log_info("sock_diag lists TCP listeners again");
+	failing = false;
 	if (l.n) /* an empty list may have no array at all */
 		qsort(l.v, l.n, sizeof(*l.v), cmp_u64);
 	*inodes = l.v;

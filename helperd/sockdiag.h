@@ -6,7 +6,8 @@
 
 /* The inodes of every TCP socket in LISTEN state in this network namespace, IPv4 and IPv6,
  * sorted, in a malloc'ed array (*inodes, *count). Returns 0, or -1 if the kernel could not
- * be asked (no inet_diag): then nothing can be said about liveness. */
+ * be asked (no inet_diag or tcp_diag; logged as a warning): then nothing can be said about
+ * liveness. */
 int sockdiag_listening(uint64_t **inodes, size_t *count);
 
 /* Whether inode is in such an array. */

@@ -30,6 +30,7 @@ char *status_render(bool json, size_t *len)
 	} counts[] = {
 		{"sibling_accepted", "sibling connections accepted", c->sibling_accepted},
 		{"sibling_refused", "sibling connections refused (no listener)", c->sibling_refused},
+		{"sibling_busy", "sibling connections refused (too many waiting)", c->sibling_busy},
 		{"rejected_cids", "vsock connections rejected (CID or port outside the policy)",
 		 c->rejected_cids},
 		{"bad_messages", "malformed messages from peers", c->bad_messages},

@@ -6,10 +6,34 @@
 #include "policy.h"
 #include "policy_addr.h"
 #include "table_build.h"
+#include "vmshim/peerproto.h"
 
-static uint32_t align8(uint32_t n)
+static uint64_t align8(uint64_t n)
 {
-	return (n + 7u) & ~7u;
+	return (n + 7u) & ~(uint64_t)7u;
+}
+
+/* The layout of a body: header, peers, IPv4 ranges, IPv6 ranges, two port sets per peer. */
+static void lay_out(uint64_t n_peers, uint64_t n4, uint64_t n6, uint64_t offsets[5])
+{
+	offsets[0] = align8(sizeof(struct vmshim_table_body));
+	offsets[1] = align8(offsets[0] + n_peers * sizeof(struct vmshim_table_peer));
+	offsets[2] = align8(offsets[1] + n4 * sizeof(struct vmshim_range4));
+	offsets[3] = align8(offsets[2] + n6 * sizeof(struct vmshim_range6));
+	offsets[4] = offsets[3] + 2 * n_peers * VMSHIM_PORTSET_WORDS * sizeof(uint64_t);
+}
+
+uint64_t table_size(uint64_t n_peers, uint64_t n4, uint64_t n6)
+{
+	uint64_t offsets[5];
+
+	lay_out(n_peers, n4, n6, offsets);
+	return offsets[4];
+}
+
+uint64_t table_peer_ranges(const struct policy_peer *pp)
+{
+	return pp->n_prefixes > PEERPROTO_MAX_ADDRS ? pp->n_prefixes : PEERPROTO_MAX_ADDRS;
 }
 
 static uint64_t be_bits(const uint8_t *p, unsigned nbytes)
@@ -110,12 +134,14 @@ void *table_build(const struct policy *policy, int self, const struct table_peer
 		.relay_cid = policy->relay_cid,
 		.relay_port = policy->relay_port,
 	};
-	head.peers_off = align8(sizeof(head));
-	head.ranges4_off = align8(head.peers_off + n_peers * sizeof(struct vmshim_table_peer));
-	head.ranges6_off = align8(head.ranges4_off + n4 * sizeof(struct vmshim_range4));
-	head.portsets_off = align8(head.ranges6_off + n6 * sizeof(struct vmshim_range6));
-	head.size = head.portsets_off +
-		    head.n_portsets * VMSHIM_PORTSET_WORDS * (uint32_t)sizeof(uint64_t);
+	/* policy_validate keeps every table within TABLE_MAX_SIZE, so these fit 32 bits */
+	uint64_t offsets[5];
+	lay_out(n_peers, n4, n6, offsets);
+	head.peers_off = (uint32_t)offsets[0];
+	head.ranges4_off = (uint32_t)offsets[1];
+	head.ranges6_off = (uint32_t)offsets[2];
+	head.portsets_off = (uint32_t)offsets[3];
+	head.size = (uint32_t)offsets[4];
 
 	char *buf = calloc(1, head.size);
 	if (!buf) {

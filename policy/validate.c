@@ -13,6 +13,7 @@
 #include "policy.h"
 #include "policy_addr.h"
 #include "policy_internal.h"
+#include "table_build.h"
 #include "vmshim/ports.h"
 #include "vmshim/relayproto.h"
 
@@ -241,6 +242,26 @@ static void check_relay(const struct policy_build *b, struct check *c)
 	}
 }
 
+/* Every table helperd can build from the policy, whatever the peers announce, fits
+ * TABLE_MAX_SIZE: the first peer that would take it beyond is refused. */
+static void check_table_size(const struct policy_build *b, struct check *c)
+{
+	const struct policy *pol = b->pol;
+	uint64_t ranges = 0;
+
+	for (size_t i = 0; i < pol->n_peers; i++) {
+		ranges += table_peer_ranges(&pol->peers[i]);
+		uint64_t size = table_size(i + 1, 0, ranges); /* IPv6 ranges are the larger */
+		if (size > TABLE_MAX_SIZE) {
+			report(c, pol->peers[i].line,
+			       "peer %s is one too many: the decision table for %zu peers would "
+			       "take up to %llu bytes, more than the %u allowed",
+			       pol->peers[i].name, i + 1, (unsigned long long)size, TABLE_MAX_SIZE);
+			return;
+		}
+	}
+}
+
 static void finish(struct policy_build *b)
 {
 	struct policy *pol = b->pol;
@@ -272,6 +293,7 @@ int policy_validate(struct policy_build *b, char *err, size_t errlen)
 	check_peers(b, &c);
 	check_control_ports(b, &c);
 	check_relay(b, &c);
+	check_table_size(b, &c);
 	if (check_overlaps(b, &c) < 0 || check_blocks(b, &c) < 0) {
 		policy_error(err, errlen, b->path, 0, "out of memory");
 		return -1;

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
 
 #include "fdstate.h"
@@ -34,20 +35,36 @@ static enum doorbell doorbell_kind(const struct sockaddr_storage *peer, socklen_
 	return memcmp(ep.addr, &bell, 4) == 0 ? DOORBELL : NO_DOORBELL;
 }
 
+/* Whether the connection on fd is still there: helperd resets each doorbell it lets go,
+ * and all of them when it stops or dies. */
+static bool still_connected(int fd)
+{
+	struct tcp_info info;
+	socklen_t len = sizeof(info);
+
+	return real.getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0 &&
+	       info.tcpi_state != TCP_CLOSE;
+}
+
 /* Exchanges the doorbell connection on fd for the sibling's connection, presented in the
  * listener's family. options_set: the options set on the listener, which fd inherited.
- * Returns fd's new state, or NULL with fd untouched. */
-static struct fd_state *claim(int fd, int family, unsigned options_set)
+ * Returns fd's new state, or NULL with fd untouched; then *none says whether helperd
+ * answered that fd is none of its doorbells, or no helperd runs. */
+static struct fd_state *claim(int fd, int family, unsigned options_set, bool *none)
 {
 	struct vmshim_reply reply;
 	int vs;
 	const char *why;
 	struct fd_state *st = fdstate_new(FD_REDIRECTED, family);
 
+	*none = false;
 	if (!st)
 		return NULL;
-	if (helperd_call(VMSHIM_REQ_CLAIM, 0, fd, &reply, &vs) < 0 || reply.status != 0) {
+	int rc = helperd_call(VMSHIM_REQ_CLAIM, 0, fd, &reply, &vs);
+	if (rc < 0 || reply.status != 0) {
 		shim_debug("fd %d: connection from a doorbell address is not a sibling's", fd);
+		if (rc == HELPERD_NONE || (rc == 0 && reply.status == ENOENT))
+			*none = true;
 		goto fail;
 	}
 	if (proto_check_claim(&reply, family, &why) < 0) {
@@ -121,17 +138,20 @@ static int accept_common(int fd, struct sockaddr *addr, socklen_t *len, int flag
 		if (kind == NO_DOORBELL)
 			break;
 		int saved = errno;
-		struct fd_state *st = claim(c, peer.ss_family, options_set);
+		bool none = false;
+		struct fd_state *st = claim(c, peer.ss_family, options_set, &none);
 		errno = saved;
 		if (st) {
 			peer = st->conn.peer;
 			peer_len = st->conn.peer_len;
 			break;
 		}
-		/* A doorbell helperd no longer knows (the sibling gave up, or helperd is gone):
-		 * its client already fell back to TCP, so the application never sees it. From
-		 * ::1 it may be an ordinary client, and is handed out as it is. */
-		if (kind == MAYBE_DOORBELL)
+		/* A doorbell helperd let go (the sibling gave up, helperd stopped) was reset, and
+		 * its client fell back to TCP: the application never sees it. One still there
+		 * that is none of helperd's, or with no helperd at all, is an ordinary local
+		 * client that came from the doorbell address, and is handed out as it is; so is
+		 * one from ::1, which may be an ordinary client too. */
+		if (kind == MAYBE_DOORBELL || (none && still_connected(c)))
 			break;
 		real.close(c);
 	}

@@ -15,7 +15,7 @@
 
 #include "vmshim/proto.h"
 
-#define STATUS_MAX (1 << 20)
+#define STATUS_MAX (64 << 20) /* far beyond what any policy can make */
 
 static void usage(FILE *out)
 {
@@ -59,8 +59,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	char *buf = malloc(STATUS_MAX);
-	if (s < 0 || !buf || setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout)) < 0 ||
+	if (s < 0 || setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout)) < 0 ||
 	    connect(s, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
 		fprintf(stderr, "vmshimctl: cannot reach helperd at %s: %s\n", sun.sun_path,
 			strerror(errno));
@@ -70,14 +69,33 @@ int main(int argc, char **argv)
 		fprintf(stderr, "vmshimctl: cannot ask helperd: %s\n", strerror(errno));
 		return 1;
 	}
-	ssize_t n = recv(s, buf, STATUS_MAX, MSG_TRUNC);
-	if (n <= 0 || n > STATUS_MAX) {
-		fprintf(stderr, "vmshimctl: %s\n", n < 0 ? strerror(errno)
-				 : n == 0 ? "helperd gave no answer (an older helperd?)"
-					  : "answer too long");
+	/* The answer comes in messages of at most VMSHIM_STATUS_CHUNK bytes, up to the end. */
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	for (;;) {
+		if (cap - len < VMSHIM_STATUS_CHUNK) {
+			cap = cap ? 2 * cap : 4 * VMSHIM_STATUS_CHUNK;
+			char *more = cap <= STATUS_MAX ? realloc(buf, cap) : NULL;
+			if (!more) {
+				fprintf(stderr, "vmshimctl: answer too long\n");
+				return 1;
+			}
+			buf = more;
+		}
+		ssize_t n = recv(s, buf + len, cap - len, MSG_TRUNC);
+		if (n < 0 || (size_t)n > cap - len) {
+			fprintf(stderr, "vmshimctl: %s\n", n < 0 ? strerror(errno) : "message too long");
+			return 1;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	if (len == 0) {
+		fprintf(stderr, "vmshimctl: helperd gave no answer (an older helperd?)\n");
 		return 1;
 	}
-	fwrite(buf, 1, (size_t)n, stdout);
+	fwrite(buf, 1, len, stdout);
 	free(buf);
 	close(s);
 	return 0;

@@ -25,11 +25,16 @@ enum vmshim_request_type {
 	VMSHIM_REQ_CLAIM = 2,
 	/* no fd: the sender closed a registered listener on `port`; check who still listens. */
 	VMSHIM_REQ_CLOSED = 3,
-	/* no fd; port 1 asks for JSON. Reply: one message of status text (vmshimctl status). */
+	/* no fd; port 1 asks for JSON. Reply: the status text (vmshimctl status) in messages
+	 * of at most VMSHIM_STATUS_CHUNK bytes, then the end of the connection. */
 	VMSHIM_REQ_STATUS = 4,
 	/* no fd. Reply: status, and with status 0 the shims' counter page (a memfd). */
 	VMSHIM_REQ_COUNTERS = 5,
 };
+
+/* One message can carry only what fits into a socket's send buffer (about 212 KB); a
+ * status with many peers and ports is longer. */
+#define VMSHIM_STATUS_CHUNK 65536
 
 struct vmshim_request {
 	uint32_t magic;

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "policy.h"
+#include "table_build.h"
 
 #define PDIR FIXTURES "/policy"
 
@@ -711,6 +712,43 @@ static void test_many_peers(void **state)
 	free(text);
 }
 
+/* A policy with too many peers for a decision table of TABLE_MAX_SIZE is refused at the
+ * first peer beyond (before, enough peers wrapped the table's 32-bit size around); one peer
+ * fewer is accepted, and its table fits. */
+static void test_table_too_big(void **state)
+{
+	(void)state;
+	char path[64], want[64];
+	unsigned fit = 0;
+
+	while (table_size(fit + 1, 0, (fit + 1) * 64ull) <= TABLE_MAX_SIZE)
+		fit++;
+	size_t cap = (fit + 1) * 32ull;
+	char *text = malloc(cap);
+	size_t k = 0, k_fit = 0;
+	for (unsigned i = 0; i <= fit; i++) {
+		k_fit = k;
+		k += (size_t)sprintf(text + k, "peer p%u\n\tcid %u\n", i, i + 3);
+	}
+	assert_true(k < cap);
+	write_temp(path, text, k);
+	snprintf(want, sizeof want, "peer p%u is one too many", fit);
+	expect_error(path, 2 * fit + 1, want);
+	unlink(path);
+
+	write_temp(path, text, k_fit); /* without the last peer */
+	struct policy *pol = load_path(path);
+	assert_int_equal(pol->n_peers, fit);
+	uint32_t size;
+	void *body = table_build(pol, 0, NULL, &size);
+	assert_non_null(body);
+	assert_true(size <= TABLE_MAX_SIZE);
+	free(body);
+	policy_free(pol);
+	unlink(path);
+	free(text);
+}
+
 static void test_missing_file(void **state)
 {
 	(void)state;
@@ -778,6 +816,7 @@ int main(void)
 		cmocka_unit_test(test_control_char),
 		cmocka_unit_test(test_carriage_return),
 		cmocka_unit_test(test_many_peers),
+		cmocka_unit_test(test_table_too_big),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_directory),
 		cmocka_unit_test(test_small_error_buffer),

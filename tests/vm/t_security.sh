@@ -90,7 +90,9 @@ log "bad policy on SIGHUP: refused with file:line, nothing changed; deny 7402: v
 # shim looks, nor touch helperd's table; through the control socket, open to every user, it
 # cannot expose a loopback listener, withdraw root's listener, or claim a sibling's
 # connection with a forged doorbell. Root's server is still reached over vsock afterwards.
-start_bg s3 shimmed beta "$PROGS/echo_server" block 7403 0.0.0.0 1
+# (nobody's forged doorbell is none of helperd's: the server takes it as the ordinary local
+# connection it is, then the sibling's)
+start_bg s3 shimmed beta "$PROGS/echo_server" block 7403 0.0.0.0 2
 wait_for "vsock listener" vsock_listening beta "$(vsock_port beta 7403)"
 if as_nobody beta sh -c "echo x >>'$rd/table'" 2>/dev/null; then fail "nobody wrote the table"; fi
 if as_nobody beta rm -f "$rd/helperd.sock" 2>/dev/null; then fail "nobody removed the socket"; fi

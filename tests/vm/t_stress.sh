@@ -30,6 +30,9 @@ wait_line() {
 	fail "$1 did not say \"$2\" within $3 s: $(tail -n 3 "$out")"
 }
 
+# helperd keeps a connection waiting for the application only as long as a shim waits for
+# it, the connect-timeout: the crowd stands for shims that wait the longest one allowed.
+sed -i 's/^connect-timeout .*/connect-timeout 60000/' "$POLICY"
 start_helperd alpha
 start_helperd beta
 start_bg server shimmed beta "$PROGS/stress" server "$port" $((seconds + 300))

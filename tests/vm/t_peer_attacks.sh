@@ -1,0 +1,122 @@
+# What a hostile peer guest can do against a sibling's helperd while speaking the real
+# protocol: alpha (root there) opens vsock connections from its own port block to beta's
+# sibling ports and never takes them further, as no shim would. gamma is an honest peer.
+# Each attack is tried and what it got is logged; the test fails at the end if any of
+# them worked (issue 15, items 7 and 10):
+#   - alpha fills beta's pool of sibling connections waiting for a slow acceptor, and
+#     then gamma's connections to every other listener of beta are refused
+#   - alpha's connections stay in the pool after alpha closed them
+#   - alpha's connections that no shim waits for stay in the pool far beyond the
+#     connect-timeout
+#   - six peers of the policy (p1 to p6: only alpha runs them) announce as many ports as a
+#     frame holds, and beta's status can no longer be asked for
+BASE[gamma]=3000000
+flood=$TOP/tests/vm/apps/peer_flood.py
+worked=()
+# attack WHAT WORKED DETAIL: logs an attack's outcome; WORKED is yes or no.
+attack() {
+	log "$1: $([ "$2" = yes ] && echo WORKED || echo failed): $3"
+	[ "$2" = no ] || worked+=("$1")
+}
+# bells PORT: the sibling connections to beta's TCP port PORT that wait in beta's helperd
+# (its ends of their doorbells).
+bells() { ip netns exec beta ss -Htn src 127.86.83.77 "dport = :$1" | wc -l; }
+# flood NAME N PORT: alpha's connections to beta's TCP port PORT, from its source block's
+# TCP ports 10000 on; waits (up to 180 s) for what came of them.
+flood() {
+	local name=$1 i
+	start_bg "$name" in_guest alpha python3 "$flood" 1 "$(vsock_port beta "$3")" \
+		$((BASE[alpha] + 131072 + 10000)) "$2" "$WORK/$name.go"
+	for i in $(seq 1800); do
+		grep -q '^opened' "$WORK/$name.out" && return 0
+		sleep 0.1
+	done
+	fail "$name: $(cat "$WORK/$name.out")"
+}
+# stopped_server NAME PORT: a shimmed server in beta on PORT that takes nothing: a slow
+# acceptor.
+stopped_server() {
+	start_bg "$1" shimmed beta "$PROGS/echo_server" block "$2" 0.0.0.0 1
+	wait_for "vsock listener $2" vsock_listening beta "$(vsock_port beta "$2")"
+	kill -STOP "$(leaf_pid "$(cat "$WORK/$1.pid")")"
+}
+
+FAKES="p1 p2 p3 p4 p5 p6"
+for p in $FAKES; do
+	BASE[$p]=$((3000000 + ${p#p} * 1000000))
+done
+{
+	guest_policy alpha beta gamma
+	for p in $FAKES; do
+		printf 'peer %s\n    cid 1\n    vsock-base %s\n' "$p" "${BASE[$p]}"
+	done
+} >"$POLICY"
+for g in alpha beta gamma; do
+	start_helperd "$g"
+done
+stopped_server slow 7500
+stopped_server slow2 7502
+
+# p1 to p6 announce 7546 ports each: beta's status answers, all of it.
+start_bg announce in_guest alpha python3 "$TOP/tests/vm/apps/peer_announce.py" \
+	$((BASE[beta] + 131072)) $(for p in $FAKES; do echo $((BASE[$p] + 131072 + 1)); done) \
+	"$WORK/announce.go"
+wait_for "the announcements" grep -q announcing "$WORK/announce.out"
+wait_for "beta to take them" grep -q "peer p6 (cid 1) is up" "$WORK/helperd-beta.log"
+rc=0
+in_guest beta "$VMSHIMCTL" status --json >"$WORK/status.json" 2>"$WORK/status.err" || rc=$?
+ports=$(python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+print(sum(len(p["ports4"]) for p in d["peers"] if p["name"].startswith("p")))' "$WORK/status.json" 2>/dev/null) || ports=none
+attack "six peers announcing 7546 ports each silence beta's status" \
+	"$([ "$rc" = 0 ] && [ "$ports" = 45276 ] && echo no || echo yes)" \
+	"vmshimctl status --json: exit $rc, $(wc -c <"$WORK/status.json") bytes, $ports ports of p1 to p6 $(head -c 100 "$WORK/status.err"); helperd: $(grep -m1 'status request' "$WORK/helperd-beta.log" || echo nothing logged)"
+touch "$WORK/announce.go"
+join_bg announce 30 || fail "announce: $(cat "$WORK/announce.out")"
+
+# The policy's connect-timeout is 2 s: no shim waits longer for its connection to be
+# accepted, so none of alpha's 100 connections to a slow acceptor may be kept much longer.
+flood stale 100 7502
+rung=$(bells 7502)
+sleep 5
+left=$(bells 7502)
+attack "alpha's connections outlive the connect-timeout in beta's pool" \
+	"$([ "$left" = 0 ] && echo no || echo yes)" \
+	"alpha $(cat "$WORK/stale.out"); then $rung doorbells rung, 5 s later (connect-timeout 2 s) $left"
+touch "$WORK/stale.go"
+join_bg stale 30 || fail "flood: $(cat "$WORK/stale.out")"
+
+# Now with a connect-timeout of 20 s. alpha sends 3000 connections to the slow acceptor on
+# 7500; gamma then connects to beta's other server, on 7501, which takes what comes.
+sed -i "s/^connect-timeout .*/connect-timeout 20000/" "$POLICY" # helperd sees the new file
+wait_for "the reload" sh -c "[ \$(grep -c 'policy $POLICY' '$WORK/helperd-beta.log') -ge 2 ]"
+start_bg fast shimmed beta "$PROGS/echo_server" block 7501 0.0.0.0 1
+wait_for "vsock listener 7501" vsock_listening beta "$(vsock_port beta 7501)"
+lines=$(wc -l <"$WORK/helperd-beta.log")
+flood fill 3000 7500
+held=$(bells 7500)
+lines=$(($(wc -l <"$WORK/helperd-beta.log") - lines))
+shimmed gamma env VMSHIM_DEBUG=1 timeout 60 "$PROGS/echo_client" block 198.18.0.2 7501 1000 \
+	>"$WORK/gamma.out" 2>&1 || fail "gamma's client: $(cat "$WORK/gamma.out")"
+join_bg fast 30 || fail "fast server: $(cat "$WORK/fast.out")"
+if grep -q "connected to sibling" "$WORK/gamma.out"; then got=no; else got=yes; fi
+attack "alpha fills beta's pool for a slow acceptor" "$got" \
+	"alpha $(cat "$WORK/fill.out"); beta's helperd holds $held of them and wrote $lines log lines; gamma's connection to another listener: $(grep -m1 'sibling cid' "$WORK/gamma.out" | sed 's/^.*: fd [0-9]*: //')"
+[ "$held" -le 1100 ] || attack "alpha takes more than its share of beta's pool" yes "$held held"
+
+# alpha closes them: beta's helperd must let go of them at once.
+touch "$WORK/fill.go"
+join_bg fill 30 || fail "flood: $(cat "$WORK/fill.out")"
+for i in $(seq 30); do
+	[ "$(bells 7500)" != 0 ] || break
+	sleep 0.1
+done
+left=$(bells 7500)
+attack "alpha's closed connections stay in beta's pool" "$([ "$left" = 0 ] && echo no || echo yes)" \
+	"3 s after alpha closed them, $left of its connections still wait in beta's helperd"
+for s in slow slow2; do
+	kill -CONT "$(leaf_pid "$(cat "$WORK/$s.pid")")"
+	stop_bg "$s"
+done
+
+[ ${#worked[@]} = 0 ] || fail "attacks that worked: ${worked[*]}"
