@@ -18,6 +18,7 @@
 #include "relayed.h"
 #include "remember.h"
 #include "siblings.h"
+#include "tcpsock.h"
 #include "sockdiag.h"
 #include "vmshim/endpoint.h"
 #include "vmshim/ports.h"
@@ -54,14 +55,6 @@ static bool is_wildcard(const struct vmshim_endpoint *ep)
 	return memcmp(ep->addr, zero, 16) == 0;
 }
 
-static int int_option(int fd, int level, int name)
-{
-	int v = -1;
-	socklen_t len = sizeof(v);
-
-	return getsockopt(fd, level, name, &v, &len) < 0 ? -1 : v;
-}
-
 static bool exposed(uint16_t port)
 {
 	const struct policy_peer *self = helperd_self();
@@ -73,10 +66,10 @@ int siblings_register(int fd)
 {
 	struct vmshim_endpoint ep;
 	struct stat st;
-	int domain = int_option(fd, SOL_SOCKET, SO_DOMAIN);
+	int domain = sock_int_option(fd, SOL_SOCKET, SO_DOMAIN);
 
-	if (int_option(fd, SOL_SOCKET, SO_ACCEPTCONN) != 1 ||
-	    int_option(fd, SOL_SOCKET, SO_PROTOCOL) != IPPROTO_TCP ||
+	if (sock_int_option(fd, SOL_SOCKET, SO_ACCEPTCONN) != 1 ||
+	    sock_int_option(fd, SOL_SOCKET, SO_PROTOCOL) != IPPROTO_TCP ||
 	    (domain != AF_INET && domain != AF_INET6) ||
 	    endpoint_of_socket(fd, getsockname, &ep) < 0 || fstat(fd, &st) < 0)
 		return EINVAL;
@@ -100,7 +93,7 @@ int siblings_register(int fd)
 		r->v6 = false;
 	} else {
 		r->v6 = true;
-		r->v4 = is_wildcard(&ep) && int_option(fd, IPPROTO_IPV6, IPV6_V6ONLY) == 0;
+		r->v4 = is_wildcard(&ep) && sock_int_option(fd, IPPROTO_IPV6, IPV6_V6ONLY) == 0;
 	}
 	log_info("listener on TCP port %u registered (%s%s%s)", r->port, r->v4 ? "IPv4" : "",
 		 r->v4 && r->v6 ? ", " : "", r->v6 ? "IPv6" : "");

@@ -9,7 +9,7 @@
 #include "tcpsock.h"
 #include "vmshim/log.h"
 
-static int int_option(int fd, int level, int name)
+int sock_int_option(int fd, int level, int name)
 {
 	int v = -1;
 	socklen_t len = sizeof(v);
@@ -32,11 +32,11 @@ bool tcp_socket_here(int fd)
 {
 	static struct stat own;
 	struct stat theirs;
-	int domain = int_option(fd, SOL_SOCKET, SO_DOMAIN);
+	int domain = sock_int_option(fd, SOL_SOCKET, SO_DOMAIN);
 
 	if ((domain != AF_INET && domain != AF_INET6) ||
-	    int_option(fd, SOL_SOCKET, SO_TYPE) != SOCK_STREAM ||
-	    int_option(fd, SOL_SOCKET, SO_PROTOCOL) != IPPROTO_TCP)
+	    sock_int_option(fd, SOL_SOCKET, SO_TYPE) != SOCK_STREAM ||
+	    sock_int_option(fd, SOL_SOCKET, SO_PROTOCOL) != IPPROTO_TCP)
 		return false;
 	if (own.st_ino == 0 && netns_of(-1, &own) < 0) {
 		log_warn("cannot tell helperd's network namespace: %m");

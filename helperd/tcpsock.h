@@ -10,4 +10,7 @@
  * namespace of the sender's own. */
 bool tcp_socket_here(int fd);
 
+/* An int socket option of fd, or -1 when it cannot be read. */
+int sock_int_option(int fd, int level, int name);
+
 #endif
