@@ -41,7 +41,7 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 COMMON_OBJ  = $(call obj,$(COMMON_SRC))
 # The shim takes only what it uses: no daemon loop or log inside applications.
-SHIM_COMMON_OBJ = $(call obj,common/endpoint.c common/proto.c common/relayproto.c) \
+SHIM_COMMON_OBJ = $(call obj,common/endpoint.c common/proto.c common/relayproto.c common/dialled.c) \
 	$(BUILD)/obj/shim/fdpass.o
 POLICY_OBJ  = $(call obj,$(POLICY_SRC))
 SHIM_OBJ    = $(call obj,$(SHIM_SRC))
@@ -106,6 +106,7 @@ FUZZ_FLAGS = -std=gnu11 -D_GNU_SOURCE -Iinclude -Ipolicy -Irelay $(WARN) -g -O1 
 build-fuzz/fuzz_peerproto: tests/fuzz/fuzz_peerproto.c common/peerproto.c
 build-fuzz/fuzz_policy: tests/fuzz/fuzz_policy.c $(POLICY_SRC) $(COMMON_SRC)
 build-fuzz/fuzz_relayproto: tests/fuzz/fuzz_relayproto.c common/relayproto.c
+build-fuzz/fuzz_dialled: tests/fuzz/fuzz_dialled.c common/dialled.c
 build-fuzz/fuzz_hybrid_ok: tests/fuzz/fuzz_hybrid_ok.c relay/hybrid_line.c relay/hybrid_line.h
 build-fuzz/fuzz_request: tests/fuzz/fuzz_request.c
 build-fuzz/fuzz_reply: tests/fuzz/fuzz_reply.c
@@ -137,7 +138,10 @@ $(BUILD)/tests/test_shim_parts: TEST_LIBS = -ldl -lpthread
 
 $(BUILD)/progs/%: tests/progs/%.c
 	@mkdir -p $(@D)
-	$(CC) $(ALLFLAGS) $(LDSAN) -o $@ $< -lpthread
+	$(CC) $(ALLFLAGS) $(LDSAN) -o $@ $(filter %.c %.o,$^) -lpthread
+
+# stress's crowd speaks as a sibling's shim does.
+$(BUILD)/progs/stress: $(call obj,common/dialled.c)
 
 # A library preloaded ahead of the shim to make it run out of memory; never sanitized.
 $(BUILD)/progs/failalloc.so: tests/progs/failalloc.c

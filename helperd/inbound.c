@@ -9,7 +9,7 @@
 #include "helperd.h"
 #include "inbound.h"
 #include "link.h"
-#include "relayed.h"
+#include "preface.h"
 #include "vmshim/log.h"
 #include "vmshim/loop.h"
 
@@ -107,14 +107,14 @@ static int identify_helperd(const struct sockaddr_vm *from, const char **why)
 }
 
 /* A control connection from `from`, directly or as the relay's FROM says. */
-static void take_control(int s, const struct sockaddr_vm *from, uint32_t unused)
+static void take_control(int s, const struct arrival *a)
 {
+	const struct sockaddr_vm *from = &a->from;
 	const char *why;
 	int i = identify_helperd(from, &why);
 	size_t slot = 0;
 	struct inbound *in = NULL;
 
-	(void)unused;
 	while (i >= 0 && slot < INBOUND_PER_PEER && links[i]->ins[slot])
 		slot++;
 	if (i < 0) {
@@ -154,9 +154,9 @@ static void on_listener(struct watch *w, uint32_t events)
 			return;
 		}
 		if (policy_from_relay(helperd.policy, from.svm_cid, from.svm_port))
-			relayed_start(s, take_control, 0);
+			preface_relayed(s, &(struct arrival){.from = from}, take_control);
 		else
-			take_control(s, &from, 0);
+			take_control(s, &(struct arrival){.from = from});
 	}
 }
 

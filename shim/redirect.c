@@ -15,6 +15,7 @@
 #include "shim.h"
 #include "source_port.h"
 #include "swap.h"
+#include "vmshim/dialled.h"
 #include "vmshim/endpoint.h"
 #include "vmshim/handover.h"
 #include "vmshim/ports.h"
@@ -91,7 +92,17 @@ static int ask_relay(int vs, const struct vmshim_route *route, uint32_t source_p
 	return status == RELAY_OK ? 0 : -1;
 }
 
-static int connect_vsock(int vs, const struct vmshim_route *route, uint32_t source_port)
+/* The address the application dialled, which the server's helperd routes by. */
+static int send_dialled(int vs, const struct vmshim_endpoint *dest)
+{
+	uint8_t msg[DIALLED_SIZE];
+
+	dialled_encode(msg, dest);
+	return send(vs, msg, sizeof(msg), MSG_NOSIGNAL) == sizeof(msg) ? 0 : -1;
+}
+
+static int connect_vsock(int vs, const struct vmshim_route *route, uint32_t source_port,
+			 const struct vmshim_endpoint *dest)
 {
 	struct timeval timeout = {
 		.tv_sec = route->timeout_ms / 1000,
@@ -112,7 +123,7 @@ static int connect_vsock(int vs, const struct vmshim_route *route, uint32_t sour
 	/* The same bound for the relay's answer and the hand-over; copy_settings later gives vs
 	 * the application's own SO_RCVTIMEO. */
 	real.setsockopt(vs, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-	if (route->via_relay && ask_relay(vs, route, source_port) < 0)
+	if ((route->via_relay && ask_relay(vs, route, source_port) < 0) || send_dialled(vs, dest) < 0)
 		return -1;
 	char handover;
 	ssize_t n = recv(vs, &handover, 1, 0); /* not interposed */
@@ -172,7 +183,7 @@ enum redirect_result redirect_connect(int fd, int app_family, const struct vmshi
 		why = "no vsock source port for it (taken, or a privileged TCP port)";
 		goto fail;
 	}
-	if (connect_vsock(vs, route, route->source_base + (uint32_t)port) < 0) {
+	if (connect_vsock(vs, route, route->source_base + (uint32_t)port, dest) < 0) {
 		why = strerror(errno);
 		fallback = errno == ECONNREFUSED || errno == ECONNRESET ? VMSHIM_COUNT_FALLBACK_REFUSED
 			   : errno == ETIMEDOUT			      ? VMSHIM_COUNT_FALLBACK_TIMEOUT
