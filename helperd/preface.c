@@ -4,6 +4,7 @@
  * TCP. */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -17,9 +18,10 @@
 #include "vmshim/relayproto.h"
 #include "vmshim/table.h"
 
-/* Each holds a descriptor until its message comes; the rest of helperd's descriptors are
- * the doorbell pool's and its own. */
-#define ROOM 512
+/* Each holds a descriptor until its message comes (most need no room: the message came
+ * with the connection); the rest of helperd's descriptors are the doorbell pool's and its
+ * own. */
+#define ROOM 1024
 #define RELAY_HOLDER UINT64_MAX
 
 /* Reads one message into the arrival: 0, or -1 with the broken rule in *why. */
@@ -61,38 +63,42 @@ static void refuse(int fd, const struct arrival *a, const char *what, const char
 	close(fd);
 }
 
+/* What came of a message once recv said (got: relayproto_recv's answer, not 0): parsed, fd
+ * goes to done; or refused. */
+static void finish(int fd, struct arrival *a, const char *what, parse_fn *parse,
+		   preface_done_fn *done, int got, const uint8_t *msg)
+{
+	const char *why;
+
+	if (got < 0)
+		why = errno ? "unreadable" : "not sent before the connection ended";
+	else if (parse(msg, a, &why) == 0) {
+		done(fd, a);
+		return;
+	}
+	refuse(fd, a, what, why);
+}
+
 static void on_readable(struct watch *w, uint32_t events)
 {
 	struct waiting *p = w->owner;
-	const char *why;
 
 	(void)events;
 	int got = relayproto_recv(w->fd, p->msg, p->size, &p->have);
 	if (got == 0)
 		return;
-	if (got < 0)
-		why = errno ? "unreadable" : "not sent before the connection ended";
-	else if (p->parse(p->msg, &p->a, &why) == 0) {
-		int fd = w->fd;
-		struct arrival a = p->a;
-		preface_done_fn *done = p->done;
-		forget(p);
-		done(fd, &a);
-		return;
-	}
-	refuse(w->fd, &p->a, p->what, why);
-	forget(p);
+	forget(p); /* p itself lives until this batch of events is dispatched */
+	finish(w->fd, &p->a, p->what, p->parse, p->done, got, p->msg);
 }
 
 static void wait_for(int fd, const struct arrival *a, uint64_t holder, const char *what,
 		     unsigned size, parse_fn *parse, preface_done_fn *done)
 {
-	struct waiting *p = NULL;
-	struct share *share = in_room < ROOM ? share_take(&shares, holder, ROOM / 4) : NULL;
+	struct waiting *p = calloc(1, sizeof(*p));
+	struct arrival now = *a;
 
-	if (!share || !(p = calloc(1, sizeof(*p)))) {
-		share_give(&shares, share);
-		refuse(fd, a, what, share ? "not read: out of memory" : "not read: no room for it");
+	if (!p) {
+		refuse(fd, a, what, "not read: out of memory");
 		return;
 	}
 	*p = (struct waiting){.w = {.fd = fd, .on_event = on_readable, .owner = p},
@@ -100,16 +106,25 @@ static void wait_for(int fd, const struct arrival *a, uint64_t holder, const cha
 			      .what = what,
 			      .parse = parse,
 			      .done = done,
-			      .share = share,
 			      .deadline_ms = vmshim_now_ms() + helperd.policy->connect_timeout_ms,
-			      .size = size,
-			      .next = waitings};
-	if (loop_add(&p->w, EPOLLIN) < 0) {
-		share_give(&shares, share);
+			      .size = size};
+	/* Mostly the message came with the connection: then it takes no room. */
+	int got = relayproto_recv(fd, p->msg, size, &p->have);
+	if (got != 0) {
+		uint8_t msg[sizeof(p->msg)];
+		memcpy(msg, p->msg, sizeof(msg));
 		free(p);
-		refuse(fd, a, what, "not read: epoll failed");
+		finish(fd, &now, what, parse, done, got, msg);
 		return;
 	}
+	p->share = in_room < ROOM ? share_take(&shares, holder, ROOM / 4) : NULL;
+	if (!p->share || loop_add(&p->w, EPOLLIN) < 0) {
+		share_give(&shares, p->share);
+		free(p);
+		refuse(fd, a, what, "not read: no room for it");
+		return;
+	}
+	p->next = waitings;
 	if (waitings)
 		waitings->prev = p;
 	waitings = p;
