@@ -20,6 +20,7 @@
 #include "vmshim/handover.h"
 #include "vmshim/ports.h"
 #include "vmshim/relayproto.h"
+#include "vmshim/table.h"
 
 #define BIND_TRIES 16
 
@@ -59,6 +60,60 @@ static int bind_source(int vs, int fd, const struct vmshim_route *route,
 	return -1;
 }
 
+/* The rest of the time until deadline_ms as a timeval; false when none is left. */
+static bool time_left(int64_t deadline_ms, struct timeval *tv)
+{
+	int64_t left = deadline_ms - vmshim_now_ms();
+
+	*tv = (struct timeval){.tv_sec = left / 1000, .tv_usec = left % 1000 * 1000};
+	return left > 0;
+}
+
+/* Each wait of the sibling connect goes on through signals, by one deadline: a handler in
+ * the program (with SA_RESTART or not: a call with a timeout returns EINTR all the same)
+ * must not make the shim give up a connection the server may already have accepted. */
+
+/* connect() of vs by deadline_ms. A signal cancels a vsock connect (the socket is
+ * unconnected again), so it is made again. */
+static int connect_by(int vs, const struct sockaddr_vm *svm, int64_t deadline_ms)
+{
+	struct timeval tv;
+
+	while (time_left(deadline_ms, &tv)) {
+		real.setsockopt(vs, AF_VSOCK, SO_VM_SOCKETS_CONNECT_TIMEOUT, &tv, sizeof(tv));
+		if (real.connect(vs, (const struct sockaddr *)svm, sizeof(*svm)) == 0)
+			return 0;
+		if (errno != EINTR)
+			return -1;
+	}
+	errno = ETIMEDOUT;
+	return -1;
+}
+
+/* Reads n bytes from vs by deadline_ms. Returns n, fewer at EOF, or -1 with errno (EAGAIN
+ * when time ran out before anything came). */
+static ssize_t recv_by(int vs, void *buf, size_t n, int64_t deadline_ms)
+{
+	struct timeval tv;
+	size_t got = 0;
+
+	while (got < n) {
+		if (!time_left(deadline_ms, &tv)) {
+			errno = EAGAIN;
+			return got ? (ssize_t)got : -1;
+		}
+		real.setsockopt(vs, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		ssize_t r = recv(vs, (char *)buf + got, n - got, 0); /* not interposed */
+		if (r == 0)
+			break;
+		if (r < 0 && errno != EINTR)
+			return got ? (ssize_t)got : -1;
+		if (r > 0)
+			got += (size_t)r;
+	}
+	return (ssize_t)got;
+}
+
 /* errno for a failure on the way: no answer, a short one, or the socket's own error. */
 static int lost(ssize_t n)
 {
@@ -67,7 +122,8 @@ static int lost(ssize_t n)
 
 /* Through the host's relay: ask it for the sibling's port; it answers before any byte of
  * the connection flows, so a refusal still leaves TCP. */
-static int ask_relay(int vs, const struct vmshim_route *route, uint32_t source_port)
+static int ask_relay(int vs, const struct vmshim_route *route, uint32_t source_port,
+		     int64_t deadline_ms)
 {
 	uint8_t request[RELAYPROTO_REQUEST_SIZE], reply[RELAYPROTO_REPLY_SIZE];
 	enum relayproto_status status;
@@ -76,7 +132,7 @@ static int ask_relay(int vs, const struct vmshim_route *route, uint32_t source_p
 	relayproto_request(request, route->cid, route->port, source_port);
 	if (send(vs, request, sizeof(request), MSG_NOSIGNAL) != sizeof(request))
 		return -1;
-	ssize_t n = recv(vs, reply, sizeof(reply), MSG_WAITALL);
+	ssize_t n = recv_by(vs, reply, sizeof(reply), deadline_ms);
 	if (n != sizeof(reply)) {
 		errno = lost(n);
 		return -1;
@@ -104,10 +160,7 @@ static int send_dialled(int vs, const struct vmshim_endpoint *dest)
 static int connect_vsock(int vs, const struct vmshim_route *route, uint32_t source_port,
 			 const struct vmshim_endpoint *dest)
 {
-	struct timeval timeout = {
-		.tv_sec = route->timeout_ms / 1000,
-		.tv_usec = (route->timeout_ms % 1000) * 1000,
-	};
+	int64_t deadline_ms = vmshim_now_ms() + route->timeout_ms;
 	uint32_t cid = route->via_relay ? route->relay_cid : route->cid;
 	struct sockaddr_vm svm = {
 		.svm_family = AF_VSOCK,
@@ -117,16 +170,14 @@ static int connect_vsock(int vs, const struct vmshim_route *route, uint32_t sour
 		.svm_flags = cid > VMADDR_CID_HOST ? VMADDR_FLAG_TO_HOST : 0,
 	};
 
-	real.setsockopt(vs, AF_VSOCK, SO_VM_SOCKETS_CONNECT_TIMEOUT, &timeout, sizeof(timeout));
-	if (real.connect(vs, (struct sockaddr *)&svm, sizeof(svm)) < 0)
-		return -1;
-	/* The same bound for the relay's answer and the hand-over; copy_settings later gives vs
-	 * the application's own SO_RCVTIMEO. */
-	real.setsockopt(vs, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-	if ((route->via_relay && ask_relay(vs, route, source_port) < 0) || send_dialled(vs, dest) < 0)
+	/* One deadline for the connect, the relay's answer and the hand-over; copy_settings
+	 * later gives vs the application's own SO_RCVTIMEO. */
+	if (connect_by(vs, &svm, deadline_ms) < 0 ||
+	    (route->via_relay && ask_relay(vs, route, source_port, deadline_ms) < 0) ||
+	    send_dialled(vs, dest) < 0)
 		return -1;
 	char handover;
-	ssize_t n = recv(vs, &handover, 1, 0); /* not interposed */
+	ssize_t n = recv_by(vs, &handover, 1, deadline_ms);
 	if (n == 1 && handover == VMSHIM_HANDOVER_BYTE)
 		return 0;
 	/* No listener took it, or the server's helperd is stopped or gone: TCP decides. */
