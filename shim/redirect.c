@@ -3,7 +3,6 @@
  * dup3(), so the application sees either its TCP socket, untouched, or the connection. */
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/vm_sockets.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
@@ -20,6 +19,7 @@
 #include "vmshim/handover.h"
 #include "vmshim/ports.h"
 #include "vmshim/relayproto.h"
+#include "vmshim/vsock.h"
 
 #define BIND_TRIES 16
 
@@ -46,12 +46,7 @@ static int bind_source(int vs, int fd, const struct vmshim_route *route,
 		return -1; /* only TCP can vouch for it (vmshim/ports.h) */
 	for (int i = 0; i < (fixed ? 1 : BIND_TRIES); i++) {
 		uint16_t port = fixed ? (uint16_t)fixed : source_port_next();
-		struct sockaddr_vm svm = {
-			.svm_family = AF_VSOCK,
-			.svm_cid = VMADDR_CID_ANY,
-			.svm_port = route->source_base + port,
-		};
-		if (bind(vs, (struct sockaddr *)&svm, sizeof(svm)) == 0)
+		if (vsock_bind(vs, route->source_base + port) == 0)
 			return port;
 		if (errno != EADDRINUSE)
 			break;
@@ -109,16 +104,9 @@ static int connect_vsock(int vs, const struct vmshim_route *route, uint32_t sour
 		.tv_usec = (route->timeout_ms % 1000) * 1000,
 	};
 	uint32_t cid = route->via_relay ? route->relay_cid : route->cid;
-	struct sockaddr_vm svm = {
-		.svm_family = AF_VSOCK,
-		.svm_cid = cid,
-		.svm_port = route->via_relay ? route->relay_port : route->port,
-		/* A sibling is reached through the host, even from a guest that hosts VMs itself. */
-		.svm_flags = cid > VMADDR_CID_HOST ? VMADDR_FLAG_TO_HOST : 0,
-	};
 
-	real.setsockopt(vs, AF_VSOCK, SO_VM_SOCKETS_CONNECT_TIMEOUT, &timeout, sizeof(timeout));
-	if (real.connect(vs, (struct sockaddr *)&svm, sizeof(svm)) < 0)
+	if (vsock_connect(vs, cid, route->via_relay ? route->relay_port : route->port,
+			  VSOCK_FROM_GUEST, route->timeout_ms) < 0)
 		return -1;
 	/* The same bound for the relay's answer and the hand-over; copy_settings later gives vs
 	 * the application's own SO_RCVTIMEO. */

@@ -351,20 +351,19 @@ static void test_hybrid_path(void **state)
 
 	/* a directory that is a link */
 	snprintf(p, sizeof p, "%s/v.sock", link);
-	assert_int_equal(hybrid_bind(p, 5460, &hs), -1);
+	assert_int_equal(hybrid_listen(p, 5460, 1, &hs), -1);
 	assert_int_equal(errno, ELOOP);
 
 	/* a real one: mode 0660 from the start, whatever the umask */
 	mode_t old = umask(0);
 	snprintf(p, sizeof p, "%s/v.sock", real);
-	fd = hybrid_bind(p, 5460, &hs);
+	fd = hybrid_listen(p, 5460, 1, &hs);
 	umask(old);
 	assert_true(fd >= 0);
 	snprintf(q, sizeof q, "%s_5460", p);
 	assert_int_equal(lstat(q, &st), 0);
 	assert_true(S_ISSOCK(st.st_mode));
 	assert_int_equal(st.st_mode & 0777, 0660);
-	assert_int_equal(listen(fd, 1), 0);
 
 	/* connecting: through a link to it, or a link in the directories, is refused */
 	char via[80];
@@ -390,11 +389,11 @@ static void test_hybrid_path(void **state)
 	assert_int_equal(lstat(q, &st), 0);
 	close(fd);
 	/* ... nor does it remove a file at its name when it starts: it does not bind there */
-	assert_int_equal(hybrid_bind(p, 5460, &hs), -1);
+	assert_int_equal(hybrid_listen(p, 5460, 1, &hs), -1);
 	assert_int_equal(lstat(q, &st), 0);
 	assert_true(S_ISREG(st.st_mode));
 	assert_int_equal(unlink(q), 0);
-	fd = hybrid_bind(p, 5460, &hs);
+	fd = hybrid_listen(p, 5460, 1, &hs);
 	assert_true(fd >= 0);
 	hybrid_unbind(&hs);
 	assert_int_equal(lstat(q, &st), -1);
