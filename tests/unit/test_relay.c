@@ -267,16 +267,21 @@ static void test_host_policy_errors(void **state)
 	expect_error("buffer 100\n", 1, "buffer '100' is out of range 4096..67108864 bytes");
 	expect_error("cid 3\n", 1, "cid outside a guest block");
 	/* cid and vsock-base: the guest policy's parser and messages (stmt_cid, stmt_vsock_base) */
-	expect_error("guest a\n cid 2\n", 2,
-		     "cid 2 is the host, not a guest (a guest's cid is 1 or 3..4294967294)");
-	expect_error("guest a\n cid 0\n", 2, "cid 0 is the hypervisor, not a guest");
-	expect_error("guest a\n cid 0xffffffff\n", 2, "cid '0xffffffff' is VMADDR_CID_ANY");
-	expect_error("guest a\n cid 4294967296\n", 2, "cid '4294967296' does not fit in 32 bits");
-	expect_error("guest a\n cid 3x\n", 2, "cid '3x' is not a number");
-	expect_error("guest a\n cid 3\n vsock-base 1023\n", 3, "vsock-base '1023' is below 1024");
-	expect_error("guest a\n cid 3\n vsock-base 4294770688\n", 3,
-		     "vsock-base '4294770688' is too high");
-	expect_error("guest a\n cid 3\n vsock-base x\n", 3, "vsock-base 'x' is not a number");
+	static const char *const cid_and_base[][2] = {
+		{"cid 2", "cid 2 is the host, not a guest (a guest's cid is 1 or 3..4294967294)"},
+		{"cid 0", "cid 0 is the hypervisor, not a guest"},
+		{"cid 0xffffffff", "cid '0xffffffff' is VMADDR_CID_ANY"},
+		{"cid 4294967296", "cid '4294967296' does not fit in 32 bits"},
+		{"cid 3x", "cid '3x' is not a number"},
+		{"vsock-base 1023", "vsock-base '1023' is below 1024"},
+		{"vsock-base 4294770688", "vsock-base '4294770688' is too high"},
+		{"vsock-base x", "vsock-base 'x' is not a number"},
+	};
+	for (size_t i = 0; i < sizeof cid_and_base / sizeof cid_and_base[0]; i++) {
+		char text[80];
+		snprintf(text, sizeof text, "guest a\n %s\n", cid_and_base[i][0]);
+		expect_error(text, 2, cid_and_base[i][1]);
+	}
 	expect_error("guest a\n cid 3\n cid 4\n", 3, "cid given twice for guest a (first at line 2)");
 	expect_error("guest a\n", 1, "guest a has no cid");
 	expect_error("guest a\n cid 3\nguest a\n", 3, "duplicate guest name 'a' (first at line 1)");
