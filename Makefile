@@ -82,8 +82,8 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(ALLFLAGS) -c $< -o $@
 
-# The shim links only the table reader from policy/, never the parser.
-$(BUILD)/libvmshim.so: $(SHIM_OBJ) $(SHIM_COMMON_OBJ) $(BUILD)/obj/policy/table_lookup.o shim/libvmshim.map
+# The shim reads the table (common/table.c); it never links the policy's parser.
+$(BUILD)/libvmshim.so: $(SHIM_OBJ) $(SHIM_COMMON_OBJ) $(BUILD)/obj/common/table.o shim/libvmshim.map
 	$(CC) -shared -Wl,--version-script=shim/libvmshim.map -Wl,-z,defs,-z,now $(LDSAN) \
 		-o $@ $(filter %.o,$^) -ldl -lpthread
 

@@ -12,11 +12,11 @@
 #include "helperd.h"
 #include "preface.h"
 #include "share.h"
+#include "vmshim/clock.h"
 #include "vmshim/dialled.h"
 #include "vmshim/log.h"
 #include "vmshim/loop.h"
 #include "vmshim/relayproto.h"
-#include "vmshim/table.h"
 #include "vmshim/vsock.h"
 
 /* Each holds a descriptor until its message comes (most need no room: the message came
