@@ -190,7 +190,7 @@ static int st_peer(struct stmt_reader *ps)
 	return 0;
 }
 
-/* A statement that peer's block has at most once (cid, vsock-base, control-port), whose
+/* A statement that peer's block has at most once (cid, vsock-base, control-port, via), whose
  * line is kept in *line. 0, or -1 once the error is reported. */
 static int once_per_peer(struct stmt_reader *ps, const char *keyword,
 			 const struct policy_peer *peer, unsigned *line)
@@ -242,16 +242,12 @@ static int st_via(struct stmt_reader *ps)
 	struct policy_peer *peer = in_block(ps, "via");
 	char q[80];
 
-	if (!peer)
+	if (!peer || once_per_peer(ps, "via", peer, &current_state(ps)->via_line) < 0)
 		return -1;
-	if (current_state(ps)->via_line)
-		return stmt_fail(ps, "via given twice for peer %s (first at line %u)", peer->name,
-				 current_state(ps)->via_line);
 	if (strcmp(ps->args[0], "relay") != 0 && strcmp(ps->args[0], "direct") != 0)
 		return stmt_fail(ps, "via %s: a peer is reached 'direct' or via 'relay'",
 				 stmt_quote(ps->args[0], q));
 	peer->via_relay = strcmp(ps->args[0], "relay") == 0;
-	current_state(ps)->via_line = ps->line;
 	return 0;
 }
 
