@@ -156,16 +156,18 @@ void transport_close(void)
 	}
 }
 
-/* A vsock socket bound to a free source port of the relay: a privileged one (1..1023),
- * which only the host's root can bind, so guests can tell the relay from other host
- * processes; where the relay shares its CID with guests (tests), one of the 1023 ports after
- * its own. Taken in turn, not the lowest free one (vsock_source_socket says why). */
+/* A vsock socket bound to the lowest free source port of the relay: a privileged one
+ * (1..1023), which only the host's root can bind, so guests can tell the relay from other
+ * host processes; where the relay shares its CID with guests (tests), one of the 1023 ports
+ * after its own. Unlike helperd's control connections, the lowest free port has not been
+ * seen to hurt here: t_relay makes short connections in a row, each closed by the relay
+ * while the guest's server still holds its end, and on 6.12 too every one is relayed. */
 static int relay_socket(void)
 {
-	static uint32_t next;
 	uint32_t first = host_shares_cid(relay.policy) ? relay.policy->port + 1 : 1;
+	uint32_t lowest = 0;
 
-	return vsock_source_socket(first, RELAYPROTO_SOURCE_PORTS, &next);
+	return vsock_source_socket(first, RELAYPROTO_SOURCE_PORTS, &lowest);
 }
 
 int transport_dial(size_t to, uint32_t port)

@@ -57,9 +57,9 @@ log "names agree: $(field "$WORK/client.out" connected local) -> $(field "$WORK/
 
 # Short connections one after another, each closed by the caller while beta's server still
 # holds its end for a moment: the relay ends each session at the caller's close, before the
-# server closes. vsock has no TIME_WAIT, so the relay's next connection to the same port
-# must leave from another source port than the last one (6.12 gives a closed socket's port
-# up before its peer has closed): every one is relayed, none falls back.
+# server closes, and dials the next from its lowest free source port. vsock has no
+# TIME_WAIT (on 6.12 a port of helperd's used again soon met the old connection's late
+# reset): every one is relayed, none falls back.
 cat >"$WORK/linger.py" <<'PY'
 import socket, sys, threading, time
 port, count = int(sys.argv[1]), int(sys.argv[2])
@@ -73,9 +73,10 @@ def serve(c):
         c.sendall(c.recv(64))
         c.recv(64)  # the caller's close
         time.sleep(0.5)
-threads = [threading.Thread(target=serve, args=(ls.accept()[0],)) for _ in range(count)]
-for t in threads:
-    t.start()
+threads = []
+for _ in range(count):
+    threads.append(threading.Thread(target=serve, args=(ls.accept()[0],)))
+    threads[-1].start()
 for t in threads:
     t.join()
 print("served", count)
