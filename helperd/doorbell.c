@@ -17,7 +17,7 @@
 #include "share.h"
 #include "tcpsock.h"
 #include "vmshim/endpoint.h"
-#include "vmshim/table.h"
+#include "vmshim/clock.h"
 
 /* The pool of sibling connections waiting to be accepted (two descriptors each) is shared:
  * a peer may hold a quarter of it, a listener half, so that a hostile peer or a slow

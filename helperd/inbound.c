@@ -12,6 +12,7 @@
 #include "preface.h"
 #include "vmshim/log.h"
 #include "vmshim/loop.h"
+#include "vmshim/vsock.h"
 
 #define FRAMES_PER_WAKEUP 16
 
@@ -174,12 +175,9 @@ int inbound_listen(void)
 	}
 	if (!self)
 		return 0;
-	struct sockaddr_vm svm = {.svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY, .svm_port = port};
-	int s = socket(AF_VSOCK, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (s < 0 || bind(s, (struct sockaddr *)&svm, sizeof(svm)) < 0 || listen(s, 16) < 0) {
+	int s = vsock_listen(port, 16, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (s < 0) {
 		log_err("cannot listen on control port %u (vsock): %m", port);
-		if (s >= 0)
-			close(s);
 		return -1;
 	}
 	listener = (struct watch){.fd = s, .on_event = on_listener};

@@ -12,11 +12,12 @@
 #include "helperd.h"
 #include "preface.h"
 #include "share.h"
+#include "vmshim/clock.h"
 #include "vmshim/dialled.h"
 #include "vmshim/log.h"
 #include "vmshim/loop.h"
 #include "vmshim/relayproto.h"
-#include "vmshim/table.h"
+#include "vmshim/vsock.h"
 
 /* Each holds a descriptor until its message comes (most need no room: the message came
  * with the connection); the rest of helperd's descriptors are the doorbell pool's and its
@@ -137,8 +138,7 @@ static int parse_from(const uint8_t *msg, struct arrival *a, const char **why)
 
 	if (relayproto_parse_from(msg, &addr, why) < 0)
 		return -1;
-	a->from = (struct sockaddr_vm){.svm_family = AF_VSOCK, .svm_cid = addr.cid,
-				       .svm_port = addr.port};
+	a->from = vsock_addr(addr.cid, addr.port);
 	return 0;
 }
 

@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <linux/vm_sockets.h>
 
-#include "vmshim/proto.h"
+#include "vmshim/endpoint.h"
 
 /* What is known of an accepted connection; each message read adds to it. */
 struct arrival {

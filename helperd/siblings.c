@@ -19,6 +19,7 @@
 #include "preface.h"
 #include "remember.h"
 #include "siblings.h"
+#include "vmshim/vsock.h"
 #include "tcpsock.h"
 #include "sockdiag.h"
 #include "vmshim/endpoint.h"
@@ -299,13 +300,10 @@ static void on_vsock_listener(struct watch *w, uint32_t events)
 
 static struct vsock_listener *open_listener(uint32_t vport, uint16_t tcp_port, bool v6)
 {
-	struct sockaddr_vm svm = {
-		.svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY, .svm_port = vport};
 	struct vsock_listener *l = calloc(1, sizeof(*l));
-	int s = socket(AF_VSOCK, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int s = l ? vsock_listen(vport, VSOCK_BACKLOG, SOCK_NONBLOCK | SOCK_CLOEXEC) : -1;
 
-	if (!l || s < 0 || bind(s, (struct sockaddr *)&svm, sizeof(svm)) < 0 ||
-	    listen(s, VSOCK_BACKLOG) < 0) {
+	if (s < 0) {
 		log_err("cannot listen on vsock port %u for TCP port %u: %m", vport, tcp_port);
 		goto fail;
 	}

@@ -190,20 +190,14 @@ static int st_peer(struct stmt_reader *ps)
 	return 0;
 }
 
-/* The number argument of a statement that peer's block has at most once (cid, vsock-base,
- * control-port),
- * whose line is kept in *line. 0, or -1 once the error is reported. */
+/* A statement that peer's block has at most once (cid, vsock-base, control-port, via), whose
+ * line is kept in *line. 0, or -1 once the error is reported. */
 static int once_per_peer(struct stmt_reader *ps, const char *keyword,
-			 const struct policy_peer *peer,
-			 unsigned *line, uint64_t *v)
+			 const struct policy_peer *peer, unsigned *line)
 {
-	char q[80];
-
 	if (*line)
-		return stmt_fail(ps, "%s given twice for peer %s (first at line %u)", keyword, peer->name,
-			    *line);
-	if (policy_parse_number(ps->args[0], v) < 0)
-		return stmt_fail(ps, "%s %s is not a number", keyword, stmt_quote(ps->args[0], q));
+		return stmt_fail(ps, "%s given twice for peer %s (first at line %u)", keyword,
+				 peer->name, *line);
 	*line = ps->line;
 	return 0;
 }
@@ -211,44 +205,19 @@ static int once_per_peer(struct stmt_reader *ps, const char *keyword,
 static int st_cid(struct stmt_reader *ps)
 {
 	struct policy_peer *peer = in_block(ps, "cid");
-	uint64_t v;
-	char q[80];
 
-	if (!peer || once_per_peer(ps, "cid", peer, &current_state(ps)->cid_line, &v) < 0)
+	if (!peer || once_per_peer(ps, "cid", peer, &current_state(ps)->cid_line) < 0)
 		return -1;
-	if (v > UINT32_MAX)
-		return stmt_fail(ps, "cid %s does not fit in 32 bits", stmt_quote(ps->args[0], q));
-	if (v == 0)
-		return stmt_fail(ps, "cid 0 is the hypervisor, not a peer (a peer's cid is 1 or "
-				"3..4294967294)");
-	if (v == 2)
-		return stmt_fail(ps, "cid 2 is the host, not a peer (a peer's cid is 1 or "
-				"3..4294967294)");
-	if (v == UINT32_MAX)
-		return stmt_fail(ps, "cid %s is VMADDR_CID_ANY (4294967295), not a peer",
-			    stmt_quote(ps->args[0], q));
-	peer->cid = (uint32_t)v;
-	return 0;
+	return stmt_cid(ps, "peer", &peer->cid);
 }
 
 static int st_vsock_base(struct stmt_reader *ps)
 {
 	struct policy_peer *peer = in_block(ps, "vsock-base");
-	uint64_t v;
-	char q[80];
 
-	if (!peer ||
-	    once_per_peer(ps, "vsock-base", peer, &current_state(ps)->base_line, &v) < 0)
+	if (!peer || once_per_peer(ps, "vsock-base", peer, &current_state(ps)->base_line) < 0)
 		return -1;
-	if (v < 1024)
-		return stmt_fail(ps, "vsock-base %s is below 1024", stmt_quote(ps->args[0], q));
-	if (v > (uint64_t)VMSHIM_VSOCK_PORT_MAX - (VMSHIM_PORT_BLOCK - 1))
-		return stmt_fail(ps, "vsock-base %s is too high: its block of %u ports must end at or "
-				"below %u, so the base is at most %u",
-			    stmt_quote(ps->args[0], q), VMSHIM_PORT_BLOCK, VMSHIM_VSOCK_PORT_MAX,
-			    VMSHIM_VSOCK_PORT_MAX - (VMSHIM_PORT_BLOCK - 1));
-	peer->vsock_base = (uint32_t)v;
-	return 0;
+	return stmt_vsock_base(ps, &peer->vsock_base);
 }
 
 static int st_control_port(struct stmt_reader *ps)
@@ -257,9 +226,10 @@ static int st_control_port(struct stmt_reader *ps)
 	uint64_t v;
 	char q[80];
 
-	if (!peer ||
-	    once_per_peer(ps, "control-port", peer, &current_state(ps)->control_line, &v) < 0)
+	if (!peer || once_per_peer(ps, "control-port", peer, &current_state(ps)->control_line) < 0)
 		return -1;
+	if (policy_parse_number(ps->args[0], &v) < 0)
+		return stmt_fail(ps, "control-port %s is not a number", stmt_quote(ps->args[0], q));
 	if (v < 1024 || v > VMSHIM_VSOCK_PORT_MAX)
 		return stmt_fail(ps, "control-port %s is out of range 1024..%u", stmt_quote(ps->args[0], q),
 			    VMSHIM_VSOCK_PORT_MAX);
@@ -272,16 +242,12 @@ static int st_via(struct stmt_reader *ps)
 	struct policy_peer *peer = in_block(ps, "via");
 	char q[80];
 
-	if (!peer)
+	if (!peer || once_per_peer(ps, "via", peer, &current_state(ps)->via_line) < 0)
 		return -1;
-	if (current_state(ps)->via_line)
-		return stmt_fail(ps, "via given twice for peer %s (first at line %u)", peer->name,
-				 current_state(ps)->via_line);
 	if (strcmp(ps->args[0], "relay") != 0 && strcmp(ps->args[0], "direct") != 0)
 		return stmt_fail(ps, "via %s: a peer is reached 'direct' or via 'relay'",
 				 stmt_quote(ps->args[0], q));
 	peer->via_relay = strcmp(ps->args[0], "relay") == 0;
-	current_state(ps)->via_line = ps->line;
 	return 0;
 }
 

@@ -20,10 +20,10 @@
 #include "splice.h"
 #include "status.h"
 #include "transport.h"
+#include "vmshim/clock.h"
 #include "vmshim/daemon.h"
 #include "vmshim/log.h"
 #include "vmshim/loop.h"
-#include "vmshim/table.h"
 
 #define DEFAULT_POLICY "/etc/vmshim/relay.policy"
 #define DEFAULT_RUNDIR "/run/vmshim-relay"

@@ -12,8 +12,8 @@
 #include "session.h"
 #include "splice.h"
 #include "transport.h"
+#include "vmshim/clock.h"
 #include "vmshim/log.h"
-#include "vmshim/table.h"
 
 static struct session *first, *last;
 static unsigned long next_id = 1;

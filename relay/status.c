@@ -16,8 +16,8 @@
 #include "relay.h"
 #include "session.h"
 #include "status.h"
+#include "vmshim/clock.h"
 #include "vmshim/log.h"
-#include "vmshim/table.h"
 
 #define STATUS_SEND_MS 5000
 #define STATUS_READERS 16 /* answers on their way at once; more readers are closed */

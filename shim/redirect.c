@@ -3,7 +3,6 @@
  * dup3(), so the application sees either its TCP socket, untouched, or the connection. */
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/vm_sockets.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
@@ -15,12 +14,13 @@
 #include "shim.h"
 #include "source_port.h"
 #include "swap.h"
+#include "vmshim/clock.h"
 #include "vmshim/dialled.h"
 #include "vmshim/endpoint.h"
 #include "vmshim/handover.h"
 #include "vmshim/ports.h"
 #include "vmshim/relayproto.h"
-#include "vmshim/table.h"
+#include "vmshim/vsock.h"
 
 #define BIND_TRIES 16
 
@@ -47,12 +47,7 @@ static int bind_source(int vs, int fd, const struct vmshim_route *route,
 		return -1; /* only TCP can vouch for it (vmshim/ports.h) */
 	for (int i = 0; i < (fixed ? 1 : BIND_TRIES); i++) {
 		uint16_t port = fixed ? (uint16_t)fixed : source_port_next();
-		struct sockaddr_vm svm = {
-			.svm_family = AF_VSOCK,
-			.svm_cid = VMADDR_CID_ANY,
-			.svm_port = route->source_base + port,
-		};
-		if (bind(vs, (struct sockaddr *)&svm, sizeof(svm)) == 0)
+		if (vsock_bind(vs, route->source_base + port) == 0)
 			return port;
 		if (errno != EADDRINUSE)
 			break;
@@ -75,13 +70,12 @@ static bool time_left(int64_t deadline_ms, struct timeval *tv)
 
 /* connect() of vs by deadline_ms. A signal cancels a vsock connect (the socket is
  * unconnected again), so it is made again. */
-static int connect_by(int vs, const struct sockaddr_vm *svm, int64_t deadline_ms)
+static int connect_by(int vs, uint32_t cid, uint32_t port, int64_t deadline_ms)
 {
-	struct timeval tv;
+	int64_t left;
 
-	while (time_left(deadline_ms, &tv)) {
-		real.setsockopt(vs, AF_VSOCK, SO_VM_SOCKETS_CONNECT_TIMEOUT, &tv, sizeof(tv));
-		if (real.connect(vs, (const struct sockaddr *)svm, sizeof(*svm)) == 0)
+	while ((left = deadline_ms - vmshim_now_ms()) > 0) {
+		if (vsock_connect(vs, cid, port, VSOCK_FROM_GUEST, (unsigned)left) == 0)
 			return 0;
 		if (errno != EINTR)
 			return -1;
@@ -162,17 +156,11 @@ static int connect_vsock(int vs, const struct vmshim_route *route, uint32_t sour
 {
 	int64_t deadline_ms = vmshim_now_ms() + route->timeout_ms;
 	uint32_t cid = route->via_relay ? route->relay_cid : route->cid;
-	struct sockaddr_vm svm = {
-		.svm_family = AF_VSOCK,
-		.svm_cid = cid,
-		.svm_port = route->via_relay ? route->relay_port : route->port,
-		/* A sibling is reached through the host, even from a guest that hosts VMs itself. */
-		.svm_flags = cid > VMADDR_CID_HOST ? VMADDR_FLAG_TO_HOST : 0,
-	};
 
 	/* One deadline for the connect, the relay's answer and the hand-over; copy_settings
 	 * later gives vs the application's own SO_RCVTIMEO. */
-	if (connect_by(vs, &svm, deadline_ms) < 0 ||
+	if (connect_by(vs, cid, route->via_relay ? route->relay_port : route->port,
+		       deadline_ms) < 0 ||
 	    (route->via_relay && ask_relay(vs, route, source_port, deadline_ms) < 0) ||
 	    send_dialled(vs, dest) < 0)
 		return -1;

@@ -16,7 +16,7 @@
 
 #include <stdint.h>
 
-#include "vmshim/proto.h"
+#include "vmshim/endpoint.h"
 
 #define DIALLED_SIZE 24
 

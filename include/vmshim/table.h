@@ -7,7 +7,8 @@
 #define VMSHIM_TABLE_H
 
 #include <stdint.h>
-#include <time.h>
+
+#include "vmshim/clock.h" /* heartbeat_ms */
 
 #define VMSHIM_TABLE_FILE "table"
 #define VMSHIM_TABLE_MAGIC 0x314d5356u /* "VSM1" */
@@ -16,16 +17,6 @@
 #define VMSHIM_HEARTBEAT_MS 1000u
 #define VMSHIM_TABLE_STALE_MS 5000u /* five beats missed: helperd is gone */
 #define VMSHIM_NO_SELF UINT32_MAX
-
-/* The clock of the heartbeat, the same for helperd and every shim: CLOCK_MONOTONIC_COARSE
- * in milliseconds. The coarse clock is read from the vDSO, without a system call. */
-static inline int64_t vmshim_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 enum vmshim_table_state {
 	VMSHIM_TABLE_LIVE = 1,

@@ -39,6 +39,7 @@
 
 #include "progs.h"
 #include "vmshim/dialled.h"
+#include "vmshim/vsock.h"
 
 #define IO_CHUNK 4096
 #define MAX_EVENTS 256
@@ -206,19 +207,15 @@ static void run_server(int port, int seconds)
 
 /* A vsock connection from source port `source` that names `dialled` as its destination, or
  * -1 with errno. */
-static int vsock_connect(unsigned source, unsigned cid, unsigned port,
-			 const struct vmshim_endpoint *dialled)
+static int connect_from(unsigned source, unsigned cid, unsigned port,
+			const struct vmshim_endpoint *dialled)
 {
 	uint8_t msg[DIALLED_SIZE];
-	struct sockaddr_vm src = {.svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY,
-				  .svm_port = source};
-	struct sockaddr_vm dst = {.svm_family = AF_VSOCK, .svm_cid = cid, .svm_port = port};
 	int s = socket(AF_VSOCK, SOCK_STREAM, 0);
 
 	if (s < 0)
 		return -1;
-	if (bind(s, (struct sockaddr *)&src, sizeof(src)) < 0 ||
-	    connect(s, (struct sockaddr *)&dst, sizeof(dst)) < 0 ||
+	if (vsock_bind(s, source) < 0 || vsock_connect(s, cid, port, VSOCK_FROM_GUEST, 0) < 0 ||
 	    (dialled_encode(msg, dialled), send(s, msg, sizeof(msg), MSG_NOSIGNAL)) != sizeof(msg)) {
 		int saved = errno;
 		close(s);
@@ -246,7 +243,7 @@ static void run_crowd(unsigned cid, unsigned port, unsigned first_source, int n,
 	raise_nofile((rlim_t)n + 64);
 	for (int i = 0; i < n; i++) {
 		int tries = 0;
-		while ((fds[i] = vsock_connect(first_source + (unsigned)i, cid, port, &dialled)) < 0 &&
+		while ((fds[i] = connect_from(first_source + (unsigned)i, cid, port, &dialled)) < 0 &&
 		       errno == ECONNRESET && ++tries < CROWD_TRIES) {
 			resets++;
 			usleep(10 * 1000);

@@ -266,7 +266,22 @@ static void test_host_policy_errors(void **state)
 	expect_error("guest a\n cid 3\nbuffer 9000\n", 3, "buffer must come before the first guest");
 	expect_error("buffer 100\n", 1, "buffer '100' is out of range 4096..67108864 bytes");
 	expect_error("cid 3\n", 1, "cid outside a guest block");
-	expect_error("guest a\n cid 2\n", 2, "cid '2' is not a guest's");
+	/* cid and vsock-base: the guest policy's parser and messages (stmt_cid, stmt_vsock_base) */
+	static const char *const cid_and_base[][2] = {
+		{"cid 2", "cid 2 is the host, not a guest (a guest's cid is 1 or 3..4294967294)"},
+		{"cid 0", "cid 0 is the hypervisor, not a guest"},
+		{"cid 0xffffffff", "cid '0xffffffff' is VMADDR_CID_ANY"},
+		{"cid 4294967296", "cid '4294967296' does not fit in 32 bits"},
+		{"cid 3x", "cid '3x' is not a number"},
+		{"vsock-base 1023", "vsock-base '1023' is below 1024"},
+		{"vsock-base 4294770688", "vsock-base '4294770688' is too high"},
+		{"vsock-base x", "vsock-base 'x' is not a number"},
+	};
+	for (size_t i = 0; i < sizeof cid_and_base / sizeof cid_and_base[0]; i++) {
+		char text[80];
+		snprintf(text, sizeof text, "guest a\n %s\n", cid_and_base[i][0]);
+		expect_error(text, 2, cid_and_base[i][1]);
+	}
 	expect_error("guest a\n cid 3\n cid 4\n", 3, "cid given twice for guest a (first at line 2)");
 	expect_error("guest a\n", 1, "guest a has no cid");
 	expect_error("guest a\n cid 3\nguest a\n", 3, "duplicate guest name 'a' (first at line 1)");
@@ -351,20 +366,19 @@ static void test_hybrid_path(void **state)
 
 	/* a directory that is a link */
 	snprintf(p, sizeof p, "%s/v.sock", link);
-	assert_int_equal(hybrid_bind(p, 5460, &hs), -1);
+	assert_int_equal(hybrid_listen(p, 5460, 1, &hs), -1);
 	assert_int_equal(errno, ELOOP);
 
 	/* a real one: mode 0660 from the start, whatever the umask */
 	mode_t old = umask(0);
 	snprintf(p, sizeof p, "%s/v.sock", real);
-	fd = hybrid_bind(p, 5460, &hs);
+	fd = hybrid_listen(p, 5460, 1, &hs);
 	umask(old);
 	assert_true(fd >= 0);
 	snprintf(q, sizeof q, "%s_5460", p);
 	assert_int_equal(lstat(q, &st), 0);
 	assert_true(S_ISSOCK(st.st_mode));
 	assert_int_equal(st.st_mode & 0777, 0660);
-	assert_int_equal(listen(fd, 1), 0);
 
 	/* connecting: through a link to it, or a link in the directories, is refused */
 	char via[80];
@@ -390,11 +404,11 @@ static void test_hybrid_path(void **state)
 	assert_int_equal(lstat(q, &st), 0);
 	close(fd);
 	/* ... nor does it remove a file at its name when it starts: it does not bind there */
-	assert_int_equal(hybrid_bind(p, 5460, &hs), -1);
+	assert_int_equal(hybrid_listen(p, 5460, 1, &hs), -1);
 	assert_int_equal(lstat(q, &st), 0);
 	assert_true(S_ISREG(st.st_mode));
 	assert_int_equal(unlink(q), 0);
-	fd = hybrid_bind(p, 5460, &hs);
+	fd = hybrid_listen(p, 5460, 1, &hs);
 	assert_true(fd >= 0);
 	hybrid_unbind(&hs);
 	assert_int_equal(lstat(q, &st), -1);

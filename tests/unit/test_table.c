@@ -1,5 +1,5 @@
 /* Unit tests of the decision table: table_build() (policy/table_build.c) turns a policy into a
- * body, vmshim_table_route() and vmshim_table_self_exposes() (policy/table_lookup.c) read it.
+ * body, vmshim_table_route() and vmshim_table_self_exposes() (common/table.c) read it.
  *
  * Policies come from tests/unit/fixtures/table, from files generated at run time (many peers)
  * or, for prefix lengths no valid policy can hold (IPv6 /1../31 cannot stay inside

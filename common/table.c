@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "vmshim/bigendian.h"
 #include "vmshim/ports.h"
 #include "vmshim/table.h"
 
@@ -35,16 +36,6 @@ static const void *array_at(const struct vmshim_table_body *body,
 	if (b->size > capacity || end > b->size || off % 8 != 0)
 		return NULL;
 	return (const char *)body + off;
-}
-
-static uint32_t load_be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t load_be64(const uint8_t *p)
-{
-	return (uint64_t)load_be32(p) << 32 | load_be32(p + 4);
 }
 
 /* Binary search over sorted disjoint ranges; returns the owning peer or UINT32_MAX. */
@@ -134,13 +125,13 @@ enum vmshim_verdict vmshim_table_route(const struct vmshim_table_body *body, uin
 			array_at(body, &b, capacity, b.ranges4_off, b.n_ranges4, sizeof(*r));
 		if (!r)
 			return VMSHIM_TORN;
-		owner = owner4(r, b.n_ranges4, load_be32(addr));
+		owner = owner4(r, b.n_ranges4, get32(addr));
 	} else {
 		const struct vmshim_range6 *r =
 			array_at(body, &b, capacity, b.ranges6_off, b.n_ranges6, sizeof(*r));
 		if (!r)
 			return VMSHIM_TORN;
-		owner = owner6(r, b.n_ranges6, load_be64(addr), load_be64(addr + 8));
+		owner = owner6(r, b.n_ranges6, get64(addr), get64(addr + 8));
 	}
 	if (owner == UINT32_MAX || owner == b.self || b.self == VMSHIM_NO_SELF)
 		return VMSHIM_DIRECT;
