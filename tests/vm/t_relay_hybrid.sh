@@ -63,9 +63,20 @@ cmp -s "$WORK/www/big" "$WORK/got" || fail "the file differs"
 	fail "curl was not redirected ($moved bytes on the veth)"
 log "curl: 2 MiB intact through both VMMs and the relay, veth $moved bytes"
 
+# Half-close: nc -N sends a request, shuts down its write side and waits for the server's
+# answer (the digest of what it read), which comes only after the server read EOF.
+start_bg half shimmed beta python3 "$TOP/tests/vm/apps/pyserve.py" threading-server 7951 1
+wait_for "alpha to know beta serves 7951" serves alpha beta 7951
+head -c 100000 /dev/urandom >"$WORK/request"
+answer=$(shimmed alpha timeout 10 nc -N 198.18.0.2 7951 <"$WORK/request") ||
+	fail "half-close: no answer within 10 s (nc: $?, '$answer')"
+[ "${answer%% *}" = "$(sha256sum <"$WORK/request" | cut -d' ' -f1)" ] ||
+	fail "half-close: the server read something else: $answer"
+log "half-close: 100 kB sent, write side shut, the digest came back"
+
 start_bg echo shimmed beta "$PROGS/echo_server" block 7400 0.0.0.0 1
 wait_for "alpha to know beta serves 7400" serves alpha beta 7400
-shimmed alpha "$PROGS/echo_client" block 198.18.0.2 7400 100000 >"$WORK/client.out" ||
+shimmed alpha timeout 20 "$PROGS/echo_client" block 198.18.0.2 7400 100000 >"$WORK/client.out" ||
 	fail "echo client: $(cat "$WORK/client.out")"
 join_bg echo 20 || fail "echo server: $(cat "$WORK/echo.out")"
 names_agree "$WORK/client.out" "$WORK/echo.out"
