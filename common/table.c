@@ -93,13 +93,12 @@ static int peer_at(const struct vmshim_table_body *body, const struct vmshim_tab
 	return 0;
 }
 
-/* Whether peer's portset of the family allows port; VMSHIM_TORN if the set is out of
- * bounds. */
-static enum vmshim_verdict port_allowed(const struct vmshim_table_body *body,
-					const struct vmshim_table_body *b, uint32_t capacity,
-					const struct vmshim_table_peer *peer, int v6, uint16_t port)
+/* Whether port set `index` has port (VMSHIM_SIBLING) or not (VMSHIM_DIRECT); VMSHIM_TORN if
+ * the set is out of bounds. */
+static enum vmshim_verdict portset_has(const struct vmshim_table_body *body,
+				       const struct vmshim_table_body *b, uint32_t capacity,
+				       uint32_t index, uint16_t port)
 {
-	uint32_t index = v6 ? peer->portset6 : peer->portset;
 	const uint64_t *sets = array_at(body, b, capacity, b->portsets_off, b->n_portsets,
 					VMSHIM_PORTSET_WORDS * sizeof(uint64_t));
 
@@ -107,6 +106,14 @@ static enum vmshim_verdict port_allowed(const struct vmshim_table_body *body,
 		return VMSHIM_TORN;
 	const uint64_t *set = sets + (size_t)index * VMSHIM_PORTSET_WORDS;
 	return (set[port / 64] >> (port % 64)) & 1 ? VMSHIM_SIBLING : VMSHIM_DIRECT;
+}
+
+/* Whether peer's port set of the family allows port. */
+static enum vmshim_verdict port_allowed(const struct vmshim_table_body *body,
+					const struct vmshim_table_body *b, uint32_t capacity,
+					const struct vmshim_table_peer *peer, int v6, uint16_t port)
+{
+	return portset_has(body, b, capacity, v6 ? peer->portset6 : peer->portset, port);
 }
 
 enum vmshim_verdict vmshim_table_route(const struct vmshim_table_body *body, uint32_t capacity,
@@ -142,6 +149,10 @@ enum vmshim_verdict vmshim_table_route(const struct vmshim_table_body *body, uin
 	enum vmshim_verdict allowed = port_allowed(body, &b, capacity, &peer, v6, port);
 	if (allowed != VMSHIM_SIBLING)
 		return allowed;
+	enum vmshim_verdict no_half_close =
+		portset_has(body, &b, capacity, b.without_half_close, port);
+	if (no_half_close == VMSHIM_TORN)
+		return VMSHIM_TORN;
 
 	out->cid = peer.cid;
 	out->port = vmshim_listen_port(peer.vsock_base, v6, port);
@@ -150,6 +161,7 @@ enum vmshim_verdict vmshim_table_route(const struct vmshim_table_body *body, uin
 	out->relay_port = b.relay_port;
 	out->source_base = vmshim_source_port(self.vsock_base, 0);
 	out->timeout_ms = b.connect_timeout_ms;
+	out->half_close = no_half_close != VMSHIM_SIBLING;
 	out->has_self_addr = !!(self.flags & (v6 ? VMSHIM_PEER_HAS_ADDR6 : VMSHIM_PEER_HAS_ADDR4));
 	memcpy(out->self_addr, v6 ? self.addr6 : self.addr4, v6 ? 16 : 4);
 	return VMSHIM_SIBLING;

@@ -58,7 +58,8 @@ static bool ask_relay(struct link *l)
 
 	if (getsockname(l->out->w.fd, (struct sockaddr *)&local, &len) < 0)
 		return false;
-	relayproto_request(request, l->cid, l->control_port, local.svm_port);
+	/* no HALF_CLOSE: a control link is only ever closed whole */
+	relayproto_request(request, l->cid, l->control_port, local.svm_port, 0);
 	if (send(l->out->w.fd, request, sizeof(request), MSG_DONTWAIT | MSG_NOSIGNAL) !=
 	    sizeof(request))
 		return false;

@@ -273,6 +273,19 @@ static int st_address(struct stmt_reader *ps)
 	return 0;
 }
 
+/* Adds the statement's list of TCP ports (N or N-M) to set. */
+static int add_ports(struct stmt_reader *ps, struct policy_ports *set)
+{
+	for (size_t i = 0; i < ps->n_args; i++) {
+		uint64_t lo, hi;
+		if (stmt_range(ps, ps->args[i], "port", 1, 65535, &lo, &hi) < 0)
+			return -1;
+		for (uint64_t port = lo; port <= hi; port++)
+			set->allowed[port / 64] |= (uint64_t)1 << (port % 64);
+	}
+	return 0;
+}
+
 static int port_rule(struct stmt_reader *ps, int allow)
 {
 	struct policy_ports *set;
@@ -284,14 +297,16 @@ static int port_rule(struct stmt_reader *ps, int allow)
 	} else {
 		set = allow ? &build(ps)->global_allow : &build(ps)->global_deny;
 	}
-	for (size_t i = 0; i < ps->n_args; i++) {
-		uint64_t lo, hi;
-		if (stmt_range(ps, ps->args[i], "port", 1, 65535, &lo, &hi) < 0)
-			return -1;
-		for (uint64_t port = lo; port <= hi; port++)
-			set->allowed[port / 64] |= (uint64_t)1 << (port % 64);
-	}
-	return 0;
+	return add_ports(ps, set);
+}
+
+/* without-half-close PORTS...: the TCP ports whose protocols never shut down one direction
+ * alone; only those may be relayed on a path that loses half-closes. */
+static int st_without_half_close(struct stmt_reader *ps)
+{
+	if (before_peers(ps, "without-half-close") < 0)
+		return -1;
+	return add_ports(ps, &build(ps)->pol->without_half_close);
 }
 
 static int st_allow(struct stmt_reader *ps)
@@ -317,6 +332,7 @@ static const struct stmt_def statements[] = {
 	{ "liveness-timeout", "liveness-timeout MS", NULL, st_liveness },
 	{ "relay", "relay CID PORT [hybrid]", "argument", st_relay },
 	{ "via", "via relay|direct", NULL, st_via },
+	{ "without-half-close", "without-half-close PORTS...", "port", st_without_half_close },
 };
 
 static void build_free(struct policy_build *b)

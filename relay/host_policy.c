@@ -178,6 +178,8 @@ static int st_control_port(struct stmt_reader *r)
 	return 0;
 }
 
+/* hybrid PATH [half-close]: the guest's VMM socket, and whether that VMM passes half-closes
+ * on (Cloud Hypervisor 53.0 and later; not Firecracker: README, "Host side"). */
 static int st_hybrid(struct stmt_reader *r)
 {
 	struct guest_lines *lines = block_lines(r, "hybrid");
@@ -186,13 +188,22 @@ static int st_hybrid(struct stmt_reader *r)
 
 	if (!lines || once_in_block(r, "hybrid", &lines->hybrid) < 0)
 		return -1;
+	if (r->n_args > 2)
+		return stmt_fail(r, "hybrid takes 1 or 2 arguments, got %zu (hybrid PATH "
+				    "[half-close])",
+				 r->n_args);
+	if (r->n_args == 2 && strcmp(r->args[1], "half-close") != 0)
+		return stmt_fail(r, "hybrid: %s is not 'half-close' (hybrid PATH [half-close])",
+				 stmt_quote(r->args[1], q));
 	if (path[0] != '/')
 		return stmt_fail(r, "hybrid %s is not an absolute path", stmt_quote(path, q));
 	if (strlen(path) >= HOST_HYBRID_PATH_MAX)
 		return stmt_fail(r, "hybrid %s is longer than %zu bytes (a Unix socket path, and "
 				    "room for _PORT after it)",
 				 stmt_quote(path, q), HOST_HYBRID_PATH_MAX - 1);
-	snprintf(block_guest(r)->hybrid, HOST_HYBRID_PATH_MAX, "%s", path);
+	struct host_guest *g = block_guest(r);
+	snprintf(g->hybrid, HOST_HYBRID_PATH_MAX, "%s", path);
+	g->loses_half_close = r->n_args == 1;
 	return 0;
 }
 
@@ -231,7 +242,7 @@ static const struct stmt_def statements[] = {
 	{"cid", "cid N", NULL, st_cid},
 	{"vsock-base", "vsock-base N", NULL, st_vsock_base},
 	{"control-port", "control-port N", NULL, st_control_port},
-	{"hybrid", "hybrid PATH", NULL, st_hybrid},
+	{"hybrid", "hybrid PATH [half-close]", "argument", st_hybrid},
 	{"reach", "reach GUEST [VSOCK-PORTS...]", "guest", st_reach},
 };
 
@@ -407,6 +418,11 @@ bool host_vmshim_port(const struct host_guest *g, uint32_t port)
 	if (port == g->control_port)
 		return true;
 	return offset < VMSHIM_CONTROL_OFFSET && offset != 0 && offset != VMSHIM_V6_OFFSET;
+}
+
+bool host_half_close(const struct host_policy *p, size_t from, size_t to)
+{
+	return !p->guests[from].loses_half_close && !p->guests[to].loses_half_close;
 }
 
 bool host_may_reach(const struct host_policy *p, size_t from, size_t to, uint32_t port)

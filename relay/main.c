@@ -62,8 +62,11 @@ static void describe(void)
 		 p->buffer);
 	for (size_t i = 0; i < p->n_guests; i++) {
 		const struct host_guest *g = &p->guests[i];
-		log_info("guest %s: cid %u, %s%s, reaches %zu guests", g->name, g->cid,
-			 g->hybrid[0] ? "hybrid vsock at " : "vhost-vsock", g->hybrid, g->n_reach);
+		log_info("guest %s: cid %u, %s%s%s, reaches %zu guests", g->name, g->cid,
+			 g->hybrid[0] ? "hybrid vsock at " : "vhost-vsock", g->hybrid,
+			 g->loses_half_close ? " (loses half-closes: only without-half-close ports)"
+					     : "",
+			 g->n_reach);
 	}
 }
 

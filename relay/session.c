@@ -325,6 +325,12 @@ static void on_request(struct session *s)
 		refuse(s, RELAY_REFUSED, "refused by the host policy");
 		return;
 	}
+	if ((dest.flags & RELAYPROTO_REQUEST_HALF_CLOSE) &&
+	    !host_half_close(relay.policy, (size_t)s->from, (size_t)s->to)) {
+		COUNT(s->from, no_half_close);
+		refuse(s, RELAY_NO_HALF_CLOSE, "asked for half-closes, which a VMM on the way loses");
+		return;
+	}
 	int fd = transport_dial((size_t)s->to, dest.port);
 	if (fd < 0)
 		log_limited(source_of(s->from), LOG_INFO, "connection from %s to %s port %u: %m",

@@ -115,7 +115,8 @@ static int lost(ssize_t n)
 }
 
 /* Through the host's relay: ask it for the sibling's port; it answers before any byte of
- * the connection flows, so a refusal still leaves TCP. */
+ * the connection flows, so a refusal still leaves TCP. A port the policy does not list in
+ * `without-half-close` asks for a path that carries half-closes, or TCP. */
 static int ask_relay(int vs, const struct vmshim_route *route, uint32_t source_port,
 		     int64_t deadline_ms)
 {
@@ -123,7 +124,8 @@ static int ask_relay(int vs, const struct vmshim_route *route, uint32_t source_p
 	enum relayproto_status status;
 	const char *why;
 
-	relayproto_request(request, route->cid, route->port, source_port);
+	relayproto_request(request, route->cid, route->port, source_port,
+			   route->half_close ? RELAYPROTO_REQUEST_HALF_CLOSE : 0);
 	if (send(vs, request, sizeof(request), MSG_NOSIGNAL) != sizeof(request))
 		return -1;
 	ssize_t n = recv_by(vs, reply, sizeof(reply), deadline_ms);
@@ -135,10 +137,13 @@ static int ask_relay(int vs, const struct vmshim_route *route, uint32_t source_p
 		errno = EPROTO;
 		return -1;
 	}
-	errno = status == RELAY_OK			       ? 0
-		: status == RELAY_REFUSED || status == RELAY_UNREACHABLE ? ECONNREFUSED
-		: status == RELAY_BUSY				       ? EBUSY
-								       : EPROTO;
+	if (status != RELAY_OK)
+		shim_debug("relay: %s", relayproto_status_name(status));
+	/* refused, unreachable, or no half-close on the way: as TCP's refusal */
+	errno = status == RELAY_OK	    ? 0
+		: status == RELAY_BUSY	    ? EBUSY
+		: status == RELAY_BAD_REQUEST ? EPROTO
+					      : ECONNREFUSED;
 	return status == RELAY_OK ? 0 : -1;
 }
 
