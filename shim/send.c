@@ -5,8 +5,8 @@
  * - any other address given on a connected socket is ignored (tcp_sendmsg reads msg_name only
  *   for MSG_FASTOPEN), where vsock refuses one (EISCONN, or EOPNOTSUPP once the peer has
  *   gone): on a redirected connection the shim sends without it.
- * A call with neither goes straight to the kernel, and so does one whose descriptor holds no
- * state (two loads). */
+ * A call with neither goes straight to the kernel, and so does one with an address (but no
+ * MSG_FASTOPEN) on a descriptor that holds no state, after two loads. */
 #include <errno.h>
 #include <limits.h>
 #include <sys/socket.h>
