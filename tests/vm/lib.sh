@@ -112,20 +112,26 @@ stop_relay() {
 	rm -f "$WORK/relay.pid"
 }
 
-# relay_value EXPR: a Python expression over d, the relay's status.
+# relay_value EXPR: a Python expression over d, the relay's status. (The tests' own readers
+# of JSON run python3 -S: they need nothing from site-packages, and its start-up was a third
+# of every start under emulation, hundreds of them in a run.)
 relay_value() {
 	"$RELAY" -r /run/vmshim-relay status |
-		python3 -c 'import json, sys; d = json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"
+		python3 -S -c 'import json, sys; d = json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"
 }
 
 # relayed_total: connections the relay has carried to their destination.
 relayed_total() { relay_value 'd["counters"]["relayed"]'; }
 
-# add_guest G: G's namespace, its veth on the bridge, its address.
+# add_guest G: G's namespace, its veth on the bridge, its address. Its MAC address is made
+# of its IP address, so that a guest removed and added again is the same to the others'
+# neighbour caches: with a new MAC, their packets would go to the old one until their entry
+# for it went stale (15 to 45 s), and a test's first TCP connection to the guest would hang
+# in SYN retransmissions meanwhile.
 add_guest() {
 	local g=$1
 	ip netns add "$g"
-	ip link add "v-$g" type veth peer name eth0 netns "$g"
+	ip link add "v-$g" type veth peer name eth0 address "$(printf '02:00:%02x:%02x:%02x:%02x' ${ADDR[$g]//./ })" netns "$g"
 	ip link set "v-$g" master br0 up
 	ip -n "$g" addr add "${ADDR[$g]}/24" dev eth0
 	ip -n "$g" link set eth0 up
@@ -161,6 +167,15 @@ in_guest() {
 	ip netns exec "$g" env VMSHIM_RUNDIR="$(rundir "$g")" "$@"
 }
 
+# ss_in GUEST ARGS...: ss in GUEST's network namespace. nsenter enters only that, which is
+# all ss needs, at half the cost of ip netns exec (which also mounts GUEST's /sys): the
+# tests ask ss hundreds of times.
+ss_in() {
+	local g=$1
+	shift
+	nsenter --net="/run/netns/$g" ss "$@"
+}
+
 # The same, with the shim preloaded.
 shimmed() {
 	local g=$1
@@ -175,12 +190,13 @@ as_nobody() {
 	in_guest "$g" setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"
 }
 
-# GUEST's helperd status as JSON (vmshimctl status --json).
-status_json() { in_guest "$1" "$VMSHIMCTL" status --json; }
+# GUEST's helperd status as JSON (vmshimctl status --json). helperd's socket is a file:
+# reaching it needs no trip into GUEST's namespace.
+status_json() { "$VMSHIMCTL" -r "$(rundir "$1")" status --json; }
 
 # status_value GUEST EXPR: a Python expression over d, GUEST's status.
 status_value() {
-	status_json "$1" | python3 -c 'import json, sys; d = json.load(sys.stdin); print(eval(sys.argv[1]))' "$2"
+	status_json "$1" | python3 -S -c 'import json, sys; d = json.load(sys.stdin); print(eval(sys.argv[1]))' "$2"
 }
 # counter GUEST NAME: one of GUEST's counters; fallbacks GUEST: all its shims' fallbacks.
 counter() { status_value "$1" "d['counters']['$2']"; }
@@ -191,7 +207,7 @@ fallbacks() {
 # peer_get GUEST PEER EXPR: a Python expression over p, PEER's entry in GUEST's status, and
 # d, the whole status; prints nothing if GUEST does not know PEER.
 peer_get() {
-	status_json "$1" | python3 -c 'import json, sys
+	status_json "$1" | python3 -S -c 'import json, sys
 d = json.load(sys.stdin)
 p = next((x for x in d["peers"] if x["name"] == sys.argv[1]), None)
 if p is not None: print(eval(sys.argv[2]))' "$2" "$3"
@@ -272,14 +288,14 @@ wait_for() {
 }
 
 # Whether a TCP listener on PORT exists in guest G.
-tcp_listening() { ip netns exec "$1" ss -Hltn "sport = :$2" | grep -q .; }
+tcp_listening() { ss_in "$1" -Hltn "sport = :$2" | grep -q .; }
 
 # Whether a vsock listener on PORT exists in guest G, and the other guests' helperds know
 # G serves it. vsock ports are global, but each socket belongs to the namespace that made
 # it, and ss (vsock_diag) lists only its own.
 vsock_listening() {
 	local g=$1 vport=$2 h tcp family=ports4
-	ip netns exec "$g" ss -Hln --vsock | grep -Eq ":$vport([[:space:]]|\$)" || return 1
+	ss_in "$g" -Hln --vsock | grep -Eq ":$vport([[:space:]]|\$)" || return 1
 	tcp=$((vport - BASE[$g]))
 	[ "$tcp" -lt 65536 ] || { tcp=$((tcp - 65536)); family=ports6; }
 	for h in $(common_helperds); do
@@ -290,9 +306,15 @@ vsock_listening() {
 # The vsock port where guest G's TCP port P is reached over IPv4.
 vsock_port() { echo $((BASE[$1] + $2)); }
 
-# Bytes that crossed guest G's network interface, both ways.
+# Bytes that crossed guest G's network interface, both ways: read off the bridge's end of
+# its veth pair, which receives what G's eth0 sends and sends what it receives (the kernel
+# counts a veth's received bytes from its peer's sent ones), so the sum is the same, and
+# no process needs starting.
 veth_bytes() {
-	ip netns exec "$1" sh -c 'echo $(( $(cat /sys/class/net/eth0/statistics/rx_bytes) + $(cat /sys/class/net/eth0/statistics/tx_bytes) ))'
+	local rx tx
+	read -r rx <"/sys/class/net/v-$1/statistics/rx_bytes"
+	read -r tx <"/sys/class/net/v-$1/statistics/tx_bytes"
+	echo $((rx + tx))
 }
 
 # Samples guest G's established vsock connections to PORT every 20 ms into FILE until
@@ -300,7 +322,7 @@ veth_bytes() {
 sample_vsock() {
 	local g=$1 port=$2 file=$3
 	while :; do
-		ip netns exec "$g" ss -Hn --vsock state established 2>/dev/null |
+		ss_in "$g" -Hn --vsock state established 2>/dev/null |
 			grep -E ":$port([[:space:]]|\$)" >>"$file" || true
 		sleep 0.02
 	done
@@ -337,8 +359,18 @@ join_bg() {
 	wait "$pid"
 }
 
-# Field NAME=value from the first line of FILE that starts with PREFIX.
-field() { sed -n "s/^$2.* $3=\\([^ ]*\\).*/\\1/p" "$1" | head -n 1; }
+# field FILE PREFIX NAME: NAME's value (NAME=value) on the first line of FILE that starts
+# with PREFIX and has one; the last NAME= of that line. Read in the shell: names_agree asks
+# four times per connection checked.
+field() {
+	local line
+	while IFS= read -r line; do
+		if [[ $line =~ ^$2.*\ $3=([^ ]*) ]]; then
+			echo "${BASH_REMATCH[1]}"
+			return
+		fi
+	done <"$1"
+}
 
 # Checks that the client's and the server's views of one connection agree: what the
 # client calls local the server calls peer, and the other way round.
@@ -362,7 +394,7 @@ iperf3_from_alpha() {
 		ip netns exec alpha iperf3 -c 198.18.0.2 -p 5201 -P 4 -t 2 "$@" -J \
 		>"$WORK/iperf.json" || fail "iperf3 $*: $(tail -5 "$WORK/iperf.json")"
 	moved=$(($(veth_bytes alpha) - before))
-	summary=$(python3 - "$WORK/iperf.json" <<'PY'
+	summary=$(python3 -S - "$WORK/iperf.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 if r.get("error"):

@@ -11,7 +11,7 @@ a_before=$(veth_bytes alpha)
 start_bg sibling shimmed alpha python3 "$TOP/tests/vm/apps/hold_client.py" 198.18.0.2 7901 \
 	2000000 "$WORK/go"
 wait_for "the sibling's connection" grep -q connected "$WORK/sibling.out"
-ip netns exec alpha ss -Hn --vsock state established | grep -q ":$(vsock_port beta 7901)" ||
+ss_in alpha -Hn --vsock state established | grep -q ":$(vsock_port beta 7901)" ||
 	fail "the sibling's connection is not a vsock connection"
 
 g_before=$(veth_bytes gamma)

@@ -31,7 +31,7 @@ start_helperd gamma "$WORK/cid-only-gamma"
 
 # status_check GUEST PYTHON-CONDITION: d is GUEST's status, peer(NAME) one of its peers.
 status_check() {
-	status_json "$1" | python3 -c 'import json, sys
+	status_json "$1" | python3 -S -c 'import json, sys
 d = json.load(sys.stdin)
 peer = lambda n: next(x for x in d["peers"] if x["name"] == n)
 sys.exit(0 if eval(sys.argv[1]) else 1)' "$2"
@@ -97,7 +97,7 @@ kill -STOP "$beta_helperd"
 stopped=$(date +%s%3N)
 wait_for "alpha to drop beta" status_check alpha 'peer("beta")["state"] == "down"'
 # When alpha dropped beta: its status says how long ago, when it answered.
-ms=$(status_json alpha | python3 -c 'import json, sys, time
+ms=$(status_json alpha | python3 -S -c 'import json, sys, time
 d = json.load(sys.stdin)
 now = int(time.clock_gettime(time.CLOCK_REALTIME) * 1000)
 print(now - next(p for p in d["peers"] if p["name"] == "beta")["state_for_ms"] - int(sys.argv[1]))' "$stopped")
@@ -169,5 +169,5 @@ wait_for "alpha to learn beta serves 7000" status_check alpha '7000 in peer("bet
 shimmed alpha env VMSHIM_DEBUG=1 "$PROGS/echo_client" block 198.18.0.2 7000 100000 \
 	>"$WORK/c4.out" 2>&1 || fail "client after the rogue: $(cat "$WORK/c4.out")"
 grep -q "(vsock)" "$WORK/c4.out" || fail "not redirected after the rogue"
-log "rogue on the control port: $(status_json alpha | python3 -c 'import json,sys; c=json.load(sys.stdin)["counters"]; print(c["rejected_cids"], "rejected,", c["bad_messages"], "malformed")'); alpha still serves"
+log "rogue on the control port: $(status_json alpha | python3 -S -c 'import json,sys; c=json.load(sys.stdin)["counters"]; print(c["rejected_cids"], "rejected,", c["bad_messages"], "malformed")'); alpha still serves"
 in_guest alpha "$VMSHIMCTL" status | sed 's/^/      /' | head -n 12

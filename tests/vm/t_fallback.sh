@@ -11,7 +11,7 @@ expect_tcp() {
 		fail "$what: the client failed: $(cat "$WORK/client.out")"
 	moved=$(($(veth_bytes alpha) - before))
 	[ "$moved" -gt $((2 * bytes)) ] || fail "$what: only $moved bytes crossed the veth"
-	if ip netns exec alpha ss -Hnp --vsock | grep -v '"helperd"' | grep -q .; then
+	if ss_in alpha -Hnp --vsock | grep -v '"helperd"' | grep -q .; then
 		fail "$what: a vsock socket exists"
 	fi
 	log "$what: plain TCP, $moved bytes on the veth"

@@ -70,10 +70,13 @@ attack "bind through a symlinked directory" "$([ "$what" = "regular file" ] && e
 	"the root file at delta.vsock_$RELAY_PORT is now: $what"
 log "relay: $(grep -m1 "cannot listen" "$WORK/relay.log" || echo "no line about a socket it could not make")"
 
-# 8: beta's agent on vsock port 9999, outside vmshim's ports; alpha asks for it.
-start_bg agent ip netns exec beta $PY_ATTACK agent 9999 8
+# 8: beta's agent on vsock port 9999, outside vmshim's ports; alpha asks for it. The relay
+# answers once it has dialed, and ask sends its payload and closes before it returns: by
+# then, whatever the relay did reached the agent, which can stop waiting.
+start_bg agent ip netns exec beta $PY_ATTACK agent 9999 8 "$WORK/agent.stop"
 wait_for "beta's agent" grep -q ready "$WORK/agent.out"
 answer=$(ip netns exec alpha $PY_ATTACK ask "$VMM_ALPHA" 1 9999 "reboot now")
+touch "$WORK/agent.stop"
 join_bg agent 20 || true
 seen=$(grep agent: "$WORK/agent.out" || echo "agent: nothing")
 attack "reach an agent's port 9999" "$(grep -q reboot "$WORK/agent.out" && echo yes || echo no)" \
@@ -127,7 +130,7 @@ sleep 0.5
 timed ip netns exec alpha $PY_ATTACK ask "$VMM_ALPHA" 9 1048656
 attack "stall the loop with status readers" "$([ "$took" -ge $((alone + 1000)) ] && echo yes || echo no)" \
 	"a refused request took $took ms ($answer) while 4 readers held the status socket, $alone ms before"
-join_bg hogs 30 || true
+stop_bg hogs # they would hold the socket for 15 s; what they could stall is measured
 stop_bg silent
 
 # 5: the log is limited per source to 10 lines in a window of 10 s, and then one line

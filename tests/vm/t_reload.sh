@@ -27,7 +27,7 @@ assert got == half + half, len(got)
 print("intact", flush=True)
 ' "$WORK/go"
 wait_for "the held connection" grep -q open "$WORK/held.out"
-ip netns exec alpha ss -Hn --vsock state established | grep -q ":$(vsock_port beta 7600)" ||
+ss_in alpha -Hn --vsock state established | grep -q ":$(vsock_port beta 7600)" ||
 	fail "the held connection is not over vsock"
 
 mkfifo "$WORK/ask"

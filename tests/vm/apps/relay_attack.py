@@ -4,8 +4,9 @@ wait is bounded; each prints one line saying what it saw.
   relay_attack.py ask VMMPORT CID PORT [PAYLOAD]
       a REQUEST for CID's PORT through a hybrid guest's VMM (vsock port VMMPORT of CID 1);
       prints "status N" and, on OK, sends PAYLOAD
-  relay_attack.py agent PORT SECONDS
+  relay_attack.py agent PORT SECONDS [STOP]
       a guest agent on vsock port PORT: prints who connected and what came, or "nobody"
+      once SECONDS passed or the file STOP exists with no connection waiting
   relay_attack.py unix PATH SECONDS [ANSWER...]
       a Unix socket server at PATH: the n-th connection is answered ANSWER n (if given)
       after its first line; prints each connection's bytes, or "nobody"
@@ -47,17 +48,23 @@ def ask(vmm, cid, port, payload=b""):
     s.close()
 
 
-def agent(port, seconds):
+def agent(port, seconds, stop=None):
     srv = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
     srv.bind((socket.VMADDR_CID_ANY, port))
     srv.listen(8)
-    srv.settimeout(seconds)
+    srv.settimeout(0.1)
     print("ready", flush=True)
-    try:
-        conn, peer = srv.accept()
-    except socket.timeout:
-        print("agent: nobody came", flush=True)
-        return
+    deadline = time.monotonic() + seconds
+    while True:
+        # Looked at before accept(): one more try for what came before the file did.
+        last = time.monotonic() > deadline or (stop and os.path.exists(stop))
+        try:
+            conn, peer = srv.accept()
+            break
+        except socket.timeout:
+            if last:
+                print("agent: nobody came", flush=True)
+                return
     conn.settimeout(3)
     got = b""
     try:
@@ -153,7 +160,7 @@ cmd, args = sys.argv[1], sys.argv[2:]
 if cmd == "ask":
     ask(int(args[0]), int(args[1]), int(args[2]), args[3].encode() if len(args) > 3 else b"")
 elif cmd == "agent":
-    agent(int(args[0]), float(args[1]))
+    agent(int(args[0]), float(args[1]), args[2] if len(args) > 2 else None)
 elif cmd == "unix":
     unix(args[0], float(args[1]), args[2:])
 elif cmd == "garbage":
