@@ -11,10 +11,12 @@
 #include <uthash.h>
 #include <unistd.h>
 
+#include "announce.h"
 #include "doorbell.h"
 #include "helperd.h"
 #include "vmshim/log.h"
 #include "peers.h"
+#include "policy_addr.h"
 #include "vmshim/loop.h"
 #include "preface.h"
 #include "remember.h"
@@ -135,14 +137,25 @@ static const struct registration *registration_at(const struct vmshim_endpoint *
 	return wildcard;
 }
 
-/* Whether `to` is an address of this guest, as the kernel's interfaces say: TCP takes a
- * connection only to one of those, and a sibling may name any address in its DIALLED. */
+/* Whether `to` is an address of this guest: one it owns (what its peers route to it, which
+ * no interface need have) or one of its interfaces has (as TCP would take). A sibling may
+ * name any address in its DIALLED. */
 static bool address_is_ours(const struct vmshim_endpoint *to)
 {
+	struct policy_prefix one = {.family = to->family, .len = to->family == AF_INET ? 32 : 128};
+	const struct policy_prefix *owned;
+	size_t n_owned;
 	struct ifaddrs *all;
 	bool ours = false;
 
-	if (endpoint_is_loopback(to) || getifaddrs(&all) < 0)
+	if (endpoint_is_loopback(to))
+		return false;
+	memcpy(one.addr, to->addr, sizeof(one.addr));
+	owned = announce_owned(&n_owned);
+	for (size_t i = 0; i < n_owned; i++)
+		if (policy_prefix_contains(&owned[i], &one))
+			return true;
+	if (getifaddrs(&all) < 0)
 		return false;
 	for (const struct ifaddrs *i = all; i && !ours; i = i->ifa_next) {
 		struct vmshim_endpoint ep;
