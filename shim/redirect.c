@@ -14,7 +14,6 @@
 #include "shim.h"
 #include "source_port.h"
 #include "swap.h"
-#include "vmshim/clock.h"
 #include "vmshim/dialled.h"
 #include "vmshim/endpoint.h"
 #include "vmshim/handover.h"
@@ -55,59 +54,6 @@ static int bind_source(int vs, int fd, const struct vmshim_route *route,
 	return -1;
 }
 
-/* The rest of the time until deadline_ms as a timeval; false when none is left. */
-static bool time_left(int64_t deadline_ms, struct timeval *tv)
-{
-	int64_t left = deadline_ms - vmshim_now_ms();
-
-	*tv = (struct timeval){.tv_sec = left / 1000, .tv_usec = left % 1000 * 1000};
-	return left > 0;
-}
-
-/* Each wait of the sibling connect goes on through signals, by one deadline: a handler in
- * the program (with SA_RESTART or not: a call with a timeout returns EINTR all the same)
- * must not make the shim give up a connection the server may already have accepted. */
-
-/* connect() of vs by deadline_ms. A signal cancels a vsock connect (the socket is
- * unconnected again), so it is made again. */
-static int connect_by(int vs, uint32_t cid, uint32_t port, int64_t deadline_ms)
-{
-	int64_t left;
-
-	while ((left = deadline_ms - vmshim_now_ms()) > 0) {
-		if (vsock_connect(vs, cid, port, VSOCK_FROM_GUEST, (unsigned)left) == 0)
-			return 0;
-		if (errno != EINTR)
-			return -1;
-	}
-	errno = ETIMEDOUT;
-	return -1;
-}
-
-/* Reads n bytes from vs by deadline_ms. Returns n, fewer at EOF, or -1 with errno (EAGAIN
- * when time ran out before anything came). */
-static ssize_t recv_by(int vs, void *buf, size_t n, int64_t deadline_ms)
-{
-	struct timeval tv;
-	size_t got = 0;
-
-	while (got < n) {
-		if (!time_left(deadline_ms, &tv)) {
-			errno = EAGAIN;
-			return got ? (ssize_t)got : -1;
-		}
-		real.setsockopt(vs, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-		ssize_t r = recv(vs, (char *)buf + got, n - got, 0); /* not interposed */
-		if (r == 0)
-			break;
-		if (r < 0 && errno != EINTR)
-			return got ? (ssize_t)got : -1;
-		if (r > 0)
-			got += (size_t)r;
-	}
-	return (ssize_t)got;
-}
-
 /* errno for a failure on the way: no answer, a short one, or the socket's own error. */
 static int lost(ssize_t n)
 {
@@ -117,8 +63,7 @@ static int lost(ssize_t n)
 /* Through the host's relay: ask it for the sibling's port; it answers before any byte of
  * the connection flows, so a refusal still leaves TCP. A port the policy does not list in
  * `without-half-close` asks for a path that carries half-closes, or TCP. */
-static int ask_relay(int vs, const struct vmshim_route *route, uint32_t source_port,
-		     int64_t deadline_ms)
+static int ask_relay(int vs, const struct vmshim_route *route, uint32_t source_port)
 {
 	uint8_t request[RELAYPROTO_REQUEST_SIZE], reply[RELAYPROTO_REPLY_SIZE];
 	enum relayproto_status status;
@@ -128,7 +73,7 @@ static int ask_relay(int vs, const struct vmshim_route *route, uint32_t source_p
 			   route->half_close ? RELAYPROTO_REQUEST_HALF_CLOSE : 0);
 	if (send(vs, request, sizeof(request), MSG_NOSIGNAL) != sizeof(request))
 		return -1;
-	ssize_t n = recv_by(vs, reply, sizeof(reply), deadline_ms);
+	ssize_t n = recv(vs, reply, sizeof(reply), MSG_WAITALL);
 	if (n != sizeof(reply)) {
 		errno = lost(n);
 		return -1;
@@ -159,18 +104,22 @@ static int send_dialled(int vs, const struct vmshim_endpoint *dest)
 static int connect_vsock(int vs, const struct vmshim_route *route, uint32_t source_port,
 			 const struct vmshim_endpoint *dest)
 {
-	int64_t deadline_ms = vmshim_now_ms() + route->timeout_ms;
+	struct timeval timeout = {
+		.tv_sec = route->timeout_ms / 1000,
+		.tv_usec = (route->timeout_ms % 1000) * 1000,
+	};
 	uint32_t cid = route->via_relay ? route->relay_cid : route->cid;
 
-	/* One deadline for the connect, the relay's answer and the hand-over; copy_settings
-	 * later gives vs the application's own SO_RCVTIMEO. */
-	if (connect_by(vs, cid, route->via_relay ? route->relay_port : route->port,
-		       deadline_ms) < 0 ||
-	    (route->via_relay && ask_relay(vs, route, source_port, deadline_ms) < 0) ||
-	    send_dialled(vs, dest) < 0)
+	if (vsock_connect(vs, cid, route->via_relay ? route->relay_port : route->port,
+			  VSOCK_FROM_GUEST, route->timeout_ms) < 0)
+		return -1;
+	/* The same bound for the relay's answer and the hand-over; copy_settings later gives vs
+	 * the application's own SO_RCVTIMEO. */
+	real.setsockopt(vs, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+	if ((route->via_relay && ask_relay(vs, route, source_port) < 0) || send_dialled(vs, dest) < 0)
 		return -1;
 	char handover;
-	ssize_t n = recv_by(vs, &handover, 1, deadline_ms);
+	ssize_t n = recv(vs, &handover, 1, 0); /* not interposed */
 	if (n == 1 && handover == VMSHIM_HANDOVER_BYTE)
 		return 0;
 	/* No listener took it, or the server's helperd is stopped or gone: TCP decides. */

@@ -6,15 +6,12 @@
  * MODE: block (blocking connect), epoll (non-blocking connect, then EPOLLOUT and SO_ERROR),
  * epoll-early (the socket is added to epoll before connect, as Boost.Asio does), fastopen
  * (sendto with MSG_FASTOPEN connects and sends the first bytes), threads (four threads
- * connect at once, each echoing BYTES/4), signals (a blocking connect while SIGALRM, with an
- * SA_RESTART handler, comes every 2 ms: printed as "signals: N during connect").
+ * connect at once, each echoing BYTES/4).
  * Prints "connected local=A peer=B" per connection and "ok BYTES". */
 #include <fcntl.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
-#include <signal.h>
-#include <sys/time.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -104,31 +101,6 @@ static size_t connect_fastopen(int s, const struct sockaddr_storage *ss, socklen
 	return (size_t)w;
 }
 
-static volatile sig_atomic_t alarms;
-
-static void on_alarm(int sig)
-{
-	(void)sig;
-	alarms++;
-}
-
-/* A blocking connect() through a storm of signals, as in a program with an interval timer. */
-static void connect_through_signals(int s, const struct sockaddr_storage *ss, socklen_t len)
-{
-	struct sigaction sa = {.sa_handler = on_alarm, .sa_flags = SA_RESTART};
-	struct itimerval every = {.it_interval = {0, 2000}, .it_value = {0, 2000}}, off = {0};
-
-	if (sigaction(SIGALRM, &sa, NULL) < 0 || setitimer(ITIMER_REAL, &every, NULL) < 0)
-		die("SIGALRM timer");
-	int rc = connect(s, (const struct sockaddr *)ss, len);
-	int saved = errno;
-	setitimer(ITIMER_REAL, &off, NULL);
-	errno = saved;
-	if (rc < 0)
-		die("connect (%d signals came)", (int)alarms);
-	printf("signals: %d during connect\n", (int)alarms);
-}
-
 static struct {
 	const char *mode;
 	struct sockaddr_storage ss;
@@ -147,8 +119,6 @@ static void *one_connection(void *unused)
 	if (!strcmp(job.mode, "block") || !strcmp(job.mode, "threads")) {
 		if (connect(s, (struct sockaddr *)&job.ss, job.len) < 0)
 			die("connect");
-	} else if (!strcmp(job.mode, "signals")) {
-		connect_through_signals(s, &job.ss, job.len);
 	} else if (!strcmp(job.mode, "fastopen")) {
 		sent = connect_fastopen(s, &job.ss, job.len, job.bytes);
 	} else {
@@ -163,7 +133,7 @@ static void *one_connection(void *unused)
 int main(int argc, char **argv)
 {
 	if (argc != 5)
-		die("usage: echo_client block|epoll|epoll-early|fastopen|threads|signals HOST PORT BYTES");
+		die("usage: echo_client block|epoll|epoll-early|fastopen|threads HOST PORT BYTES");
 	job.mode = argv[1];
 	job.len = parse_addr(argv[2], atoi(argv[3]), &job.ss);
 	job.bytes = strtoul(argv[4], NULL, 0);

@@ -34,21 +34,3 @@ moved=$(($(veth_bytes alpha) - before))
 [ "$moved" -lt 20000 ] || fail "fastopen/threads: $moved bytes crossed the veth"
 [ "$(grep -c '^accepted' "$WORK/server.out")" = 5 ] || fail "server: $(cat "$WORK/server.out")"
 log "sendto(MSG_FASTOPEN) and 4 threads connecting at once: over vsock"
-
-# A program whose interval timer fires every 2 ms (SIGALRM, SA_RESTART) connects while the
-# server is stopped for a second: the shim's waits for the vsock connect and the hand-over
-# go on through the signals (before: EINTR, and the connection went over TCP after the
-# server may already have accepted the sibling's).
-start_bg server shimmed beta "$PROGS/echo_server" block 7304 0.0.0.0 1
-wait_for "vsock listener" vsock_listening beta "$(vsock_port beta 7304)"
-srv=$(leaf_pid "$(cat "$WORK/server.pid")")
-redirected0=$(counter alpha redirected)
-kill -STOP "$srv"
-start_bg sig shimmed alpha "$PROGS/echo_client" signals 198.18.0.2 7304 100000
-sleep 1
-kill -CONT "$srv"
-join_bg sig 30 || fail "client through signals: $(cat "$WORK/sig.out")"
-join_bg server || fail "server: $(cat "$WORK/server.out")"
-[ "$(($(counter alpha redirected) - redirected0))" = 1 ] ||
-	fail "the connect through signals was not redirected: $(cat "$WORK/sig.out"); server: $(cat "$WORK/server.out")"
-log "a connect through $(sed -n 's/^signals: \([0-9]*\).*/\1/p' "$WORK/sig.out") signals went over vsock; the server saw: $(grep accepted "$WORK/server.out")"
