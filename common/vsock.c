@@ -56,6 +56,13 @@ int vsock_listen(uint32_t port, int backlog, int flags)
 	return fd;
 }
 
+int vsock_buffer_set(int fd, uint64_t size)
+{
+	if (REAL(setsockopt)(fd, AF_VSOCK, SO_VM_SOCKETS_BUFFER_MAX_SIZE, &size, sizeof(size)) < 0)
+		return -1;
+	return REAL(setsockopt)(fd, AF_VSOCK, SO_VM_SOCKETS_BUFFER_SIZE, &size, sizeof(size));
+}
+
 int vsock_connect(int fd, uint32_t cid, uint32_t port, enum vsock_from from,
 		  unsigned timeout_ms)
 {

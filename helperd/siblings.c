@@ -26,6 +26,7 @@
 #include "sockdiag.h"
 #include "vmshim/endpoint.h"
 #include "vmshim/ports.h"
+#include "vmshim/vsockbuf.h"
 
 #define VSOCK_BACKLOG 128
 
@@ -316,7 +317,9 @@ static struct vsock_listener *open_listener(uint32_t vport, uint16_t tcp_port, b
 	struct vsock_listener *l = calloc(1, sizeof(*l));
 	int s = l ? vsock_listen(vport, VSOCK_BACKLOG, SOCK_NONBLOCK | SOCK_CLOEXEC) : -1;
 
-	if (s < 0) {
+	/* The accepting end's buffer, which the connections it accepts inherit: no write
+	 * pattern of the connecting end breaks them (vmshim/vsockbuf.h). */
+	if (s < 0 || vsock_buffer_set(s, VMSHIM_VSOCK_BUFFER_ACCEPT) < 0) {
 		log_err("cannot listen on vsock port %u for TCP port %u: %m", vport, tcp_port);
 		goto fail;
 	}

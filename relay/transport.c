@@ -16,6 +16,7 @@
 #include "vmshim/log.h"
 #include "vmshim/relayproto.h"
 #include "vmshim/vsock.h"
+#include "vmshim/vsockbuf.h"
 
 #define BACKLOG 1024
 #define ACCEPTS_PER_EVENT 64 /* then the others get their turn */
@@ -109,8 +110,11 @@ static int listen_vsock(void)
 {
 	int fd = vsock_listen(relay.policy->port, BACKLOG, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
-	if (fd < 0) {
+	/* A caller's session: the relay is its accepting end (vmshim/vsockbuf.h). */
+	if (fd < 0 || vsock_buffer_set(fd, VMSHIM_VSOCK_BUFFER_ACCEPT) < 0) {
 		log_err("vsock port %u: %m", relay.policy->port);
+		if (fd >= 0)
+			close(fd);
 		return -1;
 	}
 	return add_listener(fd, -1, NULL);
@@ -166,8 +170,16 @@ static int relay_socket(void)
 {
 	uint32_t first = host_shares_cid(relay.policy) ? relay.policy->port + 1 : 1;
 	uint32_t lowest = 0;
+	int fd = vsock_source_socket(first, RELAYPROTO_SOURCE_PORTS, &lowest);
 
-	return vsock_source_socket(first, RELAYPROTO_SOURCE_PORTS, &lowest);
+	/* Toward the destination the relay is the connecting end (vmshim/vsockbuf.h). */
+	if (fd >= 0 && vsock_buffer_set(fd, VMSHIM_VSOCK_WINDOW) < 0) {
+		int err = errno;
+		close(fd);
+		errno = err;
+		return -1;
+	}
+	return fd;
 }
 
 int transport_dial(size_t to, uint32_t port)

@@ -20,6 +20,7 @@
 #include "vmshim/ports.h"
 #include "vmshim/relayproto.h"
 #include "vmshim/vsock.h"
+#include "vmshim/vsockbuf.h"
 
 #define BIND_TRIES 16
 
@@ -171,6 +172,8 @@ enum redirect_result redirect_connect(int fd, int app_family, const struct vmshi
 		why = strerror(errno);
 		goto fail;
 	}
+	/* The connecting end's buffer: many small writes survive a slow reader (vsockbuf.h). */
+	vsock_buffer_set(vs, VMSHIM_VSOCK_WINDOW);
 	port = bind_source(vs, fd, route, &local);
 	if (port < 0) {
 		why = "no vsock source port for it (taken, or a privileged TCP port)";

@@ -30,6 +30,10 @@ int vsock_source_socket(uint32_t first, uint32_t count, uint32_t *next);
  * SOCK_CLOEXEC). */
 int vsock_listen(uint32_t port, int backlog, int flags);
 
+/* Sizes fd's buffer, the window it grants and the packets it admits (vmshim/vsockbuf.h):
+ * its maximum first, which bounds it. A listener's accepted sockets inherit it. */
+int vsock_buffer_set(int fd, uint64_t size);
+
 /* Connects fd to cid:port; a blocking connect waits at most timeout_ms (0: the kernel's two
  * seconds), a non-blocking one fails with ETIMEDOUT after that long. */
 int vsock_connect(int fd, uint32_t cid, uint32_t port, enum vsock_from from,
