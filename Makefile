@@ -41,8 +41,10 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 COMMON_OBJ  = $(call obj,$(COMMON_SRC))
 # The shim takes only what it uses: no daemon loop or log inside applications.
-SHIM_COMMON_OBJ = $(call obj,common/endpoint.c common/proto.c common/relayproto.c) \
-	$(BUILD)/obj/shim/fdpass.o
+# Of these, the ones that make system calls are built again with the real calls (SHIM_REAL_OBJ).
+SHIM_REAL_OBJ = $(BUILD)/obj/shim/fdpass.o $(BUILD)/obj/shim/vsock.o
+SHIM_COMMON_OBJ = $(call obj,common/endpoint.c common/proto.c common/relayproto.c common/dialled.c) \
+	$(SHIM_REAL_OBJ)
 POLICY_OBJ  = $(call obj,$(POLICY_SRC))
 SHIM_OBJ    = $(call obj,$(SHIM_SRC))
 HELPERD_OBJ = $(call obj,$(HELPERD_SRC))
@@ -60,11 +62,12 @@ $(BUILD)/obj/shim/%.o: shim/%.c
 	@mkdir -p $(@D)
 	$(CC) $(ALLFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
 
-# The shim's copy of fdpass makes the real calls, not the shim's hooks (common/fdpass.c).
-$(BUILD)/obj/shim/fdpass.o: common/fdpass.c
+# The shim's copies of common code make the real calls, not the shim's hooks
+# (include/vmshim/real.h).
+$(SHIM_REAL_OBJ): $(BUILD)/obj/shim/%.o: common/%.c
 	@mkdir -p $(@D)
 	$(CC) $(ALLFLAGS) -fPIC -fvisibility=hidden -include shim/shim.h \
-		-DFDPASS_SENDMSG=real.sendmsg -DFDPASS_CLOSE=real.close -c $< -o $@
+		'-DREAL(call)=real.call' -c $< -o $@
 
 # Code that also goes into the shim must be position independent.
 $(BUILD)/obj/policy/%.o: policy/%.c
@@ -79,8 +82,8 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(ALLFLAGS) -c $< -o $@
 
-# The shim links only the table reader from policy/, never the parser.
-$(BUILD)/libvmshim.so: $(SHIM_OBJ) $(SHIM_COMMON_OBJ) $(BUILD)/obj/policy/table_lookup.o shim/libvmshim.map
+# The shim reads the table (common/table.c); it never links the policy's parser.
+$(BUILD)/libvmshim.so: $(SHIM_OBJ) $(SHIM_COMMON_OBJ) $(BUILD)/obj/common/table.o shim/libvmshim.map
 	$(CC) -shared -Wl,--version-script=shim/libvmshim.map -Wl,-z,defs,-z,now $(LDSAN) \
 		-o $@ $(filter %.o,$^) -ldl -lpthread
 
@@ -106,6 +109,7 @@ FUZZ_FLAGS = -std=gnu11 -D_GNU_SOURCE -Iinclude -Ipolicy -Irelay $(WARN) -g -O1 
 build-fuzz/fuzz_peerproto: tests/fuzz/fuzz_peerproto.c common/peerproto.c
 build-fuzz/fuzz_policy: tests/fuzz/fuzz_policy.c $(POLICY_SRC) $(COMMON_SRC)
 build-fuzz/fuzz_relayproto: tests/fuzz/fuzz_relayproto.c common/relayproto.c
+build-fuzz/fuzz_dialled: tests/fuzz/fuzz_dialled.c common/dialled.c
 build-fuzz/fuzz_hybrid_ok: tests/fuzz/fuzz_hybrid_ok.c relay/hybrid_line.c relay/hybrid_line.h
 build-fuzz/fuzz_request: tests/fuzz/fuzz_request.c
 build-fuzz/fuzz_reply: tests/fuzz/fuzz_reply.c
@@ -132,12 +136,15 @@ $(BUILD)/tests/test_relay: $(call obj,relay/host_policy.c relay/hybrid_line.c re
 $(BUILD)/tests/test_relay: ALLFLAGS += -Irelay
 
 # test_shim_parts also links a few shim pieces, without the hooks (init.o needs dlsym).
-$(BUILD)/tests/test_shim_parts: $(call obj,shim/tcpopts.c shim/fdstate.c shim/init.c shim/table_client.c shim/source_port.c)
+$(BUILD)/tests/test_shim_parts: $(call obj,shim/tcpopts.c shim/fdstate.c shim/init.c shim/table_client.c shim/source_port.c shim/tcp_refuses.c)
 $(BUILD)/tests/test_shim_parts: TEST_LIBS = -ldl -lpthread
 
 $(BUILD)/progs/%: tests/progs/%.c
 	@mkdir -p $(@D)
-	$(CC) $(ALLFLAGS) $(LDSAN) -o $@ $< -lpthread
+	$(CC) $(ALLFLAGS) $(LDSAN) -o $@ $(filter %.c %.o,$^) -lpthread
+
+# stress's crowd speaks and connects as a sibling's shim does.
+$(BUILD)/progs/stress: $(call obj,common/dialled.c common/vsock.c)
 
 # A library preloaded ahead of the shim to make it run out of memory; never sanitized.
 $(BUILD)/progs/failalloc.so: tests/progs/failalloc.c

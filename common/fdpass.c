@@ -5,13 +5,7 @@
 #include <unistd.h>
 
 #include "vmshim/fdpass.h"
-
-/* Inside libvmshim.so, sendmsg and close are the shim's own hooks, and a call from here would
- * bind to them: the Makefile builds the shim's copy with the real calls instead. */
-#ifndef FDPASS_SENDMSG
-#define FDPASS_SENDMSG sendmsg
-#define FDPASS_CLOSE close
-#endif
+#include "vmshim/real.h"
 
 ssize_t fdpass_send(int sock, const void *buf, size_t len, int fd)
 {
@@ -34,7 +28,7 @@ ssize_t fdpass_send(int sock, const void *buf, size_t len, int fd)
 	}
 	ssize_t n;
 	do
-		n = FDPASS_SENDMSG(sock, &msg, MSG_NOSIGNAL);
+		n = REAL(sendmsg)(sock, &msg, MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);
 	return n;
 }
@@ -71,14 +65,14 @@ ssize_t fdpass_recv(int sock, void *buf, size_t len, int *fd)
 			if (*fd < 0 && !bad)
 				*fd = got;
 			else {
-				FDPASS_CLOSE(got); /* never keep what we did not ask for */
+				REAL(close)(got); /* never keep what we did not ask for */
 				bad = 1;
 			}
 		}
 	}
 	if (bad) {
 		if (*fd >= 0)
-			FDPASS_CLOSE(*fd);
+			REAL(close)(*fd);
 		*fd = -1;
 		errno = EBADMSG;
 		return -1;

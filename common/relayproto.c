@@ -3,20 +3,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "vmshim/bigendian.h"
 #include "vmshim/relayproto.h"
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 /* magic, version, type: the first 6 bytes of every message */
 static void start(uint8_t *out, enum relayproto_type type)
@@ -39,11 +27,22 @@ static int check_start(const uint8_t *in, enum relayproto_type type, const char 
 	return -1;
 }
 
+/* The u16 flags after the start of a REQUEST or FROM, of which only `known` may be set. */
+static int check_flags(const uint8_t *in, uint16_t known, uint16_t *flags, const char **why)
+{
+	*flags = (uint16_t)(in[6] << 8 | in[7]);
+	if (*flags & ~known) {
+		*why = "unknown flags";
+		return -1;
+	}
+	return 0;
+}
+
 void relayproto_request(uint8_t out[RELAYPROTO_REQUEST_SIZE], uint32_t cid, uint32_t port,
-			uint32_t source_port)
+			uint32_t source_port, uint16_t flags)
 {
 	start(out, RELAYPROTO_REQUEST);
-	out[6] = out[7] = 0;
+	put16(out + 6, flags);
 	put32(out + 8, cid);
 	put32(out + 12, port);
 	put32(out + 16, source_port);
@@ -60,8 +59,7 @@ void relayproto_from(uint8_t out[RELAYPROTO_FROM_SIZE], uint32_t cid, uint32_t p
 		     uint16_t flags)
 {
 	start(out, RELAYPROTO_FROM);
-	out[6] = (uint8_t)(flags >> 8);
-	out[7] = (uint8_t)flags;
+	put16(out + 6, flags);
 	put32(out + 8, cid);
 	put32(out + 12, port);
 }
@@ -70,13 +68,13 @@ int relayproto_parse_request(const uint8_t in[RELAYPROTO_REQUEST_SIZE],
 			     struct relayproto_addr *dest, uint32_t *source_port,
 			     const char **why)
 {
-	if (check_start(in, RELAYPROTO_REQUEST, why) < 0)
+	uint16_t flags;
+
+	if (check_start(in, RELAYPROTO_REQUEST, why) < 0 ||
+	    check_flags(in, RELAYPROTO_REQUEST_HALF_CLOSE, &flags, why) < 0)
 		return -1;
-	if (in[6] || in[7]) {
-		*why = "reserved bytes not zero";
-		return -1;
-	}
-	*dest = (struct relayproto_addr){.cid = get32(in + 8), .port = get32(in + 12)};
+	*dest = (struct relayproto_addr){.cid = get32(in + 8), .port = get32(in + 12),
+					 .flags = flags};
 	*source_port = get32(in + 16);
 	return 0;
 }
@@ -86,7 +84,7 @@ int relayproto_parse_reply(const uint8_t in[RELAYPROTO_REPLY_SIZE],
 {
 	if (check_start(in, RELAYPROTO_REPLY, why) < 0)
 		return -1;
-	if (in[6] > RELAY_BAD_REQUEST || in[7]) {
+	if (in[6] > RELAY_NO_HALF_CLOSE || in[7]) {
 		*why = in[7] ? "reserved byte not zero" : "unknown status";
 		return -1;
 	}
@@ -97,13 +95,11 @@ int relayproto_parse_reply(const uint8_t in[RELAYPROTO_REPLY_SIZE],
 int relayproto_parse_from(const uint8_t in[RELAYPROTO_FROM_SIZE], struct relayproto_addr *from,
 			  const char **why)
 {
-	if (check_start(in, RELAYPROTO_FROM, why) < 0)
+	uint16_t flags;
+
+	if (check_start(in, RELAYPROTO_FROM, why) < 0 ||
+	    check_flags(in, RELAYPROTO_FROM_PORT_SEEN, &flags, why) < 0)
 		return -1;
-	uint16_t flags = (uint16_t)(in[6] << 8 | in[7]);
-	if (flags & ~RELAYPROTO_FROM_PORT_SEEN) {
-		*why = "unknown flags";
-		return -1;
-	}
 	*from = (struct relayproto_addr){.cid = get32(in + 8), .port = get32(in + 12),
 					 .flags = flags};
 	return 0;
@@ -131,6 +127,7 @@ const char *relayproto_status_name(enum relayproto_status status)
 		[RELAY_UNREACHABLE] = "destination unreachable",
 		[RELAY_BUSY] = "relay busy",
 		[RELAY_BAD_REQUEST] = "bad request",
+		[RELAY_NO_HALF_CLOSE] = "no half-close on the way",
 	};
 
 	return (unsigned)status < sizeof names / sizeof names[0] ? names[status] : "unknown";

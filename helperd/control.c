@@ -28,7 +28,7 @@
 #include "status.h"
 #include "vmshim/fdpass.h"
 #include "vmshim/proto.h"
-#include "vmshim/table.h" /* vmshim_now_ms */
+#include "vmshim/clock.h"
 
 #define CONN_MAX 1024
 #define CONN_PER_UID 64
@@ -189,7 +189,7 @@ static void on_conn(struct watch *w, uint32_t events)
 			    "control: malformed request from uid %u dropped (%zd bytes): %s",
 			    (unsigned)c->share->uid, n, why);
 	} else if (req.type == VMSHIM_REQ_STATUS) {
-		answer_status(c, req.port == 1); /* no descriptor came with it */
+		answer_status(c, req.port == VMSHIM_STATUS_JSON); /* no descriptor came with it */
 		return;
 	} else {
 		handle(w->fd, &req, fd);

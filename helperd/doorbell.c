@@ -14,9 +14,10 @@
 #include "helperd.h"
 #include "vmshim/log.h"
 #include "vmshim/loop.h"
+#include "share.h"
 #include "tcpsock.h"
 #include "vmshim/endpoint.h"
-#include "vmshim/table.h"
+#include "vmshim/clock.h"
 
 /* The pool of sibling connections waiting to be accepted (two descriptors each) is shared:
  * a peer may hold a quarter of it, a listener half, so that a hostile peer or a slow
@@ -31,13 +32,6 @@
  * sees them in /proc/net/tcp and can give a socket of their own the same ones. */
 #define SECRET_LEN 16
 #define SECRET_WAIT_MS 200 /* on loopback it is there at once; this only covers a busy CPU */
-
-/* What one peer, or one listener, holds of the pool. */
-struct share {
-	uint64_t key;
-	unsigned n;
-	UT_hash_handle hh;
-};
 
 struct pending {
 	struct watch w;  /* on the doorbell socket */
@@ -68,33 +62,6 @@ static bool same_endpoint(const struct vmshim_endpoint *a, const struct vmshim_e
 	       memcmp(a->addr, b->addr, a->family == AF_INET ? 4 : 16) == 0;
 }
 
-/* table's share for key, one more taken from it, unless it already holds max. */
-static struct share *take_share(struct share **table, uint64_t key, unsigned max)
-{
-	struct share *sh;
-
-	HASH_FIND(hh, *table, &key, sizeof(key), sh);
-	if (sh && sh->n >= max)
-		return NULL;
-	if (!sh) {
-		sh = calloc(1, sizeof(*sh));
-		if (!sh)
-			return NULL;
-		sh->key = key;
-		HASH_ADD(hh, *table, key, sizeof(sh->key), sh);
-	}
-	sh->n++;
-	return sh;
-}
-
-static void give_share(struct share **table, struct share *sh)
-{
-	if (sh && --sh->n == 0) {
-		HASH_DEL(*table, sh);
-		free(sh);
-	}
-}
-
 /* The sibling's connection leaves the loop (p itself lives until its bell's watch is
  * retired; an event already fetched for vs is skipped). */
 static void unwatch_sibling(struct pending *p)
@@ -106,8 +73,8 @@ static void unwatch_sibling(struct pending *p)
 static void drop(struct pending *p)
 {
 	HASH_DEL(pending, p);
-	give_share(&peer_shares, p->peer);
-	give_share(&listener_shares, p->listener);
+	share_give(&peer_shares, p->peer);
+	share_give(&listener_shares, p->listener);
 	if (p->vs >= 0) {
 		unwatch_sibling(p);
 		close(p->vs);
@@ -208,9 +175,9 @@ static bool reserve(struct pending *p, const struct policy_peer *from, uint32_t 
 		    uint16_t port)
 {
 	if (HASH_COUNT(pending) < pool_max &&
-	    (p->peer = take_share(&peer_shares, (uint64_t)from->cid << 32 | from->vsock_base,
+	    (p->peer = share_take(&peer_shares, (uint64_t)from->cid << 32 | from->vsock_base,
 				  pool_max / 4)) &&
-	    (p->listener = take_share(&listener_shares, vport, pool_max / 2)))
+	    (p->listener = share_take(&listener_shares, vport, pool_max / 2)))
 		return true;
 	const char *why = HASH_COUNT(pending) >= pool_max ? "helperd's pool is full"
 			  : !p->peer				 ? "its share of the pool is full"
@@ -261,8 +228,8 @@ int doorbell_ring(int vs, const struct policy_peer *from, uint32_t vport,
 	return 0;
 fail:
 	if (p) {
-		give_share(&peer_shares, p->peer);
-		give_share(&listener_shares, p->listener);
+		share_give(&peer_shares, p->peer);
+		share_give(&listener_shares, p->listener);
 	}
 	free(p);
 	if (s >= 0)

@@ -9,9 +9,10 @@
 #include "helperd.h"
 #include "inbound.h"
 #include "link.h"
-#include "relayed.h"
+#include "preface.h"
 #include "vmshim/log.h"
 #include "vmshim/loop.h"
+#include "vmshim/vsock.h"
 
 #define FRAMES_PER_WAKEUP 16
 
@@ -107,14 +108,14 @@ static int identify_helperd(const struct sockaddr_vm *from, const char **why)
 }
 
 /* A control connection from `from`, directly or as the relay's FROM says. */
-static void take_control(int s, const struct sockaddr_vm *from, uint32_t unused)
+static void take_control(int s, const struct arrival *a)
 {
+	const struct sockaddr_vm *from = &a->from;
 	const char *why;
 	int i = identify_helperd(from, &why);
 	size_t slot = 0;
 	struct inbound *in = NULL;
 
-	(void)unused;
 	while (i >= 0 && slot < INBOUND_PER_PEER && links[i]->ins[slot])
 		slot++;
 	if (i < 0) {
@@ -154,9 +155,9 @@ static void on_listener(struct watch *w, uint32_t events)
 			return;
 		}
 		if (policy_from_relay(helperd.policy, from.svm_cid, from.svm_port))
-			relayed_start(s, take_control, 0);
+			preface_relayed(s, &(struct arrival){.from = from}, take_control);
 		else
-			take_control(s, &from, 0);
+			take_control(s, &(struct arrival){.from = from});
 	}
 }
 
@@ -174,12 +175,9 @@ int inbound_listen(void)
 	}
 	if (!self)
 		return 0;
-	struct sockaddr_vm svm = {.svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY, .svm_port = port};
-	int s = socket(AF_VSOCK, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (s < 0 || bind(s, (struct sockaddr *)&svm, sizeof(svm)) < 0 || listen(s, 16) < 0) {
+	int s = vsock_listen(port, 16, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (s < 0) {
 		log_err("cannot listen on control port %u (vsock): %m", port);
-		if (s >= 0)
-			close(s);
 		return -1;
 	}
 	listener = (struct watch){.fd = s, .on_event = on_listener};

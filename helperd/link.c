@@ -6,9 +6,9 @@
 #include "inbound.h"
 #include "link.h"
 #include "outbound.h"
+#include "vmshim/clock.h"
 #include "vmshim/log.h"
 #include "vmshim/ports.h"
-#include "vmshim/table.h"
 
 static void close_connections(struct link *l)
 {

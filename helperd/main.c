@@ -32,7 +32,7 @@
 #include "peers.h"
 #include "policy_watch.h"
 #include "publish.h"
-#include "relayed.h"
+#include "preface.h"
 #include "siblings.h"
 #include "table_build.h"
 
@@ -164,7 +164,7 @@ static void on_tick(struct watch *w, uint32_t events)
 	helperd_mark(CHANGED_LISTENER_MAY_BE_GONE);
 	doorbell_expire(vmshim_now_ms());
 	control_expire(vmshim_now_ms());
-	relayed_expire(vmshim_now_ms());
+	preface_expire(vmshim_now_ms());
 	release_free_heap();
 	log_limited_flush();
 }
@@ -270,7 +270,7 @@ int main(int argc, char **argv)
 	counters_close();
 	control_close();
 	doorbell_shutdown();
-	relayed_shutdown();
+	preface_shutdown();
 	siblings_shutdown();
 	peers_stop();
 	policy_watch_stop();

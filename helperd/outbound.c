@@ -5,7 +5,6 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include <linux/vm_sockets.h>
 
 #include "announce.h"
 #include "helperd.h"
@@ -13,6 +12,7 @@
 #include "vmshim/log.h"
 #include "vmshim/loop.h"
 #include "vmshim/relayproto.h"
+#include "vmshim/vsock.h"
 
 struct outbound {
 	struct watch w;
@@ -58,7 +58,8 @@ static bool ask_relay(struct link *l)
 
 	if (getsockname(l->out->w.fd, (struct sockaddr *)&local, &len) < 0)
 		return false;
-	relayproto_request(request, l->cid, l->control_port, local.svm_port);
+	/* no HALF_CLOSE: a control link is only ever closed whole */
+	relayproto_request(request, l->cid, l->control_port, local.svm_port, 0);
 	if (send(l->out->w.fd, request, sizeof(request), MSG_DONTWAIT | MSG_NOSIGNAL) !=
 	    sizeof(request))
 		return false;
@@ -114,47 +115,25 @@ static void on_outbound(struct watch *w, uint32_t events)
 	outbound_close(l);
 }
 
-/* A socket bound to a free control source port of this guest (link_first_control_source).
- * The ports are taken in turn, not the lowest free one: vsock has no TIME_WAIT, and on newer
- * kernels (6.12) a closed socket gives its port up before its peer has closed, so a new
- * connection from the same port to the same place would take the old one's late reset. */
+/* A socket bound to a free control source port of this guest (link_first_control_source),
+ * taken in turn (vsock_source_socket says why). */
 static int control_socket(void)
 {
-	static uint32_t next; /* offset into the range */
-	uint32_t first = link_first_control_source(helperd_self());
-	int s = socket(AF_VSOCK, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	static uint32_t next;
 
-	if (s < 0)
-		return -1;
-	for (uint32_t tries = 0; tries < PRIVILEGED_PORTS - 1; tries++) {
-		struct sockaddr_vm svm = {.svm_family = AF_VSOCK,
-					  .svm_cid = VMADDR_CID_ANY,
-					  .svm_port = first + next};
-		next = (next + 1) % (PRIVILEGED_PORTS - 1);
-		if (bind(s, (struct sockaddr *)&svm, sizeof(svm)) == 0)
-			return s;
-		if (errno != EADDRINUSE)
-			break;
-	}
-	close(s);
-	return -1;
+	return vsock_source_socket(link_first_control_source(helperd_self()),
+				   PRIVILEGED_PORTS - 1, &next);
 }
 
 void outbound_dial(struct link *l)
 {
 	const struct policy *pol = helperd.policy;
 	uint32_t cid = l->via_relay ? pol->relay_cid : l->cid;
-	struct sockaddr_vm svm = {
-		.svm_family = AF_VSOCK,
-		.svm_cid = cid,
-		.svm_port = l->via_relay ? pol->relay_port : l->control_port,
-		.svm_flags = cid > VMADDR_CID_HOST ? VMADDR_FLAG_TO_HOST : 0,
-	};
+	uint32_t port = l->via_relay ? pol->relay_port : l->control_port;
 	struct outbound *o = calloc(1, sizeof(*o));
 	int s = o ? control_socket() : -1;
 
-	if (s < 0 || (connect(s, (struct sockaddr *)&svm, sizeof(svm)) < 0 &&
-		      errno != EINPROGRESS)) {
+	if (s < 0 || (vsock_connect(s, cid, port, VSOCK_FROM_GUEST, 0) < 0 && errno != EINPROGRESS)) {
 		log_debug("peer %s: cannot connect to its control port: %m", l->name);
 		goto fail;
 	}

@@ -16,10 +16,10 @@
 #include "outbound.h"
 #include "peers.h"
 #include "policy_addr.h"
+#include "vmshim/clock.h"
 #include "vmshim/log.h"
 #include "vmshim/loop.h"
 #include "vmshim/ports.h"
-#include "vmshim/table.h"
 
 struct link **links;
 size_t n_links;

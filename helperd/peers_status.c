@@ -5,7 +5,7 @@
 #include "link.h"
 #include "peers.h"
 #include "policy_addr.h"
-#include "vmshim/table.h"
+#include "vmshim/clock.h"
 
 static void print_ports(FILE *out, const uint64_t *set, bool json)
 {

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vmshim/proto.h"
+#include "vmshim/endpoint.h"
 
 struct listener_record {
 	uint64_t inode;

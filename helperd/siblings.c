@@ -1,5 +1,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
+#include <ifaddrs.h>
 #include <linux/vm_sockets.h>
 #include <netinet/in.h>
 #include <stdbool.h>
@@ -10,18 +11,22 @@
 #include <uthash.h>
 #include <unistd.h>
 
+#include "announce.h"
 #include "doorbell.h"
 #include "helperd.h"
 #include "vmshim/log.h"
 #include "peers.h"
+#include "policy_addr.h"
 #include "vmshim/loop.h"
-#include "relayed.h"
+#include "preface.h"
 #include "remember.h"
 #include "siblings.h"
+#include "vmshim/vsock.h"
 #include "tcpsock.h"
 #include "sockdiag.h"
 #include "vmshim/endpoint.h"
 #include "vmshim/ports.h"
+#include "vmshim/vsockbuf.h"
 
 #define VSOCK_BACKLOG 128
 
@@ -73,6 +78,13 @@ int siblings_register(int fd)
 	    (domain != AF_INET && domain != AF_INET6) ||
 	    endpoint_of_socket(fd, getsockname, &ep) < 0 || fstat(fd, &st) < 0)
 		return EINVAL;
+	if (!tcp_socket_here(fd)) {
+		/* its addresses and its inode mean nothing here: sock_diag cannot see it */
+		log_limited(LOG_SOURCE(LOG_KIND_UID, st.st_uid), LOG_WARNING,
+			    "listener on TCP port %u of uid %u refused: it is in another network "
+			    "namespace", ep.port, (unsigned)st.st_uid);
+		return EPERM;
+	}
 	if (endpoint_is_loopback(&ep) || !exposed(ep.port))
 		return EPERM;
 
@@ -102,14 +114,61 @@ int siblings_register(int fd)
 	return 0;
 }
 
-static const struct registration *registration_for(uint16_t port, bool v6)
+static bool same_address(const struct vmshim_endpoint *a, const struct vmshim_endpoint *b)
 {
-	const struct registration *r, *tmp;
+	return a->family == b->family &&
+	       memcmp(a->addr, b->addr, a->family == AF_INET ? 4 : 16) == 0;
+}
 
-	HASH_ITER(hh, registrations, r, tmp)
-		if (r->port == port && (v6 ? r->v6 : r->v4))
+/* The listener TCP would give a connection to `to`: the one bound to that address, else
+ * one bound to the wildcard that takes the family. Two can share an address and port only
+ * as one user's SO_REUSEPORT group, where the kernel picks among them anyway. */
+static const struct registration *registration_at(const struct vmshim_endpoint *to, bool v6)
+{
+	const struct registration *r, *tmp, *wildcard = NULL;
+
+	HASH_ITER(hh, registrations, r, tmp) {
+		if (r->port != to->port || !(v6 ? r->v6 : r->v4))
+			continue;
+		if (!is_wildcard(&r->bound) && same_address(&r->bound, to))
 			return r;
-	return NULL;
+		if (is_wildcard(&r->bound) && !wildcard)
+			wildcard = r;
+	}
+	return wildcard;
+}
+
+/* Whether `to` is an address of this guest: one it owns (what its peers route to it, which
+ * no interface need have) or one of its interfaces has (as TCP would take). A sibling may
+ * name any address in its DIALLED. */
+static bool address_is_ours(const struct vmshim_endpoint *to)
+{
+	struct policy_prefix one = {.family = to->family, .len = to->family == AF_INET ? 32 : 128};
+	const struct policy_prefix *owned;
+	size_t n_owned;
+	struct ifaddrs *all;
+	bool ours = false;
+
+	if (endpoint_is_loopback(to))
+		return false;
+	memcpy(one.addr, to->addr, sizeof(one.addr));
+	owned = announce_owned(&n_owned);
+	for (size_t i = 0; i < n_owned; i++)
+		if (policy_prefix_contains(&owned[i], &one))
+			return true;
+	if (getifaddrs(&all) < 0)
+		return false;
+	for (const struct ifaddrs *i = all; i && !ours; i = i->ifa_next) {
+		struct vmshim_endpoint ep;
+		if (i->ifa_addr && endpoint_from_sockaddr(i->ifa_addr,
+							  i->ifa_addr->sa_family == AF_INET
+								  ? sizeof(struct sockaddr_in)
+								  : sizeof(struct sockaddr_in6),
+							  &ep) == 0)
+			ours = same_address(&ep, to);
+	}
+	freeifaddrs(all);
+	return ours;
 }
 
 /* Whether the kernel still has r's listener. A doorbell at a port whose listener is gone
@@ -134,81 +193,101 @@ static void show_address(int i, bool v6, struct vmshim_endpoint *ep)
 	peers_address(i, v6, ep->addr);
 }
 
-/* The loopback address that reaches a listener, and what its accepted sockets show. */
+/* The loopback address that reaches a listener. */
 static socklen_t doorbell_target(const struct registration *r, bool v6,
-				 struct sockaddr_storage *target, struct vmshim_endpoint *local)
+				 struct sockaddr_storage *target)
 {
 	struct vmshim_endpoint t = {.family = v6 ? AF_INET6 : AF_INET, .port = r->port};
 
-	if (is_wildcard(&r->bound)) {
-		show_address(helperd.self, v6, local);
-		if (v6)
-			t.addr[15] = 1;
-		else
-			inet_pton(AF_INET, "127.0.0.1", t.addr);
-	} else {
-		*local = r->bound;
+	if (!is_wildcard(&r->bound))
 		memcpy(t.addr, r->bound.addr, sizeof(t.addr));
-	}
-	local->port = r->port;
+	else if (v6)
+		t.addr[15] = 1;
+	else
+		inet_pton(AF_INET, "127.0.0.1", t.addr);
 	return endpoint_to_sockaddr(&t, t.family, target);
 }
 
-static void accept_sibling(struct vsock_listener *l, int vs, const struct sockaddr_vm *from)
+/* The peer a sibling connection comes from, or -1 (logged, counted) when it may not
+ * come: not a peer of the policy, or standing for a privileged TCP port. */
+static int sibling_of(const struct sockaddr_vm *from, uint16_t *src_port)
 {
-	uint16_t src_port;
-	int peer = peers_identify(from, &src_port);
+	int peer = peers_identify(from, src_port);
 
-	if (peer >= 0 && src_port < VMSHIM_TCP_PRIVILEGED_PORTS) {
+	if (peer >= 0 && *src_port < VMSHIM_TCP_PRIVILEGED_PORTS) {
 		helperd.counters.sibling_refused++;
 		log_limited(LOG_SOURCE(LOG_KIND_CID, from->svm_cid), LOG_WARNING,
 			    "vsock connection from %s port %u refused: it stands for privileged TCP "
 			    "port %u, which any user of that guest could bind",
-			    helperd.policy->peers[peer].name, from->svm_port, src_port);
-		close(vs);
-		return;
+			    helperd.policy->peers[peer].name, from->svm_port, *src_port);
+		return -1;
 	}
 	if (peer < 0) {
 		helperd.counters.rejected_cids++;
 		log_warn("vsock connection from cid %u port %u refused: not a peer of the policy",
 			 from->svm_cid, from->svm_port);
+	}
+	return peer;
+}
+
+/* A sibling connection, once its DIALLED is read: rings the listener TCP would give it to. */
+static void ring(int vs, const struct arrival *a)
+{
+	uint16_t src_port;
+	int peer = sibling_of(&a->from, &src_port); /* again: the policy may have changed */
+	const struct vmshim_endpoint *to = &a->dialled;
+	struct vsock_listener *l;
+
+	HASH_FIND(hh, listeners, &a->vport, sizeof(a->vport), l);
+	if (peer >= 0 && !l)
+		log_info("connection to vsock port %u closed: no longer served", a->vport);
+	if (peer < 0 || !l) {
 		close(vs);
 		return;
 	}
-	const struct registration *r = registration_for(l->tcp_port, l->v6);
+	const char *name = helperd.policy->peers[peer].name;
+	if (to->port != l->tcp_port || (to->family == AF_INET6) != l->v6) {
+		helperd.counters.bad_messages++;
+		log_limited(LOG_SOURCE(LOG_KIND_CID, a->from.svm_cid), LOG_WARNING,
+			    "connection from %s to vsock port %u closed: its DIALLED names another "
+			    "port or family", name, a->vport);
+		close(vs);
+		return;
+	}
+	const struct registration *r = registration_at(to, l->v6);
+	char host[INET6_ADDRSTRLEN] = "?";
+	inet_ntop(to->family, to->addr, host, sizeof(host));
 	/* a listener gone is forgotten at the next sweep (not here: that may close l) */
-	if (!r || !exposed(l->tcp_port) || !still_listening(r)) {
+	if (!r || !exposed(to->port) || (is_wildcard(&r->bound) && !address_is_ours(to)) ||
+	    !still_listening(r)) {
 		helperd.counters.sibling_refused++;
-		log_info("connection from %s to port %u refused: no listener open to siblings",
-			 helperd.policy->peers[peer].name, l->tcp_port);
+		log_limited(LOG_SOURCE(LOG_KIND_CID, a->from.svm_cid), LOG_INFO,
+			    "connection from %s to %s port %u refused: no listener there open to "
+			    "siblings", name, host, to->port);
 		close(vs);
 		return;
 	}
 	struct sockaddr_storage target;
-	struct vmshim_endpoint show_peer, show_local;
-	socklen_t len = doorbell_target(r, l->v6, &target, &show_local);
+	struct vmshim_endpoint show_peer;
+	socklen_t len = doorbell_target(r, l->v6, &target);
 	show_address(peer, l->v6, &show_peer);
 	show_peer.port = src_port;
-	log_debug("connection from %s port %u to port %u", helperd.policy->peers[peer].name,
-		  src_port, l->tcp_port);
+	log_debug("connection from %s port %u to %s port %u", name, src_port, host, to->port);
 	if (doorbell_ring(vs, &helperd.policy->peers[peer], l->vport, &target, len, &show_peer,
-			  &show_local) == 0)
+			  to) == 0)
 		helperd.counters.sibling_accepted++;
 }
 
-/* A connection through the relay, once FROM said whose it is. */
-static void on_relayed(int vs, const struct sockaddr_vm *from, uint32_t vport)
+/* A connection to a sibling port, from where accept() or the relay's FROM says. */
+static void take_sibling(int vs, const struct arrival *a)
 {
-	struct vsock_listener *l;
+	uint16_t src_port;
+	int peer = sibling_of(&a->from, &src_port);
 
-	HASH_FIND(hh, listeners, &vport, sizeof(vport), l);
-	if (l) {
-		accept_sibling(l, vs, from);
-	} else {
-		log_info("connection through the relay to vsock port %u closed: no longer served",
-			 vport);
+	if (peer < 0)
 		close(vs);
-	}
+	else
+		preface_dialled(vs, a, peer, ring);
 }
 
 static void on_vsock_listener(struct watch *w, uint32_t events)
@@ -225,22 +304,22 @@ static void on_vsock_listener(struct watch *w, uint32_t events)
 				log_warn("accept on vsock port %u: %m", l->vport);
 			return;
 		}
+		struct arrival a = {.from = from, .vport = l->vport};
 		if (policy_from_relay(helperd.policy, from.svm_cid, from.svm_port))
-			relayed_start(vs, on_relayed, l->vport);
+			preface_relayed(vs, &a, take_sibling);
 		else
-			accept_sibling(l, vs, &from);
+			take_sibling(vs, &a);
 	}
 }
 
 static struct vsock_listener *open_listener(uint32_t vport, uint16_t tcp_port, bool v6)
 {
-	struct sockaddr_vm svm = {
-		.svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY, .svm_port = vport};
 	struct vsock_listener *l = calloc(1, sizeof(*l));
-	int s = socket(AF_VSOCK, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int s = l ? vsock_listen(vport, VSOCK_BACKLOG, SOCK_NONBLOCK | SOCK_CLOEXEC) : -1;
 
-	if (!l || s < 0 || bind(s, (struct sockaddr *)&svm, sizeof(svm)) < 0 ||
-	    listen(s, VSOCK_BACKLOG) < 0) {
+	/* The accepting end's buffer, which the connections it accepts inherit: no write
+	 * pattern of the connecting end breaks them (vmshim/vsockbuf.h). */
+	if (s < 0 || vsock_buffer_set(s, VMSHIM_VSOCK_BUFFER_ACCEPT) < 0) {
 		log_err("cannot listen on vsock port %u for TCP port %u: %m", vport, tcp_port);
 		goto fail;
 	}

@@ -7,7 +7,7 @@
 #include "helperd.h"
 #include "peers.h"
 #include "status.h"
-#include "vmshim/table.h"
+#include "vmshim/clock.h"
 
 char *status_render(bool json, size_t *len)
 {

@@ -190,20 +190,14 @@ static int st_peer(struct stmt_reader *ps)
 	return 0;
 }
 
-/* The number argument of a statement that peer's block has at most once (cid, vsock-base,
- * control-port),
- * whose line is kept in *line. 0, or -1 once the error is reported. */
+/* A statement that peer's block has at most once (cid, vsock-base, control-port, via), whose
+ * line is kept in *line. 0, or -1 once the error is reported. */
 static int once_per_peer(struct stmt_reader *ps, const char *keyword,
-			 const struct policy_peer *peer,
-			 unsigned *line, uint64_t *v)
+			 const struct policy_peer *peer, unsigned *line)
 {
-	char q[80];
-
 	if (*line)
-		return stmt_fail(ps, "%s given twice for peer %s (first at line %u)", keyword, peer->name,
-			    *line);
-	if (policy_parse_number(ps->args[0], v) < 0)
-		return stmt_fail(ps, "%s %s is not a number", keyword, stmt_quote(ps->args[0], q));
+		return stmt_fail(ps, "%s given twice for peer %s (first at line %u)", keyword,
+				 peer->name, *line);
 	*line = ps->line;
 	return 0;
 }
@@ -211,44 +205,19 @@ static int once_per_peer(struct stmt_reader *ps, const char *keyword,
 static int st_cid(struct stmt_reader *ps)
 {
 	struct policy_peer *peer = in_block(ps, "cid");
-	uint64_t v;
-	char q[80];
 
-	if (!peer || once_per_peer(ps, "cid", peer, &current_state(ps)->cid_line, &v) < 0)
+	if (!peer || once_per_peer(ps, "cid", peer, &current_state(ps)->cid_line) < 0)
 		return -1;
-	if (v > UINT32_MAX)
-		return stmt_fail(ps, "cid %s does not fit in 32 bits", stmt_quote(ps->args[0], q));
-	if (v == 0)
-		return stmt_fail(ps, "cid 0 is the hypervisor, not a peer (a peer's cid is 1 or "
-				"3..4294967294)");
-	if (v == 2)
-		return stmt_fail(ps, "cid 2 is the host, not a peer (a peer's cid is 1 or "
-				"3..4294967294)");
-	if (v == UINT32_MAX)
-		return stmt_fail(ps, "cid %s is VMADDR_CID_ANY (4294967295), not a peer",
-			    stmt_quote(ps->args[0], q));
-	peer->cid = (uint32_t)v;
-	return 0;
+	return stmt_cid(ps, "peer", &peer->cid);
 }
 
 static int st_vsock_base(struct stmt_reader *ps)
 {
 	struct policy_peer *peer = in_block(ps, "vsock-base");
-	uint64_t v;
-	char q[80];
 
-	if (!peer ||
-	    once_per_peer(ps, "vsock-base", peer, &current_state(ps)->base_line, &v) < 0)
+	if (!peer || once_per_peer(ps, "vsock-base", peer, &current_state(ps)->base_line) < 0)
 		return -1;
-	if (v < 1024)
-		return stmt_fail(ps, "vsock-base %s is below 1024", stmt_quote(ps->args[0], q));
-	if (v > (uint64_t)VMSHIM_VSOCK_PORT_MAX - (VMSHIM_PORT_BLOCK - 1))
-		return stmt_fail(ps, "vsock-base %s is too high: its block of %u ports must end at or "
-				"below %u, so the base is at most %u",
-			    stmt_quote(ps->args[0], q), VMSHIM_PORT_BLOCK, VMSHIM_VSOCK_PORT_MAX,
-			    VMSHIM_VSOCK_PORT_MAX - (VMSHIM_PORT_BLOCK - 1));
-	peer->vsock_base = (uint32_t)v;
-	return 0;
+	return stmt_vsock_base(ps, &peer->vsock_base);
 }
 
 static int st_control_port(struct stmt_reader *ps)
@@ -257,9 +226,10 @@ static int st_control_port(struct stmt_reader *ps)
 	uint64_t v;
 	char q[80];
 
-	if (!peer ||
-	    once_per_peer(ps, "control-port", peer, &current_state(ps)->control_line, &v) < 0)
+	if (!peer || once_per_peer(ps, "control-port", peer, &current_state(ps)->control_line) < 0)
 		return -1;
+	if (policy_parse_number(ps->args[0], &v) < 0)
+		return stmt_fail(ps, "control-port %s is not a number", stmt_quote(ps->args[0], q));
 	if (v < 1024 || v > VMSHIM_VSOCK_PORT_MAX)
 		return stmt_fail(ps, "control-port %s is out of range 1024..%u", stmt_quote(ps->args[0], q),
 			    VMSHIM_VSOCK_PORT_MAX);
@@ -272,16 +242,12 @@ static int st_via(struct stmt_reader *ps)
 	struct policy_peer *peer = in_block(ps, "via");
 	char q[80];
 
-	if (!peer)
+	if (!peer || once_per_peer(ps, "via", peer, &current_state(ps)->via_line) < 0)
 		return -1;
-	if (current_state(ps)->via_line)
-		return stmt_fail(ps, "via given twice for peer %s (first at line %u)", peer->name,
-				 current_state(ps)->via_line);
 	if (strcmp(ps->args[0], "relay") != 0 && strcmp(ps->args[0], "direct") != 0)
 		return stmt_fail(ps, "via %s: a peer is reached 'direct' or via 'relay'",
 				 stmt_quote(ps->args[0], q));
 	peer->via_relay = strcmp(ps->args[0], "relay") == 0;
-	current_state(ps)->via_line = ps->line;
 	return 0;
 }
 
@@ -307,6 +273,19 @@ static int st_address(struct stmt_reader *ps)
 	return 0;
 }
 
+/* Adds the statement's list of TCP ports (N or N-M) to set. */
+static int add_ports(struct stmt_reader *ps, struct policy_ports *set)
+{
+	for (size_t i = 0; i < ps->n_args; i++) {
+		uint64_t lo, hi;
+		if (stmt_range(ps, ps->args[i], "port", 1, 65535, &lo, &hi) < 0)
+			return -1;
+		for (uint64_t port = lo; port <= hi; port++)
+			set->allowed[port / 64] |= (uint64_t)1 << (port % 64);
+	}
+	return 0;
+}
+
 static int port_rule(struct stmt_reader *ps, int allow)
 {
 	struct policy_ports *set;
@@ -318,14 +297,16 @@ static int port_rule(struct stmt_reader *ps, int allow)
 	} else {
 		set = allow ? &build(ps)->global_allow : &build(ps)->global_deny;
 	}
-	for (size_t i = 0; i < ps->n_args; i++) {
-		uint64_t lo, hi;
-		if (stmt_range(ps, ps->args[i], "port", 1, 65535, &lo, &hi) < 0)
-			return -1;
-		for (uint64_t port = lo; port <= hi; port++)
-			set->allowed[port / 64] |= (uint64_t)1 << (port % 64);
-	}
-	return 0;
+	return add_ports(ps, set);
+}
+
+/* without-half-close PORTS...: the TCP ports whose protocols never shut down one direction
+ * alone; only those may be relayed on a path that loses half-closes. */
+static int st_without_half_close(struct stmt_reader *ps)
+{
+	if (before_peers(ps, "without-half-close") < 0)
+		return -1;
+	return add_ports(ps, &build(ps)->pol->without_half_close);
 }
 
 static int st_allow(struct stmt_reader *ps)
@@ -351,6 +332,7 @@ static const struct stmt_def statements[] = {
 	{ "liveness-timeout", "liveness-timeout MS", NULL, st_liveness },
 	{ "relay", "relay CID PORT [hybrid]", "argument", st_relay },
 	{ "via", "via relay|direct", NULL, st_via },
+	{ "without-half-close", "without-half-close PORTS...", "port", st_without_half_close },
 };
 
 static void build_free(struct policy_build *b)

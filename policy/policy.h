@@ -52,6 +52,8 @@ struct policy {
 	 * with hybrid vsock, from any port (FORMAT.md). */
 	bool has_relay, relay_hybrid;
 	uint32_t relay_cid, relay_port, relay_first_source;
+	/* TCP ports that may be relayed where half-closes are lost (`without-half-close`) */
+	struct policy_ports without_half_close;
 };
 
 /* Parses and validates a whole file. On success returns 0 and *out; on failure returns -1,

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "statements.h"
+#include "vmshim/ports.h"
 
 #define LINE_MAX_BYTES 65536
 
@@ -225,6 +226,44 @@ int stmt_number_once(struct stmt_reader *r, const char *keyword, unsigned *line,
 				 (unsigned long long)max, *unit ? " " : "", unit);
 	*out = v;
 	*line = r->line;
+	return 0;
+}
+
+int stmt_cid(struct stmt_reader *r, const char *what, uint32_t *out)
+{
+	char q[80];
+	uint64_t v;
+
+	if (policy_parse_number(r->args[0], &v) < 0)
+		return stmt_fail(r, "cid %s is not a number", stmt_quote(r->args[0], q));
+	if (v > UINT32_MAX)
+		return stmt_fail(r, "cid %s does not fit in 32 bits", stmt_quote(r->args[0], q));
+	if (v == 0 || v == 2)
+		return stmt_fail(r, "cid %s is the %s, not a %s (a %s's cid is 1 or 3..4294967294)",
+				 v ? "2" : "0", v ? "host" : "hypervisor", what, what);
+	if (v == UINT32_MAX)
+		return stmt_fail(r, "cid %s is VMADDR_CID_ANY (4294967295), not a %s",
+				 stmt_quote(r->args[0], q), what);
+	*out = (uint32_t)v;
+	return 0;
+}
+
+int stmt_vsock_base(struct stmt_reader *r, uint32_t *out)
+{
+	const uint32_t highest = VMSHIM_VSOCK_PORT_MAX - (VMSHIM_PORT_BLOCK - 1);
+	char q[80];
+	uint64_t v;
+
+	if (policy_parse_number(r->args[0], &v) < 0)
+		return stmt_fail(r, "vsock-base %s is not a number", stmt_quote(r->args[0], q));
+	if (v < 1024)
+		return stmt_fail(r, "vsock-base %s is below 1024", stmt_quote(r->args[0], q));
+	if (v > highest)
+		return stmt_fail(r, "vsock-base %s is too high: its block of %u ports must end at "
+				    "or below %u, so the base is at most %u",
+				 stmt_quote(r->args[0], q), VMSHIM_PORT_BLOCK, VMSHIM_VSOCK_PORT_MAX,
+				 highest);
+	*out = (uint32_t)v;
 	return 0;
 }
 

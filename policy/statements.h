@@ -46,6 +46,14 @@ int stmt_range(struct stmt_reader *r, char *item, const char *what, uint64_t min
 int stmt_number_once(struct stmt_reader *r, const char *keyword, unsigned *line, uint64_t min,
 		     uint64_t max, const char *unit, uint64_t *out);
 
+/* The argument of `cid N` in the block of a VM (what: "peer", "guest"): 1 (the local
+ * kernel: tests) or 3..4294967294. */
+int stmt_cid(struct stmt_reader *r, const char *what, uint32_t *out);
+
+/* The argument of `vsock-base N`: at least 1024, and the block of VMSHIM_PORT_BLOCK ports
+ * from it ends at VMSHIM_VSOCK_PORT_MAX or below (vmshim/ports.h). */
+int stmt_vsock_base(struct stmt_reader *r, uint32_t *out);
+
 /* Parses a decimal or 0x-hexadecimal number with nothing around it. Returns 0, or -1 if s is
  * not a number. A number too big for 64 bits reads as UINT64_MAX so that range checks fail. */
 int policy_parse_number(const char *s, uint64_t *out);

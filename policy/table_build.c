@@ -13,14 +13,15 @@ static uint64_t align8(uint64_t n)
 	return (n + 7u) & ~(uint64_t)7u;
 }
 
-/* The layout of a body: header, peers, IPv4 ranges, IPv6 ranges, two port sets per peer. */
+/* The layout of a body: header, peers, IPv4 ranges, IPv6 ranges, two port sets per peer
+ * and the set of `without-half-close`. */
 static void lay_out(uint64_t n_peers, uint64_t n4, uint64_t n6, uint64_t offsets[5])
 {
 	offsets[0] = align8(sizeof(struct vmshim_table_body));
 	offsets[1] = align8(offsets[0] + n_peers * sizeof(struct vmshim_table_peer));
 	offsets[2] = align8(offsets[1] + n4 * sizeof(struct vmshim_range4));
 	offsets[3] = align8(offsets[2] + n6 * sizeof(struct vmshim_range6));
-	offsets[4] = offsets[3] + 2 * n_peers * VMSHIM_PORTSET_WORDS * sizeof(uint64_t);
+	offsets[4] = offsets[3] + (2 * n_peers + 1) * VMSHIM_PORTSET_WORDS * sizeof(uint64_t);
 }
 
 uint64_t table_size(uint64_t n_peers, uint64_t n4, uint64_t n6)
@@ -130,9 +131,10 @@ void *table_build(const struct policy *policy, int self, const struct table_peer
 		.n_peers = n_peers,
 		.n_ranges4 = n4,
 		.n_ranges6 = n6,
-		.n_portsets = 2 * n_peers,
+		.n_portsets = 2 * n_peers + 1,
 		.relay_cid = policy->relay_cid,
 		.relay_port = policy->relay_port,
+		.without_half_close = 2 * n_peers,
 	};
 	/* policy_validate keeps every table within TABLE_MAX_SIZE, so these fit 32 bits */
 	uint64_t offsets[5];
@@ -189,6 +191,8 @@ void *table_build(const struct policy *policy, int self, const struct table_peer
 		}
 	}
 	free(v);
+	memcpy(sets + (size_t)head.without_half_close * VMSHIM_PORTSET_WORDS,
+	       policy->without_half_close.allowed, sizeof policy->without_half_close.allowed);
 	/* helperd keeps what peers own disjoint, so sorting makes the ranges searchable. */
 	qsort(buf + head.ranges4_off, n4, sizeof(struct vmshim_range4), cmp_range4);
 	qsort(buf + head.ranges6_off, n6, sizeof(struct vmshim_range6), cmp_range6);

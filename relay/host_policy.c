@@ -130,13 +130,17 @@ static struct guest_lines *block_lines(struct stmt_reader *r, const char *keywor
 	return current_guest(r, keyword) ? &build(r)->lines[build(r)->pol->n_guests - 1] : NULL;
 }
 
+/* The guest whose block the current line is in (block_lines said there is one). */
+static struct host_guest *block_guest(struct stmt_reader *r)
+{
+	return &build(r)->pol->guests[build(r)->pol->n_guests - 1];
+}
+
 static int once_in_block(struct stmt_reader *r, const char *keyword, unsigned *line)
 {
-	const struct host_guest *g = &build(r)->pol->guests[build(r)->pol->n_guests - 1];
-
 	if (*line)
 		return stmt_fail(r, "%s given twice for guest %s (first at line %u)", keyword,
-				 g->name, *line);
+				 block_guest(r)->name, *line);
 	*line = r->line;
 	return 0;
 }
@@ -144,56 +148,38 @@ static int once_in_block(struct stmt_reader *r, const char *keyword, unsigned *l
 static int st_cid(struct stmt_reader *r)
 {
 	struct guest_lines *lines = block_lines(r, "cid");
-	uint64_t v;
-	char q[80];
 
 	if (!lines || once_in_block(r, "cid", &lines->cid) < 0)
 		return -1;
-	if (policy_parse_number(r->args[0], &v) < 0)
-		return stmt_fail(r, "cid %s is not a number", stmt_quote(r->args[0], q));
-	if (v == 0 || v == 2 || v > VMSHIM_VSOCK_PORT_MAX)
-		return stmt_fail(r, "cid %s is not a guest's: a guest's cid is 1 (the relay's own "
-				    "kernel, for tests) or 3..4294967294",
-				 stmt_quote(r->args[0], q));
-	build(r)->pol->guests[build(r)->pol->n_guests - 1].cid = (uint32_t)v;
-	return 0;
-}
-
-/* A vsock port number of the current block's guest, from 1024 to max, given once. */
-static int block_port(struct stmt_reader *r, const char *keyword, unsigned *line, uint32_t max,
-		      uint32_t *out)
-{
-	uint64_t v;
-	char q[80];
-
-	if (once_in_block(r, keyword, line) < 0)
-		return -1;
-	if (policy_parse_number(r->args[0], &v) < 0 || v < 1024 || v > max)
-		return stmt_fail(r, "%s %s is out of range 1024..%u", keyword,
-				 stmt_quote(r->args[0], q), max);
-	*out = (uint32_t)v;
-	return 0;
+	return stmt_cid(r, "guest", &block_guest(r)->cid);
 }
 
 static int st_vsock_base(struct stmt_reader *r)
 {
 	struct guest_lines *lines = block_lines(r, "vsock-base");
 
-	return lines ? block_port(r, "vsock-base", &lines->base,
-				  VMSHIM_VSOCK_PORT_MAX - (VMSHIM_PORT_BLOCK - 1),
-				  &build(r)->pol->guests[build(r)->pol->n_guests - 1].vsock_base)
-		     : -1;
+	if (!lines || once_in_block(r, "vsock-base", &lines->base) < 0)
+		return -1;
+	return stmt_vsock_base(r, &block_guest(r)->vsock_base);
 }
 
 static int st_control_port(struct stmt_reader *r)
 {
 	struct guest_lines *lines = block_lines(r, "control-port");
+	uint64_t v;
+	char q[80];
 
-	return lines ? block_port(r, "control-port", &lines->control, VMSHIM_VSOCK_PORT_MAX,
-				  &build(r)->pol->guests[build(r)->pol->n_guests - 1].control_port)
-		     : -1;
+	if (!lines || once_in_block(r, "control-port", &lines->control) < 0)
+		return -1;
+	if (policy_parse_number(r->args[0], &v) < 0 || v < 1024 || v > VMSHIM_VSOCK_PORT_MAX)
+		return stmt_fail(r, "control-port %s is out of range 1024..%u",
+				 stmt_quote(r->args[0], q), VMSHIM_VSOCK_PORT_MAX);
+	block_guest(r)->control_port = (uint32_t)v;
+	return 0;
 }
 
+/* hybrid PATH [half-close]: the guest's VMM socket, and whether that VMM passes half-closes
+ * on (Cloud Hypervisor 53.0 and later; not Firecracker: README, "Host side"). */
 static int st_hybrid(struct stmt_reader *r)
 {
 	struct guest_lines *lines = block_lines(r, "hybrid");
@@ -202,14 +188,22 @@ static int st_hybrid(struct stmt_reader *r)
 
 	if (!lines || once_in_block(r, "hybrid", &lines->hybrid) < 0)
 		return -1;
+	if (r->n_args > 2)
+		return stmt_fail(r, "hybrid takes 1 or 2 arguments, got %zu (hybrid PATH "
+				    "[half-close])",
+				 r->n_args);
+	if (r->n_args == 2 && strcmp(r->args[1], "half-close") != 0)
+		return stmt_fail(r, "hybrid: %s is not 'half-close' (hybrid PATH [half-close])",
+				 stmt_quote(r->args[1], q));
 	if (path[0] != '/')
 		return stmt_fail(r, "hybrid %s is not an absolute path", stmt_quote(path, q));
 	if (strlen(path) >= HOST_HYBRID_PATH_MAX)
 		return stmt_fail(r, "hybrid %s is longer than %zu bytes (a Unix socket path, and "
 				    "room for _PORT after it)",
 				 stmt_quote(path, q), HOST_HYBRID_PATH_MAX - 1);
-	snprintf(build(r)->pol->guests[build(r)->pol->n_guests - 1].hybrid, HOST_HYBRID_PATH_MAX,
-		 "%s", path);
+	struct host_guest *g = block_guest(r);
+	snprintf(g->hybrid, HOST_HYBRID_PATH_MAX, "%s", path);
+	g->loses_half_close = r->n_args == 1;
 	return 0;
 }
 
@@ -248,7 +242,7 @@ static const struct stmt_def statements[] = {
 	{"cid", "cid N", NULL, st_cid},
 	{"vsock-base", "vsock-base N", NULL, st_vsock_base},
 	{"control-port", "control-port N", NULL, st_control_port},
-	{"hybrid", "hybrid PATH", NULL, st_hybrid},
+	{"hybrid", "hybrid PATH [half-close]", "argument", st_hybrid},
 	{"reach", "reach GUEST [VSOCK-PORTS...]", "guest", st_reach},
 };
 
@@ -424,6 +418,11 @@ bool host_vmshim_port(const struct host_guest *g, uint32_t port)
 	if (port == g->control_port)
 		return true;
 	return offset < VMSHIM_CONTROL_OFFSET && offset != 0 && offset != VMSHIM_V6_OFFSET;
+}
+
+bool host_half_close(const struct host_policy *p, size_t from, size_t to)
+{
+	return !p->guests[from].loses_half_close && !p->guests[to].loses_half_close;
 }
 
 bool host_may_reach(const struct host_policy *p, size_t from, size_t to, uint32_t port)

@@ -39,6 +39,7 @@ struct host_guest {
 	uint32_t vsock_base;  /* its vmshim port block, as its guest policy says */
 	uint32_t control_port; /* its helperd's, as its guest policy says */
 	char hybrid[HOST_HYBRID_PATH_MAX]; /* its hybrid vsock socket; empty: vhost-vsock */
+	bool loses_half_close; /* its VMM (hybrid, without `half-close`) drops half-closes */
 	struct host_reach *reach;
 	size_t n_reach;
 };
@@ -65,6 +66,10 @@ int host_guest_owning(const struct host_policy *p, uint32_t cid, uint32_t port);
 /* Whether `port` is one of the vsock ports vmshim uses in guest g: where its helperd accepts
  * sibling connections (base + 1..65535, base + 65537..131071) and its control port. */
 bool host_vmshim_port(const struct host_guest *g, uint32_t port);
+
+/* Whether a half-close crosses a session from guest `from` to guest `to`: not where
+ * either one's VMM loses them (README, "Host side"). */
+bool host_half_close(const struct host_policy *p, size_t from, size_t to);
 
 /* Whether guest `from` may reach `port` of guest `to`. */
 bool host_may_reach(const struct host_policy *p, size_t from, size_t to, uint32_t port);

@@ -49,7 +49,7 @@ static int bind_in(int fd, int dir, const char *name)
 	return rc;
 }
 
-int hybrid_bind(const char *path, uint32_t port, struct hybrid_sock *hs)
+int hybrid_listen(const char *path, uint32_t port, int backlog, struct hybrid_sock *hs)
 {
 	const char *slash = strrchr(path, '/');
 	char dir[HOST_HYBRID_PATH_MAX];
@@ -67,7 +67,7 @@ int hybrid_bind(const char *path, uint32_t port, struct hybrid_sock *hs)
 		unlinkat(hs->dir, hs->name, 0);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0 || bind_in(fd, hs->dir, hs->name) < 0 ||
-	    fstatat(hs->dir, hs->name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+	    fstatat(hs->dir, hs->name, &st, AT_SYMLINK_NOFOLLOW) < 0 || listen(fd, backlog) < 0)
 		goto fail;
 	hs->dev = st.st_dev;
 	hs->ino = st.st_ino;

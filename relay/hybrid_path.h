@@ -18,11 +18,11 @@ struct hybrid_sock {
 	ino_t ino;
 };
 
-/* A non-blocking Unix socket bound at PATH_PORT with mode 0660 from its creation (a
- * previous relay's socket there is removed first), not yet listening; -1 with errno. */
-int hybrid_bind(const char *path, uint32_t port, struct hybrid_sock *hs);
+/* A non-blocking Unix socket listening at PATH_PORT with mode 0660 from its creation (a
+ * previous relay's socket there is removed first); -1 with errno. */
+int hybrid_listen(const char *path, uint32_t port, int backlog, struct hybrid_sock *hs);
 
-/* Removes PATH_PORT if it is still the socket hybrid_bind made, and closes hs->dir. */
+/* Removes PATH_PORT if it is still the socket hybrid_listen made, and closes hs->dir. */
 void hybrid_unbind(struct hybrid_sock *hs);
 
 /* A non-blocking connection under way to the socket at path, which must be a socket reached

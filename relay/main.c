@@ -20,10 +20,10 @@
 #include "splice.h"
 #include "status.h"
 #include "transport.h"
+#include "vmshim/clock.h"
 #include "vmshim/daemon.h"
 #include "vmshim/log.h"
 #include "vmshim/loop.h"
-#include "vmshim/table.h"
 
 #define DEFAULT_POLICY "/etc/vmshim/relay.policy"
 #define DEFAULT_RUNDIR "/run/vmshim-relay"
@@ -62,8 +62,11 @@ static void describe(void)
 		 p->buffer);
 	for (size_t i = 0; i < p->n_guests; i++) {
 		const struct host_guest *g = &p->guests[i];
-		log_info("guest %s: cid %u, %s%s, reaches %zu guests", g->name, g->cid,
-			 g->hybrid[0] ? "hybrid vsock at " : "vhost-vsock", g->hybrid, g->n_reach);
+		log_info("guest %s: cid %u, %s%s%s, reaches %zu guests", g->name, g->cid,
+			 g->hybrid[0] ? "hybrid vsock at " : "vhost-vsock", g->hybrid,
+			 g->loses_half_close ? " (loses half-closes: only without-half-close ports)"
+					     : "",
+			 g->n_reach);
 	}
 }
 

@@ -15,6 +15,7 @@ struct relay_counters {
 	unsigned long unreachable;     /* destination did not take it in time */
 	unsigned long busy;            /* a connection cap was reached */
 	unsigned long bad_requests;    /* malformed, or not sent in time */
+	unsigned long no_half_close;   /* asked for half-closes on a path that loses them */
 	unsigned long spliced;         /* times a connection was handed to the kernel */
 	unsigned long taken_back;      /* ... and taken back to be copied (splice.h) */
 	unsigned long rescued;         /* packets the kernel dropped as it gave one back */

@@ -12,8 +12,8 @@
 #include "session.h"
 #include "splice.h"
 #include "transport.h"
+#include "vmshim/clock.h"
 #include "vmshim/log.h"
-#include "vmshim/table.h"
 
 static struct session *first, *last;
 static unsigned long next_id = 1;
@@ -323,6 +323,12 @@ static void on_request(struct session *s)
 			    "connection from %s to cid %u port %u refused by the host policy",
 			    name_of(s->from), dest.cid, dest.port);
 		refuse(s, RELAY_REFUSED, "refused by the host policy");
+		return;
+	}
+	if ((dest.flags & RELAYPROTO_REQUEST_HALF_CLOSE) &&
+	    !host_half_close(relay.policy, (size_t)s->from, (size_t)s->to)) {
+		COUNT(s->from, no_half_close);
+		refuse(s, RELAY_NO_HALF_CLOSE, "asked for half-closes, which a VMM on the way loses");
 		return;
 	}
 	int fd = transport_dial((size_t)s->to, dest.port);

@@ -22,6 +22,7 @@ $(BUILD)/obj/relay/splice.o: relay/splice.c relay/splice.h $(SPLICE_GEN)/splice.
 	$(CC) $(ALLFLAGS) -I$(SPLICE_GEN) -c $< -o $@
 
 # The engine's test, run in the test VM.
-$(BUILD)/progs/splice_check: tests/progs/splice_check.c $(BUILD)/obj/relay/splice.o
+$(BUILD)/progs/splice_check: tests/progs/splice_check.c $(BUILD)/obj/relay/splice.o \
+		$(BUILD)/obj/common/vsock.o
 	@mkdir -p $(@D)
-	$(CC) $(ALLFLAGS) -Irelay $(LDSAN) -o $@ $< $(BUILD)/obj/relay/splice.o $(SPLICE_LIBS)
+	$(CC) $(ALLFLAGS) -Irelay $(LDSAN) -o $@ $(filter %.c %.o,$^) $(SPLICE_LIBS)

@@ -16,8 +16,8 @@
 #include "relay.h"
 #include "session.h"
 #include "status.h"
+#include "vmshim/clock.h"
 #include "vmshim/log.h"
-#include "vmshim/table.h"
 
 #define STATUS_SEND_MS 5000
 #define STATUS_READERS 16 /* answers on their way at once; more readers are closed */
@@ -39,10 +39,10 @@ static void print_counters(FILE *out, const struct relay_counters *c)
 {
 	fprintf(out,
 		"{\"accepted\": %lu, \"relayed\": %lu, \"refused\": %lu, \"unreachable\": %lu, "
-		"\"busy\": %lu, \"bad_requests\": %lu, \"spliced\": %lu, \"taken_back\": %lu, "
-		"\"rescued\": %lu, \"bytes_up\": %llu, \"bytes_down\": %llu}",
+		"\"busy\": %lu, \"bad_requests\": %lu, \"no_half_close\": %lu, \"spliced\": %lu, "
+		"\"taken_back\": %lu, \"rescued\": %lu, \"bytes_up\": %llu, \"bytes_down\": %llu}",
 		c->accepted, c->relayed, c->refused, c->unreachable, c->busy, c->bad_requests,
-		c->spliced, c->taken_back, c->rescued, c->bytes_up, c->bytes_down);
+		c->no_half_close, c->spliced, c->taken_back, c->rescued, c->bytes_up, c->bytes_down);
 }
 
 static char *render(size_t *len)
@@ -64,9 +64,9 @@ static char *render(size_t *len)
 	for (size_t i = 0; i < relay.policy->n_guests; i++) {
 		const struct host_guest *g = &relay.policy->guests[i];
 		fprintf(out, "%s\n  {\"name\": \"%s\", \"cid\": %u, \"transport\": \"%s\", "
-			     "\"connections\": %u, \"counters\": ",
+			     "\"half_close\": %s, \"connections\": %u, \"counters\": ",
 			i ? "," : "", g->name, g->cid, g->hybrid[0] ? "hybrid" : "vsock",
-			relay.per_guest[i]);
+			g->loses_half_close ? "false" : "true", relay.per_guest[i]);
 		print_counters(out, &relay.per_guest_counters[i]);
 		fputc('}', out);
 	}

@@ -15,6 +15,8 @@
 #include "transport.h"
 #include "vmshim/log.h"
 #include "vmshim/relayproto.h"
+#include "vmshim/vsock.h"
+#include "vmshim/vsockbuf.h"
 
 #define BACKLOG 1024
 #define ACCEPTS_PER_EVENT 64 /* then the others get their turn */
@@ -81,7 +83,7 @@ static void on_listener(struct watch *w, uint32_t events)
 		on_hybrid_accept(l);
 }
 
-/* Takes fd, and hs (a hybrid guest's socket, or NULL), in every case. */
+/* Takes fd, a listening socket, and hs (a hybrid guest's, or NULL), in every case. */
 static int add_listener(int fd, int guest, struct hybrid_sock *hs)
 {
 	struct listener *l = calloc(1, sizeof *l);
@@ -91,7 +93,7 @@ static int add_listener(int fd, int guest, struct hybrid_sock *hs)
 				       .guest = guest, .hs = {.dir = -1}, .next = listeners};
 	if (l && hs)
 		l->hs = *hs;
-	if (!l || listen(fd, BACKLOG) < 0 || loop_add(&l->w, EPOLLIN) < 0) {
+	if (!l || loop_add(&l->w, EPOLLIN) < 0) {
 		int err = l ? errno : ENOMEM;
 		if (hs)
 			hybrid_unbind(hs);
@@ -106,11 +108,10 @@ static int add_listener(int fd, int guest, struct hybrid_sock *hs)
 
 static int listen_vsock(void)
 {
-	struct sockaddr_vm svm = {.svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY,
-				  .svm_port = relay.policy->port};
-	int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int fd = vsock_listen(relay.policy->port, BACKLOG, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
-	if (fd < 0 || bind(fd, (struct sockaddr *)&svm, sizeof svm) < 0) {
+	/* A caller's session: the relay is its accepting end (vmshim/vsockbuf.h). */
+	if (fd < 0 || vsock_buffer_set(fd, VMSHIM_VSOCK_BUFFER_ACCEPT) < 0) {
 		log_err("vsock port %u: %m", relay.policy->port);
 		if (fd >= 0)
 			close(fd);
@@ -127,7 +128,7 @@ static void listen_hybrid(size_t g)
 {
 	const struct host_guest *guest = &relay.policy->guests[g];
 	struct hybrid_sock hs;
-	int fd = hybrid_bind(guest->hybrid, relay.policy->port, &hs);
+	int fd = hybrid_listen(guest->hybrid, relay.policy->port, BACKLOG, &hs);
 
 	if (fd < 0 || add_listener(fd, (int)g, &hs) < 0)
 		log_err("guest %s: cannot listen at %s_%u (%m): it cannot call through the relay",
@@ -159,29 +160,26 @@ void transport_close(void)
 	}
 }
 
-/* A vsock socket bound to a free source port of the relay: a privileged one (1..1023),
- * which only the host's root can bind, so guests can tell the relay from other host
- * processes; where the relay shares its CID with guests (tests), one of the 1023 ports after
- * its own. */
+/* A vsock socket bound to the lowest free source port of the relay: a privileged one
+ * (1..1023), which only the host's root can bind, so guests can tell the relay from other
+ * host processes; where the relay shares its CID with guests (tests), one of the 1023 ports
+ * after its own. Unlike helperd's control connections, the lowest free port has not been
+ * seen to hurt here: t_relay makes short connections in a row, each closed by the relay
+ * while the guest's server still holds its end, and on 6.12 too every one is relayed. */
 static int relay_socket(void)
 {
 	uint32_t first = host_shares_cid(relay.policy) ? relay.policy->port + 1 : 1;
-	int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	uint32_t lowest = 0;
+	int fd = vsock_source_socket(first, RELAYPROTO_SOURCE_PORTS, &lowest);
 
-	if (fd < 0)
+	/* Toward the destination the relay is the connecting end (vmshim/vsockbuf.h). */
+	if (fd >= 0 && vsock_buffer_set(fd, VMSHIM_VSOCK_WINDOW) < 0) {
+		int err = errno;
+		close(fd);
+		errno = err;
 		return -1;
-	for (uint32_t port = first; port < first + RELAYPROTO_SOURCE_PORTS; port++) {
-		struct sockaddr_vm svm = {
-			.svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY, .svm_port = port};
-		if (bind(fd, (struct sockaddr *)&svm, sizeof svm) == 0)
-			return fd;
-		if (errno != EADDRINUSE)
-			break;
 	}
-	int err = errno; /* EADDRINUSE: all 1023 taken; the caller logs it */
-	close(fd);
-	errno = err;
-	return -1;
+	return fd;
 }
 
 int transport_dial(size_t to, uint32_t port)
@@ -191,9 +189,9 @@ int transport_dial(size_t to, uint32_t port)
 
 	if (g->hybrid[0])
 		return hybrid_dial_path(g->hybrid);
-	struct sockaddr_vm svm = {.svm_family = AF_VSOCK, .svm_cid = g->cid, .svm_port = port};
 	fd = relay_socket();
-	if (fd >= 0 && connect(fd, (struct sockaddr *)&svm, sizeof svm) < 0 && errno != EINPROGRESS) {
+	if (fd >= 0 && vsock_connect(fd, g->cid, port, VSOCK_FROM_HOST, 0) < 0 &&
+	    errno != EINPROGRESS) {
 		int err = errno;
 		close(fd);
 		errno = err;

@@ -14,6 +14,7 @@
 #include "swap.h"
 #include "vmshim/endpoint.h"
 #include "vmshim/handover.h"
+#include "vmshim/proto.h"
 
 enum doorbell { NO_DOORBELL, DOORBELL, MAYBE_DOORBELL };
 

@@ -1,14 +1,14 @@
-/* connect(), and sendto()/sendmsg() with MSG_FASTOPEN, which connect too. The decision is a
- * lookup in the mapped table: a connection that is not for a sibling costs no system call,
- * allocation or lock beyond the real connect. */
+/* connect(), and the sibling connection that sendto()/sendmsg() with MSG_FASTOPEN make too
+ * (send.c). The decision is a lookup in the mapped table: a connection that is not for a
+ * sibling costs no system call, allocation or lock beyond the real connect. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <net/if.h>
 #include <stdbool.h>
 #include <sys/socket.h>
 
+#include "connect.h"
 #include "fdstate.h"
-#include "redirect.h"
 #include "shim.h"
 #include "vmshim/endpoint.h"
 #include "table_client.h"
@@ -33,7 +33,7 @@ static int sibling_route(int fd, const struct sockaddr *addr, socklen_t len,
 {
 	return endpoint_from_sockaddr(addr, len, dest) == 0 && !endpoint_is_loopback(dest) &&
 	       table_route(dest->family, dest->addr, dest->port, route) == VMSHIM_SIBLING &&
-	       !routed_by_application(fd);
+	       !routed_by_application(fd) && !tcp_refuses(fd, addr);
 }
 
 static void debug_direct(int fd, const struct sockaddr *addr, socklen_t len)
@@ -44,8 +44,8 @@ static void debug_direct(int fd, const struct sockaddr *addr, socklen_t len)
 	if (endpoint_from_sockaddr(addr, len, &dest) < 0)
 		return; /* not TCP/IP: not ours to mention */
 	inet_ntop(dest.family, dest.addr, host, sizeof(host));
-	shim_log("fd %d: %s port %u: plain TCP (no sibling's, or the socket is bound to a device "
-		 "or marked)", fd, host, dest.port);
+	shim_log("fd %d: %s port %u: plain TCP (no sibling's, the socket is bound to a device or "
+		 "marked, or TCP refuses the address)", fd, host, dest.port);
 }
 
 /* Tries to make fd a sibling connection to addr (redirect.h). */
@@ -71,21 +71,30 @@ static int gone(void)
 	return -1;
 }
 
+enum redirect_result connect_sibling(int fd, const struct sockaddr *addr, socklen_t len,
+				     bool connecting)
+{
+	enum redirect_result result = try_sibling(fd, addr, len, connecting);
+
+	/* From here on this is a plain TCP socket: stop watching its epoll registrations. */
+	if (result == REDIRECT_TCP && fdstate_peek(fd))
+		fdstate_set(fd, 0);
+	return result;
+}
+
 HOOK int connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
 	if (shim_off())
 		return real.connect(fd, addr, len);
 	struct fd_state *st = fdstate_acquire_redirected(fd);
 	if (st) {
-		/* As TCP: the first connect() after EINPROGRESS says 0, any other EISCONN. */
-		bool was = atomic_exchange(&st->conn.in_progress, false);
+		bool afresh;
+		int rc = redirected_connect(fd, st, addr, len, &afresh);
 		fdstate_release(st);
-		if (was)
-			return 0;
-		errno = EISCONN;
-		return -1;
+		if (!afresh)
+			return rc;
 	}
-	switch (try_sibling(fd, addr, len, true)) {
+	switch (connect_sibling(fd, addr, len, true)) {
 	case REDIRECT_TCP:
 		break;
 	case REDIRECT_DONE:
@@ -97,51 +106,5 @@ HOOK int connect(int fd, const struct sockaddr *addr, socklen_t len)
 	case REDIRECT_FD_GONE:
 		return gone();
 	}
-	/* From here on this is a plain TCP socket: stop watching its epoll registrations. */
-	if (fdstate_peek(fd))
-		fdstate_set(fd, 0);
 	return real.connect(fd, addr, len);
-}
-
-HOOK ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *addr,
-		    socklen_t len)
-{
-	shim_init();
-	if (!(flags & MSG_FASTOPEN) || !addr || shim_config.disabled)
-		return real.sendto(fd, buf, n, flags, addr, len);
-	switch (try_sibling(fd, addr, len, false)) {
-	case REDIRECT_TCP:
-		break;
-	case REDIRECT_DONE:
-	case REDIRECT_IN_PROGRESS:
-		return real.sendto(fd, buf, n, flags & ~MSG_FASTOPEN, NULL, 0);
-	case REDIRECT_FD_GONE:
-		return gone();
-	}
-	if (fdstate_peek(fd))
-		fdstate_set(fd, 0);
-	return real.sendto(fd, buf, n, flags, addr, len);
-}
-
-HOOK ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
-{
-	shim_init();
-	if (!(flags & MSG_FASTOPEN) || !msg->msg_name || shim_config.disabled)
-		return real.sendmsg(fd, msg, flags);
-	switch (try_sibling(fd, msg->msg_name, msg->msg_namelen, false)) {
-	case REDIRECT_TCP:
-		break;
-	case REDIRECT_DONE:
-	case REDIRECT_IN_PROGRESS: {
-		struct msghdr connected = *msg;
-		connected.msg_name = NULL;
-		connected.msg_namelen = 0;
-		return real.sendmsg(fd, &connected, flags & ~MSG_FASTOPEN);
-	}
-	case REDIRECT_FD_GONE:
-		return gone();
-	}
-	if (fdstate_peek(fd))
-		fdstate_set(fd, 0);
-	return real.sendmsg(fd, msg, flags);
 }

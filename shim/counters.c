@@ -6,8 +6,8 @@
 #include "helperd_client.h"
 #include "shim.h"
 #include "table_client.h"
+#include "vmshim/clock.h"
 #include "vmshim/proto.h"
-#include "vmshim/table.h"
 
 /* The page, and the helperd instance (table_instance) it came from. The page is
  * writable by every shimmed program, so nothing in it decides anything: a shim asks for a

@@ -62,6 +62,8 @@ struct fd_state {
 			struct tcp_opts opts;
 			/* connect() said EINPROGRESS and has not been called since */
 			atomic_bool in_progress;
+			/* connect(AF_UNSPEC) ended the connection (disconnect.c) */
+			atomic_bool disconnected;
 		} conn;
 		struct { /* FD_SIBLING_LISTENER */
 			uint16_t port;

@@ -60,6 +60,7 @@ static void init_once_fn(void)
 	RESOLVE(setsockopt);
 	RESOLVE(sendto);
 	RESOLVE(sendmsg);
+	RESOLVE(sendmmsg);
 	RESOLVE(close);
 	RESOLVE(close_range);
 	RESOLVE(dup);

@@ -3,7 +3,6 @@
  * dup3(), so the application sees either its TCP socket, untouched, or the connection. */
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/vm_sockets.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
@@ -15,10 +14,13 @@
 #include "shim.h"
 #include "source_port.h"
 #include "swap.h"
+#include "vmshim/dialled.h"
 #include "vmshim/endpoint.h"
 #include "vmshim/handover.h"
 #include "vmshim/ports.h"
 #include "vmshim/relayproto.h"
+#include "vmshim/vsock.h"
+#include "vmshim/vsockbuf.h"
 
 #define BIND_TRIES 16
 
@@ -45,12 +47,7 @@ static int bind_source(int vs, int fd, const struct vmshim_route *route,
 		return -1; /* only TCP can vouch for it (vmshim/ports.h) */
 	for (int i = 0; i < (fixed ? 1 : BIND_TRIES); i++) {
 		uint16_t port = fixed ? (uint16_t)fixed : source_port_next();
-		struct sockaddr_vm svm = {
-			.svm_family = AF_VSOCK,
-			.svm_cid = VMADDR_CID_ANY,
-			.svm_port = route->source_base + port,
-		};
-		if (bind(vs, (struct sockaddr *)&svm, sizeof(svm)) == 0)
+		if (vsock_bind(vs, route->source_base + port) == 0)
 			return port;
 		if (errno != EADDRINUSE)
 			break;
@@ -65,14 +62,16 @@ static int lost(ssize_t n)
 }
 
 /* Through the host's relay: ask it for the sibling's port; it answers before any byte of
- * the connection flows, so a refusal still leaves TCP. */
+ * the connection flows, so a refusal still leaves TCP. A port the policy does not list in
+ * `without-half-close` asks for a path that carries half-closes, or TCP. */
 static int ask_relay(int vs, const struct vmshim_route *route, uint32_t source_port)
 {
 	uint8_t request[RELAYPROTO_REQUEST_SIZE], reply[RELAYPROTO_REPLY_SIZE];
 	enum relayproto_status status;
 	const char *why;
 
-	relayproto_request(request, route->cid, route->port, source_port);
+	relayproto_request(request, route->cid, route->port, source_port,
+			   route->half_close ? RELAYPROTO_REQUEST_HALF_CLOSE : 0);
 	if (send(vs, request, sizeof(request), MSG_NOSIGNAL) != sizeof(request))
 		return -1;
 	ssize_t n = recv(vs, reply, sizeof(reply), MSG_WAITALL);
@@ -84,35 +83,41 @@ static int ask_relay(int vs, const struct vmshim_route *route, uint32_t source_p
 		errno = EPROTO;
 		return -1;
 	}
-	errno = status == RELAY_OK			       ? 0
-		: status == RELAY_REFUSED || status == RELAY_UNREACHABLE ? ECONNREFUSED
-		: status == RELAY_BUSY				       ? EBUSY
-								       : EPROTO;
+	if (status != RELAY_OK)
+		shim_debug("relay: %s", relayproto_status_name(status));
+	/* refused, unreachable, or no half-close on the way: as TCP's refusal */
+	errno = status == RELAY_OK	    ? 0
+		: status == RELAY_BUSY	    ? EBUSY
+		: status == RELAY_BAD_REQUEST ? EPROTO
+					      : ECONNREFUSED;
 	return status == RELAY_OK ? 0 : -1;
 }
 
-static int connect_vsock(int vs, const struct vmshim_route *route, uint32_t source_port)
+/* The address the application dialled, which the server's helperd routes by. */
+static int send_dialled(int vs, const struct vmshim_endpoint *dest)
+{
+	uint8_t msg[DIALLED_SIZE];
+
+	dialled_encode(msg, dest);
+	return send(vs, msg, sizeof(msg), MSG_NOSIGNAL) == sizeof(msg) ? 0 : -1;
+}
+
+static int connect_vsock(int vs, const struct vmshim_route *route, uint32_t source_port,
+			 const struct vmshim_endpoint *dest)
 {
 	struct timeval timeout = {
 		.tv_sec = route->timeout_ms / 1000,
 		.tv_usec = (route->timeout_ms % 1000) * 1000,
 	};
 	uint32_t cid = route->via_relay ? route->relay_cid : route->cid;
-	struct sockaddr_vm svm = {
-		.svm_family = AF_VSOCK,
-		.svm_cid = cid,
-		.svm_port = route->via_relay ? route->relay_port : route->port,
-		/* A sibling is reached through the host, even from a guest that hosts VMs itself. */
-		.svm_flags = cid > VMADDR_CID_HOST ? VMADDR_FLAG_TO_HOST : 0,
-	};
 
-	real.setsockopt(vs, AF_VSOCK, SO_VM_SOCKETS_CONNECT_TIMEOUT, &timeout, sizeof(timeout));
-	if (real.connect(vs, (struct sockaddr *)&svm, sizeof(svm)) < 0)
+	if (vsock_connect(vs, cid, route->via_relay ? route->relay_port : route->port,
+			  VSOCK_FROM_GUEST, route->timeout_ms) < 0)
 		return -1;
 	/* The same bound for the relay's answer and the hand-over; copy_settings later gives vs
 	 * the application's own SO_RCVTIMEO. */
 	real.setsockopt(vs, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-	if (route->via_relay && ask_relay(vs, route, source_port) < 0)
+	if ((route->via_relay && ask_relay(vs, route, source_port) < 0) || send_dialled(vs, dest) < 0)
 		return -1;
 	char handover;
 	ssize_t n = recv(vs, &handover, 1, 0); /* not interposed */
@@ -167,12 +172,14 @@ enum redirect_result redirect_connect(int fd, int app_family, const struct vmshi
 		why = strerror(errno);
 		goto fail;
 	}
+	/* The connecting end's buffer: many small writes survive a slow reader (vsockbuf.h). */
+	vsock_buffer_set(vs, VMSHIM_VSOCK_WINDOW);
 	port = bind_source(vs, fd, route, &local);
 	if (port < 0) {
 		why = "no vsock source port for it (taken, or a privileged TCP port)";
 		goto fail;
 	}
-	if (connect_vsock(vs, route, route->source_base + (uint32_t)port) < 0) {
+	if (connect_vsock(vs, route, route->source_base + (uint32_t)port, dest) < 0) {
 		why = strerror(errno);
 		fallback = errno == ECONNREFUSED || errno == ECONNRESET ? VMSHIM_COUNT_FALLBACK_REFUSED
 			   : errno == ETIMEDOUT			      ? VMSHIM_COUNT_FALLBACK_TIMEOUT

@@ -3,7 +3,7 @@
 
 #include <stdbool.h>
 
-#include "vmshim/proto.h"
+#include "vmshim/endpoint.h"
 #include "vmshim/table.h"
 
 enum redirect_result {

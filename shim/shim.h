@@ -24,6 +24,7 @@ struct real_calls {
 	int (*setsockopt)(int, int, int, const void *, socklen_t);
 	ssize_t (*sendto)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
 	ssize_t (*sendmsg)(int, const struct msghdr *, int);
+	int (*sendmmsg)(int, struct mmsghdr *, unsigned int, int);
 	int (*close)(int);
 	int (*close_range)(unsigned, unsigned, int);
 	int (*dup)(int);

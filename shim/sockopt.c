@@ -1,6 +1,6 @@
 /* getsockopt()/setsockopt() on a redirected connection. vsock refuses TCP- and IP-level
  * options, so those are answered from tcpopts; at the socket level the kernel answers, but
- * for the socket's identity (SO_DOMAIN, SO_PROTOCOL) and its receive buffer, which maps to
+ * for the socket's identity (SO_DOMAIN, SO_PROTOCOL) and its receive buffer, which can raise
  * vsock's buffer size. */
 #include <errno.h>
 #include <linux/vm_sockets.h>
@@ -10,6 +10,7 @@
 
 #include "fdstate.h"
 #include "shim.h"
+#include "vmshim/vsock.h"
 
 static int int_out(int value, void *val, socklen_t *len)
 {
@@ -44,19 +45,22 @@ HOOK int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 	return rc;
 }
 
-/* vsock's receive buffer follows SO_RCVBUF; its maximum must be raised first. */
+/* vsock's buffer follows SO_RCVBUF up, never down: below the size the connection started
+ * with, fewer unread small writes would get through (vmshim/vsockbuf.h). */
 static void size_vsock_buffer(int fd, const void *val, socklen_t len)
 {
 	int requested;
+	uint64_t size;
+	socklen_t size_len = sizeof(size);
 
 	if (len < sizeof(int))
 		return;
 	memcpy(&requested, val, sizeof(requested));
-	if (requested <= 0)
+	if (requested <= 0 ||
+	    real.getsockopt(fd, AF_VSOCK, SO_VM_SOCKETS_BUFFER_SIZE, &size, &size_len) < 0 ||
+	    (uint64_t)requested <= size)
 		return;
-	uint64_t size = (uint64_t)requested;
-	real.setsockopt(fd, AF_VSOCK, SO_VM_SOCKETS_BUFFER_MAX_SIZE, &size, sizeof(size));
-	real.setsockopt(fd, AF_VSOCK, SO_VM_SOCKETS_BUFFER_SIZE, &size, sizeof(size));
+	vsock_buffer_set(fd, (uint64_t)requested);
 }
 
 /* Notes an option set on a socket that may yet be swapped (or on a listener, whose accepted

@@ -90,6 +90,26 @@ void tcp_opts_capture(struct tcp_opts *opts, int tcp_fd,
 		strcpy(opts->congestion, "cubic");
 }
 
+unsigned tcp_opts_apply(const struct tcp_opts *opts, int tcp_fd,
+			int (*get)(int, int, int, void *, socklen_t *),
+			int (*set)(int, int, int, const void *, socklen_t))
+{
+	struct tcp_opts now;
+	unsigned applied = 0;
+
+	tcp_opts_capture(&now, tcp_fd, get, TCP_OPTS_ALL);
+	for (int i = 0; i < TCP_OPT_INTS; i++)
+		if (opts->value[i] != now.value[i] &&
+		    set(tcp_fd, opts_table[i].level, opts_table[i].name, &opts->value[i],
+			sizeof(int)) == 0)
+			applied |= 1u << i;
+	if (strcmp(opts->congestion, now.congestion) != 0 &&
+	    set(tcp_fd, IPPROTO_TCP, TCP_CONGESTION, opts->congestion,
+		(socklen_t)strlen(opts->congestion)) == 0)
+		applied |= 1u << TCP_OPT_INTS;
+	return applied;
+}
+
 /* A connected TCP socket's TCP_INFO, as far as a vsock connection has one. */
 static void fake_tcp_info(struct tcp_info *info)
 {

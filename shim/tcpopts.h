@@ -30,6 +30,12 @@ int tcp_opts_bit(int level, int name);
 void tcp_opts_capture(struct tcp_opts *opts, int tcp_fd,
 		      int (*get)(int, int, int, void *, socklen_t *), unsigned mask);
 
+/* Sets on the TCP socket tcp_fd those options whose value in opts differs from the socket's
+ * own; returns the bits of the options set. */
+unsigned tcp_opts_apply(const struct tcp_opts *opts, int tcp_fd,
+			int (*get)(int, int, int, void *, socklen_t *),
+			int (*set)(int, int, int, const void *, socklen_t));
+
 /* Starts the options of a connection swapped onto fd (a TCP socket of family AF_INET or
  * AF_INET6): the defaults, and from fd the options whose bit is in options_set
  * (tcpopts_start.c). */

@@ -52,7 +52,7 @@ int main(int argc, char **argv)
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	struct timeval timeout = {.tv_sec = 5};
 	struct vmshim_request req = {.magic = VMSHIM_PROTO_MAGIC, .type = VMSHIM_REQ_STATUS,
-				     .port = (uint32_t)json};
+				     .port = json ? VMSHIM_STATUS_JSON : VMSHIM_STATUS_TEXT};
 	if ((size_t)snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/%s", rundir,
 			     VMSHIM_SOCKET_FILE) >= sizeof(sun.sun_path)) {
 		fprintf(stderr, "vmshimctl: run directory %s: path too long\n", rundir);

@@ -1,11 +1,17 @@
-/* Converting between the application's socket addresses and vmshim's endpoints. */
+/* A TCP/IP endpoint as vmshim carries it (in helperd's replies, the shim's state), and
+ * converting between it and the application's socket addresses. */
 #ifndef VMSHIM_ENDPOINT_H
 #define VMSHIM_ENDPOINT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
-#include "vmshim/proto.h"
+struct vmshim_endpoint {
+	uint16_t family; /* AF_INET or AF_INET6 */
+	uint16_t port;   /* host order */
+	uint8_t addr[16];
+};
 
 /* Reads an AF_INET or AF_INET6 address; an IPv4-mapped IPv6 address becomes AF_INET, as it
  * is on the wire. Returns -1 for any other family or a short length. */

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "vmshim/endpoint.h"
+
 #define VMSHIM_SOCKET_FILE "helperd.sock"
 #define VMSHIM_DEFAULT_RUNDIR "/run/vmshim"
 #define VMSHIM_PROTO_MAGIC 0x564d5331u /* "VMS1" */
@@ -25,11 +27,17 @@ enum vmshim_request_type {
 	VMSHIM_REQ_CLAIM = 2,
 	/* no fd: the sender closed a registered listener on `port`; check who still listens. */
 	VMSHIM_REQ_CLOSED = 3,
-	/* no fd; port 1 asks for JSON. Reply: the status text (vmshimctl status) in messages
-	 * of at most VMSHIM_STATUS_CHUNK bytes, then the end of the connection. */
+	/* no fd; port: enum vmshim_status_form. Reply: the status (vmshimctl status) in
+	 * messages of at most VMSHIM_STATUS_CHUNK bytes, then the end of the connection. */
 	VMSHIM_REQ_STATUS = 4,
 	/* no fd. Reply: status, and with status 0 the shims' counter page (a memfd). */
 	VMSHIM_REQ_COUNTERS = 5,
+};
+
+/* What a STATUS request asks for, in its port field. */
+enum vmshim_status_form {
+	VMSHIM_STATUS_TEXT = 0,
+	VMSHIM_STATUS_JSON = 1,
 };
 
 /* One message can carry only what fits into a socket's send buffer (about 212 KB); a
@@ -40,12 +48,6 @@ struct vmshim_request {
 	uint32_t magic;
 	uint32_t type;
 	uint32_t port;
-};
-
-struct vmshim_endpoint {
-	uint16_t family; /* AF_INET or AF_INET6 */
-	uint16_t port;   /* host order */
-	uint8_t addr[16];
 };
 
 struct vmshim_reply {

@@ -7,25 +7,16 @@
 #define VMSHIM_TABLE_H
 
 #include <stdint.h>
-#include <time.h>
+
+#include "vmshim/clock.h" /* heartbeat_ms */
 
 #define VMSHIM_TABLE_FILE "table"
 #define VMSHIM_TABLE_MAGIC 0x314d5356u /* "VSM1" */
-#define VMSHIM_TABLE_VERSION 3u
+#define VMSHIM_TABLE_VERSION 4u
 #define VMSHIM_TABLE_HEADER_SIZE 4096u
 #define VMSHIM_HEARTBEAT_MS 1000u
 #define VMSHIM_TABLE_STALE_MS 5000u /* five beats missed: helperd is gone */
 #define VMSHIM_NO_SELF UINT32_MAX
-
-/* The clock of the heartbeat, the same for helperd and every shim: CLOCK_MONOTONIC_COARSE
- * in milliseconds. The coarse clock is read from the vDSO, without a system call. */
-static inline int64_t vmshim_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 enum vmshim_table_state {
 	VMSHIM_TABLE_LIVE = 1,
@@ -53,6 +44,8 @@ struct vmshim_table_body {
 	uint32_t n_ranges6, ranges6_off; /* sorted, disjoint */
 	uint32_t n_portsets, portsets_off;
 	uint32_t relay_cid, relay_port; /* the host's vmshim-relay, for peers VIA_RELAY */
+	uint32_t without_half_close; /* index of the port set of TCP ports that may be relayed
+				      * where half-closes are lost */
 };
 
 #define VMSHIM_PEER_HAS_ADDR4 1u
@@ -91,6 +84,7 @@ struct vmshim_route {
 	uint32_t relay_cid, relay_port;
 	uint32_t source_base; /* vsock source port for local TCP port 0 */
 	uint32_t timeout_ms;
+	int half_close;       /* ask the relay for a path that carries half-closes */
 	int has_self_addr;
 	uint8_t self_addr[16]; /* this guest's address in the destination's family */
 };

@@ -28,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 0:
 		if (relayproto_parse_request(msg, &addr, &source, &why) < 0)
 			break;
-		relayproto_request(again, addr.cid, addr.port, source);
+		relayproto_request(again, addr.cid, addr.port, source, addr.flags);
 		if (memcmp(again, msg, RELAYPROTO_REQUEST_SIZE) != 0)
 			abort();
 		return 0;

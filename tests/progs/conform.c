@@ -80,6 +80,8 @@ static char server_host[64];
 static int server_port;
 static int ephemeral_first, ephemeral_last;
 static unsigned char *pattern; /* FLOOD bytes of pattern_byte() */
+static int server_listener;    /* the server's listener on PORT */
+static int served;             /* connections the server accepted */
 static volatile sig_atomic_t sigpipes;
 
 /* ---- the transcript ---- */
@@ -717,6 +719,79 @@ static void tcp_info_state(const struct test_case *tc)
 	close(fd);
 }
 
+/* A connect() that TCP refuses went through: the client says hello, so that the server can
+ * tell this connection from the next case's and note it. */
+static void note_connect_refused(const char *what, int fd, const struct sockaddr *sa,
+				 socklen_t len)
+{
+	int rc = connect(fd, sa, len);
+
+	note_rc(what, rc);
+	if (rc == 0)
+		send_hello(fd);
+	close(fd);
+}
+
+/* TCP refuses an IPv4-mapped destination on an IPV6_V6ONLY socket (ENETUNREACH). */
+static void connect_v4mapped_v6only(const struct test_case *tc)
+{
+	(void)tc;
+	char mapped[80];
+	struct sockaddr_storage ss;
+	int one = 1, fd = tcp_socket(AF_INET6, 0);
+
+	snprintf(mapped, sizeof(mapped), "::ffff:%s", server_host);
+	note_rc("IPV6_V6ONLY", setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)));
+	note_connect_refused("connect", fd, (struct sockaddr *)&ss,
+			     parse_addr(mapped, server_port, &ss));
+}
+
+/* TCP refuses an address of the other family: an IPv6 one on an IPv4 socket
+ * (EAFNOSUPPORT), an IPv4 one on an IPv6 socket (EINVAL: it is too short). */
+static void connect_other_family(const struct test_case *tc)
+{
+	(void)tc;
+	char mapped[80];
+	struct sockaddr_storage ss;
+
+	snprintf(mapped, sizeof(mapped), "::ffff:%s", server_host);
+	note_connect_refused("IPv4 socket, IPv6 address", tcp_socket(AF_INET, 0),
+			     (struct sockaddr *)&ss, parse_addr(mapped, server_port, &ss));
+	note_connect_refused("IPv6 socket, IPv4 address", tcp_socket(AF_INET6, 0), server_sa(),
+			     server_len);
+}
+
+/* connect(AF_UNSPEC) ends a connection (tcp_disconnect); the socket can connect again. */
+static void connect_af_unspec(const struct test_case *tc)
+{
+	(void)tc;
+	struct sockaddr unspec = {.sa_family = AF_UNSPEC};
+	char buf[8];
+	int fd = dial();
+
+	note_rc("the server's word", read_all(fd, buf, 5));
+	note_rc("connect with a 1-byte address", connect(fd, server_sa(), 1));
+	note_rc("connect AF_UNSPEC", connect(fd, &unspec, sizeof(unspec)));
+	note_names(fd);
+	note_rc("read", recv(fd, buf, 1, MSG_DONTWAIT));
+	note_rc("send", send(fd, "x", 1, MSG_NOSIGNAL));
+	note("poll: %s", events_text(poll_events(fd, POLLIN | POLLOUT | POLLRDHUP, 0)));
+	note_rc("connect AF_UNSPEC again", connect(fd, &unspec, sizeof(unspec)));
+	int rc = connect(fd, server_sa(), server_len);
+	note_rc("connect again", rc);
+	/* The server takes a second connection either way: the cases after this one must not
+	 * depend on how it went. */
+	if (rc < 0) {
+		close(fd);
+		fd = dial();
+	} else {
+		send_hello(fd);
+	}
+	note_names(fd);
+	note_echo(fd, "again");
+	close(fd);
+}
+
 /* ---- client halves: options and flags ---- */
 
 /* One int option: its default, setting it, and what it reads back. */
@@ -972,6 +1047,86 @@ static void send_zero(const struct test_case *tc)
 	note_rc("send 0 bytes", send(fd, "", 0, 0));
 	note_rc("write 0 bytes", write(fd, "", 0));
 	note_echo(fd, "after");
+	close(fd);
+}
+
+/* Notes a send of text; what was sent is added to sent, to be echoed. */
+static void note_send(const char *what, ssize_t rc, const char *text, char *sent)
+{
+	note_rc(what, rc);
+	if (rc == (ssize_t)strlen(text))
+		strcat(sent, text);
+}
+
+/* A connected socket ignores the address given to sendto, sendmsg and sendmmsg, whatever it
+ * is (tcp_sendmsg reads it only for MSG_FASTOPEN, which fails on a connected socket). */
+static void send_with_address(const struct test_case *tc)
+{
+	(void)tc;
+	struct sockaddr_storage other, too_long[2];
+	socklen_t other_len = parse_addr(server_host, server_port + 1, &other);
+	const struct sockaddr unspec = {.sa_family = AF_UNSPEC};
+	struct iovec iov[] = {{"msg.", 4}, {"mm1.", 4}, {"mm2.", 4}};
+	struct msghdr msg = {.msg_name = &other, .msg_namelen = other_len, .msg_iov = iov,
+			     .msg_iovlen = 1};
+	struct mmsghdr mm[2] = {
+		{.msg_hdr = {.msg_name = &other, .msg_namelen = other_len, .msg_iov = &iov[1],
+			     .msg_iovlen = 1}},
+		{.msg_hdr = {.msg_name = (void *)server_sa(), .msg_namelen = server_len,
+			     .msg_iov = &iov[2], .msg_iovlen = 1}},
+	};
+	char sent[128] = "", back[128];
+	int fd = dial();
+
+	memset(too_long, 0, sizeof(too_long));
+	note_send("sendto the peer", sendto(fd, "peer.", 5, 0, server_sa(), server_len), "peer.",
+		  sent);
+	note_send("sendto another", sendto(fd, "other.", 6, 0, (struct sockaddr *)&other,
+					   other_len), "other.", sent);
+	note_send("sendto AF_UNSPEC", sendto(fd, "unspec.", 7, 0, &unspec, sizeof(unspec)),
+		  "unspec.", sent);
+	note_send("sendto a 1-byte address", sendto(fd, "one.", 4, 0, server_sa(), 1), "one.",
+		  sent);
+	note_rc("sendto an address too long", sendto(fd, "long.", 5, 0,
+						     (struct sockaddr *)too_long,
+						     sizeof(too_long)));
+	note_send("sendmsg with msg_name", sendmsg(fd, &msg, 0), "msg.", sent);
+	int n = sendmmsg(fd, mm, 2, 0);
+	note_rc("sendmmsg with msg_name", n);
+	note("sendmmsg msg_len: %u %u", n > 0 ? mm[0].msg_len : 0, n > 1 ? mm[1].msg_len : 0);
+	if (n == 2)
+		strcat(sent, "mm1.mm2.");
+	note_send("sendto MSG_FASTOPEN", sendto(fd, "fo.", 3, MSG_FASTOPEN, server_sa(),
+						server_len), "fo.", sent);
+	note_send("sendto MSG_FASTOPEN AF_UNSPEC", sendto(fd, "fu.", 3, MSG_FASTOPEN, &unspec,
+							  sizeof(unspec)), "fu.", sent);
+	note_send("sendto MSG_FASTOPEN without an address", sendto(fd, "fn.", 3, MSG_FASTOPEN,
+								  NULL, 0), "fn.", sent);
+	note_names(fd);
+	size_t len = strlen(sent);
+	ssize_t r = read_all(fd, back, len);
+	note("echoed: %zd of %zu bytes, %s", r, len,
+	     r == (ssize_t)len && memcmp(back, sent, len) == 0 ? "as sent" : "not as sent");
+	close(fd);
+}
+
+/* An unconnected socket: sendto with an address (without MSG_FASTOPEN) is no connect; it
+ * fails as a send on it does. */
+static void send_with_address_unconnected(const struct test_case *tc)
+{
+	(void)tc;
+	struct iovec iov = {"x", 1};
+	struct msghdr msg = {.msg_name = (void *)server_sa(), .msg_namelen = server_len,
+			     .msg_iov = &iov, .msg_iovlen = 1};
+	struct mmsghdr mm = {.msg_hdr = msg};
+	int fd = tcp_socket(AF_INET, 0);
+
+	note_rc("sendto MSG_NOSIGNAL", sendto(fd, "x", 1, MSG_NOSIGNAL, server_sa(), server_len));
+	note_rc("sendto", sendto(fd, "x", 1, 0, server_sa(), server_len));
+	note("SIGPIPE: %d", sigpipes);
+	note_rc("sendmsg", sendmsg(fd, &msg, MSG_NOSIGNAL));
+	note_rc("sendmmsg", sendmmsg(fd, &mm, 1, MSG_NOSIGNAL));
+	note_names(fd);
 	close(fd);
 }
 
@@ -1321,6 +1476,8 @@ static int run_exec_child(int fd)
 
 /* ---- server halves ---- */
 
+static int accept_case(int listener, const struct test_case *tc);
+
 /* Reads to EOF and notes what came; the end of most server halves. */
 static void drain(int conn)
 {
@@ -1489,6 +1646,18 @@ static void serve_fork(int conn, const struct test_case *tc)
 	serve_echo(conn, tc);
 }
 
+/* The client disconnects (connect(AF_UNSPEC)) once it has the server's word, then connects
+ * again on the same socket. */
+static void serve_reconnect(int conn, const struct test_case *tc)
+{
+	note_rc("server send", write_all(conn, "ready", 5));
+	drain(conn);
+	if (poll_events(server_listener, POLLIN, WAIT_MS) & POLLIN)
+		serve_echo(accept_case(server_listener, tc), tc);
+	else
+		note("no connection again");
+}
+
 /* ---- the cases ---- */
 
 #define OPTION(n, lvl, opt, v, ...)                                                               \
@@ -1502,6 +1671,7 @@ static const struct test_case cases[] = {
 	/* before connecting, and connecting */
 	{.name = "names_before_connect", .client = names_before_connect},
 	{.name = "io_before_connect", .client = io_before_connect},
+	{.name = "send_with_address_unconnected", .client = send_with_address_unconnected},
 	{.name = "connect_refused", .client = connect_refused},
 	{.name = "connect_refused_nonblocking", .client = connect_refused_nonblocking},
 	{.name = "connect_no_accept", .client = connect_no_accept},
@@ -1510,7 +1680,10 @@ static const struct test_case cases[] = {
 	SERVED("connect_nonblocking_select", connect_nonblocking_select, serve_echo),
 	SERVED("connect_epoll_before", connect_epoll_before, serve_echo),
 	SERVED("connect_twice", connect_twice, serve_echo),
+	SERVED("connect_af_unspec", connect_af_unspec, serve_reconnect),
 	SERVED("connect_v4mapped", connect_v4mapped, serve_echo),
+	{.name = "connect_v4mapped_v6only", .client = connect_v4mapped_v6only},
+	{.name = "connect_other_family", .client = connect_other_family},
 	SERVED("connect_bound_port", connect_bound_port, serve_echo),
 	SERVED("socket_flags_survive", socket_flags_survive, serve_echo),
 	SERVED("names_stable", names_stable, serve_echo),
@@ -1558,6 +1731,7 @@ static const struct test_case cases[] = {
 	SERVED("read_16mib", read_big, serve_send, .size = BIG),
 	SERVED("readv_writev", readv_writev, serve_echo),
 	SERVED("sendmsg_recvmsg", sendmsg_recvmsg, serve_echo),
+	SERVED("send_with_address", send_with_address, serve_echo),
 	SERVED("sendfile_file", sendfile_file, serve_sink),
 	SERVED("send_zero_bytes", send_zero, serve_echo),
 	SERVED("msg_peek", msg_peek, serve_send, .text = "peekaboo"),
@@ -1676,6 +1850,39 @@ static int accept_as(int listener, enum accept_how how, struct sockaddr_storage 
 	}
 }
 
+/* The case a connection's hello names, or NULL. */
+static const struct test_case *case_named(const char *name)
+{
+	for (size_t i = 0; i < N_CASES; i++)
+		if (strncmp(cases[i].name, name, sizeof(((struct hello *)0)->name)) == 0)
+			return &cases[i];
+	return NULL;
+}
+
+/* Accepts the case's connection and reads its hello. A connection from a case that serves
+ * none is one TCP would have refused: it is noted and closed. */
+static int accept_hello(int listener, const struct test_case *tc, struct sockaddr_storage *addr,
+			socklen_t *len, struct hello *h)
+{
+	for (;;) {
+		memset(addr, 0, sizeof(*addr));
+		*len = sizeof(*addr);
+		int conn = accept_as(listener, tc->accept_how, addr, len);
+		if (conn < 0)
+			die("%s: accept", tc->name);
+		served++;
+		if (read_all(conn, h, sizeof(*h)) != (ssize_t)sizeof(*h))
+			die("%s: no hello", tc->name);
+		if (strncmp(h->name, tc->name, sizeof(h->name)) == 0)
+			return conn;
+		const struct test_case *from = case_named(h->name);
+		if (!from || from->server)
+			die("%s: the client is at another case", tc->name);
+		note("a connection from %s, which TCP refused", from->name);
+		close(conn);
+	}
+}
+
 /* Accepts the case's connection and checks its hello: the same case, and the client's view
  * of the two addresses the same as the server's, the other way round. */
 static int accept_case(int listener, const struct test_case *tc)
@@ -1685,13 +1892,7 @@ static int accept_case(int listener, const struct test_case *tc)
 	struct hello h;
 	char local[64], peer[64], accepted[64], local_text[80], peer_text[80];
 
-	memset(&addr, 0, sizeof(addr));
-	int conn = accept_as(listener, tc->accept_how, &addr, &len);
-	if (conn < 0)
-		die("%s: accept", tc->name);
-	if (read_all(conn, &h, sizeof(h)) != (ssize_t)sizeof(h) ||
-	    strncmp(h.name, tc->name, sizeof(h.name)) != 0)
-		die("%s: the client is at another case", tc->name);
+	int conn = accept_hello(listener, tc, &addr, &len, &h);
 	name_text(conn, getsockname, true, local, sizeof(local));
 	name_text(conn, getpeername, true, peer, sizeof(peer));
 	if (tc->accept_how == ACCEPT_NO_ADDRESS) {
@@ -1713,8 +1914,8 @@ static int accept_case(int listener, const struct test_case *tc)
 static void run_server(int port)
 {
 	int listener = listen_on(port, true), idle = listen_on(port + 2, false);
-	int served = 0;
 
+	server_listener = listener;
 	signal(SIGPIPE, SIG_IGN);
 	for (size_t i = 0; i < N_CASES; i++) {
 		const struct test_case *tc = &cases[i];
@@ -1723,7 +1924,6 @@ static void run_server(int port)
 		case_name = tc->name;
 		alarm(CASE_SECONDS);
 		tc->server(accept_case(listener, tc), tc);
-		served++;
 	}
 	alarm(0);
 	case_name = "-";

@@ -22,6 +22,7 @@
 
 #include "progs.h"
 #include "splice.h"
+#include "vmshim/vsock.h"
 
 #define PORT 7790
 #define TIMEOUT_S 30 /* every blocking call and wait of the test */
@@ -70,11 +71,9 @@ static void connection(char kind, int *relay, int *guest)
 			die("socketpair");
 		*relay = sv[0], *guest = sv[1];
 	} else {
-		struct sockaddr_vm to = { .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_LOCAL,
-					  .svm_port = PORT };
 		int c = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
-		if (c < 0 || connect(c, (struct sockaddr *)&to, sizeof(to)) < 0)
+		if (c < 0 || vsock_connect(c, VMADDR_CID_LOCAL, PORT, VSOCK_FROM_GUEST, 0) < 0)
 			die("vsock connect to 1:%d", PORT);
 		int s = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
 		if (s < 0)
@@ -709,11 +708,8 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN); /* ends cut short on purpose fail with EPIPE (vsock too, in 6.12) */
 
-	struct sockaddr_vm any = { .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY,
-				   .svm_port = PORT };
-	listener = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (listener < 0 || bind(listener, (struct sockaddr *)&any, sizeof(any)) < 0 ||
-	    listen(listener, 16) < 0)
+	listener = vsock_listen(PORT, 16, SOCK_CLOEXEC);
+	if (listener < 0)
 		die("vsock listener on port %d", PORT);
 
 	struct splice_engine *e = NULL;

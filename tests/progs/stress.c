@@ -3,7 +3,7 @@
  * echo is checked by length and FNV-1a hash, so a lost, repeated or crossed byte is caught.
  *
  *   stress server PORT SECONDS
- *   stress crowd CID PORT FIRST_SOURCE N FILE
+ *   stress crowd CID PORT FIRST_SOURCE N FILE HOST TCP_PORT
  *   stress client [options] HOST PORT
  *     --hold N      connections held open at once (default 1000)
  *     --bytes B     their payloads: B bytes on average, from B/2 to 3B/2 (default 16384)
@@ -18,8 +18,9 @@
  * "listening port=P pid=PID" first; after SECONDS, or at SIGTERM, prints "served N
  * connections, at most M at once, B bytes" and exits.
  * crowd: N native vsock connections to CID:PORT (no shim), one after the other, from the
- * source ports FIRST_SOURCE on: made as a sibling's shim makes them, they wait in the
- * server's helperd as long as its application does not accept. A connection that the
+ * source ports FIRST_SOURCE on: made as a sibling's shim makes them (each says it dialled
+ * HOST:TCP_PORT), they wait in the server's helperd as long as its application does not
+ * accept. A connection that the
  * kernel resets because helperd's accept queue is full is made again a little later.
  * Prints "crowd: N connections open (R resets)", waits (up to 120 s) for FILE, removes it,
  * closes them all and exits.
@@ -37,6 +38,8 @@
 #include <unistd.h>
 
 #include "progs.h"
+#include "vmshim/dialled.h"
+#include "vmshim/vsock.h"
 
 #define IO_CHUNK 4096
 #define MAX_EVENTS 256
@@ -202,18 +205,18 @@ static void run_server(int port, int seconds)
 
 /* ---- crowd ---- */
 
-/* A vsock connection from source port `source`, or -1 with errno. */
-static int vsock_connect(unsigned source, unsigned cid, unsigned port)
+/* A vsock connection from source port `source` that names `dialled` as its destination, or
+ * -1 with errno. */
+static int connect_from(unsigned source, unsigned cid, unsigned port,
+			const struct vmshim_endpoint *dialled)
 {
-	struct sockaddr_vm src = {.svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY,
-				  .svm_port = source};
-	struct sockaddr_vm dst = {.svm_family = AF_VSOCK, .svm_cid = cid, .svm_port = port};
+	uint8_t msg[DIALLED_SIZE];
 	int s = socket(AF_VSOCK, SOCK_STREAM, 0);
 
 	if (s < 0)
 		return -1;
-	if (bind(s, (struct sockaddr *)&src, sizeof(src)) < 0 ||
-	    connect(s, (struct sockaddr *)&dst, sizeof(dst)) < 0) {
+	if (vsock_bind(s, source) < 0 || vsock_connect(s, cid, port, VSOCK_FROM_GUEST, 0) < 0 ||
+	    (dialled_encode(msg, dialled), send(s, msg, sizeof(msg), MSG_NOSIGNAL)) != sizeof(msg)) {
 		int saved = errno;
 		close(s);
 		errno = saved;
@@ -222,8 +225,16 @@ static int vsock_connect(unsigned source, unsigned cid, unsigned port)
 	return s;
 }
 
-static void run_crowd(unsigned cid, unsigned port, unsigned first_source, int n, const char *file)
+static void run_crowd(unsigned cid, unsigned port, unsigned first_source, int n, const char *file,
+		      const char *host, int tcp_port)
 {
+	struct sockaddr_storage ss;
+	struct vmshim_endpoint dialled = {.family = AF_INET, .port = (uint16_t)tcp_port};
+
+	parse_addr(host, tcp_port, &ss);
+	if (ss.ss_family != AF_INET)
+		die("crowd: %s is no IPv4 address", host);
+	memcpy(dialled.addr, &((struct sockaddr_in *)&ss)->sin_addr, 4);
 	int *fds = calloc((size_t)n, sizeof(*fds));
 	unsigned resets = 0;
 
@@ -232,7 +243,7 @@ static void run_crowd(unsigned cid, unsigned port, unsigned first_source, int n,
 	raise_nofile((rlim_t)n + 64);
 	for (int i = 0; i < n; i++) {
 		int tries = 0;
-		while ((fds[i] = vsock_connect(first_source + (unsigned)i, cid, port)) < 0 &&
+		while ((fds[i] = connect_from(first_source + (unsigned)i, cid, port, &dialled)) < 0 &&
 		       errno == ECONNRESET && ++tries < CROWD_TRIES) {
 			resets++;
 			usleep(10 * 1000);
@@ -605,9 +616,9 @@ int main(int argc, char **argv)
 		run_server(atoi(argv[2]), atoi(argv[3]));
 		return 0;
 	}
-	if (argc == 7 && !strcmp(argv[1], "crowd")) {
+	if (argc == 9 && !strcmp(argv[1], "crowd")) {
 		run_crowd((unsigned)atoi(argv[2]), (unsigned)atoi(argv[3]), (unsigned)atoi(argv[4]),
-			  atoi(argv[5]), argv[6]);
+			  atoi(argv[5]), argv[6], argv[7], atoi(argv[8]));
 		return 0;
 	}
 	if (argc >= 2 && !strcmp(argv[1], "client")) {
@@ -615,6 +626,6 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	errno = EINVAL;
-	die("usage: stress server PORT SECONDS | stress crowd CID PORT FIRST_SOURCE N FILE | "
+	die("usage: stress server PORT SECONDS | stress crowd CID PORT FIRST_SOURCE N FILE HOST TCP_PORT | "
 	    "stress client [options] HOST PORT");
 }

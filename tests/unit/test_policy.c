@@ -472,6 +472,10 @@ static const struct invalid_case invalid_cases[] = {
 	{ "relay_twice", 2, "relay given twice (first at line 1)" },
 	{ "relay_in_block", 1, "the relay's vsock ports 1000500..1001523 overlap 1000000..1196607 of peer alpha, which has the same cid" },
 	{ "error_after_valid", 8, "port '70000' is out of range" },
+	{ "without_half_close_in_block", 3, "without-half-close must come before the first peer (peer alpha at line 1)" },
+	{ "without_half_close_empty", 1, "without-half-close needs at least one port" },
+	{ "without_half_close_port_zero", 1, "port '0' is out of range 1..65535" },
+	{ "without_half_close_junk", 1, "bad port 'http'" },
 };
 
 #define N_INVALID (sizeof invalid_cases / sizeof invalid_cases[0])
@@ -508,6 +512,26 @@ static void test_relay_shared_hybrid(void **state)
 	/* hybrid: its VMM connects from any port of the relay's CID */
 	assert_true(policy_from_relay(pol, 1, 2131072));
 	assert_false(policy_from_relay(pol, 2, 5461));
+	policy_free(pol);
+}
+
+static void test_without_half_close(void **state)
+{
+	struct policy *pol = load_valid("without_half_close.policy");
+	static const unsigned listed[] = {80, 443, 6379, 8000, 8001, 8002};
+	unsigned n = 0;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof listed / sizeof listed[0]; i++)
+		assert_true(policy_port_allowed(&pol->without_half_close, listed[i]));
+	for (unsigned port = 0; port < 65536; port++)
+		n += (unsigned)policy_port_allowed(&pol->without_half_close, port);
+	assert_int_equal(n, sizeof listed / sizeof listed[0]);
+	policy_free(pol);
+	/* without the statement: no port */
+	pol = load_valid("relay.policy");
+	for (unsigned port = 0; port < 65536; port++)
+		assert_false(policy_port_allowed(&pol->without_half_close, port));
 	policy_free(pol);
 }
 
@@ -807,6 +831,7 @@ int main(void)
 		cmocka_unit_test(test_fixture_dirs),
 		cmocka_unit_test(test_relay),
 		cmocka_unit_test(test_relay_shared_hybrid),
+		cmocka_unit_test(test_without_half_close),
 		cmocka_unit_test(test_long_comment_line),
 		cmocka_unit_test(test_longest_line),
 		cmocka_unit_test(test_line_too_long),

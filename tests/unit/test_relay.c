@@ -31,12 +31,17 @@ static void test_request_round_trip(void **state)
 	const char *why = NULL;
 
 	(void)state;
-	relayproto_request(msg, 4, 2008080, 1131072 + 40000);
+	relayproto_request(msg, 4, 2008080, 1131072 + 40000, 0);
 	assert_memory_equal(msg, "VMSR\x01\x01\x00\x00", 8);
 	assert_int_equal(relayproto_parse_request(msg, &dest, &source, &why), 0);
 	assert_int_equal(dest.cid, 4);
 	assert_int_equal(dest.port, 2008080);
+	assert_int_equal(dest.flags, 0);
 	assert_int_equal(source, 1131072 + 40000);
+	relayproto_request(msg, 4, 2008080, 1131072 + 40000, RELAYPROTO_REQUEST_HALF_CLOSE);
+	assert_memory_equal(msg, "VMSR\x01\x01\x00\x01", 8);
+	assert_int_equal(relayproto_parse_request(msg, &dest, &source, &why), 0);
+	assert_int_equal(dest.flags, RELAYPROTO_REQUEST_HALF_CLOSE);
 }
 
 /* Each rule: the message with one byte changed is refused, and says why. */
@@ -50,8 +55,9 @@ static void test_request_rules(void **state)
 		{0, 'X', "bad magic"},
 		{4, 2, "unknown version"},
 		{5, RELAYPROTO_REPLY, "unexpected message type"},
-		{6, 1, "reserved bytes not zero"},
-		{7, 1, "reserved bytes not zero"},
+		{6, 1, "unknown flags"},
+		{7, 2, "unknown flags"},
+		{7, 0x80, "unknown flags"},
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof broken / sizeof broken[0]; i++) {
@@ -59,7 +65,7 @@ static void test_request_rules(void **state)
 		struct relayproto_addr dest;
 		uint32_t source;
 		const char *why = NULL;
-		relayproto_request(msg, 4, 5, 6);
+		relayproto_request(msg, 4, 5, 6, RELAYPROTO_REQUEST_HALF_CLOSE);
 		msg[broken[i].offset] = broken[i].value;
 		assert_int_equal(relayproto_parse_request(msg, &dest, &source, &why), -1);
 		assert_string_equal(why, broken[i].why);
@@ -73,13 +79,13 @@ static void test_reply(void **state)
 	const char *why = NULL;
 
 	(void)state;
-	for (int s = RELAY_OK; s <= RELAY_BAD_REQUEST; s++) {
+	for (int s = RELAY_OK; s <= RELAY_NO_HALF_CLOSE; s++) {
 		relayproto_reply(msg, (enum relayproto_status)s);
 		assert_int_equal(relayproto_parse_reply(msg, &status, &why), 0);
 		assert_int_equal(status, s);
 	}
 	relayproto_reply(msg, RELAY_OK);
-	msg[6] = RELAY_BAD_REQUEST + 1;
+	msg[6] = RELAY_NO_HALF_CLOSE + 1;
 	assert_int_equal(relayproto_parse_reply(msg, &status, &why), -1);
 	assert_string_equal(why, "unknown status");
 	relayproto_reply(msg, RELAY_OK);
@@ -167,7 +173,10 @@ static void test_host_policy(void **state)
 				     "    reach web\n"
 				     "guest fc\n"
 				     "    cid 5\n"
-				     "    hybrid /run/fc/fc.vsock\n");
+				     "    hybrid /run/fc/fc.vsock\n"
+				     "guest ch\n"
+				     "    cid 6\n"
+				     "    hybrid /run/ch/ch.vsock half-close\n");
 
 	(void)state;
 	assert_int_equal(p->port, 6000);
@@ -175,8 +184,15 @@ static void test_host_policy(void **state)
 	assert_int_equal(p->max_per_guest, 10);
 	assert_int_equal(p->buffer, 65536);
 	assert_int_equal(p->connect_timeout_ms, HOST_DEFAULT_CONNECT_TIMEOUT_MS);
-	assert_int_equal(p->n_guests, 3);
+	assert_int_equal(p->n_guests, 4);
 	assert_string_equal(p->guests[2].hybrid, "/run/fc/fc.vsock");
+	assert_string_equal(p->guests[3].hybrid, "/run/ch/ch.vsock");
+	/* half-closes cross vhost-vsock and a VMM that says so, not Firecracker's */
+	assert_true(host_half_close(p, 0, 1));
+	assert_true(host_half_close(p, 0, 3));
+	assert_true(host_half_close(p, 3, 1));
+	assert_false(host_half_close(p, 0, 2));
+	assert_false(host_half_close(p, 2, 3));
 	assert_int_equal(host_guest_calling(p, 3, 70000), 0);
 	assert_int_equal(host_guest_calling(p, 5, 1), -1); /* hybrid guests call through PATH_PORT */
 	assert_int_equal(host_guest_calling(p, 9, 1), -1);
@@ -266,7 +282,22 @@ static void test_host_policy_errors(void **state)
 	expect_error("guest a\n cid 3\nbuffer 9000\n", 3, "buffer must come before the first guest");
 	expect_error("buffer 100\n", 1, "buffer '100' is out of range 4096..67108864 bytes");
 	expect_error("cid 3\n", 1, "cid outside a guest block");
-	expect_error("guest a\n cid 2\n", 2, "cid '2' is not a guest's");
+	/* cid and vsock-base: the guest policy's parser and messages (stmt_cid, stmt_vsock_base) */
+	static const char *const cid_and_base[][2] = {
+		{"cid 2", "cid 2 is the host, not a guest (a guest's cid is 1 or 3..4294967294)"},
+		{"cid 0", "cid 0 is the hypervisor, not a guest"},
+		{"cid 0xffffffff", "cid '0xffffffff' is VMADDR_CID_ANY"},
+		{"cid 4294967296", "cid '4294967296' does not fit in 32 bits"},
+		{"cid 3x", "cid '3x' is not a number"},
+		{"vsock-base 1023", "vsock-base '1023' is below 1024"},
+		{"vsock-base 4294770688", "vsock-base '4294770688' is too high"},
+		{"vsock-base x", "vsock-base 'x' is not a number"},
+	};
+	for (size_t i = 0; i < sizeof cid_and_base / sizeof cid_and_base[0]; i++) {
+		char text[80];
+		snprintf(text, sizeof text, "guest a\n %s\n", cid_and_base[i][0]);
+		expect_error(text, 2, cid_and_base[i][1]);
+	}
 	expect_error("guest a\n cid 3\n cid 4\n", 3, "cid given twice for guest a (first at line 2)");
 	expect_error("guest a\n", 1, "guest a has no cid");
 	expect_error("guest a\n cid 3\nguest a\n", 3, "duplicate guest name 'a' (first at line 1)");
@@ -279,6 +310,11 @@ static void test_host_policy_errors(void **state)
 	expect_error("guest a\n cid 1\n vsock-base 5000\n", 1,
 		     "guest a: its vsock port block overlaps the relay's ports 5460..6483");
 	expect_error("guest a\n cid 3\n hybrid run/a.sock\n", 3, "hybrid 'run/a.sock' is not an absolute path");
+	expect_error("guest a\n cid 3\n hybrid /a.sock halfclose\n", 3,
+		     "hybrid: 'halfclose' is not 'half-close' (hybrid PATH [half-close])");
+	expect_error("guest a\n cid 3\n hybrid /a.sock half-close half-close\n", 3,
+		     "hybrid takes 1 or 2 arguments, got 3");
+	expect_error("guest a\n cid 3\n hybrid\n", 3, "hybrid needs at least one argument");
 	expect_error("guest a\n cid 3\n control-port 80\n", 3,
 		     "control-port '80' is out of range 1024..4294967294");
 	expect_error("guest a\n cid 3\n control-port 5000\n control-port 5000\n", 4,
@@ -351,20 +387,19 @@ static void test_hybrid_path(void **state)
 
 	/* a directory that is a link */
 	snprintf(p, sizeof p, "%s/v.sock", link);
-	assert_int_equal(hybrid_bind(p, 5460, &hs), -1);
+	assert_int_equal(hybrid_listen(p, 5460, 1, &hs), -1);
 	assert_int_equal(errno, ELOOP);
 
 	/* a real one: mode 0660 from the start, whatever the umask */
 	mode_t old = umask(0);
 	snprintf(p, sizeof p, "%s/v.sock", real);
-	fd = hybrid_bind(p, 5460, &hs);
+	fd = hybrid_listen(p, 5460, 1, &hs);
 	umask(old);
 	assert_true(fd >= 0);
 	snprintf(q, sizeof q, "%s_5460", p);
 	assert_int_equal(lstat(q, &st), 0);
 	assert_true(S_ISSOCK(st.st_mode));
 	assert_int_equal(st.st_mode & 0777, 0660);
-	assert_int_equal(listen(fd, 1), 0);
 
 	/* connecting: through a link to it, or a link in the directories, is refused */
 	char via[80];
@@ -390,11 +425,11 @@ static void test_hybrid_path(void **state)
 	assert_int_equal(lstat(q, &st), 0);
 	close(fd);
 	/* ... nor does it remove a file at its name when it starts: it does not bind there */
-	assert_int_equal(hybrid_bind(p, 5460, &hs), -1);
+	assert_int_equal(hybrid_listen(p, 5460, 1, &hs), -1);
 	assert_int_equal(lstat(q, &st), 0);
 	assert_true(S_ISREG(st.st_mode));
 	assert_int_equal(unlink(q), 0);
-	fd = hybrid_bind(p, 5460, &hs);
+	fd = hybrid_listen(p, 5460, 1, &hs);
 	assert_true(fd >= 0);
 	hybrid_unbind(&hs);
 	assert_int_equal(lstat(q, &st), -1);

@@ -1,6 +1,6 @@
 /* Unit tests of shim pieces that work without the hooks: the TCP option store (shim/tcpopts.c),
- * the descriptor table (shim/fdstate.c), the local port sequence (shim/source_port.c) and the
- * endpoint helpers (common/endpoint.c).
+ * the descriptor table (shim/fdstate.c), the local port sequence (shim/source_port.c), the
+ * destinations TCP refuses (shim/tcp_refuses.c) and the endpoint helpers (common/endpoint.c).
  *
  * The test links shim/init.o for `real` but never calls shim_init_slow(): without the hooks
  * in the executable, init.o's references to socket(), connect()... resolve to libc itself,
@@ -31,6 +31,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "connect.h"
 #include "fdstate.h"
 #include "shim.h"
 #include "source_port.h"
@@ -902,6 +903,34 @@ static void test_tcpopts_notsent_lowat_negative(void **state)
 	assert_int_equal(opt_get(&o, IPPROTO_TCP, TCP_NOTSENT_LOWAT), -1);
 }
 
+/* What the application set on a redirected connection goes onto the new TCP socket a
+ * connect() after its disconnect needs, and only what differs from the new socket's own. */
+static void test_tcpopts_apply(void **state)
+{
+	(void)state;
+	int was = socket(AF_INET6, SOCK_STREAM, 0), fresh = socket(AF_INET6, SOCK_STREAM, 0);
+	struct tcp_opts o, now;
+	unsigned want = 1u << tcp_opts_bit(IPPROTO_TCP, TCP_NODELAY) |
+			1u << tcp_opts_bit(IPPROTO_TCP, TCP_KEEPIDLE) |
+			1u << tcp_opts_bit(IPPROTO_IPV6, IPV6_V6ONLY) |
+			1u << tcp_opts_bit(IPPROTO_IP, IP_TOS);
+
+	assert_true(was >= 0 && fresh >= 0);
+	set_int(was, IPPROTO_IPV6, IPV6_V6ONLY, 1);
+	tcp_opts_capture(&o, was, getsockopt, TCP_OPTS_ALL);
+	/* as the application sets them once connected */
+	expect_set(&o, "TCP_NODELAY", IPPROTO_TCP, TCP_NODELAY, 1, 0);
+	expect_set(&o, "TCP_KEEPIDLE", IPPROTO_TCP, TCP_KEEPIDLE, 77, 0);
+	expect_set(&o, "IP_TOS", IPPROTO_IP, IP_TOS, 0x10, 0);
+	assert_int_equal(tcp_opts_apply(&o, fresh, getsockopt, setsockopt), want);
+	tcp_opts_capture(&now, fresh, getsockopt, TCP_OPTS_ALL);
+	assert_memory_equal(now.value, o.value, sizeof(o.value));
+	assert_string_equal(now.congestion, o.congestion);
+	assert_int_equal(tcp_opts_apply(&o, fresh, getsockopt, setsockopt), 0);
+	close(was);
+	close(fresh);
+}
+
 /* --- fdstate --------------------------------------------------------------------------- */
 
 #define PAGE 4096
@@ -1538,6 +1567,55 @@ static void test_fdstate_swap(void **state)
 	fdstate_release(pre);
 }
 
+/* --- tcp_refuses ----------------------------------------------------------------------- */
+
+static bool refuses(int family, const char *host, uint32_t scope, bool v6only)
+{
+	struct sockaddr_storage ss;
+	int one = 1, fd = socket(family, SOCK_STREAM, 0);
+
+	assert_true(fd >= 0);
+	if (v6only)
+		assert_int_equal(setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one), 0);
+	memset(&ss, 0, sizeof ss);
+	if (strchr(host, ':')) {
+		struct sockaddr_in6 *in6 = (void *)&ss;
+		in6->sin6_family = AF_INET6;
+		in6->sin6_scope_id = scope;
+		assert_int_equal(inet_pton(AF_INET6, host, &in6->sin6_addr), 1);
+	} else {
+		struct sockaddr_in *in = (void *)&ss;
+		in->sin_family = AF_INET;
+		assert_int_equal(inet_pton(AF_INET, host, &in->sin_addr), 1);
+	}
+	bool r = tcp_refuses(fd, (struct sockaddr *)&ss);
+	close(fd);
+	return r;
+}
+
+/* What tcp_v4_connect and tcp_v6_connect refuse before routing (tests/progs/conform.c shows
+ * the kernel's errors for the first two). */
+static void test_tcp_refuses(void **state)
+{
+	(void)state;
+	real.getsockopt = getsockopt;
+	assert_false(refuses(AF_INET, "198.18.0.2", 0, false));
+	assert_false(refuses(AF_INET6, "2001:db8::2", 0, false));
+	assert_false(refuses(AF_INET6, "2001:db8::2", 0, true));
+	assert_false(refuses(AF_INET6, "::ffff:198.18.0.2", 0, false));
+	assert_false(refuses(AF_INET6, "fe80::2", 2, false));
+	/* the other family */
+	assert_true(refuses(AF_INET, "::ffff:198.18.0.2", 0, false));
+	assert_true(refuses(AF_INET6, "198.18.0.2", 0, false));
+	/* IPv4-mapped on IPV6_V6ONLY: ENETUNREACH */
+	assert_true(refuses(AF_INET6, "::ffff:198.18.0.2", 0, true));
+	/* link-local with no interface: EINVAL */
+	assert_true(refuses(AF_INET6, "fe80::2", 0, false));
+	/* not a socket any more */
+	struct sockaddr_in in = {.sin_family = AF_INET};
+	assert_true(tcp_refuses(-1, (struct sockaddr *)&in));
+}
+
 /* --- endpoints ------------------------------------------------------------------------- */
 
 static void test_endpoint_from_sockaddr(void **state)
@@ -1833,6 +1911,8 @@ int main(void)
 		cmocka_unit_test(test_tcpopts_fastopen_connect_after_connect),
 		cmocka_unit_test(test_tcpopts_maxseg_zero),
 		cmocka_unit_test(test_tcpopts_notsent_lowat_negative),
+		cmocka_unit_test(test_tcpopts_apply),
+		cmocka_unit_test(test_tcp_refuses),
 		cmocka_unit_test(test_fdstate_new),
 		cmocka_unit_test(test_fdstate_set_get_take),
 		cmocka_unit_test(test_fdstate_set_replaces),

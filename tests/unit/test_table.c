@@ -1,5 +1,5 @@
 /* Unit tests of the decision table: table_build() (policy/table_build.c) turns a policy into a
- * body, vmshim_table_route() and vmshim_table_self_exposes() (policy/table_lookup.c) read it.
+ * body, vmshim_table_route() and vmshim_table_self_exposes() (common/table.c) read it.
  *
  * Policies come from tests/unit/fixtures/table, from files generated at run time (many peers)
  * or, for prefix lengths no valid policy can hold (IPv6 /1../31 cannot stay inside
@@ -216,6 +216,7 @@ static enum vmshim_verdict check_oracle(const struct table *t, const struct poli
 	assert_int_equal(r.has_self_addr, mine != NULL);
 	if (mine)
 		assert_memory_equal(r.self_addr, mine->addr, family == AF_INET ? 4 : 16);
+	assert_int_equal(r.half_close, !policy_port_allowed(&pol->without_half_close, port));
 	return got;
 }
 
@@ -259,7 +260,8 @@ static void test_basic_layout(void **state)
 	assert_int_equal(b->self, ALPHA);
 	assert_int_equal(b->connect_timeout_ms, 750);
 	assert_int_equal(b->n_peers, N_BASIC);
-	assert_int_equal(b->n_portsets, 2 * N_BASIC);
+	assert_int_equal(b->n_portsets, 2 * N_BASIC + 1);
+	assert_int_equal(b->without_half_close, 2 * N_BASIC);
 	assert_int_equal(b->n_ranges4, 9); /* alpha 2, beta 2, gamma 2, epsilon 1, zeta 2 */
 	assert_int_equal(b->n_ranges6, 5); /* alpha 1, beta 2, delta 2 */
 	assert_int_equal(b->peers_off % 8, 0);
@@ -270,7 +272,7 @@ static void test_basic_layout(void **state)
 	assert_true(b->ranges4_off >= b->peers_off + N_BASIC * sizeof(struct vmshim_table_peer));
 	assert_true(b->ranges6_off >= b->ranges4_off + 9 * sizeof(struct vmshim_range4));
 	assert_true(b->portsets_off >= b->ranges6_off + 5 * sizeof(struct vmshim_range6));
-	assert_int_equal(b->size, b->portsets_off + 2 * N_BASIC * VMSHIM_PORTSET_WORDS * 8);
+	assert_int_equal(b->size, b->portsets_off + (2 * N_BASIC + 1) * VMSHIM_PORTSET_WORDS * 8);
 
 	/* Ranges sorted and disjoint. */
 	const struct vmshim_range4 *r4 = (const void *)((const char *)b + b->ranges4_off);
@@ -369,6 +371,27 @@ static void test_route_port_rules(void **state)
 				check_oracle(&t, pol, ALPHA, AF_INET6, stand_for(peer, AF_INET6)->addr, (uint16_t)port);
 		}
 	}
+	free(t.body);
+	policy_free(pol);
+}
+
+/* `without-half-close 80, 2000-2001`: only those ports may take a relay path that loses
+ * half-closes; every other asks the relay for one that carries them. */
+static void test_route_half_close(void **state)
+{
+	(void)state;
+	struct policy *pol = load_fixture("basic.policy");
+	struct table t = build(pol, ALPHA);
+	struct vmshim_route r;
+
+	assert_int_equal(route(&t, "198.18.0.2", 80, &r), VMSHIM_SIBLING);
+	assert_int_equal(r.half_close, 0);
+	assert_int_equal(route(&t, "198.18.0.2", 443, &r), VMSHIM_SIBLING);
+	assert_int_equal(r.half_close, 1);
+	assert_int_equal(route(&t, "2001:db8::4", 2001, &r), VMSHIM_SIBLING);
+	assert_int_equal(r.half_close, 0);
+	assert_int_equal(route(&t, "198.18.0.3", 2002, &r), VMSHIM_SIBLING);
+	assert_int_equal(r.half_close, 1);
 	free(t.body);
 	policy_free(pol);
 }
@@ -971,11 +994,13 @@ static const struct corruption corruptions[] = {
 	{ "portsets_off one word on", B(portsets_off), ADD, 8, "TTTTTDDDDTT" },
 	{ "portsets_off 4-aligned", B(portsets_off), ADD, 4, "TTTTTDDDDTT" },
 	{ "portsets_off huge", B(portsets_off), SET, 0xfffffff8u, "TTTTTDDDDTT" },
-	{ "beta's portset out of range", P(BETA, portset), SET, 2 * N_BASIC, "TTSSSDDDDSD" },
-	{ "beta's IPv6 portset out of range", P(BETA, portset6), SET, 2 * N_BASIC, "SSSTSDDDDSD" },
+	{ "beta's portset out of range", P(BETA, portset), SET, 2 * N_BASIC + 1, "TTSSSDDDDSD" },
+	{ "beta's IPv6 portset out of range", P(BETA, portset6), SET, 2 * N_BASIC + 1, "SSSTSDDDDSD" },
 	{ "beta's portset huge", P(BETA, portset), SET, UINT32_MAX, "TTSSSDDDDSD" },
 	{ "beta's portset * 8192 wraps", P(BETA, portset), SET, 0x80000, "TTSSSDDDDSD" },
-	{ "self's portset out of range", P(ALPHA, portset), SET, 2 * N_BASIC, "SSSSSDDDDTT" },
+	{ "self's portset out of range", P(ALPHA, portset), SET, 2 * N_BASIC + 1, "SSSSSDDDDTT" },
+	{ "without_half_close out of range", B(without_half_close), SET, 2 * N_BASIC + 1, "TTTTTDDDDSD" },
+	{ "without_half_close huge", B(without_half_close), SET, UINT32_MAX, "TTTTTDDDDSD" },
 	{ "IPv4 owners out of range", R4PEER, 0, 0, SET, N_BASIC, "TTTSSTDDDSD" },
 	{ "IPv4 owners huge", R4PEER, 0, 0, SET, UINT32_MAX - 1, "TTTSSTDDDSD" },
 	{ "IPv4 owners: nobody", R4PEER, 0, 0, SET, UINT32_MAX, "DDDSSDDDDSD" },
@@ -1257,6 +1282,7 @@ int main(void)
 		cmocka_unit_test(test_basic_layout),
 		cmocka_unit_test(test_route_to_siblings),
 		cmocka_unit_test(test_route_port_rules),
+		cmocka_unit_test(test_route_half_close),
 		cmocka_unit_test(test_route_prefix_edges),
 		cmocka_unit_test(test_route_self_and_unknown),
 		cmocka_unit_test(test_route_other_selves),

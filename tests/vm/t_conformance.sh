@@ -17,8 +17,11 @@ declare -A KNOWN=(
 	["peer_shut_rd send"]="vsock tells the peer of a shutdown(SHUT_RD), and sending to it then fails with EPIPE; TCP says nothing and takes the data"
 	["msg_nosignal_after_peer_close sends accepted before it"]="vsock knows at once that the peer closed, so the first send fails; TCP learns it from the reset its first send provokes"
 	["poll_out_after_shut_wr poll OUT"]="vsock does not report a socket whose sending is shut down as writable; TCP does (and a write then fails at once)"
-	["so_rcvbuf default"]="the kernel's: a vsock socket starts with net.core.rmem_default, a TCP one with tcp_rmem's default (vsock's own buffer is SO_VM_SOCKETS_BUFFER_SIZE, which the shim sizes on SO_RCVBUF)"
+	["so_rcvbuf default"]="the kernel's: a vsock socket starts with net.core.rmem_default, a TCP one with tcp_rmem's default (vsock's own buffer is SO_VM_SOCKETS_BUFFER_SIZE, which SO_RCVBUF can raise under the shim)"
 	["so_sndbuf default"]="the kernel's: a vsock socket starts with net.core.wmem_default, a TCP one with tcp_wmem's default, grown for the path"
+	["connect_af_unspec read"]="connect(AF_UNSPEC) shuts the vsock connection down, so a read finds EOF; TCP's disconnect leaves its reset pending (ECONNRESET once, then ENOTCONN)"
+	["connect_af_unspec poll"]="a vsock connection shut down both ways polls as one whose peer has ended (IN|RDHUP|HUP); TCP's disconnected socket as a new one (OUT|HUP)"
+	["connect_af_unspec server read ended"]="vsock has no reset: the peer of a connection ended by connect(AF_UNSPEC) reads EOF, not ECONNRESET"
 	["exec_inherits names"]="what the shim knows of a descriptor stays in the process: a program exec'd with a redirected connection sees the vsock socket's own names"
 )
 kernel_at_least 6.7 ||

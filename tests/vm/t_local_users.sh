@@ -81,6 +81,47 @@ PY
 	fi
 done
 
+# Root's server listens at port 7413 on beta's own address only. nobody listens at the same
+# port on another address of beta, 198.18.0.12, with the shim, and registers first. A
+# sibling's client dials root's address: TCP would take it to root's server, and so must
+# vmshim (before: the first registration at a port took every sibling connection to it, and
+# nobody's server read what the client sent).
+ip -n beta addr add 198.18.0.12/24 dev eth0
+start_bg s13n as_nobody beta env LD_PRELOAD="$SHIM_PRELOAD" "$PROGS/echo_server" block 7413 \
+	198.18.0.12 1
+wait_for "nobody's listener registered" vsock_listening beta "$(vsock_port beta 7413)"
+start_bg s13r shimmed beta "$PROGS/echo_server" block 7413 198.18.0.2 1
+wait_for "root's listener registered" \
+	sh -c "[ \$(grep -c 'listener on TCP port 7413 registered' '$WORK/helperd-beta.log') = 2 ]"
+accepted0=$(counter beta sibling_accepted)
+shimmed alpha "$PROGS/echo_client" block 198.18.0.2 7413 1000 >"$WORK/c13.out" 2>&1 ||
+	broken+=("client to 198.18.0.2 port 7413: $(cat "$WORK/c13.out")")
+accepted=$(($(counter beta sibling_accepted) - accepted0))
+sleep 0.5 # for a server that took it to say so
+log "a sibling's client dialled root's 198.18.0.2 port 7413 ($accepted sibling connection accepted by beta's helperd): root's server: $(grep -h accepted "$WORK/s13r.out" || echo nothing); nobody's on 198.18.0.12: $(grep -h accepted "$WORK/s13n.out" || echo nothing)"
+! grep -q accepted "$WORK/s13n.out" || broken+=("nobody's listener on another address took the connection")
+grep -q accepted "$WORK/s13r.out" && [ "$accepted" = 1 ] ||
+	broken+=("root's server was not reached over vsock")
+stop_bg s13n
+stop_bg s13r
+ip -n beta addr del 198.18.0.12/24 dev eth0
+
+# nobody listens, with the shim, in a network namespace of its own (root makes it, as
+# above), where helperd can check nothing of the socket. helperd must refuse to register it
+# (before: taken, and a vsock port opened for it, until the next sweep).
+ip netns add elsewhere
+ip -n elsewhere link set lo up
+start_bg s14 ip netns exec elsewhere env VMSHIM_RUNDIR="$rd" setpriv --reuid=nobody \
+	--regid=nogroup --clear-groups env LD_PRELOAD="$SHIM_PRELOAD" "$PROGS/echo_server" \
+	block 7414 0.0.0.0 1
+wait_for "an answer to nobody's registration" grep -Eq \
+	"listener on TCP port 7414 (registered|of uid [0-9]+ refused)" "$WORK/helperd-beta.log"
+log "nobody's listener in another network namespace: $(grep -hE 'port 7414 (registered|of uid)' "$WORK/helperd-beta.log")"
+! grep -q "listener on TCP port 7414 registered" "$WORK/helperd-beta.log" ||
+	broken+=("a listener of another network namespace was registered")
+stop_bg s14
+ip netns del elsewhere
+
 # The kernel's inet_diag is gone (and no module loader brings it back), so helperd cannot
 # check that a registered listener still listens. (Without tcp_diag alone, the kernel lists
 # no TCP listener at all, and helperd forgets them all.) Root's server on 7409 exits; nobody

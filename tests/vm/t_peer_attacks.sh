@@ -10,6 +10,8 @@
 #     connect-timeout
 #   - six peers of the policy (p1 to p6: only alpha runs them) announce as many ports as a
 #     frame holds, and beta's status can no longer be asked for
+#   - alpha's DIALLED names an address beta does not have, loopback, another port, or is
+#     malformed or missing, and reaches beta's server all the same
 BASE[gamma]=3000000
 flood=$TOP/tests/vm/apps/peer_flood.py
 worked=()
@@ -26,7 +28,7 @@ bells() { ss_in beta -Htn src 127.86.83.77 "dport = :$1" | wc -l; }
 flood() {
 	local name=$1 i
 	start_bg "$name" in_guest alpha python3 "$flood" 1 "$(vsock_port beta "$3")" \
-		$((BASE[alpha] + 131072 + 10000)) "$2" "$WORK/$name.go"
+		$((BASE[alpha] + 131072 + 10000)) "$2" "$WORK/$name.go" "${ADDR[beta]}" "$3"
 	for i in $(seq 1800); do
 		grep -q '^opened' "$WORK/$name.out" && return 0
 		sleep 0.1
@@ -90,6 +92,35 @@ attack "alpha's connections outlive the connect-timeout in beta's pool" \
 	"alpha $(cat "$WORK/stale.out"); then $rung doorbells rung, within 5 s (connect-timeout 2 s) $left left"
 touch "$WORK/stale.go"
 join_bg stale 30 || fail "flood: $(cat "$WORK/stale.out")"
+
+# dialled HOST PORT: a DIALLED message, in hex.
+dialled() { python3 -c 'import socket, struct, sys
+print((b"VMSD\x01\x04" + struct.pack(">H", int(sys.argv[2]))
+       + socket.inet_aton(sys.argv[1]).ljust(16, b"\0")).hex())' "$1" "$2"; }
+# alpha's DIALLED, as it pleases, for a connection to beta's server on 7503, bound to the
+# wildcard: only the honest one (the last) may reach it.
+start_bg wild shimmed beta "$PROGS/echo_server" block 7503 0.0.0.0 1
+wait_for "vsock listener 7503" vsock_listening beta "$(vsock_port beta 7503)"
+bad0=$(counter beta bad_messages)
+source=$((BASE[alpha] + 131072 + 20000))
+for said in "8.8.8.8 7503" "198.18.0.99 7503" "127.0.0.1 7503" "198.18.0.2 7504" \
+	"$(dialled 198.18.0.2 7503 | sed 's/^564d5344/584d5344/')" - "198.18.0.2 7503"; do
+	case $said in
+	*" "*) hex=$(dialled $said) ;;
+	*) hex=$said ;;
+	esac
+	source=$((source + 1))
+	got=$(in_guest alpha python3 "$TOP/tests/vm/apps/peer_dialled.py" 1 \
+		"$(vsock_port beta 7503)" "$source" "$hex")
+	if [ "$said" = "198.18.0.2 7503" ]; then
+		[ "$got" = "handed over" ] || fail "alpha's honest DIALLED: $got"
+	else
+		attack "alpha's DIALLED '$said' reaches beta's server" \
+			"$([ "$got" = "handed over" ] && echo yes || echo no)" "$got"
+	fi
+done
+join_bg wild 10 || fail "server on 7503: $(cat "$WORK/wild.out")"
+log "beta counted $(($(counter beta bad_messages) - bad0)) bad messages: $(grep -c 'DIALLED' "$WORK/helperd-beta.log") log lines name DIALLED"
 
 # Now with a connect-timeout of 20 s. alpha sends 3000 connections to the slow acceptor on
 # 7500; gamma then connects to beta's other server, on 7501, which takes what comes.

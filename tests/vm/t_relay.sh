@@ -55,6 +55,52 @@ join_bg echo 20 || fail "echo server: $(cat "$WORK/echo.out")"
 names_agree "$WORK/client.out" "$WORK/echo.out"
 log "names agree: $(field "$WORK/client.out" connected local) -> $(field "$WORK/client.out" connected peer)"
 
+# Short connections one after another, each closed by the caller while beta's server still
+# holds its end for a moment: the relay ends each session at the caller's close, before the
+# server closes, and dials the next from its lowest free source port. vsock has no
+# TIME_WAIT (on 6.12 a port of helperd's used again soon met the old connection's late
+# reset): every one is relayed, none falls back.
+cat >"$WORK/linger.py" <<'PY'
+import socket, sys, threading, time
+port, count = int(sys.argv[1]), int(sys.argv[2])
+ls = socket.socket()
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("0.0.0.0", port))
+ls.listen(64)
+ls.settimeout(60)
+def serve(c):
+    with c:
+        c.sendall(c.recv(64))
+        c.recv(64)  # the caller's close
+        time.sleep(0.5)
+threads = []
+for _ in range(count):
+    threads.append(threading.Thread(target=serve, args=(ls.accept()[0],)))
+    threads[-1].start()
+for t in threads:
+    t.join()
+print("served", count)
+PY
+n=20
+start_bg linger shimmed beta python3 "$WORK/linger.py" 7410 "$n"
+wait_for "lingering server" vsock_listening beta "$(vsock_port beta 7410)"
+r0=$(counter alpha redirected)
+f0=$(fallbacks alpha)
+shimmed alpha python3 - "$n" <<'PY' || fail "short connections to a lingering server"
+import socket, sys
+for i in range(int(sys.argv[1])):
+    with socket.create_connection(("198.18.0.2", 7410), timeout=10) as s:
+        s.sendall(b"ping %d\n" % i)
+        got = s.recv(64)
+        assert got == b"ping %d\n" % i, f"connection {i} got {got!r}"
+PY
+join_bg linger 30 || fail "lingering server: $(cat "$WORK/linger.out")"
+redirected=$(($(counter alpha redirected) - r0))
+fell_back=$(($(fallbacks alpha) - f0))
+[ "$redirected" = "$n" ] && [ "$fell_back" = 0 ] ||
+	fail "$n short connections to a lingering server: $redirected redirected, $fell_back fell back"
+log "$n short connections in a row, each closed before the server's end: all relayed"
+
 # iperf3, 4 streams each way.
 start_bg iperf shimmed beta iperf3 -s -p 5201
 wait_for "iperf3 server" vsock_listening beta "$(vsock_port beta 5201)"

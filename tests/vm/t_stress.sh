@@ -59,7 +59,7 @@ log "before: descriptors (server, alpha's helperd, beta's) $fds0; beta's helperd
 # on), as alpha's shims make them, to a server that does not accept.
 kill -STOP "$server"
 start_bg crowd in_guest alpha "$PROGS/stress" crowd 1 "$(vsock_port beta "$port")" \
-	$((BASE[alpha] + 131072 + 10000)) "$hold" "$WORK/go"
+	$((BASE[alpha] + 131072 + 10000)) "$hold" "$WORK/go" "${ADDR[beta]}" "$port"
 wait_line crowd "crowd: $hold connections open" 120
 wait_for "$hold doorbells" doorbells "$hold"
 log "$hold sibling connections wait in beta's helperd for the stopped server: it holds $(fd_count "$helperd_beta") descriptors, heap $(heap) bytes in use, RSS $(rss_kib "$helperd_beta") KiB"

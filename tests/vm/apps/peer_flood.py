@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """A hostile peer guest against a sibling's helperd (issue 15, item 7): vsock connections
-from its own port block, as its shims would make them, to a sibling port of the other
-guest, that it never takes further: no shim waits for the hand-over, so each stays in the
-other helperd's pool of connections waiting to be accepted.
+from its own port block, as its shims would make them (each names HOST:TCP_PORT as the
+address it dialled, include/vmshim/dialled.h), to a sibling port of the other guest, that
+it never takes further: no shim waits for the hand-over, so each stays in the other
+helperd's pool of connections waiting to be accepted.
 
-  peer_flood.py CID PORT FIRST_SOURCE N GO
+  peer_flood.py CID PORT FIRST_SOURCE N GO HOST TCP_PORT
       opens N connections to CID:PORT from source ports FIRST_SOURCE on (one made again,
       at most 50 times, while the kernel resets it for a full accept queue; after 20
       connections in a row that could not be made, no more are tried), waits until
@@ -15,11 +16,14 @@ other helperd's pool of connections waiting to be accepted.
 import os
 import resource
 import socket
+import struct
 import sys
 import time
 
 cid, port, first, n, go = (int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]),
                            int(sys.argv[4]), sys.argv[5])
+dialled = (b"VMSD\x01\x04" + struct.pack(">H", int(sys.argv[7]))
+           + socket.inet_aton(sys.argv[6]).ljust(16, b"\0"))
 resource.setrlimit(resource.RLIMIT_NOFILE, (n + 64, n + 64))
 socks = []
 failed_in_a_row = 0
@@ -33,6 +37,7 @@ for i in range(n):
         s.settimeout(5)
         try:
             s.connect((cid, port))
+            s.sendall(dialled)
             s.setblocking(False)  # closed() must not wait
             socks.append(s)
             failed_in_a_row = 0

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "vmshim/bigendian.h"
 #include "vmshim/ports.h"
 #include "vmshim/table.h"
 
@@ -35,16 +36,6 @@ static const void *array_at(const struct vmshim_table_body *body,
 	if (b->size > capacity || end > b->size || off % 8 != 0)
 		return NULL;
 	return (const char *)body + off;
-}
-
-static uint32_t load_be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t load_be64(const uint8_t *p)
-{
-	return (uint64_t)load_be32(p) << 32 | load_be32(p + 4);
 }
 
 /* Binary search over sorted disjoint ranges; returns the owning peer or UINT32_MAX. */
@@ -102,13 +93,12 @@ static int peer_at(const struct vmshim_table_body *body, const struct vmshim_tab
 	return 0;
 }
 
-/* Whether peer's portset of the family allows port; VMSHIM_TORN if the set is out of
- * bounds. */
-static enum vmshim_verdict port_allowed(const struct vmshim_table_body *body,
-					const struct vmshim_table_body *b, uint32_t capacity,
-					const struct vmshim_table_peer *peer, int v6, uint16_t port)
+/* Whether port set `index` has port (VMSHIM_SIBLING) or not (VMSHIM_DIRECT); VMSHIM_TORN if
+ * the set is out of bounds. */
+static enum vmshim_verdict portset_has(const struct vmshim_table_body *body,
+				       const struct vmshim_table_body *b, uint32_t capacity,
+				       uint32_t index, uint16_t port)
 {
-	uint32_t index = v6 ? peer->portset6 : peer->portset;
 	const uint64_t *sets = array_at(body, b, capacity, b->portsets_off, b->n_portsets,
 					VMSHIM_PORTSET_WORDS * sizeof(uint64_t));
 
@@ -116,6 +106,14 @@ static enum vmshim_verdict port_allowed(const struct vmshim_table_body *body,
 		return VMSHIM_TORN;
 	const uint64_t *set = sets + (size_t)index * VMSHIM_PORTSET_WORDS;
 	return (set[port / 64] >> (port % 64)) & 1 ? VMSHIM_SIBLING : VMSHIM_DIRECT;
+}
+
+/* Whether peer's port set of the family allows port. */
+static enum vmshim_verdict port_allowed(const struct vmshim_table_body *body,
+					const struct vmshim_table_body *b, uint32_t capacity,
+					const struct vmshim_table_peer *peer, int v6, uint16_t port)
+{
+	return portset_has(body, b, capacity, v6 ? peer->portset6 : peer->portset, port);
 }
 
 enum vmshim_verdict vmshim_table_route(const struct vmshim_table_body *body, uint32_t capacity,
@@ -134,13 +132,13 @@ enum vmshim_verdict vmshim_table_route(const struct vmshim_table_body *body, uin
 			array_at(body, &b, capacity, b.ranges4_off, b.n_ranges4, sizeof(*r));
 		if (!r)
 			return VMSHIM_TORN;
-		owner = owner4(r, b.n_ranges4, load_be32(addr));
+		owner = owner4(r, b.n_ranges4, get32(addr));
 	} else {
 		const struct vmshim_range6 *r =
 			array_at(body, &b, capacity, b.ranges6_off, b.n_ranges6, sizeof(*r));
 		if (!r)
 			return VMSHIM_TORN;
-		owner = owner6(r, b.n_ranges6, load_be64(addr), load_be64(addr + 8));
+		owner = owner6(r, b.n_ranges6, get64(addr), get64(addr + 8));
 	}
 	if (owner == UINT32_MAX || owner == b.self || b.self == VMSHIM_NO_SELF)
 		return VMSHIM_DIRECT;
@@ -151,6 +149,10 @@ enum vmshim_verdict vmshim_table_route(const struct vmshim_table_body *body, uin
 	enum vmshim_verdict allowed = port_allowed(body, &b, capacity, &peer, v6, port);
 	if (allowed != VMSHIM_SIBLING)
 		return allowed;
+	enum vmshim_verdict no_half_close =
+		portset_has(body, &b, capacity, b.without_half_close, port);
+	if (no_half_close == VMSHIM_TORN)
+		return VMSHIM_TORN;
 
 	out->cid = peer.cid;
 	out->port = vmshim_listen_port(peer.vsock_base, v6, port);
@@ -159,6 +161,7 @@ enum vmshim_verdict vmshim_table_route(const struct vmshim_table_body *body, uin
 	out->relay_port = b.relay_port;
 	out->source_base = vmshim_source_port(self.vsock_base, 0);
 	out->timeout_ms = b.connect_timeout_ms;
+	out->half_close = no_half_close != VMSHIM_SIBLING;
 	out->has_self_addr = !!(self.flags & (v6 ? VMSHIM_PEER_HAS_ADDR6 : VMSHIM_PEER_HAS_ADDR4));
 	memcpy(out->self_addr, v6 ? self.addr6 : self.addr4, v6 ? 16 : 4);
 	return VMSHIM_SIBLING;

@@ -1,0 +1,23 @@
+/* Shares of a bounded room (the connections helperd holds for others): each holder (a peer,
+ * a listener) counts what it holds, so that one that takes its whole share crowds out no
+ * one but itself. */
+#ifndef HELPERD_SHARE_H
+#define HELPERD_SHARE_H
+
+#include <stdint.h>
+#include <uthash.h>
+
+struct share {
+	uint64_t key; /* the holder */
+	unsigned n;
+	UT_hash_handle hh;
+};
+
+/* The holder key's share in table, with one more taken from it; NULL when it already holds
+ * max (or memory ran out). */
+struct share *share_take(struct share **table, uint64_t key, unsigned max);
+
+/* Gives one back (sh may be NULL); a share of nothing is forgotten. */
+void share_give(struct share **table, struct share *sh);
+
+#endif
