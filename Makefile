@@ -119,13 +119,16 @@ $(FUZZ_BIN):
 	@mkdir -p $(@D)
 	clang $(FUZZ_FLAGS) -o $@ $(filter %.c,$^)
 
-fuzz: $(FUZZ_BIN)
-	@set -e; for f in $(FUZZ_BIN); do n=$${f#build-fuzz/fuzz_}; \
-		mkdir -p tests/fuzz/corpus/$$n build-fuzz/corpus-$$n; \
-		echo "== $$f for $(FUZZ_SECONDS) s"; \
-		$$f -max_total_time=$(FUZZ_SECONDS) -max_len=20000 -print_final_stats=1 \
-			build-fuzz/corpus-$$n tests/fuzz/corpus/$$n 2>&1 | tail -n 12; \
-	done
+# One run per target, so that `make -j2 -Otarget fuzz` runs two at once, each on a core of its
+# own for FUZZ_SECONDS, and prints each run's lines together.
+FUZZ_RUNS = $(patsubst build-fuzz/%,run-%,$(FUZZ_BIN))
+.PHONY: fuzz $(FUZZ_RUNS)
+fuzz: $(FUZZ_RUNS)
+$(FUZZ_RUNS): run-fuzz_%: build-fuzz/fuzz_%
+	@mkdir -p tests/fuzz/corpus/$* build-fuzz/corpus-$*
+	@echo "== $< for $(FUZZ_SECONDS) s"
+	@$< -max_total_time=$(FUZZ_SECONDS) -max_len=20000 -print_final_stats=1 \
+		build-fuzz/corpus-$* tests/fuzz/corpus/$* 2>&1 | tail -n 12
 
 $(BUILD)/tests/%: tests/unit/%.c $(HELPERD_LIB) $(POLICY_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(@D)
