@@ -1,0 +1,16 @@
+# close() and the dup family in a signal handler (they are async-signal-safe) while the
+# interrupted thread is in malloc, in a sibling connect() or in dup/close itself
+# (tests/progs/sigsafe, issue 16): no deadlock (the program's watchdog), no descriptor the
+# handler replaced overwritten by the swap, every echo right.
+start_helperd alpha
+start_helperd beta
+port=7420
+start_bg server shimmed beta "$PROGS/stress" server "$port" 60
+wait_for "vsock listener" vsock_listening beta "$(vsock_port beta "$port")"
+before=$(counter alpha redirected)
+shimmed alpha "$PROGS/sigsafe" 198.18.0.2 "$port" 5 >"$WORK/sigsafe.out" 2>&1 ||
+	fail "sigsafe (exit $?): $(tail -n 5 "$WORK/sigsafe.out")"
+redirected=$(($(counter alpha redirected) - before))
+stop_bg server
+[ "$redirected" -gt 0 ] || fail "no connection was redirected"
+log "$(cat "$WORK/sigsafe.out"); $redirected redirected"
