@@ -5,7 +5,7 @@
  *   sigsafe HOST PORT SECONDS
  *
  * HOST:PORT echoes (a sibling's, so that the connections are redirected). A thread sends the
- * main thread SIGUSR1 every 100 to 200 us; the handler duplicates a connection kept open
+ * main thread SIGUSR1 in bursts (ticker); the handler duplicates a connection kept open
  * (dup, dup2, dup3, and F_DUPFD onto a number in another 4096 of the descriptor table each
  * time, where the shim's table needs a new page), closes every duplicate, and now and then
  * puts /dev/null on the descriptor the main thread is connecting. The main thread loops:
@@ -75,11 +75,15 @@ static void on_watchdog(int sig)
 	_exit(3);
 }
 
+/* Bursts of 8 signals 100 to 200 us apart, then 2 to 4 ms of quiet: long enough for some
+ * sibling connects to get through (a signal during the vsock connect or the wait for the
+ * hand-over makes the shim use TCP), so that signals also land in their swaps. */
 static void *ticker(void *arg)
 {
 	(void)arg;
 	for (unsigned i = 0; !atomic_load(&stop); i++) {
-		struct timespec ts = {.tv_nsec = 100000 + (long)(i * 7919 % 100) * 1000};
+		long us = i % 8 == 7 ? 2000 + (long)(i * 7919 % 2000) : 100 + (long)(i * 7919 % 100);
+		struct timespec ts = {.tv_nsec = us * 1000};
 		pthread_kill(main_thread, SIGUSR1);
 		nanosleep(&ts, NULL);
 	}

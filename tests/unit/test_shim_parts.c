@@ -552,15 +552,29 @@ static void shut(int fd, struct fd_state *st, int how)
 		atomic_fetch_or(&st->conn.shut, tcp_info_shut_bits(how));
 }
 
+/* A connection's state and the pair that stands for it. */
+static struct fd_state *stand_in_pair(int sv[2])
+{
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	return fdstate_new(FD_REDIRECTED, AF_INET);
+}
+
+static void end_pair(int sv[2], struct fd_state *st)
+{
+	close(sv[0]);
+	if (sv[1] >= 0)
+		close(sv[1]);
+	fdstate_release(st);
+}
+
 static void test_tcp_info(void **state)
 {
 	(void)state;
-	struct fd_state *st = fdstate_new(FD_REDIRECTED, AF_INET);
 	unsigned char big[sizeof(struct tcp_info) * 2];
 	socklen_t len;
 	int sv[2];
+	struct fd_state *st = stand_in_pair(sv);
 
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	assert_int_equal(tcp_state_of(sv[0], st), TCP_ESTABLISHED);
 	/* Truncated to *len, and never more than the struct. */
 	memset(big, 0xee, sizeof big);
@@ -581,31 +595,25 @@ static void test_tcp_info(void **state)
 	assert_int_equal(tcp_state_of(sv[0], st), TCP_CLOSE_WAIT);
 	shut(sv[0], st, SHUT_WR);
 	assert_int_equal(tcp_state_of(sv[0], st), TCP_CLOSE);
-	close(sv[0]);
-	close(sv[1]);
-	fdstate_release(st);
+	end_pair(sv, st);
 
 	/* This end first: FIN_WAIT2, then CLOSE once the peer closes. */
-	st = fdstate_new(FD_REDIRECTED, AF_INET);
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	st = stand_in_pair(sv);
 	shut(sv[0], st, SHUT_WR);
 	assert_int_equal(tcp_state_of(sv[0], st), TCP_FIN_WAIT2);
 	close(sv[1]);
+	sv[1] = -1;
 	assert_int_equal(tcp_state_of(sv[0], st), TCP_CLOSE);
-	close(sv[0]);
-	fdstate_release(st);
+	end_pair(sv, st);
 
 	/* After SHUT_RD here, RDHUP says nothing of the peer (a known difference). */
-	st = fdstate_new(FD_REDIRECTED, AF_INET);
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	st = stand_in_pair(sv);
 	shut(sv[0], st, SHUT_RD);
 	assert_int_equal(tcp_state_of(sv[0], st), TCP_ESTABLISHED);
 	/* connect(AF_UNSPEC) ended it */
 	atomic_store(&st->conn.disconnected, true);
 	assert_int_equal(tcp_state_of(sv[0], st), TCP_CLOSE);
-	close(sv[0]);
-	close(sv[1]);
-	fdstate_release(st);
+	end_pair(sv, st);
 }
 
 static void test_tcpopts_congestion(void **state)

@@ -12,5 +12,6 @@ shimmed alpha "$PROGS/sigsafe" 198.18.0.2 "$port" 5 >"$WORK/sigsafe.out" 2>&1 ||
 	fail "sigsafe (exit $?): $(tail -n 5 "$WORK/sigsafe.out")"
 redirected=$(($(counter alpha redirected) - before))
 stop_bg server
-[ "$redirected" -gt 0 ] || fail "no connection was redirected"
+# the kept connection, and at least one of the loop's (a swap the signals may interrupt)
+[ "$redirected" -gt 1 ] || fail "$redirected connections redirected: the swap was not tried"
 log "$(cat "$WORK/sigsafe.out"); $redirected redirected"
