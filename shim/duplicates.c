@@ -4,7 +4,9 @@
  * is still open in this process (asked of /proc/self/fd, on this path alone), and one that
  * existed when the process forked, whose copy in a child the shim cannot see. */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <linux/kcmp.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -30,6 +32,17 @@ static int entry_number(const char *name)
 	return n;
 }
 
+/* Whether descriptors fd and other, whose inodes agree, are one open file: kcmp says so
+ * where the kernel has it; without it, the inode (sockfs numbers its inodes with a 32-bit
+ * counter, so two live sockets share one only after 2^32 others). */
+static bool same_file(int fd, int other)
+{
+	pid_t self = getpid();
+	long same = syscall(SYS_kcmp, self, self, KCMP_FILE, fd, other);
+
+	return same == 0 || (same < 0 && errno != EBADF);
+}
+
 /* Whether an entry of the directory dir other than fd and dir itself is the socket `self`. */
 static bool same_socket_among(int dir, int fd, const struct stat *self)
 {
@@ -43,14 +56,14 @@ static bool same_socket_among(int dir, int fd, const struct stat *self)
 			struct stat st;
 			off += d->d_reclen;
 			if (other >= 0 && other != fd && other != dir && fstat(other, &st) == 0 &&
-			    st.st_dev == self->st_dev && st.st_ino == self->st_ino)
+			    st.st_dev == self->st_dev && st.st_ino == self->st_ino &&
+			    same_file(fd, other))
 				return true;
 		}
 	return got < 0; /* unreadable: assume the worst */
 }
 
-/* Whether another descriptor of this process is fd's socket: the same inode of sockfs is
- * the same socket, and a socket has one open file. */
+/* Whether another descriptor of this process is fd's socket (a socket has one open file). */
 static bool another_descriptor(int fd)
 {
 	struct stat self;
