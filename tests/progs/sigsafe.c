@@ -75,14 +75,14 @@ static void on_watchdog(int sig)
 	_exit(3);
 }
 
-/* Bursts of 8 signals 100 to 200 us apart, then 2 to 4 ms of quiet: long enough for some
+/* Bursts of 8 signals 100 to 200 us apart, then 10 to 20 ms of quiet: long enough for some
  * sibling connects to get through (a signal during the vsock connect or the wait for the
  * hand-over makes the shim use TCP), so that signals also land in their swaps. */
 static void *ticker(void *arg)
 {
 	(void)arg;
 	for (unsigned i = 0; !atomic_load(&stop); i++) {
-		long us = i % 8 == 7 ? 2000 + (long)(i * 7919 % 2000) : 100 + (long)(i * 7919 % 100);
+		long us = i % 8 == 7 ? 10000 + (long)(i * 7919 % 10000) : 100 + (long)(i * 7919 % 100);
 		struct timespec ts = {.tv_nsec = us * 1000};
 		pthread_kill(main_thread, SIGUSR1);
 		nanosleep(&ts, NULL);
