@@ -139,7 +139,7 @@ $(BUILD)/tests/test_relay: $(call obj,relay/host_policy.c relay/hybrid_line.c re
 $(BUILD)/tests/test_relay: ALLFLAGS += -Irelay
 
 # test_shim_parts also links a few shim pieces, without the hooks (init.o needs dlsym).
-$(BUILD)/tests/test_shim_parts: $(call obj,shim/tcpopts.c shim/fdstate.c shim/init.c shim/table_client.c shim/source_port.c shim/tcp_refuses.c)
+$(BUILD)/tests/test_shim_parts: $(call obj,shim/tcpopts.c shim/tcpinfo.c shim/fdstate.c shim/init.c shim/table_client.c shim/source_port.c shim/tcp_refuses.c)
 $(BUILD)/tests/test_shim_parts: TEST_LIBS = -ldl -lpthread
 
 $(BUILD)/progs/%: tests/progs/%.c

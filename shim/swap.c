@@ -3,6 +3,7 @@
  * application set on its TCP socket that vsock honours goes over first. */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -36,10 +37,10 @@ static void copy_settings(int fd, int vs)
 		real.setsockopt(vs, SOL_SOCKET, SO_LINGER, &linger, len);
 }
 
-enum swap_result swap_in(int fd, int vs, struct fd_state *pre, struct fd_state *st)
+/* The swap proper, from the check that fd still holds pre to the state's change. */
+static enum swap_result swap_checked(int fd, int vs, struct fd_state *pre, struct fd_state *st,
+				     int fdflags)
 {
-	copy_settings(fd, vs);
-	int fdflags = real.fcntl(fd, F_GETFD);
 	if (fdstate_swap_begin(fd, pre) < 0) {
 		if (errno != EBADF)
 			return SWAP_FAILED;
@@ -55,4 +56,22 @@ enum swap_result swap_in(int fd, int vs, struct fd_state *pre, struct fd_state *
 	/* The old socket's epoll registrations went with it: make them again on the new one. */
 	epoll_replay(fd, pre);
 	return fdstate_swap_end(fd, pre, st) == 0 ? SWAP_DONE : SWAP_FD_GONE;
+}
+
+/* Signals wait during the swap: a handler that closed fd, or put another file on its number
+ * (close and dup2 are async-signal-safe), between the check and the dup3 would see that file
+ * replaced by the connection; another thread's close() waits for the swap instead. */
+enum swap_result swap_in(int fd, int vs, struct fd_state *pre, struct fd_state *st)
+{
+	sigset_t all, was;
+
+	copy_settings(fd, vs);
+	int fdflags = real.fcntl(fd, F_GETFD);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &was);
+	enum swap_result result = swap_checked(fd, vs, pre, st, fdflags);
+	int saved = errno;
+	pthread_sigmask(SIG_SETMASK, &was, NULL);
+	errno = saved;
+	return result;
 }
