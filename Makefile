@@ -127,8 +127,9 @@ fuzz: $(FUZZ_RUNS)
 $(FUZZ_RUNS): run-fuzz_%: build-fuzz/fuzz_%
 	@mkdir -p tests/fuzz/corpus/$* build-fuzz/corpus-$*
 	@echo "== $< for $(FUZZ_SECONDS) s"
-	@$< -max_total_time=$(FUZZ_SECONDS) -max_len=20000 -print_final_stats=1 \
-		build-fuzz/corpus-$* tests/fuzz/corpus/$* 2>&1 | tail -n 12
+	@rc=0; $< -max_total_time=$(FUZZ_SECONDS) -max_len=20000 -print_final_stats=1 \
+		build-fuzz/corpus-$* tests/fuzz/corpus/$* >build-fuzz/$*.log 2>&1 || rc=$$?; \
+		tail -n 12 build-fuzz/$*.log; exit $$rc
 
 $(BUILD)/tests/%: tests/unit/%.c $(HELPERD_LIB) $(POLICY_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(@D)
