@@ -143,8 +143,14 @@ struct fd_state *fdstate_new(enum fd_kind kind, int family)
 	memset((char *)st + sizeof(st->refs), 0, sizeof(*st) - sizeof(st->refs));
 	st->kind = kind;
 	st->family = family;
-	if (kind == FD_PRECONNECT)
-		pthread_mutex_init(&st->pre.lock, NULL);
+	if (kind == FD_PRECONNECT) {
+		pthread_mutexattr_t attr;
+		pthread_mutexattr_init(&attr);
+		pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+		pthread_mutex_init(&st->pre.lock, &attr);
+		pthread_mutexattr_destroy(&attr);
+		st->pre.kept = -1;
+	}
 	atomic_store(&st->refs, 1);
 	return st;
 }

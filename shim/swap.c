@@ -13,7 +13,9 @@
 /* SOL_SOCKET options that vsock honours too; the application may have set them already. */
 static const int inherited_options[] = {SO_KEEPALIVE, SO_RCVTIMEO, SO_SNDTIMEO, SO_PRIORITY};
 
-static void copy_settings(int fd, int vs)
+/* fd's file status flags, signal owner, and the socket options of `from` (a socket, or -1:
+ * none) go over to vs. */
+static void copy_settings(int fd, int from, int vs)
 {
 	int fl = real.fcntl(fd, F_GETFL);
 
@@ -24,21 +26,24 @@ static void copy_settings(int fd, int vs)
 		if (real.fcntl(fd, F_GETOWN_EX, &owner) == 0)
 			real.fcntl(vs, F_SETOWN_EX, &owner);
 	}
+	if (from < 0)
+		return;
 	for (size_t i = 0; i < sizeof(inherited_options) / sizeof(inherited_options[0]); i++) {
 		char val[sizeof(struct timeval)];
 		socklen_t len = sizeof(val);
-		if (real.getsockopt(fd, SOL_SOCKET, inherited_options[i], val, &len) == 0)
+		if (real.getsockopt(from, SOL_SOCKET, inherited_options[i], val, &len) == 0)
 			real.setsockopt(vs, SOL_SOCKET, inherited_options[i], val, len);
 	}
 	struct linger linger;
 	socklen_t len = sizeof(linger);
-	if (real.getsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, &len) == 0 && linger.l_onoff)
+	if (real.getsockopt(from, SOL_SOCKET, SO_LINGER, &linger, &len) == 0 && linger.l_onoff)
 		real.setsockopt(vs, SOL_SOCKET, SO_LINGER, &linger, len);
 }
 
-enum swap_result swap_in(int fd, int vs, struct fd_state *pre, struct fd_state *st)
+static enum swap_result swap_locked(int fd, int vs, int from, struct fd_state *pre,
+				    struct fd_state *st)
 {
-	copy_settings(fd, vs);
+	copy_settings(fd, from, vs);
 	int fdflags = real.fcntl(fd, F_GETFD);
 	if (fdstate_swap_begin(fd, pre) < 0) {
 		if (errno != EBADF)
@@ -47,12 +52,28 @@ enum swap_result swap_in(int fd, int vs, struct fd_state *pre, struct fd_state *
 		fdstate_release(st);
 		return SWAP_FD_GONE;
 	}
+	/* The file on fd may outlive the swap (a pending connect keeps its TCP socket aside),
+	 * and epoll forgets a file only when it is gone: take its registrations off first. */
+	epoll_forget(fd, pre);
 	if (real.dup3(vs, fd, fdflags >= 0 && (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
+		epoll_replay(fd, pre);
 		fdstate_swap_end(fd, pre, NULL);
 		return SWAP_FAILED;
 	}
 	real.close(vs);
-	/* The old socket's epoll registrations went with it: make them again on the new one. */
+	/* The old file's epoll registrations went with it: make them again on the new one. */
 	epoll_replay(fd, pre);
 	return fdstate_swap_end(fd, pre, st) == 0 ? SWAP_DONE : SWAP_FD_GONE;
+}
+
+/* Under pre's lock, so that an epoll_ctl() on fd meanwhile (epoll.c) lands wholly before the
+ * swap, and is replayed, or wholly after, on the new file. */
+enum swap_result swap_in(int fd, int vs, int from, struct fd_state *pre, struct fd_state *st)
+{
+	if (!pre)
+		return swap_locked(fd, vs, from, pre, st);
+	pthread_mutex_lock(&pre->pre.lock);
+	enum swap_result result = swap_locked(fd, vs, from, pre, st);
+	pthread_mutex_unlock(&pre->pre.lock);
+	return result;
 }
