@@ -25,7 +25,7 @@
  *
  * What differs from a connecting TCP socket while pending: fstat() shows a FIFO, F_GETFL
  * O_WRONLY, read() and recv() fail with EBADF and ENOTSOCK (TCP: EAGAIN), a blocking write()
- * from another thread blocks and then fails with EPIPE; getsockname() shows the unbound
+ * from another thread blocks and then fails with EPIPE (SIGPIPE); getsockname() shows the unbound
  * socket; a dup() or fork() made meanwhile keeps the placeholder on the duplicate, which
  * never completes (as a socket dup()ed before connect keeps the unconnected TCP socket). */
 #include <errno.h>
@@ -41,6 +41,8 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "aside.h"
+#include "counters.h"
 #include "pending.h"
 #include "shim.h"
 #include "swap.h"
@@ -105,13 +107,19 @@ static enum pending_outcome fall_back(struct sibling_job *job, int *kept)
 }
 
 /* Ends job: err 0 when the hand-over came, else why the sibling path failed; cancelled
- * when the application closed its descriptor. Called with pre's lock held; frees job. */
+ * when the application closed its descriptor. Frees job. Counting (which may ask helperd
+ * for its page) comes first, before the lock that the hooks of the descriptor wait for. */
 static void finish(int ep, struct sibling_job *job, int err, bool cancelled)
 {
 	struct fd_state *pre = job->pre;
-	int kept = pre->pre.kept;
 	enum pending_outcome outcome = PENDING_GONE;
 
+	if (!cancelled && err)
+		sibling_given_up(job, err);
+	else if (!cancelled)
+		shim_count(VMSHIM_COUNT_REDIRECTED);
+	pthread_mutex_lock(&pre->pre.lock);
+	int kept = pre->pre.kept;
 	unwatch(ep, job);
 	if (!cancelled && !err) {
 		switch (sibling_swap_in(job, kept)) {
@@ -122,13 +130,12 @@ static void finish(int ep, struct sibling_job *job, int err, bool cancelled)
 			break;
 		case SWAP_FAILED:
 			err = errno;
+			sibling_given_up(job, err);
 			break;
 		}
 	}
-	if (!cancelled && err) {
-		sibling_given_up(job, err);
+	if (!cancelled && err)
 		outcome = fall_back(job, &kept);
-	}
 	if (cancelled)
 		shim_debug("fd %d: closed during the sibling connect: connection dropped", job->fd);
 	/* From here on a plain TCP socket, unless SO_ERROR has yet to say TCP's error. */
@@ -149,14 +156,14 @@ static void finish(int ep, struct sibling_job *job, int err, bool cancelled)
 	free(job);
 }
 
-/* One event for job, with pre's lock held (released by the time it returns). */
+/* One event for job. Only this thread ends jobs, and the vsock socket is watched last
+ * (hand_over), so a step never races with the job being handed over. */
 static void handle(int ep, struct sibling_job *job, enum source source)
 {
-	struct fd_state *pre = job->pre;
-
 	switch (source) {
 	case FROM_PLACEHOLDER: /* every descriptor of the placeholder was closed */
-		fdstate_replace(job->fd, (uintptr_t)pre, 0); /* by a raw system call, if still here */
+		/* by a raw system call, if its state is still there */
+		fdstate_replace(job->fd, (uintptr_t)job->pre, 0);
 		finish(ep, job, 0, true);
 		return;
 	case FROM_DEADLINE:
@@ -178,7 +185,6 @@ static void handle(int ep, struct sibling_job *job, enum source source)
 		finish(ep, job, errno, false);
 		return;
 	}
-	pthread_mutex_unlock(&pre->pre.lock);
 }
 
 /* One event at a time: a job ended by one event is gone before the next epoll_wait. */
@@ -191,7 +197,6 @@ static void *engine_main(void *arg)
 		if (epoll_wait(ep, &ev, 1, -1) != 1)
 			continue; /* EINTR after a stop and continue */
 		struct sibling_job *job = (void *)(uintptr_t)(ev.data.u64 & ~SOURCE_MASK);
-		pthread_mutex_lock(&job->pre->pre.lock);
 		handle(ep, job, (enum source)(ev.data.u64 & SOURCE_MASK));
 	}
 	return NULL;
@@ -225,6 +230,9 @@ static int engine_epoll(void)
 		static bool fork_handled;
 		if (!fork_handled)
 			fork_handled = pthread_atfork(NULL, NULL, pending_after_fork) == 0;
+		/* Not moved aside: one for the process, and ThreadSanitizer's model of epoll
+		 * (epoll_ctl, then epoll_wait, orders memory) holds only for the number it
+		 * saw made. */
 		ep = epoll_create1(EPOLL_CLOEXEC);
 		if (ep >= 0 && start_thread(ep) < 0) {
 			real.close(ep);
@@ -276,15 +284,17 @@ static void close_if_open(int fd)
 		real.close(fd);
 }
 
-/* The thread takes the job: under pre's lock, which the thread takes for each event, so it
- * cannot end the job while it is being handed over. */
+/* The thread takes the job: under pre's lock, which ending a job takes, so the thread
+ * cannot end it while it is being handed over. */
 static void hand_over(int ep, struct sibling_job *job)
 {
 	struct fd_state *pre = job->pre;
 
 	pthread_mutex_lock(&pre->pre.lock);
 	if (watch(ep, EPOLL_CTL_ADD, job, job->deadline, FROM_DEADLINE, EPOLLIN) < 0) {
-		finish(ep, job, errno, false); /* nothing watches it: end it here */
+		int err = errno;
+		pthread_mutex_unlock(&pre->pre.lock);
+		finish(ep, job, err, false); /* nothing watches it: end it here */
 		return;
 	}
 	if (watch(ep, EPOLL_CTL_ADD, job, job->placeholder, FROM_PLACEHOLDER, 0) < 0 ||
@@ -300,10 +310,11 @@ enum pending_start pending_start(struct sibling_job *job)
 	int ends[2] = {-1, -1}, kept = -1, ep = engine_epoll();
 	enum swap_result swapped = SWAP_FAILED;
 
-	job->deadline = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	job->deadline = fd_aside(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
 	if (ep < 0 || job->deadline < 0 || placeholder(ends) < 0 ||
-	    (kept = real.fcntl(job->fd, F_DUPFD_CLOEXEC, 0)) < 0)
+	    (kept = fd_aside(real.fcntl(job->fd, F_DUPFD_CLOEXEC, 0))) < 0)
 		goto undo;
+	ends[0] = fd_aside(ends[0]);
 	job->placeholder = ends[0];
 	pthread_mutex_lock(&pre->pre.lock);
 	pre->pre.kept = kept;

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <stdlib.h>
 
+#include "aside.h"
 #include "counters.h"
 #include "fdstate.h"
 #include "pending.h"
@@ -216,11 +217,9 @@ enum swap_result sibling_swap_in(struct sibling_job *job, int kept)
 		return result;
 	}
 	job->vs = -1; /* closed by the swap */
-	if (result == SWAP_DONE) {
+	if (result == SWAP_DONE)
 		shim_debug("fd %d: connected to sibling cid %u port %u (vsock), local port %u",
 			   job->fd, job->route.cid, job->route.port, job->local.port);
-		shim_count(VMSHIM_COUNT_REDIRECTED);
-	}
 	return result;
 }
 
@@ -282,7 +281,7 @@ static struct sibling_job *new_job(int fd, struct fd_state *pre, const struct so
 static struct sibling_job *start_job(struct sibling_job *job, const char **why,
 				     enum vmshim_count *fallback)
 {
-	job->vs = real.socket(AF_VSOCK, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	job->vs = fd_aside(real.socket(AF_VSOCK, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
 	if (job->vs < 0) {
 		*why = strerror(errno);
 		return NULL;

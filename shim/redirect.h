@@ -62,7 +62,8 @@ enum sibling_wait {
 enum sibling_wait sibling_advance(struct sibling_job *job);
 
 /* Swaps the connected vsock socket onto the job's descriptor; kept is the application's
- * TCP socket, whose options go over. */
+ * TCP socket, whose options go over. The caller counts it first (VMSHIM_COUNT_REDIRECTED):
+ * the swap lets the application go on, and it may exit at once. */
 enum swap_result sibling_swap_in(struct sibling_job *job, int kept);
 
 /* Counts and logs a sibling path given up for err. */
