@@ -119,13 +119,17 @@ $(FUZZ_BIN):
 	@mkdir -p $(@D)
 	clang $(FUZZ_FLAGS) -o $@ $(filter %.c,$^)
 
-fuzz: $(FUZZ_BIN)
-	@set -e; for f in $(FUZZ_BIN); do n=$${f#build-fuzz/fuzz_}; \
-		mkdir -p tests/fuzz/corpus/$$n build-fuzz/corpus-$$n; \
-		echo "== $$f for $(FUZZ_SECONDS) s"; \
-		$$f -max_total_time=$(FUZZ_SECONDS) -max_len=20000 -print_final_stats=1 \
-			build-fuzz/corpus-$$n tests/fuzz/corpus/$$n 2>&1 | tail -n 12; \
-	done
+# One run per target, so that `make -j2 -Otarget fuzz` runs two at once, each on a core of its
+# own for FUZZ_SECONDS, and prints each run's lines together.
+FUZZ_RUNS = $(patsubst build-fuzz/%,run-%,$(FUZZ_BIN))
+.PHONY: fuzz $(FUZZ_RUNS)
+fuzz: $(FUZZ_RUNS)
+$(FUZZ_RUNS): run-fuzz_%: build-fuzz/fuzz_%
+	@mkdir -p tests/fuzz/corpus/$* build-fuzz/corpus-$*
+	@echo "== $< for $(FUZZ_SECONDS) s"
+	@rc=0; $< -max_total_time=$(FUZZ_SECONDS) -max_len=20000 -print_final_stats=1 \
+		build-fuzz/corpus-$* tests/fuzz/corpus/$* >build-fuzz/$*.log 2>&1 || rc=$$?; \
+		tail -n 12 build-fuzz/$*.log; exit $$rc
 
 $(BUILD)/tests/%: tests/unit/%.c $(HELPERD_LIB) $(POLICY_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(@D)
@@ -136,7 +140,7 @@ $(BUILD)/tests/test_relay: $(call obj,relay/host_policy.c relay/hybrid_line.c re
 $(BUILD)/tests/test_relay: ALLFLAGS += -Irelay
 
 # test_shim_parts also links a few shim pieces, without the hooks (init.o needs dlsym).
-$(BUILD)/tests/test_shim_parts: $(call obj,shim/tcpopts.c shim/fdstate.c shim/init.c shim/table_client.c shim/source_port.c shim/tcp_refuses.c)
+$(BUILD)/tests/test_shim_parts: $(call obj,shim/tcpopts.c shim/tcpinfo.c shim/fdstate.c shim/init.c shim/table_client.c shim/source_port.c shim/tcp_refuses.c)
 $(BUILD)/tests/test_shim_parts: TEST_LIBS = -ldl -lpthread
 
 $(BUILD)/progs/%: tests/progs/%.c

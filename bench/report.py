@@ -485,6 +485,20 @@ def main():
             w("")
             w("beta's helperd, per redirected connection: " + ", ".join(
                 f"{k} {v / n:.1f}" for k, v in sorted(helperd.items(), key=lambda x: -x[1])))
+    relay_calls = [r for r in rows if r["section"] == "relay-calls" and r.get("bytes")]
+    if relay_calls:
+        r = relay_calls[-1]
+        mib = r["bytes"] / 2**20
+        w("")
+        w("## The relay's copy path")
+        w("")
+        w(f"System calls per MiB forwarded (strace -c on the relay, one stream of 64 KiB writes, "
+          f"{mib:.0f} MiB): {r['total_calls'] / mib:.1f}")
+        calls = strace_table(os.path.join(rawdir, r["file"]))
+        if calls:
+            w("")
+            w("Per MiB: " + ", ".join(f"{k} {v / mib:.1f}"
+                                      for k, v in sorted(calls.items(), key=lambda x: -x[1])))
     sc = [r for r in rows if r["section"] == "scale"]
     if sc:
         w("")

@@ -465,6 +465,21 @@ for path in shim tcp; do
 	echo "[setup-$path-server+helperd] strace -f -c -p <beta's srv-$path-echo> ; strace -f -c -p <beta's helperd>  (attached during the $((2 * SC_COUNT))-connection run)" >>"$CMDS"
 done
 
+# --- the relay's copy path: system calls per MiB --------------------------------------------
+# Counts, which emulation does not disturb as it does times: the relay under strace -c during
+# one stream of 64 KiB writes through it by copies; the bytes are what its sessions carried
+# (counted when a session ends).
+note "relay copy path: system calls per MiB forwarded, strace -c, one stream of 64 KiB writes"
+relay_in copy
+strace_attach relay-copy "$(leaf_pid "$(cat "$WORK/relay.pid")")"
+up0=$(relay_value 'd["counters"]["bytes_up"]')
+client_argv relay-copy sink stream --size 64K --streams 1 --seconds "$STREAM_SECONDS"
+record relay-copy-calls "${CMD_ARGV[@]}"
+wait_drained relay-copy-calls
+strace_detach relay-copy
+echo "result section=relay-calls path=relay-copy bytes=$(($(relay_value 'd["counters"]["bytes_up"]') - up0)) total_calls=$(strace_total "$OUT/relay-copy.strace") file=relay-copy.strace" >>"$RAW"
+echo "[relay-copy-calls] strace -f -c -p <the relay>  (attached during the stream above)" >>"$CMDS"
+
 # --- scale: many concurrent connections --------------------------------------------------
 # netbench hold opens N connections, says so, waits 2 s (when the memory of the helperds,
 # the server and the client is read), then streams over all of them. Not the relay paths:

@@ -77,7 +77,7 @@ static void lost_reader(struct session *s, struct end *e)
 
 	if (!e->gone)
 		/* its hang-up is level: from now on armed one event at a time (session_settle) */
-		loop_mod(&e->w, EPOLLONESHOT);
+		session_watch(e, EPOLLONESHOT);
 	e->gone = true;
 	if (e->shut)
 		return;

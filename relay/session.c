@@ -34,15 +34,26 @@ static void end_release(struct watch *w)
 		free(s);
 }
 
+#define ARMED_UNKNOWN UINT32_MAX
+
 static int watch_end(struct session *s, struct end *e, int fd, uint32_t events)
 {
 	*e = (struct end){.w = {.fd = fd, .on_event = on_end_event, .owner = e,
 				.release = end_release},
-			  .s = s};
+			  .s = s,
+			  .armed = events};
 	if (loop_add(&e->w, events) < 0)
 		return -1;
 	s->refs++;
 	return 0;
+}
+
+void session_watch(struct end *e, uint32_t events)
+{
+	if (events == e->armed)
+		return;
+	loop_mod(&e->w, events);
+	e->armed = events & EPOLLONESHOT ? ARMED_UNKNOWN : events;
 }
 
 /* Counts one event in a calling guest's counters and the total. */
@@ -252,16 +263,16 @@ void session_settle(struct session *s)
 		 * tick sees its direction drain) */
 		for (struct end *e = &s->caller; e; e = e == &s->caller ? &s->dest : NULL)
 			if (!e->eof)
-				loop_mod(&e->w, EPOLLIN | EPOLLRDHUP | EPOLLONESHOT);
+				session_watch(e, EPOLLIN | EPOLLRDHUP | EPOLLONESHOT);
 		return;
 	}
 	for (struct end *e = &s->caller; e; e = e == &s->caller ? &s->dest : NULL) {
 		uint32_t events = copy_interest(s, e);
 		/* a gone end may hang up for ever (level): armed once, only for bytes to read */
 		if (!e->gone)
-			loop_mod(&e->w, events);
+			session_watch(e, events);
 		else if (events)
-			loop_mod(&e->w, events | EPOLLONESHOT);
+			session_watch(e, events | EPOLLONESHOT);
 	}
 }
 
@@ -347,7 +358,7 @@ static void on_request(struct session *s)
 	s->deadline_ms = vmshim_now_ms() + relay.policy->connect_timeout_ms;
 	s->have = 0;
 	/* until the reply, only the caller's hang-up matters */
-	loop_mod(&s->caller.w, EPOLLRDHUP);
+	session_watch(&s->caller, EPOLLRDHUP);
 }
 
 static void on_dialed(struct session *s)
@@ -372,7 +383,7 @@ static void on_dialed(struct session *s)
 		return;
 	}
 	s->state = SESSION_HANDSHAKE;
-	loop_mod(&s->dest.w, EPOLLIN);
+	session_watch(&s->dest, EPOLLIN);
 }
 
 /* Reads the hybrid answer up to its newline, never past it: what follows belongs to the

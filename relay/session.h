@@ -37,6 +37,7 @@ struct end {
 	bool eof;  /* its guest will send no more */
 	bool gone; /* it takes nothing more (hang-up, or EPIPE on a send) */
 	bool shut; /* shutdown(SHUT_WR) passed on to it */
+	uint32_t armed; /* the events epoll has for it; ARMED_UNKNOWN after a one-shot */
 };
 
 /* Bytes on their way from one end to the other (copy path). */
@@ -65,6 +66,10 @@ struct session {
 	unsigned long id;
 	struct session *prev, *next;
 };
+
+/* Gives epoll the events end e waits for, with no system call when it has them already:
+ * the copy path settles after every event. A one-shot is always armed again. */
+void session_watch(struct end *e, uint32_t events);
 
 /* The end across from e. */
 static inline struct end *session_other(struct session *s, const struct end *e)

@@ -35,7 +35,8 @@ static int sibling_route(int fd, const struct sockaddr *addr, socklen_t len,
 {
 	return endpoint_from_sockaddr(addr, len, dest) == 0 && !endpoint_is_loopback(dest) &&
 	       table_route(dest->family, dest->addr, dest->port, route) == VMSHIM_SIBLING &&
-	       !routed_by_application(fd) && !tcp_refuses(fd, addr);
+	       !routed_by_application(fd) && !tcp_refuses(fd, addr) &&
+	       !duplicated_before_connect(fd);
 }
 
 static void debug_direct(int fd, const struct sockaddr *addr, socklen_t len)
@@ -47,7 +48,7 @@ static void debug_direct(int fd, const struct sockaddr *addr, socklen_t len)
 		return; /* not TCP/IP: not ours to mention */
 	inet_ntop(dest.family, dest.addr, host, sizeof(host));
 	shim_log("fd %d: %s port %u: plain TCP (no sibling's, the socket is bound to a device or "
-		 "marked, or TCP refuses the address)", fd, host, dest.port);
+		 "marked or duplicated, or TCP refuses the address)", fd, host, dest.port);
 }
 
 /* Tries to make fd a sibling connection to addr (redirect.h). */

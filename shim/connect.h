@@ -18,6 +18,10 @@ enum redirect_result connect_sibling(int fd, const struct sockaddr *addr, sockle
  * before it looks for a route (tcp_refuses.c). */
 bool tcp_refuses(int fd, const struct sockaddr *addr);
 
+/* Whether fd, a fresh TCP socket, may have another descriptor, which a swap would leave
+ * unconnected: then it stays on TCP (duplicates.c). */
+bool duplicated_before_connect(int fd);
+
 /* connect() on fd, a redirected connection whose state is st, as on a connected TCP socket:
  * 0 or -1 with errno; but *afresh is set when fd, disconnected before, now holds a new TCP
  * socket for the caller to connect as any other (disconnect.c). */

@@ -20,7 +20,7 @@ static void disconnect(int fd, struct fd_state *st)
 
 	atomic_store(&st->conn.in_progress, false);
 	atomic_store(&st->conn.disconnected, true);
-	shutdown(fd, SHUT_RDWR); /* not interposed */
+	real.shutdown(fd, SHUT_RDWR);
 	errno = saved;
 }
 

@@ -1,10 +1,13 @@
 /* A two-level array indexed by descriptor number: the upper level is fixed, the lower one
- * allocated in pages of 4096 slots the first time a descriptor in that range needs a mark. */
+ * allocated in pages of 4096 slots the first time a descriptor in that range needs a mark.
+ * Pages come from mmap, not malloc: dup() in a signal handler may need one while the thread
+ * it interrupted holds malloc's lock. */
 #include <errno.h>
 #include <sched.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "fdstate.h"
@@ -15,15 +18,18 @@
 
 static _Atomic(_Atomic uintptr_t *) pages[PAGES];
 
+#define PAGE_BYTES (SLOTS_PER_PAGE * sizeof(_Atomic uintptr_t))
+
 static _Atomic uintptr_t *new_page(_Atomic(_Atomic uintptr_t *) *page)
 {
-	_Atomic uintptr_t *p = NULL, *fresh = calloc(SLOTS_PER_PAGE, sizeof(*fresh));
+	_Atomic uintptr_t *p = NULL, *fresh = mmap(NULL, PAGE_BYTES, PROT_READ | PROT_WRITE,
+						   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
-	if (!fresh)
+	if (fresh == MAP_FAILED)
 		return NULL;
 	if (atomic_compare_exchange_strong(page, &p, fresh))
 		return fresh;
-	free(fresh); /* another thread won; p now holds its page */
+	munmap(fresh, PAGE_BYTES); /* another thread won; p now holds its page */
 	return p;
 }
 
@@ -127,6 +133,24 @@ struct fd_state *fdstate_acquire_kind(int fd, enum fd_kind kind)
 	return st;
 }
 
+static atomic_uint fork_generation;
+
+void fdstate_before_fork(void)
+{
+	atomic_fetch_add(&fork_generation, 1);
+}
+
+uintptr_t fdstate_fresh_mark(void)
+{
+	return FD_FRESH_TCP | (uintptr_t)atomic_load(&fork_generation) << FD_FRESH_GENERATION_SHIFT;
+}
+
+/* What a fresh mark says of duplicates: FD_FRESH_DUPLICATED and the generation. */
+static uintptr_t sharing_bits(uintptr_t mark)
+{
+	return mark & ~(FD_FRESH_DUPLICATED - 1);
+}
+
 struct fd_state *fdstate_new(enum fd_kind kind, int family)
 {
 	struct fd_state *st = pop_free();
@@ -150,6 +174,7 @@ struct fd_state *fdstate_new(enum fd_kind kind, int family)
 		pthread_mutex_init(&st->pre.lock, &attr);
 		pthread_mutexattr_destroy(&attr);
 		st->pre.kept = -1;
+		atomic_init(&st->pre.sharing, sharing_bits(fdstate_fresh_mark()));
 	}
 	atomic_store(&st->refs, 1);
 	return st;
@@ -207,12 +232,24 @@ uintptr_t fdstate_take(int fd)
 	return s ? atomic_exchange(s, 0) : 0;
 }
 
+enum fd_sharing fdstate_sharing(uintptr_t value)
+{
+	struct fd_state *st = fdstate_ptr(value);
+	uintptr_t sharing = fdstate_is_fresh(value) ? sharing_bits(value)
+			    : st && st->kind == FD_PRECONNECT ? atomic_load(&st->pre.sharing)
+							      : sharing_bits(fdstate_fresh_mark());
+
+	if (sharing >> FD_FRESH_GENERATION_SHIFT != fdstate_fresh_mark() >> FD_FRESH_GENERATION_SHIFT)
+		return FD_FORKED;
+	return sharing & FD_FRESH_DUPLICATED ? FD_DUPLICATED : FD_ALONE;
+}
+
 unsigned fdstate_options_set(uintptr_t value)
 {
 	struct fd_state *st = fdstate_ptr(value);
 
 	if (fdstate_is_fresh(value))
-		return (unsigned)(value >> 1);
+		return (unsigned)((value & (FD_FRESH_DUPLICATED - 1)) >> 1);
 	if (st && st->kind == FD_PRECONNECT)
 		return atomic_load(&st->pre.options_set);
 	if (st && st->kind == FD_SIBLING_LISTENER)
@@ -238,6 +275,25 @@ void fdstate_note_option(int fd, int bit)
 	fdstate_put(v);
 }
 
+/* Marks the fresh TCP socket on fd, whose slot held v, as duplicated; returns the mark of
+ * its duplicate (0 if fd is no fresh TCP socket). */
+static uintptr_t mark_duplicated(int fd, uintptr_t v)
+{
+	struct fd_state *st = fdstate_ptr(v);
+	_Atomic uintptr_t *s = slot(fd, 0);
+
+	if (st && st->kind == FD_PRECONNECT) {
+		uintptr_t options = (uintptr_t)atomic_load(&st->pre.options_set) << 1;
+		uintptr_t sharing = atomic_fetch_or(&st->pre.sharing, FD_FRESH_DUPLICATED);
+		/* FD_OPTIONS_UNKNOWN keeps every option bit: all are read at the swap */
+		return FD_FRESH_TCP | (options & (FD_FRESH_DUPLICATED - 1)) | sharing |
+		       FD_FRESH_DUPLICATED;
+	}
+	while (fdstate_is_fresh(v) && !atomic_compare_exchange_weak(s, &v, v | FD_FRESH_DUPLICATED))
+		;
+	return fdstate_is_fresh(v) ? v | FD_FRESH_DUPLICATED : 0;
+}
+
 void fdstate_dup(int oldfd, int newfd)
 {
 	uintptr_t v = acquire(oldfd);
@@ -245,11 +301,11 @@ void fdstate_dup(int oldfd, int newfd)
 
 	if (st && st->kind != FD_PRECONNECT) {
 		fdstate_set(newfd, v); /* our reference becomes newfd's */
-	} else {
-		if (st)
-			fdstate_release(st);
-		fdstate_set(newfd, 0);
+		return;
 	}
+	uintptr_t mark = mark_duplicated(oldfd, v);
+	fdstate_put(v);
+	fdstate_set(newfd, mark);
 }
 
 struct fd_state *fdstate_acquire_redirected(int fd)
@@ -285,6 +341,8 @@ struct fd_state *fdstate_acquire_preconnect(int fd, bool untracked)
 		if (!(st = fdstate_new(FD_PRECONNECT, 0)))
 			return NULL;
 		atomic_init(&st->pre.options_set, fdstate_options_set(v));
+		if (v)
+			atomic_init(&st->pre.sharing, sharing_bits(v));
 		atomic_fetch_add(&st->refs, 1); /* ours, besides the slot's */
 		if (fdstate_replace(fd, v, (uintptr_t)st) == 0)
 			return st;

@@ -3,8 +3,9 @@
  * A slot is 0 for the vast majority of descriptors: nothing to do. An odd slot marks a
  * fresh TCP socket from socket(), not yet connected or listening: bit 0 is FD_FRESH_TCP,
  * the bits above it say which options (tcp_opts_bit) the application set on it, so that a
- * swap reads only those. Any other slot is a pointer to a struct fd_state, shared
- * (counted) between duplicates.
+ * swap reads only those; then FD_FRESH_DUPLICATED, and from FD_FRESH_GENERATION_SHIFT on
+ * the fork generation the socket was made in (fdstate_sharing). Any other slot is a pointer
+ * to a struct fd_state, shared (counted) between duplicates.
  *
  * Safe reclamation. A hook may read a slot while another thread closes the descriptor and
  * drops the state it found. States are therefore never returned to malloc: a state whose
@@ -29,6 +30,8 @@
 #include "tcpopts.h"
 
 #define FD_FRESH_TCP ((uintptr_t)1)
+#define FD_FRESH_DUPLICATED ((uintptr_t)1 << (TCP_OPT_INTS + 2))
+#define FD_FRESH_GENERATION_SHIFT (TCP_OPT_INTS + 3)
 
 enum fd_kind {
 	FD_PRECONNECT = 1, /* a fresh TCP socket with epoll registrations to remember */
@@ -56,6 +59,8 @@ struct fd_state {
 			struct epoll_reg *regs;
 			atomic_uint options_set;
 			atomic_int swapper; /* the thread swapping this socket out, or 0 */
+			/* FD_FRESH_DUPLICATED and the fork generation, as in a fresh mark */
+			_Atomic uintptr_t sharing;
 			/* A sibling connect going on in the background (pending.h): 1 while fd
 			 * holds the placeholder (the word a blocking connect() waits on), then 0. */
 			atomic_int pending;
@@ -71,6 +76,8 @@ struct fd_state {
 			atomic_bool in_progress;
 			/* connect(AF_UNSPEC) ended the connection (disconnect.c) */
 			atomic_bool disconnected;
+			/* the directions shut down in this process (shutdown.c): SHUT_RD + 1 bits */
+			atomic_uint shut;
 		} conn;
 		struct { /* FD_SIBLING_LISTENER */
 			uint16_t port;
@@ -139,9 +146,27 @@ int fdstate_reserve(int fd);
 /* Empties fd's slot and returns what was there (the caller owns that reference). */
 uintptr_t fdstate_take(int fd);
 
-/* Makes newfd share oldfd's state (dup): redirected and listener states follow; a fresh or
- * pre-connect TCP mark does not, because it belongs to one descriptor. */
+/* Makes newfd share oldfd's state (dup): redirected and listener states follow. A fresh or
+ * pre-connect TCP socket's state belongs to one descriptor (its epoll registrations): both
+ * get a fresh mark with FD_FRESH_DUPLICATED instead, so that neither is swapped alone. */
 void fdstate_dup(int oldfd, int newfd);
+
+/* The mark of a TCP socket made now. */
+uintptr_t fdstate_fresh_mark(void);
+
+/* Counts a fork (pthread_atfork's prepare): sockets made before it may have a copy in the
+ * child. */
+void fdstate_before_fork(void);
+
+enum fd_sharing {
+	FD_ALONE,      /* no other descriptor the shim knows of */
+	FD_DUPLICATED, /* dup, dup2, dup3 or F_DUPFD made another (which may be closed since) */
+	FD_FORKED,     /* the process forked since the socket was made: a child may hold it */
+};
+
+/* Whether the fresh TCP socket whose slot is value (a fresh mark or a pre-connect state)
+ * may share its open file with another descriptor. */
+enum fd_sharing fdstate_sharing(uintptr_t value);
 
 /* Drops a reference to a slot's value (nothing for 0 or a fresh mark). */
 void fdstate_put(uintptr_t value);

@@ -17,11 +17,11 @@ static int open_control(void)
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	struct timeval timeout = {.tv_sec = 1};
 
-	if ((size_t)snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/%s", shim_config.rundir,
-			     VMSHIM_SOCKET_FILE) >= sizeof(sun.sun_path)) {
+	if (!shim_config.control_socket[0]) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
+	memcpy(sun.sun_path, shim_config.control_socket, sizeof(sun.sun_path));
 	int sock = real.socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (sock < 0)
 		return -1;

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "fdstate.h"
 #include "shim.h"
 #include "source_port.h"
 #include "table_client.h"
@@ -58,6 +60,7 @@ static void init_once_fn(void)
 	RESOLVE(getsockname);
 	RESOLVE(getsockopt);
 	RESOLVE(setsockopt);
+	RESOLVE(shutdown);
 	RESOLVE(sendto);
 	RESOLVE(sendmsg);
 	RESOLVE(sendmmsg);
@@ -76,16 +79,26 @@ static void init_once_fn(void)
 	if (!rundir || !*rundir || strlen(rundir) >= sizeof(shim_config.rundir))
 		rundir = VMSHIM_DEFAULT_RUNDIR;
 	strcpy(shim_config.rundir, rundir);
+	if ((size_t)snprintf(shim_config.control_socket, sizeof(shim_config.control_socket),
+			     "%s/%s", rundir, VMSHIM_SOCKET_FILE) >= sizeof(shim_config.control_socket))
+		shim_config.control_socket[0] = 0;
+	pthread_atfork(fdstate_before_fork, NULL, NULL);
 	pthread_atfork(NULL, NULL, table_client_after_fork);
 	pthread_atfork(NULL, NULL, source_port_after_fork);
 	atomic_store_explicit(&shim_ready, true, memory_order_release);
 }
 
+/* Signals wait while this thread initializes: a handler that calls close() or dup2() would
+ * wait here for the thread it interrupted. */
 void shim_init_slow(void)
 {
 	int saved = errno;
+	sigset_t all, was;
 
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &was);
 	pthread_once(&init_once, init_once_fn);
+	pthread_sigmask(SIG_SETMASK, &was, NULL);
 	errno = saved;
 }
 

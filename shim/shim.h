@@ -22,6 +22,7 @@ struct real_calls {
 	int (*getsockname)(int, struct sockaddr *, socklen_t *);
 	int (*getsockopt)(int, int, int, void *, socklen_t *);
 	int (*setsockopt)(int, int, int, const void *, socklen_t);
+	int (*shutdown)(int, int);
 	ssize_t (*sendto)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
 	ssize_t (*sendmsg)(int, const struct msghdr *, int);
 	int (*sendmmsg)(int, struct mmsghdr *, unsigned int, int);
@@ -39,6 +40,9 @@ struct shim_config {
 	bool disabled; /* VMSHIM_DISABLE=1: every call goes straight through */
 	bool debug;    /* VMSHIM_DEBUG=1: each decision is logged to stderr */
 	char rundir[256]; /* VMSHIM_RUNDIR, default /run/vmshim */
+	/* helperd's control socket in rundir, made once: close() may need it in a signal
+	 * handler, where snprintf has no place; "" when too long for an AF_UNIX address */
+	char control_socket[108];
 };
 
 extern struct real_calls real;

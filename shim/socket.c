@@ -16,7 +16,7 @@ HOOK int socket(int domain, int type, int protocol)
 	int saved = errno;
 	int tcp = (domain == AF_INET || domain == AF_INET6) && (type & 0xf) == SOCK_STREAM &&
 		  (protocol == 0 || protocol == IPPROTO_TCP);
-	fdstate_set(fd, tcp ? FD_FRESH_TCP : 0);
+	fdstate_set(fd, tcp ? fdstate_fresh_mark() : 0);
 	errno = saved;
 	return fd;
 }

@@ -1,16 +1,18 @@
 /* getsockopt()/setsockopt() on a redirected connection. vsock refuses TCP- and IP-level
- * options, so those are answered from tcpopts; at the socket level the kernel answers, but
+ * options, so those are answered from tcpopts (TCP_INFO from tcpinfo); at the socket level the kernel answers, but
  * for the socket's identity (SO_DOMAIN, SO_PROTOCOL) and its receive buffer, which can raise
  * vsock's buffer size. */
 #include <errno.h>
 #include <linux/vm_sockets.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "fdstate.h"
 #include "pending.h"
 #include "shim.h"
+#include "tcpinfo.h"
 #include "vmshim/vsock.h"
 
 static int int_out(int value, void *val, socklen_t *len)
@@ -26,6 +28,8 @@ static int int_out(int value, void *val, socklen_t *len)
 static int get_redirected(int fd, const struct fd_state *st, int level, int name, void *val,
 			  socklen_t *len)
 {
+	if (level == IPPROTO_TCP && name == TCP_INFO && (int)*len >= 0)
+		return tcp_info_get(fd, st, val, len);
 	if (tcp_opts_level(level))
 		return tcp_opts_get(&st->conn.opts, st->family, level, name, val, len);
 	if (level == SOL_SOCKET && name == SO_DOMAIN)

@@ -3,6 +3,7 @@
  * application set on its TCP socket that vsock honours goes over first. */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -40,11 +41,10 @@ static void copy_settings(int fd, int from, int vs)
 		real.setsockopt(vs, SOL_SOCKET, SO_LINGER, &linger, len);
 }
 
-static enum swap_result swap_locked(int fd, int vs, int from, struct fd_state *pre,
-				    struct fd_state *st)
+/* The swap proper, from the check that fd still holds pre to the state's change. */
+static enum swap_result swap_checked(int fd, int vs, struct fd_state *pre, struct fd_state *st,
+				     int fdflags)
 {
-	copy_settings(fd, from, vs);
-	int fdflags = real.fcntl(fd, F_GETFD);
 	if (fdstate_swap_begin(fd, pre) < 0) {
 		if (errno != EBADF)
 			return SWAP_FAILED;
@@ -66,14 +66,26 @@ static enum swap_result swap_locked(int fd, int vs, int from, struct fd_state *p
 	return fdstate_swap_end(fd, pre, st) == 0 ? SWAP_DONE : SWAP_FD_GONE;
 }
 
-/* Under pre's lock, so that an epoll_ctl() on fd meanwhile (epoll.c) lands wholly before the
+/* Signals wait during the swap: a handler that closed fd, or put another file on its number
+ * (close and dup2 are async-signal-safe), between the check and the dup3 would see that file
+ * replaced by the connection; another thread's close() waits for the swap instead. And it
+ * holds pre's lock, so that an epoll_ctl() on fd meanwhile (epoll.c) lands wholly before the
  * swap, and is replayed, or wholly after, on the new file. */
 enum swap_result swap_in(int fd, int vs, int from, struct fd_state *pre, struct fd_state *st)
 {
-	if (!pre)
-		return swap_locked(fd, vs, from, pre, st);
-	pthread_mutex_lock(&pre->pre.lock);
-	enum swap_result result = swap_locked(fd, vs, from, pre, st);
-	pthread_mutex_unlock(&pre->pre.lock);
+	sigset_t all, was;
+
+	copy_settings(fd, from, vs);
+	int fdflags = real.fcntl(fd, F_GETFD);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &was);
+	if (pre)
+		pthread_mutex_lock(&pre->pre.lock);
+	enum swap_result result = swap_checked(fd, vs, pre, st, fdflags);
+	int saved = errno;
+	if (pre)
+		pthread_mutex_unlock(&pre->pre.lock);
+	pthread_sigmask(SIG_SETMASK, &was, NULL);
+	errno = saved;
 	return result;
 }

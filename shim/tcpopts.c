@@ -110,26 +110,6 @@ unsigned tcp_opts_apply(const struct tcp_opts *opts, int tcp_fd,
 	return applied;
 }
 
-/* A connected TCP socket's TCP_INFO, as far as a vsock connection has one. */
-static void fake_tcp_info(struct tcp_info *info)
-{
-	memset(info, 0, sizeof(*info));
-	info->tcpi_state = TCP_ESTABLISHED;
-	info->tcpi_rto = 200000;
-	info->tcpi_ato = 40000;
-	info->tcpi_snd_mss = 65483;
-	info->tcpi_rcv_mss = 65483;
-	info->tcpi_pmtu = 65535;
-	info->tcpi_rcv_ssthresh = 65483;
-	info->tcpi_rtt = 50;
-	info->tcpi_rttvar = 25;
-	info->tcpi_snd_ssthresh = 0x7fffffff;
-	info->tcpi_snd_cwnd = 10;
-	info->tcpi_advmss = 65483;
-	info->tcpi_reordering = 3;
-	info->tcpi_rcv_space = 65483;
-}
-
 void tcp_opts_copy_out(const void *src, size_t size, void *val, socklen_t *len)
 {
 	*len = *len < size ? *len : (socklen_t)size;
@@ -142,13 +122,6 @@ int tcp_opts_get(const struct tcp_opts *opts, int family, int level, int name, v
 	if ((int)*len < 0) {
 		errno = EINVAL;
 		return -1;
-	}
-	if (level == IPPROTO_TCP && name == TCP_INFO) {
-		struct tcp_info info;
-
-		fake_tcp_info(&info);
-		tcp_opts_copy_out(&info, sizeof(info), val, len);
-		return 0;
 	}
 	if (level == IPPROTO_TCP && name == TCP_CONGESTION) {
 		tcp_opts_copy_out(opts->congestion, sizeof(opts->congestion), val, len);

@@ -37,6 +37,7 @@
 #define BIG (16u << 20)  /* the large transfer */
 #define FLOOD (32u << 20) /* more than TCP's and vsock's buffers together hold */
 #define SENDFILE_SIZE ((1u << 20) + 13)
+#define SPLICE_SIZE ((4u << 20) + 7) /* more than a pipe or a vsock buffer holds */
 
 _Static_assert(EPOLLIN == POLLIN && EPOLLOUT == POLLOUT && EPOLLRDHUP == POLLRDHUP &&
 		       EPOLLHUP == POLLHUP && EPOLLERR == POLLERR,
@@ -719,6 +720,58 @@ static void tcp_info_state(const struct test_case *tc)
 	close(fd);
 }
 
+static const char *tcp_state_name(unsigned state)
+{
+	static const char *const names[] = {
+		"?", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT",
+		"CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING",
+	};
+
+	return state < sizeof(names) / sizeof(names[0]) ? names[state] : "?";
+}
+
+/* TCP_INFO's state, by name. */
+static void note_tcp_state(const char *what, int fd)
+{
+	struct tcp_info info = {0};
+	socklen_t len = sizeof(info);
+
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) < 0)
+		note_rc(what, -1);
+	else
+		note("%s: %s", what, tcp_state_name(info.tcpi_state));
+}
+
+/* The server closes: the state once its end came, and after reading it. */
+static void tcp_info_peer_closed(const struct test_case *tc)
+{
+	(void)tc;
+	char c;
+	int fd = dial();
+
+	wait_peer_end(fd);
+	note_tcp_state("TCP_INFO after the server's end", fd);
+	note_rc("read", read(fd, &c, 1));
+	note_tcp_state("TCP_INFO after reading EOF", fd);
+	close(fd);
+}
+
+/* The client ends its sending first; the server answers once it read the end, then closes. */
+static void tcp_info_half_close(const struct test_case *tc)
+{
+	(void)tc;
+	char buf[16];
+	int fd = dial();
+
+	note_rc("shutdown SHUT_WR", shutdown(fd, SHUT_WR));
+	/* The answer comes after the server's kernel acknowledged the end. */
+	note_rc("the server's answer", read_all(fd, buf, 8));
+	note_tcp_state("TCP_INFO after shutdown SHUT_WR", fd);
+	wait_peer_end(fd);
+	note_tcp_state("TCP_INFO after the server's end too", fd);
+	close(fd);
+}
+
 /* A connect() that TCP refuses went through: the client says hello, so that the server can
  * tell this connection from the next case's and note it. */
 static void note_connect_refused(const char *what, int fd, const struct sockaddr *sa,
@@ -772,6 +825,7 @@ static void connect_af_unspec(const struct test_case *tc)
 	note_rc("the server's word", read_all(fd, buf, 5));
 	note_rc("connect with a 1-byte address", connect(fd, server_sa(), 1));
 	note_rc("connect AF_UNSPEC", connect(fd, &unspec, sizeof(unspec)));
+	note_tcp_state("TCP_INFO", fd);
 	note_names(fd);
 	note_rc("read", recv(fd, buf, 1, MSG_DONTWAIT));
 	note_rc("send", send(fd, "x", 1, MSG_NOSIGNAL));
@@ -1037,6 +1091,66 @@ static void sendfile_file(const struct test_case *tc)
 	note("offset: %lld", (long long)offset);
 	close(fd);
 	close(file);
+}
+
+static void make_pipe(int p[2])
+{
+	if (pipe(p) < 0)
+		die("pipe");
+}
+
+/* splice(2) into the socket: from a file through a pipe, every byte the pattern. */
+static void splice_to_socket(const struct test_case *tc)
+{
+	char path[] = "/tmp/conform.XXXXXX";
+	int file = mkstemp(path), p[2];
+	loff_t offset = 0;
+	long total = 0;
+	ssize_t n = 0, out = 0;
+
+	if (file < 0 || write_all(file, pattern, tc->size) < 0)
+		die("temporary file");
+	unlink(path);
+	make_pipe(p);
+	int fd = dial();
+	while (total < (long)tc->size &&
+	       (n = splice(file, &offset, p[1], NULL, tc->size - (size_t)total, SPLICE_F_MOVE)) > 0)
+		for (ssize_t left = n; left > 0; left -= out, total += out)
+			if ((out = splice(p[0], NULL, fd, NULL, (size_t)left, SPLICE_F_MOVE)) <= 0) {
+				n = out < 0 ? -1 : 0;
+				break;
+			}
+	note_rc("spliced into the socket", n < 0 ? n : total);
+	close(fd);
+	close(p[0]);
+	close(p[1]);
+	close(file);
+}
+
+/* splice(2) out of the socket into a pipe, read back and checked: all the server sent. */
+static void splice_from_socket(const struct test_case *tc)
+{
+	static unsigned char buf[65536];
+	struct stream_seen s;
+	int p[2];
+	ssize_t n = 0;
+
+	make_pipe(p);
+	int fd = dial();
+	stream_start(&s);
+	while (s.count < tc->size &&
+	       (n = splice(fd, NULL, p[1], NULL, sizeof(buf), SPLICE_F_MOVE)) > 0)
+		for (ssize_t left = n, r; left > 0; left -= r) {
+			if ((r = read(p[0], buf, (size_t)left)) <= 0)
+				die("%s: pipe", case_name);
+			stream_add(&s, buf, (size_t)r);
+		}
+	note_stream("spliced out of the socket", &s);
+	if (n <= 0) /* how the bytes came in pieces is the transport's */
+		note_rc("splice", n);
+	close(fd);
+	close(p[0]);
+	close(p[1]);
 }
 
 static void send_zero(const struct test_case *tc)
@@ -1449,6 +1563,63 @@ static void fork_parent_closes_first(const struct test_case *tc)
 	fork_and_echo(true);
 }
 
+/* Duplicates made before connect() are the same socket: each sees the connection. */
+static void duplicates_before_connect(const struct test_case *tc)
+{
+	(void)tc;
+	int fd = tcp_socket(AF_INET, 0), d = dup(fd), d2 = dup2(fd, 103);
+	int d3 = fcntl(fd, F_DUPFD_CLOEXEC, 200);
+
+	connect_hello(fd);
+	note_names(d);
+	note_echo(d, "dup");
+	note_echo(d2, "dup2");
+	note_echo(d3, "F_DUPFD_CLOEXEC");
+	close(fd);
+	note_echo(d, "after closing the original");
+	close(d);
+	close(d2);
+	close(d3);
+}
+
+/* A duplicate closed before connect() leaves the socket alone again. */
+static void duplicate_closed_before_connect(const struct test_case *tc)
+{
+	(void)tc;
+	int fd = tcp_socket(AF_INET, 0);
+
+	note_rc("close the duplicate", close(dup(fd)));
+	connect_hello(fd);
+	note_names(fd);
+	note_echo(fd, "alone");
+	close(fd);
+}
+
+/* A child has the socket, made before fork(), that the parent connects. */
+static void fork_before_connect(const struct test_case *tc)
+{
+	(void)tc;
+	int fd = tcp_socket(AF_INET, 0), go[2];
+	char c;
+
+	if (pipe(go) < 0)
+		die("pipe");
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(go[1]);
+		(void)!read(go[0], &c, 1); /* EOF: the parent connected */
+		note_names(fd);
+		note_echo(fd, "child");
+		_exit(0);
+	}
+	close(go[0]);
+	connect_hello(fd);
+	close(go[1]);
+	note_child(pid);
+	note_echo(fd, "parent");
+	close(fd);
+}
+
 /* The connection passes through exec() to a program that only knows its number. */
 static void exec_child(const struct test_case *tc)
 {
@@ -1543,6 +1714,20 @@ static void serve_shut_wr(int conn, const struct test_case *tc)
 	(void)tc;
 	note_rc("server shutdown SHUT_WR", shutdown(conn, SHUT_WR));
 	drain(conn);
+}
+
+/* Reads to the client's end, notes TCP_INFO's state, answers, closes. */
+static void serve_tcp_info_end(int conn, const struct test_case *tc)
+{
+	(void)tc;
+	struct stream_seen s;
+	ssize_t last = read_stream(conn, &s, UINT64_MAX);
+
+	note_end("server read ended", last);
+	note_tcp_state("server TCP_INFO after the client's end", conn);
+	note_rc("server answer", write_all(conn, "eof seen", 8));
+	sleep_ms(HOLD_MS); /* the client looks at its state before this end comes */
+	close(conn);
 }
 
 static void serve_shut_rd(int conn, const struct test_case *tc)
@@ -1689,6 +1874,8 @@ static const struct test_case cases[] = {
 	SERVED("names_stable", names_stable, serve_echo),
 	SERVED("getpeername_short_buffer", getpeername_short_buffer, serve_echo),
 	SERVED("tcp_info_state", tcp_info_state, serve_echo),
+	SERVED("tcp_info_peer_closed", tcp_info_peer_closed, serve_close),
+	SERVED("tcp_info_half_close", tcp_info_half_close, serve_tcp_info_end),
 
 	/* options: the default, setting, reading back */
 	OPTION("tcp_nodelay", IPPROTO_TCP, TCP_NODELAY, 1),
@@ -1733,6 +1920,8 @@ static const struct test_case cases[] = {
 	SERVED("sendmsg_recvmsg", sendmsg_recvmsg, serve_echo),
 	SERVED("send_with_address", send_with_address, serve_echo),
 	SERVED("sendfile_file", sendfile_file, serve_sink),
+	SERVED("splice_to_socket", splice_to_socket, serve_sink, .size = SPLICE_SIZE),
+	SERVED("splice_from_socket", splice_from_socket, serve_send, .size = SPLICE_SIZE),
 	SERVED("send_zero_bytes", send_zero, serve_echo),
 	SERVED("msg_peek", msg_peek, serve_send, .text = "peekaboo"),
 	SERVED("msg_waitall", msg_waitall, serve_pieces, .size = 3000),
@@ -1773,6 +1962,9 @@ static const struct test_case cases[] = {
 	SERVED("dup3_cloexec", dup3_cloexec, serve_echo),
 	SERVED("dupfd_cloexec", dupfd_cloexec, serve_echo),
 	SERVED("close_range_reuse", close_range_reuse, serve_echo),
+	SERVED("duplicates_before_connect", duplicates_before_connect, serve_echo),
+	SERVED("duplicate_closed_before_connect", duplicate_closed_before_connect, serve_echo),
+	SERVED("fork_before_connect", fork_before_connect, serve_echo),
 	SERVED("fork_child", fork_child, serve_echo),
 	SERVED("fork_parent_closes_first", fork_parent_closes_first, serve_echo),
 	SERVED("exec_inherits", exec_child, serve_echo),

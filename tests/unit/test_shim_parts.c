@@ -35,6 +35,7 @@
 #include "fdstate.h"
 #include "shim.h"
 #include "source_port.h"
+#include "tcpinfo.h"
 #include "tcpopts.h"
 #include "vmshim/endpoint.h"
 
@@ -526,54 +527,93 @@ static void test_tcpopts_get_lengths(void **state)
 	tcp_close(&c);
 }
 
-static void test_tcpopts_tcp_info(void **state)
+/* TCP_INFO's state on a redirected connection (shim/tcpinfo.c), over a Unix stream pair:
+ * its poll reports the peer's shutdown(SHUT_WR) and close, and this end's SHUT_RD, as
+ * RDHUP, as vsock's does (vsock_poll); what the shim's shutdown() notes is set by hand. */
+static unsigned char tcp_state_of(int fd, const struct fd_state *st)
 {
-	(void)state;
-	struct tcp_opts o;
 	struct tcp_info info;
-	unsigned char big[sizeof info * 2];
-	socklen_t len;
+	socklen_t len = sizeof info;
 
-	captured(&o, AF_INET);
 	memset(&info, 0xee, sizeof info);
-	len = sizeof info;
-	assert_int_equal(tcp_opts_get(&o, AF_INET6, IPPROTO_TCP, TCP_INFO, &info, &len), 0);
+	assert_int_equal(tcp_info_get(fd, st, &info, &len), 0);
 	assert_int_equal(len, sizeof info);
-	assert_int_equal(info.tcpi_state, TCP_ESTABLISHED);
 	assert_true(info.tcpi_snd_mss > 0);
-	assert_true(info.tcpi_rcv_mss > 0);
 	assert_true(info.tcpi_snd_cwnd > 0);
 	assert_int_equal(info.tcpi_retransmits, 0);
+	assert_int_equal(info.tcpi_total_retrans, 0); /* vsock counts nothing */
+	return info.tcpi_state;
+}
 
-	/* Truncated to *len. */
+static void shut(int fd, struct fd_state *st, int how)
+{
+	assert_int_equal(shutdown(fd, how), 0);
+	if (st)
+		atomic_fetch_or(&st->conn.shut, tcp_info_shut_bits(how));
+}
+
+/* A connection's state and the pair that stands for it. */
+static struct fd_state *stand_in_pair(int sv[2])
+{
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	return fdstate_new(FD_REDIRECTED, AF_INET);
+}
+
+static void end_pair(int sv[2], struct fd_state *st)
+{
+	close(sv[0]);
+	if (sv[1] >= 0)
+		close(sv[1]);
+	fdstate_release(st);
+}
+
+static void test_tcp_info(void **state)
+{
+	(void)state;
+	unsigned char big[sizeof(struct tcp_info) * 2];
+	socklen_t len;
+	int sv[2];
+	struct fd_state *st = stand_in_pair(sv);
+
+	assert_int_equal(tcp_state_of(sv[0], st), TCP_ESTABLISHED);
+	/* Truncated to *len, and never more than the struct. */
 	memset(big, 0xee, sizeof big);
 	len = 1;
-	assert_int_equal(tcp_opts_get(&o, AF_INET6, IPPROTO_TCP, TCP_INFO, big, &len), 0);
+	assert_int_equal(tcp_info_get(sv[0], st, big, &len), 0);
 	assert_int_equal(len, 1);
 	assert_int_equal(big[0], TCP_ESTABLISHED); /* tcpi_state is the first byte */
 	assert_int_equal(big[1], 0xee);
-	memset(big, 0xee, sizeof big);
-	len = 10;
-	assert_int_equal(tcp_opts_get(&o, AF_INET6, IPPROTO_TCP, TCP_INFO, big, &len), 0);
-	assert_int_equal(len, 10);
-	assert_int_equal(big[10], 0xee);
 	len = 0;
-	assert_int_equal(tcp_opts_get(&o, AF_INET6, IPPROTO_TCP, TCP_INFO, big, &len), 0);
+	assert_int_equal(tcp_info_get(sv[0], st, big, &len), 0);
 	assert_int_equal(len, 0);
-	/* and never more than the struct */
-	memset(big, 0xee, sizeof big);
 	len = sizeof big;
-	assert_int_equal(tcp_opts_get(&o, AF_INET6, IPPROTO_TCP, TCP_INFO, big, &len), 0);
-	assert_int_equal(len, sizeof info);
-	assert_int_equal(big[sizeof info], 0xee);
+	assert_int_equal(tcp_info_get(sv[0], st, big, &len), 0);
+	assert_int_equal(len, sizeof(struct tcp_info));
+	assert_int_equal(big[sizeof(struct tcp_info)], 0xee);
 
-	/* The kernel's own answer on a connected socket has the same state. */
-	struct tcp_conn c = tcp_connect(AF_INET);
-	struct tcp_info k;
-	len = sizeof k;
-	assert_int_equal(getsockopt(c.client, IPPROTO_TCP, TCP_INFO, &k, &len), 0);
-	assert_int_equal(k.tcpi_state, TCP_ESTABLISHED);
-	tcp_close(&c);
+	shut(sv[1], NULL, SHUT_WR); /* the peer's FIN */
+	assert_int_equal(tcp_state_of(sv[0], st), TCP_CLOSE_WAIT);
+	shut(sv[0], st, SHUT_WR);
+	assert_int_equal(tcp_state_of(sv[0], st), TCP_CLOSE);
+	end_pair(sv, st);
+
+	/* This end first: FIN_WAIT2, then CLOSE once the peer closes. */
+	st = stand_in_pair(sv);
+	shut(sv[0], st, SHUT_WR);
+	assert_int_equal(tcp_state_of(sv[0], st), TCP_FIN_WAIT2);
+	close(sv[1]);
+	sv[1] = -1;
+	assert_int_equal(tcp_state_of(sv[0], st), TCP_CLOSE);
+	end_pair(sv, st);
+
+	/* After SHUT_RD here, RDHUP says nothing of the peer (a known difference). */
+	st = stand_in_pair(sv);
+	shut(sv[0], st, SHUT_RD);
+	assert_int_equal(tcp_state_of(sv[0], st), TCP_ESTABLISHED);
+	/* connect(AF_UNSPEC) ended it */
+	atomic_store(&st->conn.disconnected, true);
+	assert_int_equal(tcp_state_of(sv[0], st), TCP_CLOSE);
+	end_pair(sv, st);
 }
 
 static void test_tcpopts_congestion(void **state)
@@ -1103,17 +1143,30 @@ static void test_fdstate_dup(void **state)
 		assert_int_equal(fdstate_peek(101), 0);
 	}
 
-	/* A fresh-TCP mark does not follow; the target's old state is dropped. */
+	/* A fresh TCP socket: both descriptors are marked duplicated, with the options set;
+	 * the target's old state is dropped. */
 	struct fd_state *old = held(FD_REDIRECTED, AF_INET);
-	assert_int_equal(fdstate_set(200, FD_FRESH_TCP), 0);
+	uintptr_t marked = FD_FRESH_TCP | 2u << 3 | FD_FRESH_DUPLICATED;
+	assert_int_equal(fdstate_set(200, FD_FRESH_TCP | 2u << 3), 0);
+	assert_int_equal(fdstate_sharing(fdstate_peek(200)), FD_ALONE);
 	assert_int_equal(fdstate_set(201, (uintptr_t)old), 0);
 	fdstate_dup(200, 201);
-	assert_int_equal(fdstate_peek(201), 0);
-	assert_int_equal(fdstate_peek(200), FD_FRESH_TCP);
+	assert_int_equal(fdstate_peek(201), marked);
+	assert_int_equal(fdstate_peek(200), marked);
+	assert_int_equal(fdstate_options_set(marked), 1u << 3);
+	assert_int_equal(fdstate_sharing(marked), FD_DUPLICATED);
 	assert_int_equal(refs(old), 1);
-	assert_int_equal(fdstate_take(200), FD_FRESH_TCP);
+	assert_int_equal(fdstate_take(200), marked);
+	assert_int_equal(fdstate_take(201), marked);
 
-	/* Neither does a pre-connect state (with its epoll registrations). */
+	/* A fork since the socket was made. */
+	assert_int_equal(fdstate_set(200, fdstate_fresh_mark()), 0);
+	fdstate_before_fork();
+	assert_int_equal(fdstate_sharing(fdstate_peek(200)), FD_FORKED);
+	assert_int_equal(fdstate_sharing(fdstate_fresh_mark()), FD_ALONE);
+	fdstate_take(200);
+
+	/* A pre-connect state (with its epoll registrations) stays; the duplicate gets a mark. */
 	struct fd_state *pre = fdstate_new(FD_PRECONNECT, 0);
 	struct epoll_reg *reg = calloc(1, sizeof *reg);
 	reg->epfd = 3;
@@ -1122,9 +1175,11 @@ static void test_fdstate_dup(void **state)
 	assert_int_equal(fdstate_set(300, (uintptr_t)pre), 0);
 	assert_int_equal(fdstate_set(301, ref(old)), 0);
 	fdstate_dup(300, 301);
-	assert_int_equal(fdstate_peek(301), 0);
+	assert_int_equal(fdstate_sharing(fdstate_peek(301)), FD_DUPLICATED);
+	assert_int_equal(fdstate_take(301) & FD_FRESH_TCP, FD_FRESH_TCP);
 	assert_int_equal(refs(old), 1);
 	assert_int_equal(fdstate_peek(300), (uintptr_t)pre);
+	assert_int_equal(fdstate_sharing((uintptr_t)pre), FD_DUPLICATED);
 	assert_int_equal(refs(pre), 1);
 	fdstate_put(fdstate_take(300)); /* frees the registrations too (LeakSanitizer) */
 
@@ -1357,9 +1412,9 @@ static void *fd_worker(void *arg)
 		} else {
 			bad += fdstate_set(a, FD_FRESH_TCP) != 0;
 			fdstate_dup(a, b);
-			bad += fdstate_peek(b) != 0;
-			bad += fdstate_take(a) != FD_FRESH_TCP;
-			bad += fdstate_take(b) != 0;
+			bad += fdstate_peek(b) != (FD_FRESH_TCP | FD_FRESH_DUPLICATED);
+			bad += fdstate_take(a) != (FD_FRESH_TCP | FD_FRESH_DUPLICATED);
+			bad += fdstate_take(b) != (FD_FRESH_TCP | FD_FRESH_DUPLICATED);
 		}
 	}
 	fdstate_put(fdstate_take(a));
@@ -1904,7 +1959,7 @@ int main(void)
 		cmocka_unit_test(test_tcpopts_v6only_after_connect),
 		cmocka_unit_test(test_tcpopts_unknown_options),
 		cmocka_unit_test(test_tcpopts_get_lengths),
-		cmocka_unit_test(test_tcpopts_tcp_info),
+		cmocka_unit_test(test_tcp_info),
 		cmocka_unit_test(test_tcpopts_congestion),
 		cmocka_unit_test(test_tcpopts_vs_kernel),
 		cmocka_unit_test(test_tcpopts_ip_ttl_zero),

@@ -5,6 +5,12 @@
 #   alpha 198.18.0.1   in the policy, vsock-base 1000000
 #   beta  198.18.0.2   in the policy, vsock-base 2000000
 #   gamma 198.18.0.3   not in the policy: an ordinary remote host
+#
+# A second runner may run beside the first in the same VM (tests/vm/lanes), as lane N
+# (VMSHIM_LANE=N): its guests' namespaces, veths and bridge carry "-N", its run directories
+# lie under /run/laneN, its WORK is its own, and its vsock port blocks (vsock ports are not
+# namespaced) lie N*100000000 higher. Tests that run there name their guests' namespaces
+# through these helpers (netns G), never by hand.
 
 set -euo pipefail
 
@@ -19,9 +25,14 @@ SHIM=$TOP/$BUILD/libvmshim.so
 HELPERD=$TOP/$BUILD/helperd
 VMSHIMCTL=$TOP/$BUILD/vmshimctl
 RELAY=$TOP/$BUILD/vmshim-relay
-RELAY_PORT=5460
 PROGS=$TOP/$BUILD/progs
-WORK=${WORK:-/tmp/vmshim-test}
+LANE=${VMSHIM_LANE:-}
+NS_SUFFIX=${LANE:+-$LANE}
+RUN=/run${LANE:+/lane$LANE}
+LANE_PORTS=$((${LANE:-0} * 100000000))
+RELAY_PORT=$((5460 + LANE_PORTS))
+BRIDGE=br${LANE:-0}
+WORK=${WORK:-/tmp/vmshim-test${LANE:+-lane$LANE}}
 POLICY=$WORK/policy
 # An ASan build of the shim needs the ASan runtime loaded first.
 SHIM_PRELOAD=$SHIM
@@ -30,7 +41,7 @@ if [ -n "${ASAN_RUNTIME:-}" ]; then
 fi
 
 declare -A ADDR=([alpha]=198.18.0.1 [beta]=198.18.0.2 [gamma]=198.18.0.3)
-declare -A BASE=([alpha]=1000000 [beta]=2000000)
+declare -A BASE=([alpha]=$((1000000 + LANE_PORTS)) [beta]=$((2000000 + LANE_PORTS)))
 
 log() { printf '    %s\n' "$*"; }
 
@@ -44,6 +55,14 @@ kernel_at_least() {
 	((major > ${1%.*} || (major == ${1%.*} && minor >= ${1#*.})))
 }
 fail() { printf '    FAIL: %s\n' "$*"; exit 1; }
+
+# alone_begin ... alone_end: the part of a test between them runs while no test runs in the
+# other lane (tests/vm/lanes): alone_begin waits until the test there has ended, and that
+# lane waits for alone_end. For a part that changes what the whole VM shares (a kernel
+# module, a global sysctl, /etc/ld.so.preload) or times something to the millisecond.
+# (tests/vm/run holds TESTS_LOCK shared while a test runs.)
+alone_begin() { [ -z "${TESTS_LOCK:-}" ] || flock -x "$TESTS_LOCK"; }
+alone_end() { [ -z "${TESTS_LOCK:-}" ] || flock -s "$TESTS_LOCK"; }
 
 # guest_policy [--relay] GUEST...: a policy for the test guests GUEST (GUEST/relay: `via
 # relay`), on stdout; --relay names the host's relay.
@@ -98,11 +117,11 @@ write_host_policy() {
 start_relay() {
 	local policy=$1
 	shift
-	ip netns add host 2>/dev/null || true
-	ip netns exec host "$RELAY" -f ${RELAY_DEBUG--d} -c "$policy" -r /run/vmshim-relay "$@" \
+	ip netns add "$(netns host)" 2>/dev/null || true
+	ip netns exec "$(netns host)" "$RELAY" -f ${RELAY_DEBUG--d} -c "$policy" -r "$RUN/vmshim-relay" "$@" \
 		>>"$WORK/relay.log" 2>&1 &
 	echo $! >"$WORK/relay.pid"
-	wait_for "the relay" test -S /run/vmshim-relay/status
+	wait_for "the relay" test -S "$RUN/vmshim-relay/status"
 }
 
 stop_relay() {
@@ -116,7 +135,7 @@ stop_relay() {
 # of JSON run python3 -S: they need nothing from site-packages, and its start-up was a third
 # of every start under emulation, hundreds of them in a run.)
 relay_value() {
-	"$RELAY" -r /run/vmshim-relay status |
+	"$RELAY" -r "$RUN/vmshim-relay" status |
 		python3 -S -c 'import json, sys; d = json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"
 }
 
@@ -127,44 +146,55 @@ relayed_total() { relay_value 'd["counters"]["relayed"]'; }
 # of its IP address, so that a guest removed and added again is the same to the others'
 # neighbour caches: with a new MAC, their packets would go to the old one until their entry
 # for it went stale (15 to 45 s), and a test's first TCP connection to the guest would hang
-# in SYN retransmissions meanwhile.
+# in SYN retransmissions meanwhile. (ip -batch: one ip per namespace, not one per step; every
+# test makes three guests.)
 add_guest() {
-	local g=$1
-	ip netns add "$g"
-	ip link add "v-$g" type veth peer name eth0 address "$(printf '02:00:%02x:%02x:%02x:%02x' ${ADDR[$g]//./ })" netns "$g"
-	ip link set "v-$g" master br0 up
-	ip -n "$g" addr add "${ADDR[$g]}/24" dev eth0
-	ip -n "$g" link set eth0 up
-	ip -n "$g" link set lo up
+	local g=$1 ns=$1$NS_SUFFIX
+	ip netns add "$ns"
+	ip -batch - <<-EOF
+		link add v-$ns type veth peer name eth0 address $(printf '02:00:%02x:%02x:%02x:%02x' ${ADDR[$g]//./ }) netns $ns
+		link set v-$ns master $BRIDGE up
+	EOF
+	ip -n "$ns" -batch - <<-EOF
+		addr add ${ADDR[$g]}/24 dev eth0
+		link set eth0 up
+		link set lo up
+	EOF
 }
 
 # remove_guest G: kills everything in G and removes it. The kernel tears a namespace down
 # later, in its own time; the veth is deleted now, or the next add_guest G finds it.
 remove_guest() {
-	local g=$1 pids
-	pids=$(ip netns pids "$g" 2>/dev/null) || true
+	local ns=$1$NS_SUFFIX pids
+	[ -e "/run/netns/$ns" ] || [ -e "/sys/class/net/v-$ns" ] || return 0 # none: no ip to run
+	pids=$(ip netns pids "$ns" 2>/dev/null) || true
 	[ -z "$pids" ] || kill -9 $pids 2>/dev/null || true
-	ip link del "v-$g" 2>/dev/null || true
-	ip netns del "$g" 2>/dev/null || true
+	ip link del "v-$ns" 2>/dev/null || true
+	ip netns del "$ns" 2>/dev/null || true
 }
 
 setup_guests() {
-	mkdir -p "$WORK"
+	mkdir -p "$WORK" "$RUN"
 	write_policy
-	ip link add br0 type bridge
-	ip link set br0 up
+	ip -batch - <<-EOF
+		link add $BRIDGE type bridge
+		link set $BRIDGE up
+	EOF
 	for g in alpha beta gamma; do
 		add_guest "$g"
 	done
 }
 
-rundir() { echo "/run/vmshim-$1"; }
+rundir() { echo "$RUN/vmshim-$1"; }
+
+# netns G: the name of guest G's network namespace.
+netns() { echo "$1$NS_SUFFIX"; }
 
 # Runs a command in a guest, pointed at that guest's helperd.
 in_guest() {
 	local g=$1
 	shift
-	ip netns exec "$g" env VMSHIM_RUNDIR="$(rundir "$g")" "$@"
+	ip netns exec "$g$NS_SUFFIX" env VMSHIM_RUNDIR="$(rundir "$g")" "$@"
 }
 
 # ss_in GUEST ARGS...: ss in GUEST's network namespace. nsenter enters only that, which is
@@ -173,7 +203,7 @@ in_guest() {
 ss_in() {
 	local g=$1
 	shift
-	nsenter --net="/run/netns/$g" ss "$@"
+	nsenter --net="/run/netns/$g$NS_SUFFIX" ss "$@"
 }
 
 # The same, with the shim preloaded.
@@ -312,8 +342,8 @@ vsock_port() { echo $((BASE[$1] + $2)); }
 # no process needs starting.
 veth_bytes() {
 	local rx tx
-	read -r rx <"/sys/class/net/v-$1/statistics/rx_bytes"
-	read -r tx <"/sys/class/net/v-$1/statistics/tx_bytes"
+	read -r rx <"/sys/class/net/v-$1$NS_SUFFIX/statistics/rx_bytes"
+	read -r tx <"/sys/class/net/v-$1$NS_SUFFIX/statistics/tx_bytes"
 	echo $((rx + tx))
 }
 
@@ -391,7 +421,7 @@ iperf3_from_alpha() {
 	local before
 	before=$(veth_bytes alpha)
 	timeout 60 env VMSHIM_RUNDIR="$(rundir alpha)" LD_PRELOAD="$SHIM_PRELOAD" \
-		ip netns exec alpha iperf3 -c 198.18.0.2 -p 5201 -P 4 -t 2 "$@" -J \
+		ip netns exec "$(netns alpha)" iperf3 -c 198.18.0.2 -p 5201 -P 4 -t 2 "$@" -J \
 		>"$WORK/iperf.json" || fail "iperf3 $*: $(tail -5 "$WORK/iperf.json")"
 	moved=$(($(veth_bytes alpha) - before))
 	summary=$(python3 -S - "$WORK/iperf.json" <<'PY'

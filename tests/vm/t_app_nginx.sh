@@ -38,7 +38,7 @@ CONF
 	before=$(veth_bytes alpha)
 
 	timeout 60 env VMSHIM_RUNDIR="$(rundir alpha)" LD_PRELOAD="$SHIM_PRELOAD" \
-		ip netns exec alpha wrk -t 2 -c 20 -d 3s "http://198.18.0.2:$port/" >"$WORK/wrk.out" 2>&1 ||
+		ip netns exec "$(netns alpha)" wrk -t 2 -c 20 -d 3s "http://198.18.0.2:$port/" >"$WORK/wrk.out" 2>&1 ||
 		fail "$variant: wrk: $(cat "$WORK/wrk.out")"
 	requests=$(awk '/requests in/ {print $1}' "$WORK/wrk.out")
 	[ "${requests:-0}" -gt 20 ] || fail "$variant: wrk: $(cat "$WORK/wrk.out")"

@@ -10,7 +10,7 @@ before=$(veth_bytes alpha)
 
 for pipeline in 1 16; do
 	timeout 120 env VMSHIM_RUNDIR="$(rundir alpha)" LD_PRELOAD="$SHIM_PRELOAD" \
-		ip netns exec alpha redis-benchmark -h 198.18.0.2 -p 6379 -c 50 -n 2000 \
+		ip netns exec "$(netns alpha)" redis-benchmark -h 198.18.0.2 -p 6379 -c 50 -n 2000 \
 		-P "$pipeline" --csv >"$WORK/bench-$pipeline.csv" 2>"$WORK/bench-$pipeline.err" ||
 		fail "redis-benchmark -P $pipeline (exit $?): $(tail -3 "$WORK/bench-$pipeline.err") $(tail -3 "$WORK/bench-$pipeline.csv")"
 	tests=$(grep -c '^"[A-Z_]' "$WORK/bench-$pipeline.csv" || true)

@@ -18,13 +18,13 @@ peer beta
     address ${ADDR[beta]}
 peer gamma
     cid 1
-    vsock-base 3000000
+    vsock-base $((3000000 + LANE_PORTS))
 EOF
 grep -v "address" "$WORK/granted" >"$WORK/cid-only-gamma"
-BASE[gamma]=3000000
+BASE[gamma]=$((3000000 + LANE_PORTS))
 # gamma claims these too: 198.19.0.53 stands for any address off this machine (a DNS server)
-ip -n gamma addr add 198.18.0.99/24 dev eth0
-ip -n gamma addr add 198.19.0.53/32 dev eth0
+ip -n "$(netns gamma)" addr add 198.18.0.99/24 dev eth0
+ip -n "$(netns gamma)" addr add 198.19.0.53/32 dev eth0
 start_helperd alpha "$WORK/granted"
 start_helperd beta "$WORK/granted"
 start_helperd gamma "$WORK/cid-only-gamma"
@@ -93,6 +93,7 @@ log "shim counters in alpha's status: 2 redirected, 1 fallback (local port's vso
 # A helperd that stops answering (SIGSTOP: its connections stay open) is dropped by the
 # liveness timeout (3 s by default); new connections to its guest go over TCP.
 beta_helperd=$(pgrep -P "$(cat "$WORK/helperd-beta.pid")" helperd || cat "$WORK/helperd-beta.pid")
+alone_begin # the liveness timeout is timed to the millisecond
 kill -STOP "$beta_helperd"
 stopped=$(date +%s%3N)
 wait_for "alpha to drop beta" status_check alpha 'peer("beta")["state"] == "down"'
@@ -102,6 +103,7 @@ d = json.load(sys.stdin)
 now = int(time.clock_gettime(time.CLOCK_REALTIME) * 1000)
 print(now - next(p for p in d["peers"] if p["name"] == "beta")["state_for_ms"] - int(sys.argv[1]))' "$stopped")
 [ "$ms" -le 3000 ] || fail "beta dropped $ms ms after it stopped"
+alone_end
 status_check alpha 'peer("gamma")["state"] == "up"' || fail "gamma dropped too"
 before=$(veth_bytes alpha)
 shimmed alpha env VMSHIM_DEBUG=1 "$PROGS/echo_client" block 198.18.0.2 7000 100000 \

@@ -50,7 +50,7 @@ gone_mid_transfer() {
 	start_bg "$name" "$@" alpha python3 "$FAULTS" upload 198.18.0.2 7601
 	wait_for "$name to stream" grep -q streaming "$WORK/$name.out"
 	# Killing beta's processes resets what they held; then the guest goes.
-	ip netns pids beta | xargs -r kill -9
+	ip netns pids "$(netns beta)" | xargs -r kill -9
 	stop_helperd beta KILL
 	sleep 1
 	remove_guest beta

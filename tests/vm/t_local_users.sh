@@ -15,8 +15,8 @@ thief=$TOP/tests/vm/apps/claim_thief.py
 # helperd must hand it nothing; the client then reaches the real server (over vsock, or
 # over TCP once its connect-timeout passed).
 in_guest beta sysctl -qw net.ipv4.ping_group_range="0 2147483647"
-ip netns add elsewhere
-ip -n elsewhere link set lo up
+ip netns add "$(netns elsewhere)"
+ip -n "$(netns elsewhere)" link set lo up
 stolen=
 for mode in udp ping tcp; do
 	start_bg "srv-$mode" shimmed beta "$PROGS/echo_server" block 7406 0.0.0.0 1
@@ -28,7 +28,7 @@ for mode in udp ping tcp; do
 	where=beta
 	[ "$mode" != tcp ] || where=elsewhere
 	rc=0
-	ip netns exec "$where" setpriv --reuid=nobody --regid=nogroup --clear-groups \
+	ip netns exec "$(netns "$where")" setpriv --reuid=nobody --regid=nogroup --clear-groups \
 		python3 "$thief" "$mode" "$rd/helperd.sock" 127.0.0.1 7406 "$bell" \
 		>"$WORK/thief-$mode.out" 2>&1 || rc=$?
 	kill -CONT "$srv"
@@ -43,7 +43,7 @@ for mode in udp ping tcp; do
 	join_bg "srv-$mode" || fail "server: $(cat "$WORK/srv-$mode.out")"
 	log "the client reached root's server"
 done
-ip netns del elsewhere
+ip netns del "$(netns elsewhere)"
 [ -z "$stolen" ] || fail "nobody's claims were not all refused:$stolen"
 
 # The next two sections report what they saw and fail at their end.
@@ -86,7 +86,7 @@ done
 # sibling's client dials root's address: TCP would take it to root's server, and so must
 # vmshim (before: the first registration at a port took every sibling connection to it, and
 # nobody's server read what the client sent).
-ip -n beta addr add 198.18.0.12/24 dev eth0
+ip -n "$(netns beta)" addr add 198.18.0.12/24 dev eth0
 start_bg s13n as_nobody beta env LD_PRELOAD="$SHIM_PRELOAD" "$PROGS/echo_server" block 7413 \
 	198.18.0.12 1
 wait_for "nobody's listener registered" vsock_listening beta "$(vsock_port beta 7413)"
@@ -104,14 +104,14 @@ grep -q accepted "$WORK/s13r.out" && [ "$accepted" = 1 ] ||
 	broken+=("root's server was not reached over vsock")
 stop_bg s13n
 stop_bg s13r
-ip -n beta addr del 198.18.0.12/24 dev eth0
+ip -n "$(netns beta)" addr del 198.18.0.12/24 dev eth0
 
 # nobody listens, with the shim, in a network namespace of its own (root makes it, as
 # above), where helperd can check nothing of the socket. helperd must refuse to register it
 # (before: taken, and a vsock port opened for it, until the next sweep).
-ip netns add elsewhere
-ip -n elsewhere link set lo up
-start_bg s14 ip netns exec elsewhere env VMSHIM_RUNDIR="$rd" setpriv --reuid=nobody \
+ip netns add "$(netns elsewhere)"
+ip -n "$(netns elsewhere)" link set lo up
+start_bg s14 ip netns exec "$(netns elsewhere)" env VMSHIM_RUNDIR="$rd" setpriv --reuid=nobody \
 	--regid=nogroup --clear-groups env LD_PRELOAD="$SHIM_PRELOAD" "$PROGS/echo_server" \
 	block 7414 0.0.0.0 1
 wait_for "an answer to nobody's registration" grep -Eq \
@@ -120,7 +120,7 @@ log "nobody's listener in another network namespace: $(grep -hE 'port 7414 (regi
 ! grep -q "listener on TCP port 7414 registered" "$WORK/helperd-beta.log" ||
 	broken+=("a listener of another network namespace was registered")
 stop_bg s14
-ip netns del elsewhere
+ip netns del "$(netns elsewhere)"
 
 # The kernel's inet_diag is gone (and no module loader brings it back), so helperd cannot
 # check that a registered listener still listens. (Without tcp_diag alone, the kernel lists
@@ -131,6 +131,7 @@ ip netns del elsewhere
 # reaches port 7409 over TCP, and helperd says at warning level that it cannot check.
 start_bg s9 shimmed beta "$PROGS/echo_server" block 7409 0.0.0.0 1
 wait_for "vsock listener" vsock_listening beta "$(vsock_port beta 7409)"
+alone_begin # without inet_diag and tcp_diag, no helperd in the VM sees listeners
 modprobe_was=$(cat /proc/sys/kernel/modprobe)
 # the tests after this one need tcp_diag back, whatever happens here
 trap 'echo "$modprobe_was" >/proc/sys/kernel/modprobe; modprobe -a tcp_diag udp_diag' EXIT
@@ -166,6 +167,7 @@ join_bg phantom 20 || true
 echo "$modprobe_was" >/proc/sys/kernel/modprobe
 modprobe -a tcp_diag udp_diag
 trap - EXIT
+alone_end
 log "without inet_diag, root's server gone, nobody's own listener on its port saw: $(tr '\n' ';' <"$WORK/phantom.out")"
 ! grep -q "127.86.83.77" "$WORK/phantom.out" || broken+=("a doorbell rang at nobody's listener")
 grep -q "^accepted from 198.18.0.1" "$WORK/phantom.out" || broken+=("no TCP to port 7409")
@@ -182,7 +184,7 @@ start_bg flood as_nobody beta python3 "$TOP/tests/vm/apps/control_flood.py" hold
 	"$rd/helperd.sock" 300 8
 wait_for "nobody's connections" grep -q "^opened" "$WORK/flood.out"
 start_bg s7 shimmed beta "$PROGS/echo_server" block 7407 0.0.0.0 1
-timeout 10 sh -c "until ip netns exec beta ss -Hln --vsock | grep -q ':$(vsock_port beta 7407)'; do sleep 0.1; done" ||
+timeout 10 sh -c "until ip netns exec $(netns beta) ss -Hln --vsock | grep -q ':$(vsock_port beta 7407)'; do sleep 0.1; done" ||
 	fail "root's listener was not registered while nobody held the control socket ($(cat "$WORK/flood.out"))"
 in_guest beta timeout 5 "$VMSHIMCTL" status >/dev/null ||
 	fail "vmshimctl status unanswered while nobody held the control socket"

@@ -8,12 +8,12 @@ start_helperd beta
 
 start_bg server shimmed beta "$PROGS/echo_server" block 7501 :: 2
 wait_for "IPv6 vsock listener" vsock_listening beta $((BASE[beta] + 65536 + 7501))
-if ip -n alpha -6 route get 2001:db8::2 >/dev/null 2>&1; then fail "alpha has an IPv6 route"; fi
+if ip -n "$(netns alpha)" -6 route get 2001:db8::2 >/dev/null 2>&1; then fail "alpha has an IPv6 route"; fi
 shimmed alpha "$PROGS/conn_checks" 2001:db8::2 7501 >"$WORK/checks.out" 2>&1 ||
 	fail "IPv6 without a route: $(cat "$WORK/checks.out")"
 log "IPv6 to 2001:db8::2 with no route: conn_checks pass over vsock"
 
-ip -n alpha link set eth0 down
+ip -n "$(netns alpha)" link set eth0 down
 shimmed alpha "$PROGS/echo_client" epoll 198.18.0.2 7501 500000 >"$WORK/client.out" ||
 	fail "IPv4 with the interface down: $(cat "$WORK/client.out")"
 join_bg server || fail "server: $(cat "$WORK/server.out")"

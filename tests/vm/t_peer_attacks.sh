@@ -12,7 +12,7 @@
 #     frame holds, and beta's status can no longer be asked for
 #   - alpha's DIALLED names an address beta does not have, loopback, another port, or is
 #     malformed or missing, and reaches beta's server all the same
-BASE[gamma]=3000000
+BASE[gamma]=$((3000000 + LANE_PORTS))
 flood=$TOP/tests/vm/apps/peer_flood.py
 worked=()
 # attack WHAT WORKED DETAIL: logs an attack's outcome; WORKED is yes or no.
@@ -45,7 +45,7 @@ stopped_server() {
 
 FAKES="p1 p2 p3 p4 p5 p6"
 for p in $FAKES; do
-	BASE[$p]=$((3000000 + ${p#p} * 1000000))
+	BASE[$p]=$((BASE[gamma] + ${p#p} * 1000000))
 done
 {
 	guest_policy alpha beta gamma

@@ -293,7 +293,7 @@ for i in range(500):
     s.close()
 print("answers", {k.hex(): v for k, v in answers.items()})
 PY
-start_bg flood ip netns exec alpha python3 "$WORK/flood.py" "$RELAY_PORT" "$((BASE[alpha] + 131072 + 40000))"
+start_bg flood ip netns exec "$(netns alpha)" python3 "$WORK/flood.py" "$RELAY_PORT" "$((BASE[alpha] + 131072 + 40000))"
 sleep 0.5
 n0=$(relayed_total)
 start=$(date +%s%N)
@@ -306,18 +306,18 @@ join_bg good 20 || fail "echo server: $(cat "$WORK/good.out")"
 join_bg flood 90 || fail "flood: $(cat "$WORK/flood.out")"
 # REPLY with status 4 (bad request): magic VMSR, version 1, type 2
 grep -q "'564d535201020400': 500" "$WORK/flood.out" || fail "flood: $(cat "$WORK/flood.out")"
-ip netns exec alpha python3 - "$RELAY_PORT" <<'PY' || fail "silent and unknown callers"
+ip netns exec "$(netns alpha)" python3 - "$RELAY_PORT" "${BASE[alpha]}" "$((7777777 + LANE_PORTS))" <<'PY' || fail "silent and unknown callers"
 import socket, sys, time
-relay = int(sys.argv[1])
+relay, alpha_base, stranger_port = map(int, sys.argv[1:4])
 silent = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
-silent.bind((socket.VMADDR_CID_ANY, 1000000 + 131072 + 50000))
+silent.bind((socket.VMADDR_CID_ANY, alpha_base + 131072 + 50000))
 silent.connect((1, relay))
 silent.settimeout(10)
 start = time.monotonic()
 assert silent.recv(64) == b"", "the relay sent something to a silent caller"
 print(f"    silent caller closed after {time.monotonic() - start:.1f} s")
 stranger = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
-stranger.bind((socket.VMADDR_CID_ANY, 7777777))  # in no guest's block
+stranger.bind((socket.VMADDR_CID_ANY, stranger_port))  # in no guest's block
 stranger.connect((1, relay))
 stranger.settimeout(10)
 try:

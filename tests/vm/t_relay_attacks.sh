@@ -17,24 +17,24 @@ attack() {
 	[ "$2" = no ] || worked+=("$1")
 }
 
-ip netns add host
+ip netns add "$(netns host)"
 # The hostile guest alpha: hybrid, its VMM delivers its connections to the relay.
 mkdir -p "$WORK/vmm-alpha" "$WORK/vmm-eps" "$WORK/vmm-zeta" "$WORK/rootonly"
 chmod 0700 "$WORK/rootonly"
-start_bg vmm-alpha ip netns exec host python3 "$TOP/tests/vm/apps/hybrid_vmm.py" \
+start_bg vmm-alpha ip netns exec "$(netns host)" python3 "$TOP/tests/vm/apps/hybrid_vmm.py" \
 	"$WORK/vmm-alpha/alpha.vsock" "$VMM_ALPHA" "$RELAY_PORT"
 wait_for "alpha's VMM" grep -q ready "$WORK/vmm-alpha.out"
 # delta's VMM user replaced delta's directory by a symlink to a root-only one, where a
 # root file lies at the name of the relay's listener and a root-only socket at the VMM's.
 echo precious >"$WORK/rootonly/delta.vsock_$RELAY_PORT"
 ln -s "$WORK/rootonly" "$WORK/vmm-delta"
-start_bg rootsock ip netns exec host $PY_ATTACK unix "$WORK/rootonly/delta.vsock" 120
+start_bg rootsock ip netns exec "$(netns host)" $PY_ATTACK unix "$WORK/rootonly/delta.vsock" 120
 # eps's VMM user made eps's socket a symlink to a root-only socket.
-start_bg secret ip netns exec host $PY_ATTACK unix "$WORK/rootonly/secret.sock" 120
+start_bg secret ip netns exec "$(netns host)" $PY_ATTACK unix "$WORK/rootonly/secret.sock" 120
 ln -s "$WORK/rootonly/secret.sock" "$WORK/vmm-eps/eps.vsock"
 # zeta's "VMM" answers CONNECT with these lines, one per connection, the last a good one.
 bad_oks=('OK -1\n' 'OK 4294967296\n' 'OK +7\n' 'OK 007\n' 'OK 7 8\n' 'OK 4294967295\n')
-start_bg zeta ip netns exec host $PY_ATTACK unix "$WORK/vmm-zeta/zeta.vsock" 120 \
+start_bg zeta ip netns exec "$(netns host)" $PY_ATTACK unix "$WORK/vmm-zeta/zeta.vsock" 120 \
 	"${bad_oks[@]}" 'OK 1073741824\n'
 for f in rootsock secret zeta; do
 	wait_for "$f" grep -q ready "$WORK/$f.out"
@@ -73,21 +73,21 @@ log "relay: $(grep -m1 "cannot listen" "$WORK/relay.log" || echo "no line about 
 # 8: beta's agent on vsock port 9999, outside vmshim's ports; alpha asks for it. The relay
 # answers once it has dialed, and ask sends its payload and closes before it returns: by
 # then, whatever the relay did reached the agent, which can stop waiting.
-start_bg agent ip netns exec beta $PY_ATTACK agent 9999 8 "$WORK/agent.stop"
+start_bg agent ip netns exec "$(netns beta)" $PY_ATTACK agent 9999 8 "$WORK/agent.stop"
 wait_for "beta's agent" grep -q ready "$WORK/agent.out"
-answer=$(ip netns exec alpha $PY_ATTACK ask "$VMM_ALPHA" 1 9999 "reboot now")
+answer=$(ip netns exec "$(netns alpha)" $PY_ATTACK ask "$VMM_ALPHA" 1 9999 "reboot now")
 touch "$WORK/agent.stop"
 join_bg agent 20 || true
 seen=$(grep agent: "$WORK/agent.out" || echo "agent: nothing")
 attack "reach an agent's port 9999" "$(grep -q reboot "$WORK/agent.out" && echo yes || echo no)" \
 	"relay answered $answer; $seen"
 # ... while beta's vmshim ports stay reachable: its control port, where nothing listens.
-answer=$(ip netns exec alpha $PY_ATTACK ask "$VMM_ALPHA" 1 $((1048576 + 131072)))
+answer=$(ip netns exec "$(netns alpha)" $PY_ATTACK ask "$VMM_ALPHA" 1 $((1048576 + 131072)))
 [ "$answer" = "status 2" ] || fail "beta's control port: the relay answered $answer, want 2"
 
 # 10: the relay dials delta (directory a symlink) and eps (socket a symlink).
 for g in 5:rootsock 6:secret; do
-	answer=$(ip netns exec alpha $PY_ATTACK ask "$VMM_ALPHA" "${g%:*}" 1048656)
+	answer=$(ip netns exec "$(netns alpha)" $PY_ATTACK ask "$VMM_ALPHA" "${g%:*}" 1048656)
 	sleep 1
 	seen=$(grep -m1 connection "$WORK/${g#*:}.out" || echo "nothing")
 	attack "connect to a root-only socket through a symlink (cid ${g%:*})" \
@@ -97,7 +97,7 @@ done
 
 # 10: zeta answers malformed OK lines; the relay must refuse each, and take the good one.
 for ok in "${bad_oks[@]}" 'OK 1073741824\n'; do
-	answer=$(ip netns exec alpha $PY_ATTACK ask "$VMM_ALPHA" 7 1048656)
+	answer=$(ip netns exec "$(netns alpha)" $PY_ATTACK ask "$VMM_ALPHA" 7 1048656)
 	if [ "$ok" = 'OK 1073741824\n' ]; then
 		[ "$answer" = "status 0" ] || fail "a good OK line: the relay answered $answer"
 	else
@@ -109,7 +109,7 @@ done
 # 10: status readers that read nothing, while the relay holds 40 sessions (a long answer):
 # a refused request meanwhile must be answered at once. Their socket buffers are made small
 # so that the answer does not fit.
-start_bg silent ip netns exec alpha $PY_ATTACK hold "$VMM_ALPHA" 40 60
+start_bg silent ip netns exec "$(netns alpha)" $PY_ATTACK hold "$VMM_ALPHA" 40 60
 held() { [ "$(relay_value 'd["connections"]')" -ge 40 ]; }
 wait_for "40 silent sessions" held
 # timed CMD...: runs CMD; its output in $answer, how long it took in $took (ms).
@@ -119,17 +119,19 @@ timed() {
 	answer=$("$@")
 	took=$((($(date +%s%N) - start) / 1000000))
 }
-timed ip netns exec alpha $PY_ATTACK ask "$VMM_ALPHA" 9 1048656
+alone_begin # net.core.wmem_default is the whole VM's, and a stall is timed
+timed ip netns exec "$(netns alpha)" $PY_ATTACK ask "$VMM_ALPHA" 9 1048656
 alone=$took
 wmem=$(cat /proc/sys/net/core/wmem_default)
 echo 4608 >/proc/sys/net/core/wmem_default
-start_bg hogs $PY_ATTACK status-hogs /run/vmshim-relay/status 4 15
+start_bg hogs $PY_ATTACK status-hogs "$RUN/vmshim-relay/status" 4 15
 wait_for "the status hogs" grep -q ready "$WORK/hogs.out"
 echo "$wmem" >/proc/sys/net/core/wmem_default
 sleep 0.5
-timed ip netns exec alpha $PY_ATTACK ask "$VMM_ALPHA" 9 1048656
+timed ip netns exec "$(netns alpha)" $PY_ATTACK ask "$VMM_ALPHA" 9 1048656
 attack "stall the loop with status readers" "$([ "$took" -ge $((alone + 1000)) ] && echo yes || echo no)" \
 	"a refused request took $took ms ($answer) while 4 readers held the status socket, $alone ms before"
+alone_end
 stop_bg hogs # they would hold the socket for 15 s; what they could stall is measured
 stop_bg silent
 
@@ -154,8 +156,8 @@ flood_lines() {
 }
 # alpha sends 300 bad requests and 300 for a CID no guest has.
 flood_start
-ip netns exec alpha $PY_ATTACK garbage "$VMM_ALPHA" 300 >"$WORK/garbage.out"
-ip netns exec alpha $PY_ATTACK refused "$VMM_ALPHA" 300 >>"$WORK/garbage.out"
+ip netns exec "$(netns alpha)" $PY_ATTACK garbage "$VMM_ALPHA" 300 >"$WORK/garbage.out"
+ip netns exec "$(netns alpha)" $PY_ATTACK refused "$VMM_ALPHA" 300 >>"$WORK/garbage.out"
 flood_lines "bad request\|refused by the host policy" "lines about cid 3 suppressed"
 attack "flood the log with bad requests and refusals" \
 	"$([ "$lines" -le "$allowed" ] && [ "$said" != "no suppressed line" ] && echo no || echo yes)" \
@@ -166,7 +168,7 @@ stop_relay
 write_host_policy "$WORK/relay-shared.policy"
 RELAY_DEBUG= start_relay "$WORK/relay-shared.policy"
 flood_start
-ip netns exec alpha $PY_ATTACK strangers "$RELAY_PORT" 7777000 300 >"$WORK/strangers.out"
+ip netns exec "$(netns alpha)" $PY_ATTACK strangers "$RELAY_PORT" 7777000 300 >"$WORK/strangers.out"
 flood_lines "no guest of the policy" "lines about cid 1 suppressed"
 attack "flood the log as unknown callers" \
 	"$([ "$lines" -le "$allowed" ] && [ "$said" != "no suppressed line" ] && echo no || echo yes)" \

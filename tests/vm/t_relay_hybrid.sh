@@ -9,8 +9,8 @@
 # over TCP, since the VMMs would lose its EOF (the relay says so); once the VMMs pass
 # half-closes on (--half-close, as Cloud Hypervisor 53.0 and later) and the host policy says
 # so, it goes through the relay end to end.
-declare -A VMM_PORT=([alpha]=5461 [beta]=5462)
-ip netns add host
+declare -A VMM_PORT=([alpha]=$((5461 + LANE_PORTS)) [beta]=$((5462 + LANE_PORTS)))
+ip netns add "$(netns host)"
 for g in alpha beta; do
 	cat >"$WORK/policy-$g" <<POLICY
 connect-timeout 2000
@@ -34,7 +34,7 @@ done
 start_vmms() {
 	local g
 	for g in alpha beta; do
-		start_bg "vmm-$g" ip netns exec host python3 "$TOP/tests/vm/apps/hybrid_vmm.py" "$@" \
+		start_bg "vmm-$g" ip netns exec "$(netns host)" python3 "$TOP/tests/vm/apps/hybrid_vmm.py" "$@" \
 			"$WORK/$g.vsock" "${VMM_PORT[$g]}" "$RELAY_PORT"
 		wait_for "the VMM of $g" grep -q ready "$WORK/vmm-$g.out"
 	done
@@ -113,13 +113,13 @@ log "half-close through VMMs that lose it: the relay said so, nc -N went over TC
 # Requests straight to the relay through alpha's VMM: a port of beta where nothing listens
 # (the VMM closes on CONNECT) is answered unreachable, a CID no guest has is refused, and
 # the same port asked for with HALF_CLOSE is answered "no half-close" before any dialling.
-ip netns exec alpha python3 - "${VMM_PORT[alpha]}" "$((BASE[beta] + 9999))" >"$WORK/asks.out" <<'PY' ||
+ip netns exec "$(netns alpha)" python3 - "${VMM_PORT[alpha]}" "$((BASE[beta] + 9999))" "$((BASE[alpha] + 131072 + 1234))" >"$WORK/asks.out" <<'PY' ||
 import socket, struct, sys
-vmm, port = int(sys.argv[1]), int(sys.argv[2])
+vmm, port, source = map(int, sys.argv[1:4])
 for cid, flags in ((4, 0), (9, 0), (4, 1)):
     s = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
     s.connect((1, vmm))
-    s.sendall(struct.pack(">4sBBHIII", b"VMSR", 1, 1, flags, cid, port, 1131072 + 1234))
+    s.sendall(struct.pack(">4sBBHIII", b"VMSR", 1, 1, flags, cid, port, source))
     s.settimeout(10)
     reply = s.recv(8)
     magic, version, kind, status, zero = struct.unpack(">4sBBBB", reply)

@@ -63,7 +63,7 @@ connect_via() {
 }
 
 reload_alpha() {
-	kill -HUP "$(pgrep -f "helperd.*-s alpha")"
+	kill -HUP "$(leaf_pid "$(cat "$WORK/helperd-alpha.pid")")"
 	wait_for "alpha's reload" grep -q "$1" "$WORK/helperd-alpha.log"
 }
 

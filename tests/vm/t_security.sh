@@ -18,11 +18,11 @@ log "run directory 755, table 644, lock 600, socket 666; a second helperd is ref
 
 # helperd refuses to start on an invalid policy, naming file and line, and publishes nothing.
 printf 'peer x\n    cid 2\n    address 198.18.0.9\n' >"$WORK/bad.policy"
-if in_guest beta "$HELPERD" -f -c "$WORK/bad.policy" -s x -r /run/vmshim-bad 2>"$WORK/bad.err"; then
+if in_guest beta "$HELPERD" -f -c "$WORK/bad.policy" -s x -r "$RUN/vmshim-bad" 2>"$WORK/bad.err"; then
 	fail "helperd started on an invalid policy"
 fi
 grep -q "$WORK/bad.policy:2: cid 2" "$WORK/bad.err" || fail "start refusal: $(cat "$WORK/bad.err")"
-[ ! -e /run/vmshim-bad ] || fail "helperd left a run directory behind"
+[ ! -e "$RUN/vmshim-bad" ] || fail "helperd left a run directory behind"
 log "invalid policy at start: refused with $(cut -c1-60 "$WORK/bad.err")..."
 
 # A listener on loopback is never offered to siblings.
@@ -74,7 +74,7 @@ cp "$POLICY" "$WORK/policy.good"
 echo "peer broken" >>"$POLICY"
 start_bg s2 shimmed beta "$PROGS/echo_server" block 7402 0.0.0.0 2
 wait_for "vsock listener" vsock_listening beta "$(vsock_port beta 7402)"
-kill -HUP "$(pgrep -f "helperd.*-s beta")"
+kill -HUP "$(leaf_pid "$(cat "$WORK/helperd-beta.pid")")"
 wait_for "reload refusal" grep -q "reload refused" "$WORK/helperd-beta.log"
 grep "reload refused" "$WORK/helperd-beta.log" | grep -q "$POLICY:" || fail "no file:line"
 vsock_listening beta "$(vsock_port beta 7402)" || fail "broken reload closed the listener"
@@ -82,8 +82,8 @@ before=$(veth_bytes alpha)
 shimmed alpha "$PROGS/echo_client" block 198.18.0.2 7402 100000 >/dev/null || fail client
 [ $(($(veth_bytes alpha) - before)) -lt 20000 ] || fail "not over vsock after a bad reload"
 sed 's/^allow 1024-65535$/allow 1024-65535\ndeny 7402/' "$WORK/policy.good" >"$POLICY"
-kill -HUP "$(pgrep -f "helperd.*-s beta")"
-wait_for "vsock port closed" sh -c "! ip netns exec beta ss -Hln --vsock | grep -q ':$(vsock_port beta 7402)'"
+kill -HUP "$(leaf_pid "$(cat "$WORK/helperd-beta.pid")")"
+wait_for "vsock port closed" sh -c "! ip netns exec $(netns beta) ss -Hln --vsock | grep -q ':$(vsock_port beta 7402)'"
 log "bad policy on SIGHUP: refused with file:line, nothing changed; deny 7402: vsock port closed"
 
 # An unprivileged local user (nobody) of beta. It cannot put a helperd of its own where the
@@ -224,12 +224,14 @@ chmod 4755 /var/tmp/vmshim-suid/suid
 chmod 755 /var/tmp/vmshim-suid/plain
 start_bg s4 shimmed beta "$PROGS/echo_server" block 7404 0.0.0.0 2
 wait_for "vsock listener" vsock_listening beta "$(vsock_port beta 7404)"
+alone_begin # every process in the VM would load what /etc/ld.so.preload names
 echo "$SHIM_PRELOAD" >/etc/ld.so.preload
 for b in plain suid; do
 	as_nobody alpha env VMSHIM_DEBUG=1 VMSHIM_RUNDIR="$(rundir alpha)" "/var/tmp/vmshim-suid/$b" \
 		block 198.18.0.2 7404 1000 >"$WORK/$b.out" 2>&1 || true
 done
 rm -f /etc/ld.so.preload
+alone_end
 rm -rf /var/tmp/vmshim-suid
 grep -q "connected to sibling" "$WORK/plain.out" || fail "the knobs did nothing without set-user-ID: $(cat "$WORK/plain.out")"
 grep -q "^connected" "$WORK/suid.out" || fail "the set-user-ID client failed: $(cat "$WORK/suid.out")"
@@ -279,7 +281,7 @@ grep -q "cid 7" "$WORK/policy.cid7" || fail "no cid 7 in $(cat "$WORK/policy.cid
 stop_helperd beta
 start_helperd beta "$WORK/policy.cid7"
 start_bg s5 shimmed beta "$PROGS/echo_server" block 7405 0.0.0.0 1
-wait_for "beta's vsock listener" sh -c "ip netns exec beta ss -Hln --vsock | grep -q ':$(vsock_port beta 7405)'"
+wait_for "beta's vsock listener" sh -c "ip netns exec $(netns beta) ss -Hln --vsock | grep -q ':$(vsock_port beta 7405)'"
 in_guest alpha python3 - "$(vsock_port beta 7405)" "$((BASE[alpha] + 131072 + 40000))" <<'PY' ||
 import socket, sys
 port, src = int(sys.argv[1]), int(sys.argv[2])

@@ -1,7 +1,7 @@
 # The swap onto the application's descriptor, when the program or the machine does not
 # play along (issue 16, items 6 and 8).
 # - Out of memory where the shim needs a slot of its descriptor table (tests/progs/
-#   failalloc.so makes calloc of one table page fail): the client's connect and the
+#   failalloc.so makes the mmap of one table page fail): the client's connect and the
 #   server's accept fall back to TCP, and names and options are still TCP's (conn_checks).
 # - close() on another thread during a sibling connect(), the number taken at once by a
 #   file (tests/progs/close_race): the file keeps its number.

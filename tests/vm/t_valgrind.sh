@@ -34,8 +34,9 @@ start_bg stopped shimmed beta "$PROGS/stress" server 7702 300
 wait_for "vsock listener" vsock_listening beta "$(vsock_port beta 7702)"
 kill -STOP "$(sed -n 's/^listening .* pid=//p' "$WORK/stopped.out")"
 start_bg waiting shimmed alpha "$PROGS/echo_client" block 198.18.0.2 7702 1000
-wait_for "a connection waiting in beta's helperd" \
-	sh -c "ip netns exec beta ss -Htn state established | grep -q '127.86.83.77'"
+# doorbell_rung: a sibling connection waits in beta's helperd (its doorbell is connected).
+doorbell_rung() { ss_in beta -Htn state established | grep -q '127.86.83.77'; }
+wait_for "a connection waiting in beta's helperd" doorbell_rung
 start_bg holder in_guest beta python3 -c 'import socket, sys, time
 s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
 s.connect(sys.argv[1])
@@ -47,7 +48,7 @@ log "a sibling connection waits for a stopped server, a control connection is op
 
 kill -HUP "$helperd_alpha" "$helperd_beta"
 cp "$POLICY" "$WORK/policy.first"
-{ cat "$WORK/policy.first"; printf 'peer gamma\n    cid 1\n    address %s\n    vsock-base 3000000\n' "${ADDR[gamma]}"; } >"$POLICY.new"
+{ cat "$WORK/policy.first"; printf 'peer gamma\n    cid 1\n    address %s\n    vsock-base %s\n' "${ADDR[gamma]}" "$((3000000 + LANE_PORTS))"; } >"$POLICY.new"
 mv "$POLICY.new" "$POLICY"
 wait_for "a third peer in beta's policy" grep -q "policy .*: 3 peers" "$WORK/helperd-beta.log"
 echo "peer" >"$POLICY.new"

@@ -7,7 +7,8 @@ every error it meets.
                                             again (at most 5000 times or 150 s) until the
                                             file STOP exists; the count goes to PROGRESS
     faults.py upload HOST PORT              send until the connection fails; print how
-    faults.py slow-sink PORT                accept one connection and read it slowly
+    faults.py slow-sink PORT                accept one connection, read its first MiB at
+                                            once and the rest slowly
     faults.py at-fd-limit HOST PORT SPARE   one echo with only SPARE free descriptors
                                             before socket(); prints the open descriptors
                                             before and after
@@ -123,11 +124,17 @@ def upload(host, port):
 
 
 def slow_sink(port):
+    """The uploader says it streams once 1 MiB is sent: reading that much slowly took
+    seconds. After it, the sink falls behind, so that the uploader is in the middle of a
+    send when the sink's guest goes."""
     listener = socket.create_server(("0.0.0.0", port), reuse_port=False)
     conn, _ = listener.accept()
     print("accepted", flush=True)
-    while conn.recv(4096):
-        time.sleep(0.05)
+    got = 0
+    while chunk := conn.recv(65536 if got < 1 << 20 else 4096):
+        got += len(chunk)
+        if got >= 1 << 20:
+            time.sleep(0.05)
 
 
 def at_fd_limit(host, port, spare):
