@@ -92,7 +92,7 @@ static struct fd_state *claim(int fd, int family, unsigned options_set, bool *no
 	/* What the accepted TCP socket has carries over: O_NONBLOCK and FD_CLOEXEC from
 	 * accept4(), and the socket options it inherited from the listener (SO_KEEPALIVE,
 	 * SO_LINGER, ...). */
-	switch (swap_in(fd, vs, NULL, st)) {
+	switch (swap_in(fd, vs, fd, NULL, st)) {
 	case SWAP_DONE:
 		break;
 	case SWAP_FAILED: /* out of memory for fd's slot, or dup3 failed */

@@ -3,12 +3,14 @@
  * sibling costs no system call, allocation or lock beyond the real connect. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <net/if.h>
 #include <stdbool.h>
 #include <sys/socket.h>
 
 #include "connect.h"
 #include "fdstate.h"
+#include "pending.h"
 #include "shim.h"
 #include "vmshim/endpoint.h"
 #include "table_client.h"
@@ -61,7 +63,7 @@ static enum redirect_result try_sibling(int fd, const struct sockaddr *addr, soc
 			debug_direct(fd, addr, len);
 		return REDIRECT_TCP;
 	}
-	return redirect_connect(fd, addr->sa_family, &dest, &route, connecting);
+	return redirect_connect(fd, addr, len, &dest, &route, connecting);
 }
 
 /* A descriptor closed by another thread during the sibling connect: what a connect() on a
@@ -72,10 +74,25 @@ static int gone(void)
 	return -1;
 }
 
+/* connect() (or MSG_FASTOPEN) on a descriptor whose sibling connect is under way, as on a
+ * connecting TCP socket: EALREADY if non-blocking; a blocking one waits for the outcome. */
+static enum redirect_result again(int fd, struct fd_state *pre, bool connecting)
+{
+	int fl = real.fcntl(fd, F_GETFL);
+
+	if (fl >= 0 && (fl & O_NONBLOCK))
+		return REDIRECT_ALREADY;
+	return pending_wait(fd, pre, connecting);
+}
+
 enum redirect_result connect_sibling(int fd, const struct sockaddr *addr, socklen_t len,
 				     bool connecting)
 {
-	enum redirect_result result = try_sibling(fd, addr, len, connecting);
+	struct fd_state *pre = pending_acquire(fd);
+	enum redirect_result result = pre ? again(fd, pre, connecting)
+					  : try_sibling(fd, addr, len, connecting);
+
+	fdstate_release(pre);
 
 	/* From here on this is a plain TCP socket: stop watching its epoll registrations. */
 	if (result == REDIRECT_TCP && fdstate_peek(fd))
@@ -101,8 +118,14 @@ HOOK int connect(int fd, const struct sockaddr *addr, socklen_t len)
 	case REDIRECT_DONE:
 		return 0;
 	case REDIRECT_IN_PROGRESS:
-		/* Keep the non-blocking contract: EINPROGRESS, then POLLOUT and SO_ERROR 0. */
+		/* The non-blocking contract: EINPROGRESS, then POLLOUT and SO_ERROR. */
 		errno = EINPROGRESS;
+		return -1;
+	case REDIRECT_ALREADY:
+		errno = EALREADY;
+		return -1;
+	case REDIRECT_INTERRUPTED: /* the connect goes on, as TCP's */
+		errno = EINTR;
 		return -1;
 	case REDIRECT_FD_GONE:
 		return gone();

@@ -87,7 +87,7 @@ int redirected_afresh(int fd, struct fd_state *st)
 		errno = EBADF; /* closed, or taken by another thread's connect, meanwhile */
 		return -1;
 	}
-	enum swap_result swapped = swap_in(fd, tcp, pre, NULL);
+	enum swap_result swapped = swap_in(fd, tcp, fd, pre, NULL);
 	if (swapped == SWAP_FAILED) {
 		int saved = errno;
 		fdstate_replace(fd, (uintptr_t)pre, (uintptr_t)st); /* fd is still the vsock one */

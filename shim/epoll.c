@@ -32,32 +32,49 @@ static void record(struct fd_state *st, int epfd, int op, const struct epoll_eve
 	pthread_mutex_unlock(&st->pre.lock);
 }
 
+/* A descriptor with a pre-connect state is changed and recorded under its lock, which a swap
+ * holds too (swap.c): a registration made while a pending connect ends is never lost. */
 HOOK int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 {
 	shim_init();
-	int rc = real.epoll_ctl(epfd, op, fd, event);
-
-	if (rc < 0 || fdstate_peek(fd) == 0)
-		return rc;
+	if (fdstate_peek(fd) == 0)
+		return real.epoll_ctl(epfd, op, fd, event);
 	int saved = errno;
 	struct fd_state *st = fdstate_acquire_preconnect(fd, false);
-	if (st) {
+	errno = saved;
+	if (!st)
+		return real.epoll_ctl(epfd, op, fd, event);
+	pthread_mutex_lock(&st->pre.lock);
+	int rc = real.epoll_ctl(epfd, op, fd, event);
+	saved = errno;
+	if (rc == 0)
 		record(st, epfd, op, event);
-		fdstate_release(st);
-	}
+	pthread_mutex_unlock(&st->pre.lock);
+	fdstate_release(st);
 	errno = saved;
 	return rc;
 }
 
-void epoll_replay(int fd, struct fd_state *pre)
+/* Every registration pre recorded, made again on fd with op. */
+static void each_registration(int fd, struct fd_state *pre, int op)
 {
 	if (!pre || pre->kind != FD_PRECONNECT)
 		return;
 	pthread_mutex_lock(&pre->pre.lock);
 	for (struct epoll_reg *r = pre->pre.regs; r; r = r->next) {
 		struct epoll_event ev = r->event;
-		if (real.epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+		if (real.epoll_ctl(r->epfd, op, fd, &ev) < 0 && op == EPOLL_CTL_ADD)
 			shim_debug("fd %d: could not re-add to epoll %d", fd, r->epfd);
 	}
 	pthread_mutex_unlock(&pre->pre.lock);
+}
+
+void epoll_replay(int fd, struct fd_state *pre)
+{
+	each_registration(fd, pre, EPOLL_CTL_ADD);
+}
+
+void epoll_forget(int fd, struct fd_state *pre)
+{
+	each_registration(fd, pre, EPOLL_CTL_DEL);
 }

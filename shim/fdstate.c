@@ -168,7 +168,12 @@ struct fd_state *fdstate_new(enum fd_kind kind, int family)
 	st->kind = kind;
 	st->family = family;
 	if (kind == FD_PRECONNECT) {
-		pthread_mutex_init(&st->pre.lock, NULL);
+		pthread_mutexattr_t attr;
+		pthread_mutexattr_init(&attr);
+		pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+		pthread_mutex_init(&st->pre.lock, &attr);
+		pthread_mutexattr_destroy(&attr);
+		st->pre.kept = -1;
 		atomic_init(&st->pre.sharing, sharing_bits(fdstate_fresh_mark()));
 	}
 	atomic_store(&st->refs, 1);

@@ -54,12 +54,19 @@ struct fd_state {
 	int family; /* FD_REDIRECTED: the application's socket family, AF_INET or AF_INET6 */
 	union {
 		struct { /* FD_PRECONNECT */
+			/* recursive: a swap holds it while it replays the registrations */
 			pthread_mutex_t lock;
 			struct epoll_reg *regs;
 			atomic_uint options_set;
 			atomic_int swapper; /* the thread swapping this socket out, or 0 */
 			/* FD_FRESH_DUPLICATED and the fork generation, as in a fresh mark */
 			_Atomic uintptr_t sharing;
+			/* A sibling connect going on in the background (pending.h): 1 while fd
+			 * holds the placeholder (the word a blocking connect() waits on), then 0. */
+			atomic_int pending;
+			int kept; /* while pending, under lock: the application's TCP socket */
+			atomic_int outcome; /* enum pending_outcome, once pending is 0 */
+			atomic_int error; /* TCP's error that connect() had no chance to say */
 		} pre;
 		struct { /* FD_REDIRECTED */
 			struct sockaddr_storage local, peer;

@@ -5,13 +5,20 @@
 #include <string.h>
 
 #include "fdstate.h"
+#include "pending.h"
 #include "shim.h"
 #include "vmshim/endpoint.h"
 
 HOOK int getpeername(int fd, struct sockaddr *addr, socklen_t *len)
 {
 	struct fd_state *st = shim_off() ? NULL : fdstate_acquire_redirected(fd);
+	struct fd_state *pre;
 
+	if (!st && !shim_config.disabled && (pre = pending_acquire(fd))) {
+		fdstate_release(pre);
+		errno = ENOTCONN; /* as a connecting TCP socket */
+		return -1;
+	}
 	if (!st)
 		return real.getpeername(fd, addr, len);
 	int rc = 0;
@@ -38,7 +45,14 @@ static void forget_address(struct sockaddr_storage *local)
 HOOK int getsockname(int fd, struct sockaddr *addr, socklen_t *len)
 {
 	struct fd_state *st = shim_off() ? NULL : fdstate_acquire_redirected(fd);
+	int kept;
+	struct fd_state *pre;
 
+	if (!st && !shim_config.disabled && (pre = pending_hold(fd, &kept))) {
+		int rc = real.getsockname(kept, addr, len); /* its TCP socket, not yet bound */
+		pending_unhold(pre);
+		return rc;
+	}
 	if (!st)
 		return real.getsockname(fd, addr, len);
 	struct sockaddr_storage local = st->conn.local;

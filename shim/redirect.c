@@ -1,15 +1,19 @@
-/* The client side of a sibling connection. Everything that can fail happens on a separate
- * vsock socket before the application's descriptor is touched; the swap itself is one
- * dup3(), so the application sees either its TCP socket, untouched, or the connection. */
+/* The client side of a sibling connection: the checks, the vsock socket, and the protocol
+ * (the vsock connect, the relay's reply when relayed, DIALLED, the hand-over byte) as steps
+ * that never block, which pending.c drives in the background. Everything that can fail
+ * happens on the separate vsock socket; the application's descriptor holds a placeholder
+ * meanwhile (pending.c), then the connection, or its own TCP socket again. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
-#include <sys/time.h>
+#include <stdlib.h>
 
+#include "aside.h"
 #include "counters.h"
 #include "fdstate.h"
+#include "pending.h"
 #include "redirect.h"
 #include "shim.h"
 #include "source_port.h"
@@ -58,78 +62,131 @@ static int bind_source(int vs, int fd, const struct vmshim_route *route,
 /* errno for a failure on the way: no answer, a short one, or the socket's own error. */
 static int lost(ssize_t n)
 {
-	return n == 0 ? ECONNRESET : n > 0 ? EPROTO : errno == EAGAIN ? ETIMEDOUT : errno;
+	return n == 0 ? ECONNRESET : n > 0 ? EPROTO : errno;
+}
+
+static int send_all(int vs, const void *msg, size_t len)
+{
+	ssize_t n = send(vs, msg, len, MSG_NOSIGNAL | MSG_DONTWAIT); /* not interposed */
+
+	if (n == (ssize_t)len)
+		return 0;
+	if (n >= 0) /* a fresh connection's buffer takes a few bytes at once */
+		errno = EPROTO;
+	return -1;
+}
+
+/* The address the application dialled, which the server's helperd routes by; then the
+ * hand-over byte is awaited. */
+static enum sibling_wait dial(struct sibling_job *job)
+{
+	uint8_t msg[DIALLED_SIZE];
+
+	dialled_encode(msg, &job->dest);
+	if (send_all(job->vs, msg, sizeof(msg)) < 0)
+		return SIBLING_FAILED;
+	job->step = STEP_HANDOVER;
+	return SIBLING_WAIT_IN;
 }
 
 /* Through the host's relay: ask it for the sibling's port; it answers before any byte of
  * the connection flows, so a refusal still leaves TCP. A port the policy does not list in
  * `without-half-close` asks for a path that carries half-closes, or TCP. */
-static int ask_relay(int vs, const struct vmshim_route *route, uint32_t source_port)
+static enum sibling_wait ask_relay(struct sibling_job *job)
 {
-	uint8_t request[RELAYPROTO_REQUEST_SIZE], reply[RELAYPROTO_REPLY_SIZE];
+	uint8_t request[RELAYPROTO_REQUEST_SIZE];
+	const struct vmshim_route *route = &job->route;
+
+	relayproto_request(request, route->cid, route->port, job->route.source_base + job->local.port,
+			   route->half_close ? RELAYPROTO_REQUEST_HALF_CLOSE : 0);
+	if (send_all(job->vs, request, sizeof(request)) < 0)
+		return SIBLING_FAILED;
+	job->step = STEP_RELAY_REPLY;
+	return SIBLING_WAIT_IN;
+}
+
+/* The vsock connect has ended: connected, or failed (SO_ERROR). */
+static enum sibling_wait connected(struct sibling_job *job)
+{
+	int err = 0;
+	socklen_t len = sizeof(err);
+	struct sockaddr_vm peer;
+	socklen_t peer_len = sizeof(peer);
+
+	if (real.getsockopt(job->vs, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		return SIBLING_FAILED;
+	if (err) {
+		errno = err;
+		return SIBLING_FAILED;
+	}
+	if (real.getpeername(job->vs, (struct sockaddr *)&peer, &peer_len) < 0)
+		return errno == ENOTCONN ? SIBLING_WAIT_OUT : SIBLING_FAILED;
+	return job->route.via_relay ? ask_relay(job) : dial(job);
+}
+
+static enum sibling_wait relay_replied(struct sibling_job *job)
+{
 	enum relayproto_status status;
 	const char *why;
+	ssize_t n = recv(job->vs, job->reply + job->got, sizeof(job->reply) - job->got,
+			 MSG_DONTWAIT); /* not interposed */
 
-	relayproto_request(request, route->cid, route->port, source_port,
-			   route->half_close ? RELAYPROTO_REQUEST_HALF_CLOSE : 0);
-	if (send(vs, request, sizeof(request), MSG_NOSIGNAL) != sizeof(request))
-		return -1;
-	ssize_t n = recv(vs, reply, sizeof(reply), MSG_WAITALL);
-	if (n != sizeof(reply)) {
+	if (n < 0 && errno == EAGAIN)
+		return SIBLING_WAIT_IN;
+	if (n <= 0) {
 		errno = lost(n);
-		return -1;
+		return SIBLING_FAILED;
 	}
-	if (relayproto_parse_reply(reply, &status, &why) < 0) {
+	job->got += (size_t)n;
+	if (job->got < sizeof(job->reply))
+		return SIBLING_WAIT_IN;
+	if (relayproto_parse_reply(job->reply, &status, &why) < 0) {
 		errno = EPROTO;
-		return -1;
+		return SIBLING_FAILED;
 	}
-	if (status != RELAY_OK)
+	if (status != RELAY_OK) {
 		shim_debug("relay: %s", relayproto_status_name(status));
-	/* refused, unreachable, or no half-close on the way: as TCP's refusal */
-	errno = status == RELAY_OK	    ? 0
-		: status == RELAY_BUSY	    ? EBUSY
-		: status == RELAY_BAD_REQUEST ? EPROTO
-					      : ECONNREFUSED;
-	return status == RELAY_OK ? 0 : -1;
+		/* refused, unreachable, or no half-close on the way: as TCP's refusal */
+		errno = status == RELAY_BUSY	      ? EBUSY
+			: status == RELAY_BAD_REQUEST ? EPROTO
+						      : ECONNREFUSED;
+		return SIBLING_FAILED;
+	}
+	return dial(job);
 }
 
-/* The address the application dialled, which the server's helperd routes by. */
-static int send_dialled(int vs, const struct vmshim_endpoint *dest)
+/* The byte the server's helperd sends once the server's application accepted. */
+static enum sibling_wait handed_over(struct sibling_job *job)
 {
-	uint8_t msg[DIALLED_SIZE];
-
-	dialled_encode(msg, dest);
-	return send(vs, msg, sizeof(msg), MSG_NOSIGNAL) == sizeof(msg) ? 0 : -1;
-}
-
-static int connect_vsock(int vs, const struct vmshim_route *route, uint32_t source_port,
-			 const struct vmshim_endpoint *dest)
-{
-	struct timeval timeout = {
-		.tv_sec = route->timeout_ms / 1000,
-		.tv_usec = (route->timeout_ms % 1000) * 1000,
-	};
-	uint32_t cid = route->via_relay ? route->relay_cid : route->cid;
-
-	if (vsock_connect(vs, cid, route->via_relay ? route->relay_port : route->port,
-			  VSOCK_FROM_GUEST, route->timeout_ms) < 0)
-		return -1;
-	/* The same bound for the relay's answer and the hand-over; copy_settings later gives vs
-	 * the application's own SO_RCVTIMEO. */
-	real.setsockopt(vs, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-	if ((route->via_relay && ask_relay(vs, route, source_port) < 0) || send_dialled(vs, dest) < 0)
-		return -1;
 	char handover;
-	ssize_t n = recv(vs, &handover, 1, 0); /* not interposed */
+	ssize_t n = recv(job->vs, &handover, 1, MSG_DONTWAIT); /* not interposed */
+
+	if (n < 0 && errno == EAGAIN)
+		return SIBLING_WAIT_IN;
 	if (n == 1 && handover == VMSHIM_HANDOVER_BYTE)
-		return 0;
+		return SIBLING_CONNECTED;
 	/* No listener took it, or the server's helperd is stopped or gone: TCP decides. */
 	errno = lost(n);
-	return -1;
+	return SIBLING_FAILED;
 }
 
-/* The state of fd once swapped; pre, fd's state before, says which options were set. */
-static struct fd_state *connection_state(int fd, const struct fd_state *pre, int app_family,
+enum sibling_wait sibling_advance(struct sibling_job *job)
+{
+	switch (job->step) {
+	case STEP_CONNECTING:
+		return connected(job);
+	case STEP_RELAY_REPLY:
+		return relay_replied(job);
+	case STEP_HANDOVER:
+		return handed_over(job);
+	}
+	errno = EPROTO;
+	return SIBLING_FAILED;
+}
+
+/* The state of fd once swapped; pre, fd's state before, says which options were set on
+ * kept, the application's TCP socket. */
+static struct fd_state *connection_state(int kept, const struct fd_state *pre, int app_family,
 					 const struct vmshim_endpoint *dest,
 					 const struct vmshim_endpoint *local)
 {
@@ -139,98 +196,163 @@ static struct fd_state *connection_state(int fd, const struct fd_state *pre, int
 		return NULL;
 	st->conn.peer_len = endpoint_to_sockaddr(dest, app_family, &st->conn.peer);
 	st->conn.local_len = endpoint_to_sockaddr(local, app_family, &st->conn.local);
-	tcp_opts_start(&st->conn.opts, app_family, fd, fdstate_options_set((uintptr_t)pre));
+	tcp_opts_start(&st->conn.opts, app_family, kept, fdstate_options_set((uintptr_t)pre));
 	return st;
 }
 
-enum redirect_result redirect_connect(int fd, int app_family, const struct vmshim_endpoint *dest,
+enum swap_result sibling_swap_in(struct sibling_job *job, int kept)
+{
+	struct fd_state *st = connection_state(kept, job->pre, job->app_family, &job->dest,
+					       &job->local);
+
+	if (!st) {
+		errno = ENOMEM;
+		return SWAP_FAILED;
+	}
+	/* As TCP: the first connect() after the connection is made says 0, the next EISCONN. */
+	atomic_init(&st->conn.in_progress, true);
+	enum swap_result result = swap_in(job->fd, job->vs, kept, job->pre, st);
+	if (result == SWAP_FAILED) {
+		fdstate_release(st);
+		return result;
+	}
+	job->vs = -1; /* closed by the swap */
+	if (result == SWAP_DONE)
+		shim_debug("fd %d: connected to sibling cid %u port %u (vsock), local port %u",
+			   job->fd, job->route.cid, job->route.port, job->local.port);
+	return result;
+}
+
+static enum vmshim_count fallback_kind(int err)
+{
+	return err == ECONNREFUSED || err == ECONNRESET ? VMSHIM_COUNT_FALLBACK_REFUSED
+	       : err == ETIMEDOUT			? VMSHIM_COUNT_FALLBACK_TIMEOUT
+							: VMSHIM_COUNT_FALLBACK_ERROR;
+}
+
+void sibling_given_up(const struct sibling_job *job, int err)
+{
+	shim_debug("fd %d: sibling cid %u port %u not used (%s): plain TCP", job->fd,
+		   job->route.cid, job->route.port, strerror(err));
+	shim_count(fallback_kind(err));
+}
+
+/* The local end shows this guest's address unless the application bound one. */
+static void local_end(struct sibling_job *job, uint16_t port)
+{
+	struct vmshim_endpoint *local = &job->local;
+
+	if (local->family != job->dest.family || !memcmp(local->addr, (uint8_t[16]){0}, 16)) {
+		memset(local->addr, 0, 16);
+		if (job->route.has_self_addr)
+			memcpy(local->addr, job->route.self_addr, 16);
+	}
+	local->family = job->dest.family;
+	local->port = port;
+}
+
+static struct sibling_job *new_job(int fd, struct fd_state *pre, const struct sockaddr *addr,
+				   socklen_t len, const struct vmshim_endpoint *dest,
+				   const struct vmshim_route *route, bool connecting)
+{
+	struct sibling_job *job = malloc(sizeof(*job));
+
+	if (!job)
+		return NULL;
+	*job = (struct sibling_job){
+		.pre = pre,
+		.fd = fd,
+		.vs = -1,
+		.placeholder = -1,
+		.deadline = -1,
+		.connect_tcp = connecting,
+		.app_family = addr->sa_family,
+		.step = STEP_CONNECTING,
+		.route = *route,
+		.dest = *dest,
+		.local = {.family = dest->family},
+		.addr_len = len,
+	};
+	memcpy(&job->addr, addr, len);
+	return job;
+}
+
+/* The vsock socket, bound, with its connect started; NULL with *why when it cannot be. */
+static struct sibling_job *start_job(struct sibling_job *job, const char **why,
+				     enum vmshim_count *fallback)
+{
+	job->vs = fd_aside(real.socket(AF_VSOCK, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+	if (job->vs < 0) {
+		*why = strerror(errno);
+		return NULL;
+	}
+	/* The connecting end's buffer: many small writes survive a slow reader (vsockbuf.h). */
+	vsock_buffer_set(job->vs, VMSHIM_VSOCK_WINDOW);
+	int port = bind_source(job->vs, job->fd, &job->route, &job->local);
+	if (port < 0) {
+		*why = "no vsock source port for it (taken, or a privileged TCP port)";
+		return NULL;
+	}
+	local_end(job, (uint16_t)port);
+	uint32_t cid = job->route.via_relay ? job->route.relay_cid : job->route.cid;
+	uint32_t vport = job->route.via_relay ? job->route.relay_port : job->route.port;
+	/* Non-blocking: a signal never cancels it, so the server never sees a connection
+	 * given up and made again from the same source port (7cecdbb). */
+	if (vsock_connect(job->vs, cid, vport, VSOCK_FROM_GUEST, job->route.timeout_ms) < 0 &&
+	    errno != EINPROGRESS) {
+		*why = strerror(errno);
+		*fallback = fallback_kind(errno);
+		return NULL;
+	}
+	return job;
+}
+
+enum redirect_result redirect_connect(int fd, const struct sockaddr *addr, socklen_t len,
+				      const struct vmshim_endpoint *dest,
 				      const struct vmshim_route *route, bool connecting)
 {
-	int saved = errno, vs = -1, port, fl;
-	struct fd_state *st = NULL, *pre = NULL;
-	struct vmshim_endpoint local = {.family = dest->family};
-	const char *why;
-	enum vmshim_count fallback = VMSHIM_COUNT_FALLBACK_LOCAL;
+	int saved = errno;
+	struct sibling_job *job = NULL;
+	const char *why = "out of memory";
 	enum redirect_result result = REDIRECT_TCP;
+	enum vmshim_count fallback = VMSHIM_COUNT_FALLBACK_LOCAL;
 
-	/* What stands for this socket in fd's slot while the vsock connection is made: the
-	 * swap happens only if it is still there (swap_in). Taken before anything is asked of
-	 * fd, so that a close() from then on is seen. Its slot also has room for the state
-	 * after the swap. */
-	pre = fdstate_acquire_preconnect(fd, true);
-	if (!pre) {
-		why = "no state for the socket (out of memory)";
+	/* What stands for this socket in fd's slot while the connection is made: each swap
+	 * happens only if it is still there (swap_in). Taken before anything is asked of fd,
+	 * so that a close() from then on is seen. */
+	struct fd_state *pre = fdstate_acquire_preconnect(fd, true);
+	if (!pre)
 		goto fail;
-	}
 	if (!is_fresh_tcp(fd)) {
 		why = "not a fresh TCP socket";
 		goto fail;
 	}
-	fl = real.fcntl(fd, F_GETFL);
-	vs = real.socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (vs < 0) {
-		why = strerror(errno);
+	int fl = real.fcntl(fd, F_GETFL);
+	job = new_job(fd, pre, addr, len, dest, route, connecting);
+	if (!job || !start_job(job, &why, &fallback))
 		goto fail;
-	}
-	/* The connecting end's buffer: many small writes survive a slow reader (vsockbuf.h). */
-	vsock_buffer_set(vs, VMSHIM_VSOCK_WINDOW);
-	port = bind_source(vs, fd, route, &local);
-	if (port < 0) {
-		why = "no vsock source port for it (taken, or a privileged TCP port)";
-		goto fail;
-	}
-	if (connect_vsock(vs, route, route->source_base + (uint32_t)port, dest) < 0) {
-		why = strerror(errno);
-		fallback = errno == ECONNREFUSED || errno == ECONNRESET ? VMSHIM_COUNT_FALLBACK_REFUSED
-			   : errno == ETIMEDOUT			      ? VMSHIM_COUNT_FALLBACK_TIMEOUT
-								      : VMSHIM_COUNT_FALLBACK_ERROR;
-		goto fail;
-	}
-	/* The local end shows this guest's address unless the application bound one. */
-	if (local.family != dest->family || !memcmp(local.addr, (uint8_t[16]){0}, 16)) {
-		memset(local.addr, 0, 16);
-		if (route->has_self_addr)
-			memcpy(local.addr, route->self_addr, 16);
-	}
-	local.family = dest->family;
-	local.port = (uint16_t)port;
-	st = connection_state(fd, pre, app_family, dest, &local);
-	if (!st) {
-		why = "out of memory";
-		goto fail;
-	}
-	/* As TCP: a non-blocking connect() says EINPROGRESS, and the next one 0. */
-	if (connecting && fl >= 0 && (fl & O_NONBLOCK)) {
-		atomic_init(&st->conn.in_progress, true);
-		result = REDIRECT_IN_PROGRESS;
-	} else {
-		result = REDIRECT_DONE;
-	}
-	switch (swap_in(fd, vs, pre, st)) {
-	case SWAP_DONE:
+	switch (pending_start(job)) {
+	case PENDING_STARTED: /* the job is the shim thread's now */
 		break;
-	case SWAP_FAILED:
-		why = "dup3 failed";
-		result = REDIRECT_TCP;
+	case PENDING_NOT_STARTED:
+		why = "no placeholder or shim thread (out of descriptors or memory)";
 		goto fail;
-	case SWAP_FD_GONE:
-		shim_debug("fd %d: closed during the sibling connect: connection dropped", fd);
-		fdstate_release(pre);
-		errno = saved;
-		return REDIRECT_FD_GONE;
+	case PENDING_FD_GONE:
+		why = "closed meanwhile";
+		goto fail;
 	}
-	shim_debug("fd %d: connected to sibling cid %u port %u (vsock), local port %d", fd,
-		   route->cid, route->port, port);
-	shim_count(VMSHIM_COUNT_REDIRECTED);
+	/* As TCP: a non-blocking connect() says EINPROGRESS; a blocking one waits. */
+	result = connecting && fl >= 0 && (fl & O_NONBLOCK) ? REDIRECT_IN_PROGRESS
+							     : pending_wait(fd, pre, connecting);
 	fdstate_release(pre);
 	errno = saved;
 	return result;
 fail:
 	shim_debug("fd %d: sibling cid %u port %u not used (%s): plain TCP", fd, route->cid,
 		   route->port, why);
-	fdstate_release(st);
-	if (vs >= 0)
-		real.close(vs);
+	if (job && job->vs >= 0)
+		real.close(job->vs);
+	free(job);
 	/* A descriptor closed meanwhile is not connected: its number may be another's now. */
 	if (pre && fdstate_peek(fd) != (uintptr_t)pre)
 		result = REDIRECT_FD_GONE;

@@ -79,6 +79,12 @@ static enum send_way fastopen(int fd, const struct sockaddr *name, socklen_t len
 	case REDIRECT_FD_GONE:
 		errno = EBADF; /* closed by another thread meanwhile */
 		return SEND_REFUSED;
+	case REDIRECT_ALREADY: /* a non-blocking connect() of it is under way */
+		errno = EALREADY;
+		return SEND_REFUSED;
+	case REDIRECT_INTERRUPTED: /* not for MSG_FASTOPEN, which waits the outcome out */
+		errno = EINTR;
+		return SEND_REFUSED;
 	}
 	return SEND_AS_GIVEN;
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "fdstate.h"
+#include "pending.h"
 #include "shim.h"
 #include "tcpinfo.h"
 #include "vmshim/vsock.h"
@@ -38,12 +39,31 @@ static int get_redirected(int fd, const struct fd_state *st, int level, int name
 	return real.getsockopt(fd, level, name, val, len);
 }
 
+/* A descriptor that is not a redirected connection: while its sibling connect is pending,
+ * its TCP socket answers (SO_ERROR 0, as a connecting socket's); once that connect has
+ * fallen back to TCP, SO_ERROR says an error TCP's connect said at once. */
+static int get_unredirected(int fd, int level, int name, void *val, socklen_t *len)
+{
+	int kept, err;
+	struct fd_state *pre = pending_hold(fd, &kept);
+
+	if (pre) {
+		int rc = real.getsockopt(kept, level, name, val, len);
+		pending_unhold(pre);
+		return rc;
+	}
+	if (level == SOL_SOCKET && name == SO_ERROR && (err = pending_take_error(fd)))
+		return int_out(err, val, len);
+	return real.getsockopt(fd, level, name, val, len);
+}
+
 HOOK int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 {
 	struct fd_state *st = shim_off() ? NULL : fdstate_acquire_redirected(fd);
 
 	if (!st)
-		return real.getsockopt(fd, level, name, val, len);
+		return shim_config.disabled ? real.getsockopt(fd, level, name, val, len)
+					    : get_unredirected(fd, level, name, val, len);
 	int rc = get_redirected(fd, st, level, name, val, len);
 	fdstate_release(st);
 	return rc;
@@ -96,9 +116,13 @@ HOOK int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 	struct fd_state *st = shim_off() ? NULL : fdstate_acquire_redirected(fd);
 
 	if (!st) {
-		int rc = real.setsockopt(fd, level, name, val, len);
+		int kept;
+		struct fd_state *pre = shim_config.disabled ? NULL : pending_hold(fd, &kept);
+		int rc = real.setsockopt(pre ? kept : fd, level, name, val, len);
 		if (rc == 0 && !shim_config.disabled)
 			note_option(fd, level, name);
+		if (pre)
+			pending_unhold(pre);
 		return rc;
 	}
 	int rc = set_redirected(fd, st, level, name, val, len);

@@ -14,7 +14,9 @@
 /* SOL_SOCKET options that vsock honours too; the application may have set them already. */
 static const int inherited_options[] = {SO_KEEPALIVE, SO_RCVTIMEO, SO_SNDTIMEO, SO_PRIORITY};
 
-static void copy_settings(int fd, int vs)
+/* fd's file status flags, signal owner, and the socket options of `from` (a socket, or -1:
+ * none) go over to vs. */
+static void copy_settings(int fd, int from, int vs)
 {
 	int fl = real.fcntl(fd, F_GETFL);
 
@@ -25,15 +27,17 @@ static void copy_settings(int fd, int vs)
 		if (real.fcntl(fd, F_GETOWN_EX, &owner) == 0)
 			real.fcntl(vs, F_SETOWN_EX, &owner);
 	}
+	if (from < 0)
+		return;
 	for (size_t i = 0; i < sizeof(inherited_options) / sizeof(inherited_options[0]); i++) {
 		char val[sizeof(struct timeval)];
 		socklen_t len = sizeof(val);
-		if (real.getsockopt(fd, SOL_SOCKET, inherited_options[i], val, &len) == 0)
+		if (real.getsockopt(from, SOL_SOCKET, inherited_options[i], val, &len) == 0)
 			real.setsockopt(vs, SOL_SOCKET, inherited_options[i], val, len);
 	}
 	struct linger linger;
 	socklen_t len = sizeof(linger);
-	if (real.getsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, &len) == 0 && linger.l_onoff)
+	if (real.getsockopt(from, SOL_SOCKET, SO_LINGER, &linger, &len) == 0 && linger.l_onoff)
 		real.setsockopt(vs, SOL_SOCKET, SO_LINGER, &linger, len);
 }
 
@@ -48,29 +52,39 @@ static enum swap_result swap_checked(int fd, int vs, struct fd_state *pre, struc
 		fdstate_release(st);
 		return SWAP_FD_GONE;
 	}
+	/* The file on fd may outlive the swap (a pending connect keeps its TCP socket aside),
+	 * and epoll forgets a file only when it is gone: take its registrations off first. */
+	epoll_forget(fd, pre);
 	if (real.dup3(vs, fd, fdflags >= 0 && (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
+		epoll_replay(fd, pre);
 		fdstate_swap_end(fd, pre, NULL);
 		return SWAP_FAILED;
 	}
 	real.close(vs);
-	/* The old socket's epoll registrations went with it: make them again on the new one. */
+	/* The old file's epoll registrations went with it: make them again on the new one. */
 	epoll_replay(fd, pre);
 	return fdstate_swap_end(fd, pre, st) == 0 ? SWAP_DONE : SWAP_FD_GONE;
 }
 
 /* Signals wait during the swap: a handler that closed fd, or put another file on its number
  * (close and dup2 are async-signal-safe), between the check and the dup3 would see that file
- * replaced by the connection; another thread's close() waits for the swap instead. */
-enum swap_result swap_in(int fd, int vs, struct fd_state *pre, struct fd_state *st)
+ * replaced by the connection; another thread's close() waits for the swap instead. And it
+ * holds pre's lock, so that an epoll_ctl() on fd meanwhile (epoll.c) lands wholly before the
+ * swap, and is replayed, or wholly after, on the new file. */
+enum swap_result swap_in(int fd, int vs, int from, struct fd_state *pre, struct fd_state *st)
 {
 	sigset_t all, was;
 
-	copy_settings(fd, vs);
+	copy_settings(fd, from, vs);
 	int fdflags = real.fcntl(fd, F_GETFD);
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &was);
+	if (pre)
+		pthread_mutex_lock(&pre->pre.lock);
 	enum swap_result result = swap_checked(fd, vs, pre, st, fdflags);
 	int saved = errno;
+	if (pre)
+		pthread_mutex_unlock(&pre->pre.lock);
 	pthread_sigmask(SIG_SETMASK, &was, NULL);
 	errno = saved;
 	return result;

@@ -10,12 +10,14 @@ enum swap_result {
 		       * st dropped */
 };
 
-/* Puts vs, a connected vsock socket, onto fd's number in place of the TCP socket there, with
- * what the application gave that socket: file status flags, signal owner, close-on-exec, the
- * socket options vsock honours too, and the epoll registrations recorded in pre. pre is the
- * state in fd's slot, held by the caller, that stands for that socket (NULL for an empty
- * slot, on a descriptor nobody else knows yet): the swap happens only while the slot holds
- * it (fdstate_swap_begin). */
-enum swap_result swap_in(int fd, int vs, struct fd_state *pre, struct fd_state *st);
+/* Puts vs, a connected vsock socket (or, for a pending connect, a placeholder or the
+ * application's own TCP socket), onto fd's number in place of the file there, with what the
+ * application gave that file: file status flags, signal owner, close-on-exec, the epoll
+ * registrations recorded in pre, and the socket options vsock honours too, read from
+ * `from` (fd itself, the socket kept aside, or -1 for none). pre is the state in fd's slot,
+ * held by the caller, that stands for that socket (NULL for an empty slot, on a descriptor
+ * nobody else knows yet): the swap happens only while the slot holds it
+ * (fdstate_swap_begin). */
+enum swap_result swap_in(int fd, int vs, int from, struct fd_state *pre, struct fd_state *st);
 
 #endif
