@@ -39,6 +39,7 @@
 #include <sys/epoll.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "aside.h"
@@ -60,6 +61,50 @@ static pthread_mutex_t engine_lock = PTHREAD_MUTEX_INITIALIZER;
 static long futex(_Atomic int *word, int op, int value)
 {
 	return syscall(SYS_futex, (int *)word, op, value, NULL, NULL, 0);
+}
+
+/* Connects pending at once in this process. Each holds four descriptors besides the
+ * application's (its vsock socket, the TCP socket kept aside, the placeholder's read end, its
+ * timer), which a program that sized its descriptor limit for TCP has not set aside: a
+ * thousand non-blocking connects at once would run it out (t_stress). Beyond PENDING_MAX a
+ * connect() waits for one to end, as before the thread, at most connect-timeout. */
+#define PENDING_MAX 8
+static _Atomic int pending_jobs;
+
+bool pending_reserve(unsigned timeout_ms)
+{
+	struct timespec end, now;
+
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += (time_t)(timeout_ms / 1000);
+	end.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (end.tv_nsec >= 1000000000) {
+		end.tv_sec++;
+		end.tv_nsec -= 1000000000;
+	}
+	for (;;) {
+		int n = atomic_load(&pending_jobs);
+		if (n < PENDING_MAX) {
+			if (atomic_compare_exchange_weak(&pending_jobs, &n, n + 1))
+				return true;
+			continue;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		struct timespec left = {end.tv_sec - now.tv_sec, end.tv_nsec - now.tv_nsec};
+		if (left.tv_nsec < 0) {
+			left.tv_sec--;
+			left.tv_nsec += 1000000000;
+		}
+		if (left.tv_sec < 0)
+			return false;
+		syscall(SYS_futex, (int *)&pending_jobs, FUTEX_WAIT_PRIVATE, n, &left, NULL, 0);
+	}
+}
+
+void pending_unreserve(void)
+{
+	atomic_fetch_sub(&pending_jobs, 1);
+	futex(&pending_jobs, FUTEX_WAKE_PRIVATE, 1);
 }
 
 static int watch(int ep, int op, struct sibling_job *job, int fd, enum source source,
@@ -154,6 +199,7 @@ static void finish(int ep, struct sibling_job *job, int err, bool cancelled)
 	futex(&pre->pre.pending, FUTEX_WAKE_PRIVATE, INT_MAX);
 	fdstate_release(pre);
 	free(job);
+	pending_unreserve();
 }
 
 /* One event for job. Only this thread ends jobs, and the vsock socket is watched last
@@ -249,6 +295,7 @@ void pending_after_fork(void)
 	int ep = atomic_exchange(&engine, -1);
 
 	pthread_mutex_init(&engine_lock, NULL);
+	atomic_store(&pending_jobs, 0); /* the parent's jobs never end here */
 	if (ep >= 0)
 		real.close(ep); /* the parent's thread's: never to be waited on here */
 }

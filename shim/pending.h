@@ -4,6 +4,8 @@
 #ifndef VMSHIM_PENDING_H
 #define VMSHIM_PENDING_H
 
+#include <stdbool.h>
+
 #include "fdstate.h"
 #include "redirect.h"
 
@@ -19,6 +21,12 @@ enum pending_outcome {
 	PENDING_TCP,       /* fd is its own TCP socket again, TCP's connect under way */
 	PENDING_GONE,      /* fd was closed meanwhile */
 };
+
+/* A place among the connects pending at once (at most PENDING_MAX, pending.c), waited for
+ * at most timeout_ms: false when none came. Each pending_start() needs one, which the job
+ * gives back when it ends; one not used goes back with pending_unreserve(). */
+bool pending_reserve(unsigned timeout_ms);
+void pending_unreserve(void);
 
 /* Puts the placeholder on job->fd, the application's TCP socket aside, and hands the job,
  * its vsock connect started, to the shim thread. */

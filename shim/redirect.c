@@ -316,6 +316,7 @@ enum redirect_result redirect_connect(int fd, const struct sockaddr *addr, sockl
 	const char *why = "out of memory";
 	enum redirect_result result = REDIRECT_TCP;
 	enum vmshim_count fallback = VMSHIM_COUNT_FALLBACK_LOCAL;
+	bool reserved = false;
 
 	/* What stands for this socket in fd's slot while the connection is made: each swap
 	 * happens only if it is still there (swap_in). Taken before anything is asked of fd,
@@ -328,11 +329,17 @@ enum redirect_result redirect_connect(int fd, const struct sockaddr *addr, sockl
 		goto fail;
 	}
 	int fl = real.fcntl(fd, F_GETFL);
+	if (!pending_reserve(route->timeout_ms ? route->timeout_ms : 2000)) {
+		why = "too many sibling connects pending";
+		fallback = VMSHIM_COUNT_FALLBACK_TIMEOUT;
+		goto fail;
+	}
+	reserved = true;
 	job = new_job(fd, pre, addr, len, dest, route, connecting);
 	if (!job || !start_job(job, &why, &fallback))
 		goto fail;
 	switch (pending_start(job)) {
-	case PENDING_STARTED: /* the job is the shim thread's now */
+	case PENDING_STARTED: /* the job and its place are the shim thread's now */
 		break;
 	case PENDING_NOT_STARTED:
 		why = "no placeholder or shim thread (out of descriptors or memory)";
@@ -353,6 +360,8 @@ fail:
 	if (job && job->vs >= 0)
 		real.close(job->vs);
 	free(job);
+	if (reserved)
+		pending_unreserve();
 	/* A descriptor closed meanwhile is not connected: its number may be another's now. */
 	if (pre && fdstate_peek(fd) != (uintptr_t)pre)
 		result = REDIRECT_FD_GONE;
