@@ -47,6 +47,7 @@
 #include "pending.h"
 #include "shim.h"
 #include "swap.h"
+#include "vmshim/clock.h"
 
 /* What woke the thread for a job: the tag in the low bits of the job's address. */
 enum source { FROM_VSOCK, FROM_PLACEHOLDER, FROM_DEADLINE };
@@ -58,9 +59,17 @@ enum source { FROM_VSOCK, FROM_PLACEHOLDER, FROM_DEADLINE };
 static _Atomic int engine = -1; /* the thread's epoll, once it runs */
 static pthread_mutex_t engine_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static long futex(_Atomic int *word, int op, int value)
+/* A wait (with a relative timeout, or none: NULL) or a wake on word. */
+static long futex(_Atomic int *word, int op, int value, const struct timespec *timeout)
 {
-	return syscall(SYS_futex, (int *)word, op, value, NULL, NULL, 0);
+	return syscall(SYS_futex, (int *)word, op, value, timeout, NULL, 0);
+}
+
+/* How long a job may take: connect-timeout, or when the policy says 0 the kernel's own
+ * bound on a vsock connect (2 s). */
+static unsigned job_timeout_ms(unsigned timeout_ms)
+{
+	return timeout_ms ? timeout_ms : 2000;
 }
 
 /* Connects pending at once in this process. Each holds four descriptors besides the
@@ -73,15 +82,8 @@ static _Atomic int pending_jobs;
 
 bool pending_reserve(unsigned timeout_ms)
 {
-	struct timespec end, now;
+	int64_t end = vmshim_now_ms() + job_timeout_ms(timeout_ms);
 
-	clock_gettime(CLOCK_MONOTONIC, &end);
-	end.tv_sec += (time_t)(timeout_ms / 1000);
-	end.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-	if (end.tv_nsec >= 1000000000) {
-		end.tv_sec++;
-		end.tv_nsec -= 1000000000;
-	}
 	for (;;) {
 		int n = atomic_load(&pending_jobs);
 		if (n < PENDING_MAX) {
@@ -89,22 +91,18 @@ bool pending_reserve(unsigned timeout_ms)
 				return true;
 			continue;
 		}
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		struct timespec left = {end.tv_sec - now.tv_sec, end.tv_nsec - now.tv_nsec};
-		if (left.tv_nsec < 0) {
-			left.tv_sec--;
-			left.tv_nsec += 1000000000;
-		}
-		if (left.tv_sec < 0)
+		int64_t left = end - vmshim_now_ms();
+		if (left <= 0)
 			return false;
-		syscall(SYS_futex, (int *)&pending_jobs, FUTEX_WAIT_PRIVATE, n, &left, NULL, 0);
+		struct timespec wait = {left / 1000, (long)(left % 1000) * 1000000};
+		futex(&pending_jobs, FUTEX_WAIT_PRIVATE, n, &wait);
 	}
 }
 
 void pending_unreserve(void)
 {
 	atomic_fetch_sub(&pending_jobs, 1);
-	futex(&pending_jobs, FUTEX_WAKE_PRIVATE, 1);
+	futex(&pending_jobs, FUTEX_WAKE_PRIVATE, 1, NULL);
 }
 
 static int watch(int ep, int op, struct sibling_job *job, int fd, enum source source,
@@ -196,7 +194,7 @@ static void finish(int ep, struct sibling_job *job, int err, bool cancelled)
 	atomic_store(&pre->pre.pending, 0);
 	pthread_mutex_unlock(&pre->pre.lock);
 	real.close(job->placeholder); /* wakes poll() and select() on the placeholder */
-	futex(&pre->pre.pending, FUTEX_WAKE_PRIVATE, INT_MAX);
+	futex(&pre->pre.pending, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
 	fdstate_release(pre);
 	free(job);
 	pending_unreserve();
@@ -317,11 +315,10 @@ static int placeholder(int ends[2])
 
 static int arm(int timer, unsigned timeout_ms)
 {
-	struct itimerspec when = {.it_value = {.tv_sec = timeout_ms / 1000,
-					       .tv_nsec = (long)(timeout_ms % 1000) * 1000000}};
+	unsigned ms = job_timeout_ms(timeout_ms);
+	struct itimerspec when = {.it_value = {.tv_sec = ms / 1000,
+					       .tv_nsec = (long)(ms % 1000) * 1000000}};
 
-	if (!timeout_ms)
-		when.it_value.tv_sec = 2; /* the kernel's own bound on a vsock connect */
 	return timerfd_settime(timer, 0, &when, NULL);
 }
 
@@ -392,7 +389,7 @@ undo:
 enum redirect_result pending_wait(int fd, struct fd_state *pre, bool interruptible)
 {
 	while (atomic_load(&pre->pre.pending))
-		if (futex(&pre->pre.pending, FUTEX_WAIT_PRIVATE, 1) < 0 && errno == EINTR &&
+		if (futex(&pre->pre.pending, FUTEX_WAIT_PRIVATE, 1, NULL) < 0 && errno == EINTR &&
 		    interruptible)
 			return REDIRECT_INTERRUPTED;
 	switch ((enum pending_outcome)atomic_load(&pre->pre.outcome)) {

@@ -23,7 +23,7 @@ enum pending_outcome {
 };
 
 /* A place among the connects pending at once (at most PENDING_MAX, pending.c), waited for
- * at most timeout_ms: false when none came. Each pending_start() needs one, which the job
+ * at most timeout_ms (connect-timeout; 0: the kernel's 2 s): false when none came. Each pending_start() needs one, which the job
  * gives back when it ends; one not used goes back with pending_unreserve(). */
 bool pending_reserve(unsigned timeout_ms);
 void pending_unreserve(void);

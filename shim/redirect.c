@@ -329,7 +329,7 @@ enum redirect_result redirect_connect(int fd, const struct sockaddr *addr, sockl
 		goto fail;
 	}
 	int fl = real.fcntl(fd, F_GETFL);
-	if (!pending_reserve(route->timeout_ms ? route->timeout_ms : 2000)) {
+	if (!pending_reserve(route->timeout_ms)) {
 		why = "too many sibling connects pending";
 		fallback = VMSHIM_COUNT_FALLBACK_TIMEOUT;
 		goto fail;
