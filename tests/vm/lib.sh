@@ -438,6 +438,28 @@ PY
 	) || fail "iperf3 $*: $summary"
 }
 
+# nginx_conf WORKERS EVENTS HTTP: $WORK/nginx.conf for a test's nginx: as root, in the
+# foreground, its pid (over start_bg's, so nginx.pid names the master), error log and
+# temporary files in $WORK; EVENTS and HTTP are what its events and http blocks add.
+nginx_conf() {
+	cat >"$WORK/nginx.conf" <<CONF
+user root;
+worker_processes $1;
+daemon off;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log notice;
+events { $2 }
+http {
+    client_body_temp_path $WORK/body;
+    proxy_temp_path $WORK/proxy;
+    fastcgi_temp_path $WORK/fastcgi;
+    uwsgi_temp_path $WORK/uwsgi;
+    scgi_temp_path $WORK/scgi;
+$3
+}
+CONF
+}
+
 # http_get GUEST URL FILE [ENV...]: downloads URL from GUEST into FILE with curl and prints
 # the rate in bytes/s. curl hangs with a preloaded ASan runtime even without the shim, so
 # the sanitized run fetches with Python's urllib instead.

@@ -20,29 +20,15 @@ for variant in "accept_mutex on" "accept_mutex off" "reuseport"; do
 	mutex=off listen_opts=""
 	[ "$variant" = "accept_mutex on" ] && mutex=on
 	[ "$variant" = reuseport ] && listen_opts=reuseport
-	cat >"$WORK/nginx.conf" <<CONF
-user root;
-worker_processes 4;
-daemon off;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log notice;
-events { worker_connections 256; accept_mutex $mutex; }
-http {
+	nginx_conf 4 "worker_connections 256; accept_mutex $mutex;" "\
     access_log $WORK/access.log;
-    client_body_temp_path $WORK/body;
-    proxy_temp_path $WORK/proxy;
-    fastcgi_temp_path $WORK/fastcgi;
-    uwsgi_temp_path $WORK/uwsgi;
-    scgi_temp_path $WORK/scgi;
     sendfile on;
-    server { listen $port $listen_opts; root $WORK/www; }
-}
-CONF
+    server { listen $port $listen_opts; root $WORK/www; }"
 	: >"$WORK/access.log"
 	start_bg nginx shimmed beta nginx -c "$WORK/nginx.conf" -p "$WORK"
 	wait_for "nginx ($variant)" vsock_listening beta "$(vsock_port beta "$port")"
-	# this nginx's own: another lane may run an nginx too (tests/vm/lanes). nginx wrote its
-	# master's pid over start_bg's (pid in nginx.conf); the workers come after the listener.
+	# this nginx's own: another lane may run an nginx too (tests/vm/lanes). nginx.pid names
+	# the master (nginx_conf); the workers come after the listener.
 	master=$(cat "$WORK/nginx.pid")
 	wait_for "4 workers" workers 4
 	nginx_pids="$master $(pgrep -P "$master" | tr '\n' ' ')"

@@ -9,27 +9,13 @@ start_helperd beta
 APPS=$TOP/tests/vm/apps
 mkdir -p "$WORK/www"
 echo "static page" >"$WORK/www/index.html"
-cat >"$WORK/nginx.conf" <<CONF
-user root;
-worker_processes 1;
-daemon off;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log notice;
-events { worker_connections 256; }
-http {
+nginx_conf 1 "worker_connections 256;" "\
     access_log off;
-    client_body_temp_path $WORK/body;
-    proxy_temp_path $WORK/proxy;
-    fastcgi_temp_path $WORK/fastcgi;
-    uwsgi_temp_path $WORK/uwsgi;
-    scgi_temp_path $WORK/scgi;
     server {
         listen 127.0.0.1:8090;
         root $WORK/www;
         location /up { proxy_pass http://198.18.0.2:7500; proxy_connect_timeout 10s; }
-    }
-}
-CONF
+    }"
 start_bg upstream shimmed beta python3 "$APPS/slow_upstream.py" 7500 1.0 4
 wait_for "the upstream" vsock_listening beta "$(vsock_port beta 7500)"
 start_bg nginx shimmed alpha nginx -c "$WORK/nginx.conf" -p "$WORK"
