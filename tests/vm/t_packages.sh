@@ -11,6 +11,7 @@
 debs=${DEBS:-$TOP/build/deb}
 plain=$TOP/build/progs # the shim of the package is not sanitized: nor may its programs be
 wants=/etc/systemd/system/multi-user.target.wants
+demo=/etc/systemd/system/t-packages-demo.service # a service for `vmshim enable`
 
 # deb WHICH PACKAGE: the package file of that version (current or next).
 deb() {
@@ -48,6 +49,7 @@ sys.exit(1 if msg.split("\n").count("READY=1") != 1 or missing else 0)
 start_unit_by_hand() {
 	local unit=/lib/systemd/system/$1 name=$2 rundir
 	shift 2
+	local what="${unit##*/}'s ExecStart by hand"
 	rundir=/run/$(sed -n 's/^RuntimeDirectory=//p' "$unit")
 	mkdir -m 0755 "$rundir"
 	rm -f "$WORK/notify.sock"
@@ -55,8 +57,8 @@ start_unit_by_hand() {
 	wait_for "the notify socket" test -S "$WORK/notify.sock"
 	# shellcheck disable=SC2046 # the command line, split as systemd splits one without quotes
 	start_bg "$name" env NOTIFY_SOCKET="$WORK/notify.sock" $(sed -n 's/^ExecStart=//p' "$unit")
-	join_bg "$name-ready" 60 || fail "$1 by hand: $(cat "$WORK/$name-ready.out")"
-	log "$1 by hand: $(cat "$WORK/$name-ready.out")"
+	join_bg "$name-ready" 60 || fail "$what: $(cat "$WORK/$name-ready.out")"
+	log "$what: $(cat "$WORK/$name-ready.out")"
 }
 
 [ -z "$(installed vmshim-guest)$(installed vmshim-host)" ] ||
@@ -67,6 +69,7 @@ cleanup() {
 	stop_bg relay-unit
 	rm -rf /run/vmshim /run/vmshim-relay
 	dpkg -P vmshim-guest vmshim-host </dev/null >/dev/null 2>&1 || true
+	rm -rf "$demo" "$demo.d"
 }
 trap cleanup EXIT
 guest=$(deb current vmshim-guest)
@@ -103,12 +106,15 @@ systemd-analyze verify /lib/systemd/system/vmshim-helperd.service \
 	fail "systemd-analyze verify: $(cat "$WORK/verify.out")"
 
 log "vmshim run puts the shim first; enable and disable write and remove a drop-in"
-[ "$(LD_PRELOAD=other vmshim run -- sh -c 'echo "$LD_PRELOAD"')" = "$shim other" ] ||
-	fail "vmshim run: LD_PRELOAD is not '$shim other'"
+[ "$(LD_PRELOAD=libc.so.6 vmshim run -- sh -c 'echo "$LD_PRELOAD"')" = "$shim libc.so.6" ] ||
+	fail "vmshim run: LD_PRELOAD is not '$shim libc.so.6'"
+printf '%s\n' "[Service]" "ExecStart=/bin/true" >"$demo"
 vmshim enable t-packages-demo >/dev/null
-dropin=/etc/systemd/system/t-packages-demo.service.d/vmshim.conf
+dropin=$demo.d/vmshim.conf
 grep -qx "Environment=LD_PRELOAD=$shim" "$dropin" || fail "$dropin: no LD_PRELOAD"
 grep -qx "After=vmshim-helperd.service" "$dropin" || fail "$dropin: not after helperd"
+systemd-analyze verify "$demo" >"$WORK/verify.out" 2>&1 ||
+	fail "systemd-analyze verify with the drop-in: $(cat "$WORK/verify.out")"
 vmshim disable t-packages-demo >/dev/null
 [ ! -e "$dropin" ] && [ ! -e "${dropin%/*}" ] || fail "vmshim disable left ${dropin%/*}"
 ! vmshim enable ../escape >/dev/null 2>&1 || fail "vmshim enable took ../escape"
@@ -144,6 +150,7 @@ start_unit_by_hand vmshim-relay.service relay-unit /run/vmshim-relay/status
 stop_bg helperd-unit
 stop_bg relay-unit
 rm -rf /run/vmshim /run/vmshim-relay
+alone_end
 
 next_guest=$(deb next vmshim-guest)
 next_host=$(deb next vmshim-host)
@@ -173,4 +180,3 @@ dpkg_do -P vmshim-guest vmshim-host
 for u in vmshim-helperd vmshim-relay; do
 	[ ! -e "$wants/$u.service" ] || fail "$u is still enabled after purge"
 done
-alone_end
