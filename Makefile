@@ -7,11 +7,15 @@
 #   make check-unit      build and run the cmocka unit tests
 #   make soak            the long forms: every fuzz target 10 minutes, then t_stress with
 #                        100,000 short connections in the test VM (about 10 minutes)
-#   make install PREFIX=/usr/local
+#   make install PREFIX=/usr/local   (also LIBDIR, UNITDIR, MANDIR; debian/rules sets them)
+#   make programs        only what `make install` installs
 
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 PREFIX  ?= /usr/local
+LIBDIR  ?= $(PREFIX)/lib
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+MANDIR  ?= $(PREFIX)/share/man
 DESTDIR ?=
 
 ifeq ($(SAN),1)
@@ -26,8 +30,8 @@ SANFLAGS =
 endif
 
 WARN      = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
-ALLFLAGS  = -std=gnu11 -D_GNU_SOURCE -Iinclude -Ipolicy $(WARN) $(CFLAGS) $(SANFLAGS) -MMD -MP
-LDSAN     = $(SANFLAGS)
+ALLFLAGS  = -std=gnu11 -D_GNU_SOURCE -Iinclude -Ipolicy $(WARN) $(CPPFLAGS) $(CFLAGS) $(SANFLAGS) -MMD -MP
+LINKFLAGS = $(LDFLAGS) $(SANFLAGS)
 
 COMMON_SRC  = $(wildcard common/*.c)
 POLICY_SRC  = $(wildcard policy/*.c)
@@ -55,8 +59,11 @@ HELPERD_LIB = $(filter-out $(BUILD)/obj/helperd/main.o,$(HELPERD_OBJ))
 UNIT_BIN = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 PROG_BIN = $(patsubst tests/progs/%.c,$(BUILD)/progs/%,$(PROG_SRC)) $(BUILD)/progs/failalloc.so
 
-.PHONY: all check-unit install clean fuzz
-all: $(BUILD)/libvmshim.so $(BUILD)/helperd $(BUILD)/vmshimctl $(BUILD)/vmshim-relay $(UNIT_BIN) $(PROG_BIN)
+PROGRAMS = $(BUILD)/libvmshim.so $(BUILD)/helperd $(BUILD)/vmshimctl $(BUILD)/vmshim-relay
+
+.PHONY: all programs check-unit install clean fuzz
+all: $(PROGRAMS) $(UNIT_BIN) $(PROG_BIN)
+programs: $(PROGRAMS)
 
 $(BUILD)/obj/shim/%.o: shim/%.c
 	@mkdir -p $(@D)
@@ -84,19 +91,19 @@ $(BUILD)/obj/%.o: %.c
 
 # The shim reads the table (common/table.c); it never links the policy's parser.
 $(BUILD)/libvmshim.so: $(SHIM_OBJ) $(SHIM_COMMON_OBJ) $(BUILD)/obj/common/table.o shim/libvmshim.map
-	$(CC) -shared -Wl,--version-script=shim/libvmshim.map -Wl,-z,defs,-z,now $(LDSAN) \
+	$(CC) -shared -Wl,--version-script=shim/libvmshim.map -Wl,-z,defs,-z,now $(LINKFLAGS) \
 		-o $@ $(filter %.o,$^) -ldl -lpthread
 
 $(BUILD)/helperd: $(HELPERD_OBJ) $(POLICY_OBJ) $(COMMON_OBJ)
-	$(CC) $(LDSAN) -o $@ $^
+	$(CC) $(LINKFLAGS) -o $@ $^
 
 # The host side: policy/statements.o for its host policy's syntax, libbpf for the sockmap
 # engine (relay/splice.mk).
 $(BUILD)/vmshim-relay: $(RELAY_OBJ) $(BUILD)/obj/policy/statements.o $(COMMON_OBJ)
-	$(CC) $(LDSAN) -o $@ $^ $(SPLICE_LIBS)
+	$(CC) $(LINKFLAGS) -o $@ $^ $(SPLICE_LIBS)
 
 $(BUILD)/vmshimctl: helperd/ctl/vmshimctl.c
-	$(CC) $(ALLFLAGS) $(LDSAN) -o $@ $<
+	$(CC) $(ALLFLAGS) $(LINKFLAGS) -o $@ $<
 
 # libFuzzer targets (clang): tests/fuzz/fuzz_NAME.c against the code it names, with the kept
 # corpus in tests/fuzz/corpus/NAME. `make fuzz FUZZ_SECONDS=N` runs each for N seconds.
@@ -133,7 +140,7 @@ $(FUZZ_RUNS): run-fuzz_%: build-fuzz/fuzz_%
 
 $(BUILD)/tests/%: tests/unit/%.c $(HELPERD_LIB) $(POLICY_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(@D)
-	$(CC) $(ALLFLAGS) -Ihelperd -Ishim -DFIXTURES='"tests/unit/fixtures"' $(LDSAN) -o $@ $^ -lcmocka $(TEST_LIBS)
+	$(CC) $(ALLFLAGS) -Ihelperd -Ishim -DFIXTURES='"tests/unit/fixtures"' $(LINKFLAGS) -o $@ $^ -lcmocka $(TEST_LIBS)
 
 # test_relay tests the relay's host policy and its hybrid handshake and paths.
 $(BUILD)/tests/test_relay: $(call obj,relay/host_policy.c relay/hybrid_line.c relay/hybrid_path.c)
@@ -145,7 +152,7 @@ $(BUILD)/tests/test_shim_parts: TEST_LIBS = -ldl -lpthread
 
 $(BUILD)/progs/%: tests/progs/%.c
 	@mkdir -p $(@D)
-	$(CC) $(ALLFLAGS) $(LDSAN) -o $@ $(filter %.c %.o,$^) -lpthread
+	$(CC) $(ALLFLAGS) $(LINKFLAGS) -o $@ $(filter %.c %.o,$^) -lpthread
 
 # stress's crowd speaks and connects as a sibling's shim does.
 $(BUILD)/progs/stress: $(call obj,common/dialled.c common/vsock.c)
@@ -183,17 +190,27 @@ check-own-calls: $(BUILD)/libvmshim.so
 	hooks=$$(sed -n '/global:/,/local:/{/:/d;s/;//g;p}' shim/libvmshim.map | xargs | tr ' ' '|'); \
 	! objdump -d $< | grep -E "call.*<($$hooks)@plt>"
 
-install: $(BUILD)/libvmshim.so $(BUILD)/helperd $(BUILD)/vmshimctl $(BUILD)/vmshim-relay
-	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin \
-		$(DESTDIR)$(PREFIX)/share/vmshim $(DESTDIR)$(PREFIX)/lib/systemd/system
-	install -m 0644 $(BUILD)/libvmshim.so $(DESTDIR)$(PREFIX)/lib/libvmshim.so
+# The guest's part (the shim, helperd, vmshimctl, the vmshim wrapper, the example policy,
+# helperd's unit) and the host's (vmshim-relay, its unit), with their manual pages.
+install: $(PROGRAMS)
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin \
+		$(DESTDIR)$(PREFIX)/share/vmshim $(DESTDIR)$(UNITDIR) \
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8
+	install -m 0644 $(BUILD)/libvmshim.so $(DESTDIR)$(LIBDIR)/libvmshim.so
 	install -m 0755 $(BUILD)/helperd $(DESTDIR)$(PREFIX)/sbin/helperd
+	install -m 0755 $(BUILD)/vmshim-relay $(DESTDIR)$(PREFIX)/sbin/vmshim-relay
 	install -m 0755 $(BUILD)/vmshimctl $(DESTDIR)$(PREFIX)/bin/vmshimctl
+	sed 's|@LIBDIR@|$(LIBDIR)|g' helperd/ctl/vmshim.in > $(DESTDIR)$(PREFIX)/bin/vmshim
+	chmod 0755 $(DESTDIR)$(PREFIX)/bin/vmshim
 	install -m 0644 policy/example.policy $(DESTDIR)$(PREFIX)/share/vmshim/example.policy
-	sed 's|@PREFIX@|$(PREFIX)|g' helperd/helperd.service.in > $(DESTDIR)$(PREFIX)/lib/systemd/system/vmshim-helperd.service
+	install -m 0644 relay/example.policy $(DESTDIR)$(PREFIX)/share/vmshim/example-relay.policy
+	sed 's|@PREFIX@|$(PREFIX)|g' helperd/helperd.service.in > $(DESTDIR)$(UNITDIR)/vmshim-helperd.service
+	sed 's|@PREFIX@|$(PREFIX)|g' relay/vmshim-relay.service.in > $(DESTDIR)$(UNITDIR)/vmshim-relay.service
+	install -m 0644 helperd/ctl/vmshimctl.1 helperd/ctl/vmshim.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 helperd/helperd.8 relay/vmshim-relay.8 $(DESTDIR)$(MANDIR)/man8/
 
 clean:
-	rm -rf build build-san build-tsan build-fuzz
+	rm -rf build build-san build-tsan build-fuzz build-deb
 
 # bench: builds the benchmark programs in bench/ (and the shim, helperd, vmshimctl, the
 # relay); bench/run measures.
@@ -203,7 +220,7 @@ bench: $(BUILD)/libvmshim.so $(BUILD)/helperd $(BUILD)/vmshimctl $(BUILD)/vmshim
 
 $(BUILD)/bench/%: bench/%.c
 	@mkdir -p $(@D)
-	$(CC) $(ALLFLAGS) -Itests/progs $(LDSAN) -o $@ $<
+	$(CC) $(ALLFLAGS) -Itests/progs $(LINKFLAGS) -o $@ $<
 
 # The relay's sockmap engine and its test program.
 include relay/splice.mk

@@ -263,6 +263,7 @@ int main(int argc, char **argv)
 	policy_watch_start(helperd.policy_path, reload);
 	describe();
 	log_info("ready: run directory %s", helperd.rundir);
+	daemon_notify_ready();
 	int rc = loop_run(&stopping, helperd_before_sleep);
 
 	/* Shims see CLOSED at once and go back to plain TCP; open connections are untouched. */

@@ -138,6 +138,7 @@ static int run(int foreground, int to_syslog, int debug, bool copy_only)
 	choose_forwarding(copy_only);
 	describe();
 	log_info("ready: run directory %s", relay.rundir);
+	daemon_notify_ready();
 	int rc = loop_run(&stopping, NULL);
 
 	session_close_all();

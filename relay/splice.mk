@@ -25,4 +25,4 @@ $(BUILD)/obj/relay/splice.o: relay/splice.c relay/splice.h $(SPLICE_GEN)/splice.
 $(BUILD)/progs/splice_check: tests/progs/splice_check.c $(BUILD)/obj/relay/splice.o \
 		$(BUILD)/obj/common/vsock.o
 	@mkdir -p $(@D)
-	$(CC) $(ALLFLAGS) -Irelay $(LDSAN) -o $@ $(filter %.c %.o,$^) $(SPLICE_LIBS)
+	$(CC) $(ALLFLAGS) -Irelay $(LINKFLAGS) -o $@ $(filter %.c %.o,$^) $(SPLICE_LIBS)

@@ -11,4 +11,9 @@ void daemon_raise_fd_limit(void);
  * descriptor, or -1 once logged. */
 int daemon_rundir(const char *dir, const char *name);
 
+/* Tells the service manager that the daemon serves from now on (systemd's Type=notify:
+ * READY=1 to the datagram socket $NOTIFY_SOCKET), so that units ordered after it start only
+ * then. Nothing without $NOTIFY_SOCKET. */
+void daemon_notify_ready(void);
+
 #endif
