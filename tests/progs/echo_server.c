@@ -138,7 +138,9 @@ static void serve_epoll(int s, int count, int edge)
 		die("epoll on the listener");
 	while (done < count) {
 		struct epoll_event events[16];
-		int n = epoll_wait(ep, events, 16, 30000);
+		/* Bounded, but long enough for a test that waits between connections for its
+		 * turn to run alone (alone_begin in tests/vm/lib.sh). */
+		int n = epoll_wait(ep, events, 16, 120000);
 		if (n <= 0)
 			die("epoll_wait timed out");
 		for (int i = 0; i < n; i++) {

@@ -60,8 +60,16 @@ fail() { printf '    FAIL: %s\n' "$*"; exit 1; }
 # other lane (tests/vm/lanes): alone_begin waits until the test there has ended, and that
 # lane waits for alone_end. For a part that changes what the whole VM shares (a kernel
 # module, a global sysctl, /etc/ld.so.preload) or times something to the millisecond.
-# (tests/vm/run holds TESTS_LOCK shared while a test runs.)
-alone_begin() { [ -z "${TESTS_LOCK:-}" ] || flock -x "$TESTS_LOCK"; }
+# (tests/vm/run holds TESTS_LOCK shared while a test runs, and takes it only through
+# TESTS_GATE, which alone_begin holds while it waits: a lane that starts its next test at
+# once could otherwise keep TESTS_LOCK from ever being free.)
+alone_begin() {
+	[ -n "${TESTS_LOCK:-}" ] || return 0
+	flock -u "$TESTS_LOCK" # not held while waiting for the gate: the other lane may be there
+	flock -x "$TESTS_GATE"
+	flock -x "$TESTS_LOCK"
+	flock -u "$TESTS_GATE"
+}
 alone_end() { [ -z "${TESTS_LOCK:-}" ] || flock -s "$TESTS_LOCK"; }
 
 # guest_policy [--relay] GUEST...: a policy for the test guests GUEST (GUEST/relay: `via
