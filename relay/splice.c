@@ -28,6 +28,7 @@ struct splice_dir {
 	uint64_t in, out;
 	int32_t err;
 	uint32_t lost;
+	uint64_t window_full;
 };
 
 /* The head of a `rescued` record: a packet dropped off a source socket (splice.bpf.c). */
@@ -423,6 +424,13 @@ int splice_queued(struct splice_engine *e, unsigned id, int from, uint64_t *queu
 	}
 	*queued = load64(&d->in) - sent;
 	return 0;
+}
+
+uint64_t splice_window_full(struct splice_engine *e, unsigned id, int from)
+{
+	return valid(e, id) && (from == 0 || from == 1)
+		       ? load64(&e->dirs[2 * id + from].window_full)
+		       : 0;
 }
 
 int splice_drained(struct splice_engine *e, unsigned id, int from)
