@@ -5,7 +5,8 @@
 # stream over native vsock. For each: the bytes and rate, the vsock packets each hop carried
 # by kind (the vsock:virtio_transport_alloc_pkt tracepoint), the runs of the relay's
 # BPF programs (kernel.bpf_stats_enabled); for the relay also its kernel queue, sampled
-# every 100 ms from `vmshim-relay status`, and whether it took the stream back. Inside the
+# every 100 ms from `vmshim-relay status`, and whether it took the stream back; for the third
+# stream also the runs of the kernel's sending work (workqueue tracepoints). Inside the
 # test VM only, on a kernel that splices:
 #
 #   scripts/testvm --kernel 6.12 -- bench/splice_probe.sh [SIZE [SECONDS [RELAY OPTION...]]]
@@ -29,6 +30,7 @@ wait_for "the sink" vsock_listening beta "$(vsock_port beta 7211)"
 wait_for "alpha to know beta's sink" serves alpha beta 7211
 sysctl -qw kernel.bpf_stats_enabled=1
 TRACE=/sys/kernel/tracing
+EVENTS=vsock/virtio_transport_alloc_pkt
 mountpoint -q $TRACE || mount -t tracefs nodev $TRACE
 echo 65536 >$TRACE/buffer_size_kb
 echo "kernel $(uname -r), $(nproc) cpus; relay: $(relay_value 'd["forwarding"]') $*"
@@ -61,12 +63,35 @@ for (src, dst, op), (n, b, sizes) in sorted(hops.items(), key=lambda x: -x[1][0]
 PY
 }
 
+# backlog_runs FILE: the runs of the psock's sending work (sk_psock_backlog) in FILE's
+# workqueue events, if traced: how many, how long in all, over how long.
+backlog_runs() {
+	python3 -S - "$1" <<'PY'
+import re, sys
+runs, busy, first, last, open_at = 0, 0.0, None, None, {}
+for line in open(sys.argv[1]):
+    m = re.search(r"-(\d+)\s+\[\d+\].*?\s(\d+\.\d+): workqueue_execute_(start|end): .*sk_psock_backlog", line)
+    if not m:
+        continue
+    pid, t, what = m[1], float(m[2]), m[3]
+    if what == "start":
+        open_at[pid] = t
+        first = t if first is None else first
+    elif pid in open_at:
+        runs += 1
+        busy += t - open_at.pop(pid)
+        last = t
+if runs:
+    print(f"  sk_psock_backlog: {runs} runs, busy {busy:.3f} s of {last - first:.3f} s, {1000 * busy / runs:.2f} ms a run")
+PY
+}
+
 # stream NAME TARGET HOW: the stream, traced; prints what it saw.
 stream() {
 	local name=$1 target=$2 how=$3 runs0 runs1
 	runs0=$(bpf_runs)
 	echo >$TRACE/trace
-	echo 1 >$TRACE/events/vsock/virtio_transport_alloc_pkt/enable
+	for e in $EVENTS; do echo 1 >"$TRACE/events/$e/enable"; done
 	( for i in $(seq 600); do
 		echo "$(date +%s.%N) $("$RELAY" -r "$RUN/vmshim-relay" status | tr -d '\n')"
 		sleep 0.1
@@ -79,13 +104,14 @@ stream() {
 		in_guest alpha "$NB" stream "$target" --size "$size" --streams 1 --seconds "$seconds"
 	fi | sed "s/^/$name: /"
 	kill "$sampler" 2>/dev/null || true
-	echo 0 >$TRACE/events/vsock/virtio_transport_alloc_pkt/enable
+	for e in $EVENTS; do echo 0 >"$TRACE/events/$e/enable"; done
 	cat $TRACE/trace >"$WORK/$name.trace"
 	runs1=$(bpf_runs)
 	echo "  bpf runs before: $runs0"
 	echo "  bpf runs after:  $runs1"
 	echo "  vsock packets:"
 	packets "$WORK/$name.trace"
+	backlog_runs "$WORK/$name.trace"
 	python3 -S - "$WORK/$name.samples" "$t0" "$(vsock_port beta 7211)" <<'PY'
 import json, sys
 t0, port = float(sys.argv[2]), int(sys.argv[3])
@@ -120,8 +146,12 @@ write_host_policy "$WORK/relay-big.policy" "buffer 67108864"
 start_relay "$WORK/relay-big.policy" "$@"
 wait_for "alpha to know beta's sink again" serves alpha beta 7211
 echo "relay with buffer 64 MiB:"
+EVENTS="$EVENTS workqueue/workqueue_execute_start workqueue/workqueue_execute_end"
 stream relay-64m 198.18.0.2:7211 shim
 
 stop_bg sink
 stop_bg vsink
 stop_relay
+for g in alpha beta gamma host; do remove_guest "$g"; done
+ip link del "$BRIDGE"
+rm -rf "$WORK" "$RUN"/vmshim-*
