@@ -55,6 +55,7 @@ struct session {
 	bool port_seen; /* source_port seen by the host, not told by the guest */
 	enum forward_path path;
 	unsigned splice_id;
+	uint64_t window_full_seen[2]; /* splice_window_full at the last tick, up and down */
 	int64_t splice_retry_ms; /* when a copied session may try the kernel again */
 	struct copy_dir up, down; /* caller to destination, destination to caller */
 	unsigned long long bytes_up, bytes_down; /* moved by copies, and by past splices */

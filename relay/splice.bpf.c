@@ -49,6 +49,7 @@ struct splice_dir {
 	__u64 out; /* handed to the target's sendmsg by the psock's backlog */
 	__s32 err; /* errno of the send that made the backlog give up on the target */
 	__u32 lost; /* packets dropped off the source and not (yet) rescued */
+	__u64 window_full; /* sends that found the target's window full (EAGAIN): its reader lags */
 };
 
 /* A packet the kernel dropped off a source socket, for user space. */
@@ -130,7 +131,9 @@ int BPF_PROG(splice_sent, struct sock *sk, struct sk_buff *skb, int offset, int 
 		return 0;
 	if (ret > 0)
 		__sync_fetch_and_add(&d->out, ret);
-	else if (ret != -EAGAIN) /* the backlog stops sending to this socket for good */
+	else if (ret == -EAGAIN)
+		__sync_fetch_and_add(&d->window_full, 1);
+	else /* the backlog stops sending to this socket for good */
 		d->err = ret ? -ret : 32 /* EPIPE, as sk_psock_backlog reports */;
 	return 0;
 }

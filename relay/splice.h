@@ -54,6 +54,10 @@ int splice_bytes(struct splice_engine *e, unsigned id, uint64_t *a_to_b, uint64_
  * without a system call. -1 with errno once sending them failed for good. */
 int splice_queued(struct splice_engine *e, unsigned id, int from, uint64_t *queued);
 
+/* How often the kernel, sending what came from `from` (0: a, 1: b), found the other socket's
+ * window full (EAGAIN: the reader there lags), so far; without a system call. */
+uint64_t splice_window_full(struct splice_engine *e, unsigned id, int from);
+
 /* Whether everything that has arrived on `from` (0: a, 1: b) has been sent on the other
  * socket. After EOF on `from` (EPOLLRDHUP), 1 is the exact moment to pass the half-close on
  * with shutdown(other, SHUT_WR); the other direction keeps flowing. 0: bytes are still
