@@ -1,6 +1,7 @@
 /* The shim's side of the control socket: a fresh connection per request, so that nothing
  * is shared between threads or survives a fork. Only listen(), close() of a registered
- * listener and accepting a sibling connection come here, never a plain connect(). */
+ * listener and the first doorbell on a listener without a live channel (arrivals.h) come
+ * here, never a plain connect() or accept(). */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
