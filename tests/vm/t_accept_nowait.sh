@@ -69,3 +69,23 @@ grep -q "peer=198.18.0.1 bytes=1000" "$WORK/server.out" || fail "no sibling conn
 slowest=$(sed -n 's/^accept_ms=\([0-9]*\).*/\1/p' "$WORK/server.out" | sort -n | tail -n 1)
 # A doorbell waits for its secret only if helperd has not sent it yet; here it has.
 [ "${slowest:-1000}" -lt 150 ] || fail "an accept() waited ${slowest} ms"
+
+# helperd killed (SIGKILL) while a sibling connection waits for a stopped server: the
+# connection is in the server's channel, not in helperd, and the server still takes it over
+# vsock when it accepts (before: the doorbell was none of helperd's any more, the client fell
+# back to TCP after its connect-timeout).
+port=7602
+start_bg server2 shimmed beta python3 "$WORK/server.py" "$port" "$WORK/go2"
+wait_for "vsock listener" vsock_listening beta "$(vsock_port beta "$port")"
+r0=$(counter alpha redirected)
+start_bg client2 shimmed alpha "$PROGS/echo_client" block 198.18.0.2 "$port" 1000
+wait_for "the doorbell" in_guest beta python3 "$TOP/tests/vm/apps/claim_thief.py" find "$port"
+stop_helperd beta KILL
+touch "$WORK/go2"
+rc=0
+join_bg client2 20 || rc=$?
+redirected=$(($(counter alpha redirected) - r0))
+log "beta's helperd killed while a doorbell waited: $(head -n 1 "$WORK/server2.out"); client: $(tail -n 1 "$WORK/client2.out"); $redirected over vsock"
+[ "$rc" = 0 ] || fail "client: $(cat "$WORK/client2.out")"
+[ "$redirected" = 1 ] || fail "the sibling connection fell back to TCP"
+stop_bg server2
