@@ -28,8 +28,8 @@
  * and this much more, no one waits for an entry any more. */
 #define PENDING_GRACE_MS 1000
 
-/* A sibling connection from its arrival in the listener's channel until its doorbell is
- * accepted (the application's end of it closes), or given up. */
+/* A sibling connection from its arrival in the listener's channel until a shim took an
+ * arrival for its doorbell (and says so on it), or helperd gave it up. */
 struct pending {
 	struct watch w;  /* on the doorbell socket */
 	struct watch vw; /* on helperd's copy of the sibling's connection, for its hanging up */
@@ -47,13 +47,14 @@ static unsigned n_pending;
 static struct share *peer_shares, *listener_shares;
 static unsigned pool_max = PENDING_MAX;
 
-/* How a doorbell ends. The shim that takes an arrival for a doorbell writes
- * VMSHIM_HANDOVER_BYTE back on it (TAKEN). A doorbell that left the listener's queue without
- * it, or never reached it, takes an arrival back (NOT_TAKEN), so that the arrivals stay as
- * many as the doorbells. One still in the queue when helperd lets go stays there with its
- * secret (GRACEFUL: closed without a reset, its data readable after), and takes an arrival
- * when it is accepted, as any other. */
-enum ending { TAKEN, GRACEFUL, NOT_TAKEN };
+/* How a doorbell ends (always with a reset: no TIME_WAIT, no orphan on the loopback). The
+ * shim that takes an arrival for a doorbell writes VMSHIM_HANDOVER_BYTE back on it (TAKEN).
+ * A doorbell that left the listener's queue without it, or never reached it, takes an
+ * arrival back (NOT_TAKEN), so that the arrivals stay as many as the doorbells. One still in
+ * the queue when helperd lets go (LET_GO) stays there, reset, with its secret still to be
+ * read (Linux keeps what a socket received when it is reset), and takes an arrival when it
+ * is accepted, as any other. */
+enum ending { TAKEN, LET_GO, NOT_TAKEN };
 
 static void forget_sibling(struct pending *p)
 {
@@ -67,8 +68,6 @@ static void forget_sibling(struct pending *p)
 
 static void drop(struct pending *p, enum ending how)
 {
-	static const struct linger keep = {.l_onoff = 0};
-
 	DL_DELETE(pending, p);
 	n_pending--;
 	share_give(&peer_shares, p->peer);
@@ -78,9 +77,6 @@ static void drop(struct pending *p, enum ending how)
 		channel_take_back(p->ch);
 	channel_put(p->ch);
 	loop_retire(&p->w);
-	/* TAKEN: the application's end is being replaced; a reset leaves no TIME_WAIT */
-	if (how == GRACEFUL)
-		setsockopt(p->w.fd, SOL_SOCKET, SO_LINGER, &keep, sizeof(keep));
 	close(p->w.fd);
 }
 
@@ -124,18 +120,20 @@ static void on_bell(struct watch *w, uint32_t events)
 	drop(p, NOT_TAKEN);
 }
 
+/* helperd gives p up: a doorbell in the listener's queue stays there. */
+static void let_go(struct pending *p)
+{
+	drop(p, p->connected ? LET_GO : NOT_TAKEN);
+}
+
 /* The sibling hung up before its connection was accepted: its shim gave up and uses TCP.
  * Its arrival stays for the doorbell (interchangeable, it may be another's by now). */
 static void on_sibling_gone(struct watch *w, uint32_t events)
 {
-	struct pending *p = w->owner;
-
 	(void)events;
 	log_debug("sibling connection to port %u closed by the sibling before it was accepted",
-		  p->port);
-	forget_sibling(p);
-	if (p->connected)
-		drop(p, GRACEFUL);
+		  ((struct pending *)w->owner)->port);
+	let_go(w->owner);
 }
 
 /* A TCP socket that resets on close and comes from the doorbell address. It delays the
@@ -277,7 +275,7 @@ void doorbell_expire(int64_t now_ms)
 		log_limited(LOG_SOURCE(LOG_KIND_CID, p->peer->key >> 32), LOG_INFO,
 			    "sibling connection to port %u not accepted within the connect-timeout: "
 			    "let go", p->port);
-		drop(p, p->connected ? GRACEFUL : NOT_TAKEN);
+		let_go(p);
 	}
 }
 
@@ -293,5 +291,5 @@ void doorbell_shutdown(void)
 	struct pending *p, *tmp;
 
 	DL_FOREACH_SAFE(pending, p, tmp)
-		drop(p, p->connected ? GRACEFUL : NOT_TAKEN);
+		let_go(p);
 }
