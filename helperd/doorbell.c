@@ -19,7 +19,7 @@
 #include "vmshim/clock.h"
 #include "vmshim/handover.h"
 
-/* The pool of sibling connections waiting to be accepted (two descriptors each) is shared:
+/* The pool of sibling connections waiting to be accepted (a doorbell each) is shared:
  * a peer may hold a quarter of it, a listener half, so that a hostile peer or a slow
  * acceptor crowds out no one but itself. */
 #define PENDING_MAX 4096
@@ -29,11 +29,11 @@
 #define PENDING_GRACE_MS 1000
 
 /* A sibling connection from its arrival in the listener's channel until a shim took an
- * arrival for its doorbell (and says so on it), or helperd gave it up. */
+ * arrival for its doorbell (and says so on it), or helperd gave it up. helperd keeps no
+ * copy of the connection: once the application holds it, closing it must end it, and no
+ * epoll registration of the application may outlive its descriptor. */
 struct pending {
-	struct watch w;  /* on the doorbell socket */
-	struct watch vw; /* on helperd's copy of the sibling's connection, for its hanging up */
-	int vs;          /* that copy, or -1 */
+	struct watch w; /* on the doorbell socket */
 	struct channel *ch;
 	struct share *peer, *listener;
 	bool connected; /* and the secret sent: the doorbell is in the listener's queue */
@@ -56,23 +56,12 @@ static unsigned pool_max = PENDING_MAX;
  * is accepted, as any other. */
 enum ending { TAKEN, LET_GO, NOT_TAKEN };
 
-static void forget_sibling(struct pending *p)
-{
-	if (p->vs < 0)
-		return;
-	loop_del(&p->vw);
-	p->vw.on_event = NULL; /* an event already fetched for it is skipped */
-	close(p->vs);
-	p->vs = -1;
-}
-
 static void drop(struct pending *p, enum ending how)
 {
 	DL_DELETE(pending, p);
 	n_pending--;
 	share_give(&peer_shares, p->peer);
 	share_give(&listener_shares, p->listener);
-	forget_sibling(p);
 	if (how == NOT_TAKEN)
 		channel_take_back(p->ch);
 	channel_put(p->ch);
@@ -126,16 +115,6 @@ static void let_go(struct pending *p)
 	drop(p, p->connected ? LET_GO : NOT_TAKEN);
 }
 
-/* The sibling hung up before its connection was accepted: its shim gave up and uses TCP.
- * Its arrival stays for the doorbell (interchangeable, it may be another's by now). */
-static void on_sibling_gone(struct watch *w, uint32_t events)
-{
-	(void)events;
-	log_debug("sibling connection to port %u closed by the sibling before it was accepted",
-		  ((struct pending *)w->owner)->port);
-	let_go(w->owner);
-}
-
 /* A TCP socket that resets on close and comes from the doorbell address. It delays the
  * last segment of its handshake (as TCP_DEFER_ACCEPT on a connecting socket does in Linux's
  * tcp_rcv_synsent_state_process) until the secret is sent with it: the listener sees the
@@ -166,7 +145,7 @@ static int bell_socket(int family)
 void doorbell_init(void)
 {
 	struct rlimit rl;
-	rlim_t want = 2 * PENDING_MAX + FD_RESERVE;
+	rlim_t want = PENDING_MAX + FD_RESERVE;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
 		return;
@@ -178,7 +157,7 @@ void doorbell_init(void)
 	rl.rlim_cur = rl.rlim_max;
 	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
 		getrlimit(RLIMIT_NOFILE, &rl);
-	pool_max = rl.rlim_cur > FD_RESERVE + 8 ? (unsigned)(rl.rlim_cur - FD_RESERVE) / 2 : 4;
+	pool_max = rl.rlim_cur > FD_RESERVE + 8 ? (unsigned)(rl.rlim_cur - FD_RESERVE) : 4;
 	log_warn("only %llu descriptors: at most %u sibling connections can wait to be accepted",
 		 (unsigned long long)rl.rlim_cur, pool_max);
 }
@@ -237,6 +216,8 @@ int doorbell_ring(int vs, const struct policy_peer *from, uint32_t vport, struct
 			    "no more (%m)", from->name, show_local->port);
 		goto fail;
 	}
+	close(vs); /* the channel's copy is the connection now */
+	vs = -1;
 	p->ch = channel_ref(ch);
 	p->port = show_local->port;
 	if (ring_after_arrival(p, target, target_len) < 0) {
@@ -244,12 +225,6 @@ int doorbell_ring(int vs, const struct policy_peer *from, uint32_t vport, struct
 		channel_take_back(ch);
 		channel_put(ch);
 		goto fail;
-	}
-	p->vs = vs;
-	p->vw = (struct watch){.fd = vs, .on_event = on_sibling_gone, .owner = p};
-	if (loop_add(&p->vw, EPOLLRDHUP) < 0) { /* helperd then learns of its end no sooner */
-		close(vs);
-		p->vs = -1;
 	}
 	p->deadline_ms = vmshim_now_ms() + helperd.policy->connect_timeout_ms + PENDING_GRACE_MS;
 	DL_APPEND(pending, p);
@@ -261,7 +236,8 @@ fail:
 		share_give(&listener_shares, p->listener);
 	}
 	free(p);
-	close(vs);
+	if (vs >= 0)
+		close(vs);
 	return -1;
 }
 

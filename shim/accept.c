@@ -76,44 +76,48 @@ static const struct fd_state *rung_listener(int fd, int c, uintptr_t *listener)
 	return arrivals_rang(c, fresh) ? fresh : NULL;
 }
 
+enum handover { HANDED, SIBLING_GONE, NOT_HANDED };
+
 /* Hands the sibling's connection over: its client's connect() returns once it reads this.
- * Then the connection takes c's number. Returns c's new state, or NULL (vs closed). */
-static struct fd_state *swap_arrival(int c, int vs, int family, const struct vmshim_arrival *a,
-				     unsigned options_set)
+ * Then the connection takes c's number, with state *st. vs is closed unless HANDED. */
+static enum handover swap_arrival(int c, int vs, int family, const struct vmshim_arrival *a,
+				  unsigned options_set, struct fd_state **st)
 {
 	static const char handover = VMSHIM_HANDOVER_BYTE;
-	struct fd_state *st = fdstate_new(FD_REDIRECTED, family);
+	enum handover result = NOT_HANDED;
 
+	*st = fdstate_new(FD_REDIRECTED, family);
 	/* Room for c's state first: nothing may fail once the connection is handed over. */
-	if (!st || fdstate_reserve(c) < 0) {
+	if (!*st || fdstate_reserve(c) < 0) {
 		shim_debug("fd %d: out of memory for a sibling connection", c);
 		goto fail;
 	}
 	if (send(vs, &handover, 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1) { /* not interposed */
 		shim_debug("fd %d: the sibling gave up before its connection was taken", c);
+		result = SIBLING_GONE;
 		goto fail;
 	}
 	/* Options the listener passed on to the accepted TCP socket carry over. */
-	tcp_opts_start(&st->conn.opts, family, c, options_set);
-	st->conn.peer_len = endpoint_to_sockaddr(&a->peer, family, &st->conn.peer);
-	st->conn.local_len = endpoint_to_sockaddr(&a->local, family, &st->conn.local);
+	tcp_opts_start(&(*st)->conn.opts, family, c, options_set);
+	(*st)->conn.peer_len = endpoint_to_sockaddr(&a->peer, family, &(*st)->conn.peer);
+	(*st)->conn.local_len = endpoint_to_sockaddr(&a->local, family, &(*st)->conn.local);
 	/* What the accepted TCP socket has carries over: O_NONBLOCK and FD_CLOEXEC from
 	 * accept4(), and the socket options it inherited from the listener (SO_KEEPALIVE,
 	 * SO_LINGER, ...). */
-	switch (swap_in(c, vs, c, NULL, st)) {
+	switch (swap_in(c, vs, c, NULL, *st)) {
 	case SWAP_DONE:
 		shim_debug("fd %d: accepted a sibling connection (vsock) on port %u", c,
 			   a->local.port);
-		return st;
+		return HANDED;
 	case SWAP_FAILED: /* out of memory for c's slot, or dup3 failed */
 		break;
 	case SWAP_FD_GONE: /* nobody else knows c yet: only a stray close() */
-		return NULL;
+		return NOT_HANDED;
 	}
 fail:
 	real.close(vs);
-	fdstate_release(st);
-	return NULL;
+	fdstate_release(*st);
+	return result;
 }
 
 enum outcome { ORDINARY, SIBLING, DROPPED };
@@ -129,10 +133,17 @@ static enum outcome take(int fd, int c, int family, enum doorbell kind, uintptr_
 
 	if (!ls)
 		return kind == MAYBE_DOORBELL || still_connected(c) ? ORDINARY : DROPPED;
-	if (arrivals_take(c, ls, family, &a, &vs) != ARRIVAL_TAKEN)
-		return DROPPED;
-	*st = swap_arrival(c, vs, family, &a, fdstate_options_set(*listener));
-	return *st ? SIBLING : DROPPED;
+	enum arrival_result got = arrivals_take(c, ls, family, &a, &vs);
+	while (got != ARRIVAL_NONE) {
+		if (got == ARRIVAL_TAKEN) {
+			enum handover h = swap_arrival(c, vs, family, &a,
+						       fdstate_options_set(*listener), st);
+			if (h != SIBLING_GONE)
+				return h == HANDED ? SIBLING : DROPPED;
+		}
+		got = arrivals_next(ls, family, &a, &vs);
+	}
+	return DROPPED;
 }
 
 /* accept() is accept4() without flags; each still calls its own real function, so that

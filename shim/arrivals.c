@@ -91,28 +91,38 @@ bool arrivals_rang(int c, const struct fd_state *ls)
 	return there == 1 && fdstate_channel_ours(ls);
 }
 
+enum arrival_result arrivals_next(const struct fd_state *ls, int family,
+				  struct vmshim_arrival *a, int *vs)
+{
+	const char *why;
+	ssize_t n = fdpass_recv(ls->listener.channel, a, sizeof(*a), vs);
+
+	if (n < 0 && errno == EAGAIN)
+		return ARRIVAL_NONE;
+	if (proto_check_arrival(a, n, *vs >= 0, family, &why) < 0) {
+		shim_debug("arrival refused: %s", why);
+		if (*vs >= 0)
+			real.close(*vs);
+		return ARRIVAL_BAD;
+	}
+	return ARRIVAL_TAKEN;
+}
+
 enum arrival_result arrivals_take(int c, const struct fd_state *ls, int family,
 				  struct vmshim_arrival *a, int *vs)
 {
 	uint8_t secret[VMSHIM_SECRET_LEN];
 	static const char taken = VMSHIM_HANDOVER_BYTE;
-	const char *why;
 
 	(void)!recv(c, secret, sizeof(secret), MSG_DONTWAIT);
-	ssize_t n = fdpass_recv(ls->listener.channel, a, sizeof(*a), vs);
-	if (n < 0 && errno == EAGAIN) {
+	enum arrival_result r = arrivals_next(ls, family, a, vs);
+	if (r == ARRIVAL_NONE) {
 		shim_debug("fd %d: a doorbell with no arrival in its channel", c);
-		return ARRIVAL_NONE; /* helperd took it back, its client uses TCP */
+		return r; /* helperd took it back, its client uses TCP */
 	}
 	/* One arrival is gone: helperd must not take another back for this doorbell. (With no
-	 * descriptor left for its connection, the kernel dropped that: helperd closes its own
-	 * copy now, and the client falls back to TCP at once.) */
+	 * descriptor left for its connection, the kernel dropped that, and its client falls
+	 * back to TCP.) */
 	(void)!send(c, &taken, 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-	if (proto_check_arrival(a, n, *vs >= 0, family, &why) < 0) {
-		shim_debug("fd %d: arrival refused: %s", c, why);
-		if (*vs >= 0)
-			real.close(*vs);
-		return ARRIVAL_NONE;
-	}
-	return ARRIVAL_TAKEN;
+	return r;
 }

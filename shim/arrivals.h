@@ -28,14 +28,21 @@ bool arrivals_channel_live(const struct fd_state *ls);
 bool arrivals_rang(int c, const struct fd_state *ls);
 
 enum arrival_result {
-	ARRIVAL_TAKEN,   /* *vs is the sibling's connection, *a how to show it */
-	ARRIVAL_NONE,    /* the doorbell had no usable arrival: drop it */
+	ARRIVAL_TAKEN, /* *vs is a sibling's connection, *a how to show it */
+	ARRIVAL_NONE,  /* the channel is empty */
+	ARRIVAL_BAD,   /* one came that cannot be used (malformed, or no descriptor left) */
 };
 
 /* Takes the next arrival for doorbell c (arrivals_rang said so) of listener ls, accepted on a
- * socket of family `family`: reads the secret off c and tells helperd on c that an arrival
- * was taken for it. */
+ * socket of family `family`: reads the secret off c and, unless the channel was empty, tells
+ * helperd on c that an arrival was taken for it. */
 enum arrival_result arrivals_take(int c, const struct fd_state *ls, int family,
+				  struct vmshim_arrival *a, int *vs);
+
+/* One more arrival for the same doorbell, when the one it took had lost its sibling: any
+ * arrival will do, and one whose doorbell never came (helperd killed meanwhile) would
+ * otherwise wait for the next doorbell. */
+enum arrival_result arrivals_next(const struct fd_state *ls, int family,
 				  struct vmshim_arrival *a, int *vs);
 
 #endif
