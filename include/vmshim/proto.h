@@ -9,8 +9,10 @@
  * helperd sends one struct vmshim_arrival with the connection on it, then rings the
  * listener's doorbell, which carries the channel's secret as its only data. Whichever
  * process accepts a doorbell with the secret takes the next arrival: sibling connections to
- * one listener are interchangeable, as the entries of its accept queue are. All integers are
- * in host byte order (both ends run on the same machine); structures have no padding. */
+ * one listener are interchangeable, as the entries of its accept queue are. The shim then
+ * writes one byte, VMSHIM_HANDOVER_BYTE, back on the doorbell (vmshim/handover.h): it took
+ * an arrival for it. All integers are in host byte order (both ends run on the same
+ * machine), an endpoint as vmshim/endpoint.h says; the structures have no padding. */
 #ifndef VMSHIM_PROTO_H
 #define VMSHIM_PROTO_H
 
@@ -57,6 +59,7 @@ enum vmshim_status_form {
  * status with many peers and ports is longer. */
 #define VMSHIM_STATUS_CHUNK 65536
 
+/* 12 bytes. */
 struct vmshim_request {
 	uint32_t magic;
 	uint32_t type;
