@@ -133,15 +133,14 @@ static enum outcome take(int fd, int c, int family, enum doorbell kind, uintptr_
 
 	if (!ls)
 		return kind == MAYBE_DOORBELL || still_connected(c) ? ORDINARY : DROPPED;
-	enum arrival_result got = arrivals_take(c, ls, family, &a, &vs);
-	while (got != ARRIVAL_NONE) {
-		if (got == ARRIVAL_TAKEN) {
-			enum handover h = swap_arrival(c, vs, family, &a,
-						       fdstate_options_set(*listener), st);
-			if (h != SIBLING_GONE)
-				return h == HANDED ? SIBLING : DROPPED;
-		}
-		got = arrivals_next(ls, family, &a, &vs);
+	/* An arrival that cannot be used (no descriptor left for it, say) ends the search: the
+	 * next one would fare no better. */
+	for (enum arrival_result got = arrivals_take(c, ls, family, &a, &vs); got == ARRIVAL_TAKEN;
+	     got = arrivals_next(ls, family, &a, &vs)) {
+		enum handover h =
+			swap_arrival(c, vs, family, &a, fdstate_options_set(*listener), st);
+		if (h != SIBLING_GONE)
+			return h == HANDED ? SIBLING : DROPPED;
 	}
 	return DROPPED;
 }
