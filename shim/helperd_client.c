@@ -37,10 +37,10 @@ static int open_control(void)
 	return sock;
 }
 
-/* helperd closes its copies of a request's descriptors (the socket it was shown, the
- * sibling connection it handed over) before it hangs up. Until then the kernel keeps those
- * files open, and their epoll registrations with them: an application that closed such a
- * connection at once could still get events for it, after it freed what they point to. */
+/* helperd closes its copies of a request's descriptors (the socket it was shown) before it
+ * hangs up. Until then the kernel keeps those files open, and their epoll registrations
+ * with them: an application that closed such a socket at once could still get events for
+ * it, after it freed what they point to. */
 static void wait_for_hangup(int sock)
 {
 	char byte;
