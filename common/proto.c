@@ -33,10 +33,9 @@ int proto_check_request(const struct vmshim_request *req, ssize_t n, bool with_f
 		return refuse(why, "wrong size");
 	if (req->magic != VMSHIM_PROTO_MAGIC)
 		return refuse(why, "bad magic");
-	if (req->type < VMSHIM_REQ_REGISTER || req->type > VMSHIM_REQ_COUNTERS)
+	if (req->type < VMSHIM_REQ_REGISTER || req->type > VMSHIM_REQ_COUNTERS || req->type == 2)
 		return refuse(why, "unknown type");
-	return check_fd(with_fd, req->type == VMSHIM_REQ_REGISTER || req->type == VMSHIM_REQ_CLAIM,
-			why);
+	return check_fd(with_fd, req->type == VMSHIM_REQ_REGISTER, why);
 }
 
 int proto_check_reply(uint32_t type, const struct vmshim_reply *reply, ssize_t n, bool with_fd,
@@ -50,31 +49,26 @@ int proto_check_reply(uint32_t type, const struct vmshim_reply *reply, ssize_t n
 		return refuse(why, "bad magic");
 	if (reply->status < 0 || reply->status > VMSHIM_STATUS_MAX)
 		return refuse(why, "status not an errno value");
-	bool success = reply->status == 0;
-	bool wants_fd;
-	switch (type) {
-	case VMSHIM_REQ_REGISTER:
-		wants_fd = false;
-		break;
-	case VMSHIM_REQ_CLAIM:
-	case VMSHIM_REQ_COUNTERS:
-		wants_fd = success;
-		break;
-	default:
+	if (type != VMSHIM_REQ_REGISTER && type != VMSHIM_REQ_COUNTERS)
 		return refuse(why, "no such reply to this request");
-	}
-	if (check_fd(with_fd, wants_fd, why) < 0)
-		return -1;
-	if (type == VMSHIM_REQ_CLAIM && success &&
-	    !(is_ip_family(reply->peer.family) && is_ip_family(reply->local.family)))
-		return refuse(why, "endpoint of unknown family");
-	return 0;
+	return check_fd(with_fd, reply->status == 0, why);
 }
 
-int proto_check_claim(const struct vmshim_reply *reply, int listener_family, const char **why)
+int proto_check_arrival(const struct vmshim_arrival *a, ssize_t n, bool with_fd,
+			int listener_family, const char **why)
 {
+	if (n < 0)
+		return refuse(why, "unreadable");
+	if (n != (ssize_t)sizeof(*a))
+		return refuse(why, "wrong size");
+	if (a->magic != VMSHIM_ARRIVAL_MAGIC || a->reserved != 0)
+		return refuse(why, "bad magic");
+	if (check_fd(with_fd, true, why) < 0)
+		return -1;
+	if (!is_ip_family(a->peer.family) || !is_ip_family(a->local.family))
+		return refuse(why, "endpoint of unknown family");
 	if (listener_family == AF_INET &&
-	    (reply->peer.family == AF_INET6 || reply->local.family == AF_INET6))
+	    (a->peer.family == AF_INET6 || a->local.family == AF_INET6))
 		return refuse(why, "IPv6 endpoint for an IPv4 listener");
 	return 0;
 }

@@ -20,7 +20,7 @@
 
 #include "control.h"
 #include "counters.h"
-#include "doorbell.h"
+#include "channel.h"
 #include "helperd.h"
 #include "vmshim/log.h"
 #include "vmshim/loop.h"
@@ -142,28 +142,27 @@ static void answer_status(struct conn *c, bool json)
 static void handle(int sock, const struct vmshim_request *req, int fd)
 {
 	struct vmshim_reply reply = {.magic = VMSHIM_PROTO_MAGIC};
-	int vs = -1;
+	const struct channel *ch = NULL;
+	int reply_fd = -1;
 
 	switch (req->type) {
 	case VMSHIM_REQ_REGISTER:
-		reply.status = siblings_register(fd);
-		break;
-	case VMSHIM_REQ_CLAIM:
-		reply.status = doorbell_claim(fd, &reply, &vs);
+		reply.status = siblings_register(fd, &ch);
+		if (reply.status == 0) {
+			memcpy(reply.secret, channel_secret(ch), sizeof(reply.secret));
+			reply_fd = channel_receiver(ch);
+		}
 		break;
 	case VMSHIM_REQ_CLOSED:
 		helperd_mark(CHANGED_LISTENER_MAY_BE_GONE);
 		return; /* no answer expected */
 	case VMSHIM_REQ_COUNTERS:
 		reply.status = counters_fd() < 0 ? ENOENT : 0;
-		if (fdpass_send(sock, &reply, sizeof(reply), counters_fd()) < 0)
-			log_warn("control: cannot answer: %m");
-		return;
+		reply_fd = counters_fd();
+		break;
 	}
-	if (fdpass_send(sock, &reply, sizeof(reply), vs) < 0)
+	if (fdpass_send(sock, &reply, sizeof(reply), reply_fd) < 0)
 		log_warn("control: cannot answer: %m");
-	if (vs >= 0)
-		close(vs);
 }
 
 static void on_conn(struct watch *w, uint32_t events)

@@ -1,25 +1,25 @@
 #include <arpa/inet.h>
 #include <errno.h>
-#include <poll.h>
+#include <netinet/tcp.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/random.h>
 #include <sys/resource.h>
-#include <uthash.h>
 #include <unistd.h>
+#include <utlist.h>
 
+#include "channel.h"
 #include "doorbell.h"
 #include "helperd.h"
 #include "vmshim/log.h"
 #include "vmshim/loop.h"
 #include "share.h"
-#include "tcpsock.h"
 #include "vmshim/endpoint.h"
 #include "vmshim/clock.h"
+#include "vmshim/handover.h"
 
-/* The pool of sibling connections waiting to be accepted (two descriptors each) is shared:
+/* The pool of sibling connections waiting to be accepted (a doorbell each) is shared:
  * a peer may hold a quarter of it, a listener half, so that a hostile peer or a slow
  * acceptor crowds out no one but itself. */
 #define PENDING_MAX 4096
@@ -27,70 +27,66 @@
 /* A shim waits for its connection to be accepted only for the connect-timeout; after that,
  * and this much more, no one waits for an entry any more. */
 #define PENDING_GRACE_MS 1000
-/* Each doorbell carries a secret of this many random bytes, which only the process that
- * accepted it can read: the claim must show it. A doorbell's addresses are no proof, anyone
- * sees them in /proc/net/tcp and can give a socket of their own the same ones. */
-#define SECRET_LEN 16
-#define SECRET_WAIT_MS 200 /* on loopback it is there at once; this only covers a busy CPU */
 
+/* A sibling connection from its arrival in the listener's channel until a shim took an
+ * arrival for its doorbell (and says so on it), or helperd gave it up. helperd keeps no
+ * copy of the connection: once the application holds it, closing it must end it, and no
+ * epoll registration of the application may outlive its descriptor. */
 struct pending {
-	struct watch w;  /* on the doorbell socket */
-	struct watch vw; /* on the sibling's connection, for its hanging up */
-	uint32_t key;    /* family and port of the doorbell's local end */
-	int vs;          /* the sibling's connection */
+	struct watch w; /* on the doorbell socket */
+	struct channel *ch;
 	struct share *peer, *listener;
-	bool connected; /* and the secret sent */
-	uint8_t secret[SECRET_LEN];
-	struct vmshim_endpoint bell_local, bell_peer;
-	struct vmshim_endpoint show_peer, show_local;
+	bool connected; /* and the secret sent: the doorbell is in the listener's queue */
+	uint16_t port;  /* the listener's, for the log */
 	int64_t deadline_ms;
-	UT_hash_handle hh;
+	struct pending *prev, *next;
 };
 
 static struct pending *pending;
+static unsigned n_pending;
 static struct share *peer_shares, *listener_shares;
 static unsigned pool_max = PENDING_MAX;
 
-static uint32_t key_of(const struct vmshim_endpoint *ep)
-{
-	return (uint32_t)ep->family << 16 | ep->port;
-}
+/* How a doorbell ends (always with a reset: no TIME_WAIT, no orphan on the loopback). The
+ * shim that takes an arrival for a doorbell writes VMSHIM_HANDOVER_BYTE back on it (TAKEN).
+ * A doorbell that left the listener's queue without it, or never reached it, takes an
+ * arrival back (NOT_TAKEN), so that the arrivals stay as many as the doorbells. One still in
+ * the queue when helperd lets go (LET_GO) stays there, reset, with its secret still to be
+ * read (Linux keeps what a socket received when it is reset), and takes an arrival when it
+ * is accepted, as any other. */
+enum ending { TAKEN, LET_GO, NOT_TAKEN };
 
-static bool same_endpoint(const struct vmshim_endpoint *a, const struct vmshim_endpoint *b)
+static void drop(struct pending *p, enum ending how)
 {
-	return a->family == b->family && a->port == b->port &&
-	       memcmp(a->addr, b->addr, a->family == AF_INET ? 4 : 16) == 0;
-}
-
-/* The sibling's connection leaves the loop (p itself lives until its bell's watch is
- * retired; an event already fetched for vs is skipped). */
-static void unwatch_sibling(struct pending *p)
-{
-	loop_del(&p->vw);
-	p->vw.on_event = NULL;
-}
-
-static void drop(struct pending *p)
-{
-	HASH_DEL(pending, p);
+	DL_DELETE(pending, p);
+	n_pending--;
 	share_give(&peer_shares, p->peer);
 	share_give(&listener_shares, p->listener);
-	if (p->vs >= 0) {
-		unwatch_sibling(p);
-		close(p->vs);
-	}
+	if (how == NOT_TAKEN)
+		channel_take_back(p->ch);
+	channel_put(p->ch);
 	loop_retire(&p->w);
-	close(p->w.fd); /* with SO_LINGER 0: a reset, no TIME_WAIT on the loopback */
+	close(p->w.fd);
 }
 
-/* Once the doorbell is connected: the secret goes into it, in one segment. */
+/* The secret goes into the doorbell in the segment that completes its handshake (see
+ * bell_socket), so the doorbell reaches the listener's queue with it. */
 static int send_secret(struct pending *p)
 {
-	if (!p->connected &&
-	    send(p->w.fd, p->secret, SECRET_LEN, MSG_NOSIGNAL | MSG_DONTWAIT) != SECRET_LEN)
+	if (send(p->w.fd, channel_secret(p->ch), VMSHIM_SECRET_LEN, MSG_NOSIGNAL | MSG_DONTWAIT) !=
+	    VMSHIM_SECRET_LEN)
 		return -1;
 	p->connected = true;
-	return 0;
+	return loop_mod(&p->w, EPOLLIN | EPOLLRDHUP);
+}
+
+/* The accepting end wrote or closed: whether it took an arrival. */
+static enum ending how_taken(int bell)
+{
+	char byte;
+
+	return recv(bell, &byte, 1, MSG_DONTWAIT) == 1 && byte == VMSHIM_HANDOVER_BYTE ? TAKEN
+											: NOT_TAKEN;
 }
 
 static void on_bell(struct watch *w, uint32_t events)
@@ -98,40 +94,36 @@ static void on_bell(struct watch *w, uint32_t events)
 	struct pending *p = w->owner;
 
 	if (!p->connected && (events & EPOLLOUT) && !(events & (EPOLLERR | EPOLLHUP)) &&
-	    send_secret(p) == 0) {
-		loop_mod(w, EPOLLRDHUP);
+	    send_secret(p) == 0)
+		return;
+	if (p->connected) {
+		drop(p, how_taken(w->fd));
 		return;
 	}
 	int err = 0;
 	socklen_t len = sizeof(err);
 	getsockopt(w->fd, SOL_SOCKET, SO_ERROR, &err, &len);
-	if (!p->connected) {
-		log_warn("listener for port %u did not answer its doorbell (%s): sibling "
-			 "connection closed", p->show_local.port, strerror(err ? err : ECONNRESET));
-		helperd_mark(CHANGED_LISTENER_MAY_BE_GONE);
-	} else {
-		log_debug("doorbell for port %u hung up before the sibling connection was taken",
-			  p->show_local.port);
-	}
-	drop(p);
+	log_warn("listener for port %u did not answer its doorbell (%s): sibling connection "
+		 "closed", p->port, strerror(err ? err : ECONNRESET));
+	helperd_mark(CHANGED_LISTENER_MAY_BE_GONE);
+	drop(p, NOT_TAKEN);
 }
 
-/* The sibling hung up before its connection was accepted: its shim gave up and uses TCP. */
-static void on_sibling_gone(struct watch *w, uint32_t events)
+/* helperd gives p up: a doorbell in the listener's queue stays there. */
+static void let_go(struct pending *p)
 {
-	struct pending *p = w->owner;
-
-	(void)events;
-	log_debug("sibling connection to port %u closed by the sibling before it was accepted",
-		  p->show_local.port);
-	drop(p);
+	drop(p, p->connected ? LET_GO : NOT_TAKEN);
 }
 
-/* A TCP socket that resets on close and comes from the doorbell address. */
+/* A TCP socket that resets on close and comes from the doorbell address. It delays the
+ * last segment of its handshake (as TCP_DEFER_ACCEPT on a connecting socket does in Linux's
+ * tcp_rcv_synsent_state_process) until the secret is sent with it: the listener sees the
+ * doorbell only with its secret, and the shim accepting it need not wait for helperd. */
 static int bell_socket(int family)
 {
 	struct linger reset = {.l_onoff = 1, .l_linger = 0};
 	struct sockaddr_storage src = {.ss_family = (sa_family_t)family};
+	int defer = 1;
 	int s = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
 	if (s < 0)
@@ -141,6 +133,7 @@ static int bell_socket(int family)
 	else
 		((struct sockaddr_in6 *)&src)->sin6_addr = in6addr_loopback;
 	if (setsockopt(s, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset)) < 0 ||
+	    setsockopt(s, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, sizeof(defer)) < 0 ||
 	    bind(s, (struct sockaddr *)&src, family == AF_INET ? sizeof(struct sockaddr_in)
 							   : sizeof(struct sockaddr_in6)) < 0) {
 		close(s);
@@ -152,7 +145,7 @@ static int bell_socket(int family)
 void doorbell_init(void)
 {
 	struct rlimit rl;
-	rlim_t want = 2 * PENDING_MAX + FD_RESERVE;
+	rlim_t want = PENDING_MAX + FD_RESERVE;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
 		return;
@@ -164,7 +157,7 @@ void doorbell_init(void)
 	rl.rlim_cur = rl.rlim_max;
 	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
 		getrlimit(RLIMIT_NOFILE, &rl);
-	pool_max = rl.rlim_cur > FD_RESERVE + 8 ? (unsigned)(rl.rlim_cur - FD_RESERVE) / 2 : 4;
+	pool_max = rl.rlim_cur > FD_RESERVE + 8 ? (unsigned)(rl.rlim_cur - FD_RESERVE) : 4;
 	log_warn("only %llu descriptors: at most %u sibling connections can wait to be accepted",
 		 (unsigned long long)rl.rlim_cur, pool_max);
 }
@@ -174,14 +167,14 @@ void doorbell_init(void)
 static bool reserve(struct pending *p, const struct policy_peer *from, uint32_t vport,
 		    uint16_t port)
 {
-	if (HASH_COUNT(pending) < pool_max &&
+	if (n_pending < pool_max &&
 	    (p->peer = share_take(&peer_shares, (uint64_t)from->cid << 32 | from->vsock_base,
 				  pool_max / 4)) &&
 	    (p->listener = share_take(&listener_shares, vport, pool_max / 2)))
 		return true;
-	const char *why = HASH_COUNT(pending) >= pool_max ? "helperd's pool is full"
-			  : !p->peer				 ? "its share of the pool is full"
-								 : "this port's share is full";
+	const char *why = n_pending >= pool_max ? "helperd's pool is full"
+			  : !p->peer		  ? "its share of the pool is full"
+						  : "this port's share is full";
 	helperd.counters.sibling_busy++;
 	log_limited(LOG_SOURCE(LOG_KIND_CID, from->cid), LOG_WARNING,
 		    "connection from %s to port %u refused: too many wait to be accepted (%s)",
@@ -189,42 +182,53 @@ static bool reserve(struct pending *p, const struct policy_peer *from, uint32_t 
 	return false;
 }
 
-int doorbell_ring(int vs, const struct policy_peer *from, uint32_t vport,
+/* The arrival goes first: once the doorbell is in the listener's queue, its arrival must be
+ * in the channel. A doorbell that cannot be made after it takes one back. */
+static int ring_after_arrival(struct pending *p, const struct sockaddr_storage *target,
+			      socklen_t target_len)
+{
+	int s = bell_socket(target->ss_family);
+
+	if (s < 0)
+		return -1;
+	p->w = (struct watch){.fd = s, .on_event = on_bell, .owner = p};
+	if ((connect(s, (const struct sockaddr *)target, target_len) < 0 && errno != EINPROGRESS) ||
+	    loop_add(&p->w, EPOLLOUT | EPOLLRDHUP) < 0) {
+		close(s);
+		return -1;
+	}
+	/* on the loopback the handshake is done within connect(): usually no wait for EPOLLOUT */
+	(void)send_secret(p);
+	return 0;
+}
+
+int doorbell_ring(int vs, const struct policy_peer *from, uint32_t vport, struct channel *ch,
 		  const struct sockaddr_storage *target, socklen_t target_len,
 		  const struct vmshim_endpoint *show_peer, const struct vmshim_endpoint *show_local)
 {
 	struct pending *p = calloc(1, sizeof(*p));
-	int s = -1;
 
-	if (!p)
+	if (!p || !reserve(p, from, vport, show_local->port))
 		goto fail;
-	p->vs = -1;
-	if (!reserve(p, from, vport, show_local->port))
+	if (channel_send(ch, show_peer, show_local, vs) < 0) {
+		log_limited(LOG_SOURCE(LOG_KIND_CID, from->cid), LOG_WARNING,
+			    "connection from %s to port %u refused: its listener's channel takes "
+			    "no more (%m)", from->name, show_local->port);
 		goto fail;
-	s = bell_socket(target->ss_family);
-	if (s < 0 || (connect(s, (const struct sockaddr *)target, target_len) < 0 &&
-		      errno != EINPROGRESS)) {
+	}
+	close(vs); /* the channel's copy is the connection now */
+	vs = -1;
+	p->ch = channel_ref(ch);
+	p->port = show_local->port;
+	if (ring_after_arrival(p, target, target_len) < 0) {
 		log_warn("doorbell for port %u: %m", show_local->port);
+		channel_take_back(ch);
+		channel_put(ch);
 		goto fail;
 	}
-	if (getrandom(p->secret, SECRET_LEN, 0) != SECRET_LEN ||
-	    endpoint_of_socket(s, getsockname, &p->bell_local) < 0 ||
-	    endpoint_from_sockaddr((const struct sockaddr *)target, target_len, &p->bell_peer) < 0)
-		goto fail;
-	p->w = (struct watch){.fd = s, .on_event = on_bell, .owner = p};
-	p->vw = (struct watch){.fd = vs, .on_event = on_sibling_gone, .owner = p};
-	p->key = key_of(&p->bell_local);
-	p->show_peer = *show_peer;
-	p->show_local = *show_local;
 	p->deadline_ms = vmshim_now_ms() + helperd.policy->connect_timeout_ms + PENDING_GRACE_MS;
-	if (loop_add(&p->w, EPOLLOUT | EPOLLRDHUP) < 0)
-		goto fail;
-	if (loop_add(&p->vw, EPOLLRDHUP) < 0) {
-		loop_del(&p->w);
-		goto fail;
-	}
-	p->vs = vs;
-	HASH_ADD(hh, pending, key, sizeof(p->key), p);
+	DL_APPEND(pending, p);
+	n_pending++;
 	return 0;
 fail:
 	if (p) {
@@ -232,84 +236,36 @@ fail:
 		share_give(&listener_shares, p->listener);
 	}
 	free(p);
-	if (s >= 0)
-		close(s);
-	close(vs);
+	if (vs >= 0)
+		close(vs);
 	return -1;
-}
-
-/* Reads the secret from the application's end of the doorbell (helperd's copy of it shares
- * the application's receive queue, so the application never sees these bytes) and compares
- * it in constant time. */
-static bool shows_secret(int app_fd, const struct pending *p)
-{
-	uint8_t got[SECRET_LEN];
-	struct pollfd pfd = {.fd = app_fd, .events = POLLIN};
-	uint8_t diff = 0;
-
-	if (recv(app_fd, got, SECRET_LEN, MSG_DONTWAIT | MSG_PEEK) != SECRET_LEN &&
-	    poll(&pfd, 1, SECRET_WAIT_MS) != 1)
-		return false;
-	if (recv(app_fd, got, SECRET_LEN, MSG_DONTWAIT) != SECRET_LEN)
-		return false;
-	for (size_t i = 0; i < SECRET_LEN; i++)
-		diff |= got[i] ^ p->secret[i];
-	return diff == 0;
-}
-
-int doorbell_claim(int app_fd, struct vmshim_reply *reply, int *vs)
-{
-	struct vmshim_endpoint app_local, app_peer;
-	struct pending *p;
-
-	if (!tcp_socket_here(app_fd) || endpoint_of_socket(app_fd, getpeername, &app_peer) < 0 ||
-	    endpoint_of_socket(app_fd, getsockname, &app_local) < 0)
-		return ENOENT;
-	uint32_t key = key_of(&app_peer);
-	HASH_FIND(hh, pending, &key, sizeof(key), p);
-	/* The four-tuple finds the doorbell; the secret proves the socket is its other end.
-	 * (Our end may not have seen the handshake finish yet; the application has, so the
-	 * secret can go now.) */
-	if (!p || !same_endpoint(&p->bell_local, &app_peer) ||
-	    !same_endpoint(&p->bell_peer, &app_local))
-		return ENOENT;
-	if (send_secret(p) < 0 || !shows_secret(app_fd, p)) {
-		log_warn("claim of the doorbell for port %u without its secret: refused",
-			 p->show_local.port);
-		return EPERM;
-	}
-	reply->peer = p->show_peer;
-	reply->local = p->show_local;
-	unwatch_sibling(p);
-	*vs = p->vs;
-	p->vs = -1;
-	drop(p);
-	return 0;
 }
 
 void doorbell_expire(int64_t now_ms)
 {
 	struct pending *p, *tmp;
 
-	HASH_ITER(hh, pending, p, tmp) {
+	DL_FOREACH_SAFE(pending, p, tmp) {
 		if (now_ms < p->deadline_ms)
 			continue;
 		log_limited(LOG_SOURCE(LOG_KIND_CID, p->peer->key >> 32), LOG_INFO,
 			    "sibling connection to port %u not accepted within the connect-timeout: "
-			    "closed", p->show_local.port);
-		drop(p);
+			    "let go", p->port);
+		let_go(p);
 	}
 }
 
 unsigned doorbell_waiting(void)
 {
-	return HASH_COUNT(pending);
+	return n_pending;
 }
 
+/* The doorbells in queues stay there, their arrivals in the channels: the applications
+ * still take those connections once helperd is gone. */
 void doorbell_shutdown(void)
 {
 	struct pending *p, *tmp;
 
-	HASH_ITER(hh, pending, p, tmp)
-		drop(p);
+	DL_FOREACH_SAFE(pending, p, tmp)
+		let_go(p);
 }

@@ -11,7 +11,7 @@
 #include "remember.h"
 
 #define FILE_NAME "listeners"
-#define MAGIC 0x314c5356u /* "VSL1" */
+#define MAGIC 0x324c5356u /* "VSL2": with the owner */
 #define MAX_RECORDS 65536
 
 struct file_header {

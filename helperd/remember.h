@@ -14,6 +14,7 @@ struct listener_record {
 	uint16_t port;
 	uint8_t v4, v6;
 	struct vmshim_endpoint bound;
+	uint32_t uid; /* the socket's owner, whose listeners there share a channel */
 };
 
 /* Replaces the file with these records (atomically). Returns 0 or -1 (logged). */

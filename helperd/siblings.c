@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "announce.h"
+#include "channel.h"
 #include "doorbell.h"
 #include "helperd.h"
 #include "vmshim/log.h"
@@ -29,6 +30,11 @@
 #include "vmshim/vsockbuf.h"
 
 #define VSOCK_BACKLOG 128
+/* A crowd of sibling connections refills the backlog as fast as helperd takes from it: a
+ * bounded number per wake-up keeps the loop turning (announcements, ticks, doorbells); the
+ * listener, level-triggered, comes back in the next round. Unbounded, 1,000 at once held
+ * the loop 3.8 s under ASan, and the peers took each other for gone (t_stress). */
+#define ACCEPTS_PER_WAKEUP 16
 
 /* A TCP listener some shim registered. helperd keeps no descriptor of it. */
 struct registration {
@@ -36,6 +42,8 @@ struct registration {
 	uint16_t port;
 	bool v4, v6; /* which connections it takes */
 	struct vmshim_endpoint bound; /* all-zero address: the wildcard */
+	uid_t uid;                    /* the socket's owner */
+	struct channel *channel;      /* shared with all bound there by that user */
 	UT_hash_handle hh;
 };
 
@@ -67,7 +75,32 @@ static bool exposed(uint16_t port)
 	return self && policy_port_allowed(&self->ports, port);
 }
 
-int siblings_register(int fd)
+/* A registration of the listener with that inode, its channel made. */
+static struct registration *new_registration(uint64_t inode, const struct vmshim_endpoint *bound,
+					     uid_t uid)
+{
+	struct registration *r = calloc(1, sizeof(*r));
+
+	if (!r || !(r->channel = channel_get(bound, uid))) {
+		free(r);
+		return NULL;
+	}
+	r->inode = inode;
+	r->port = bound->port;
+	r->bound = *bound;
+	r->uid = uid;
+	HASH_ADD(hh, registrations, inode, sizeof(r->inode), r);
+	return r;
+}
+
+static void forget_registration(struct registration *r)
+{
+	HASH_DEL(registrations, r);
+	channel_put(r->channel);
+	free(r);
+}
+
+int siblings_register(int fd, const struct channel **channel)
 {
 	struct vmshim_endpoint ep;
 	struct stat st;
@@ -91,15 +124,15 @@ int siblings_register(int fd)
 	struct registration *r;
 	uint64_t inode = st.st_ino;
 	HASH_FIND(hh, registrations, &inode, sizeof(inode), r);
-	if (!r) {
-		r = calloc(1, sizeof(*r));
-		if (!r)
-			return ENOMEM;
-		r->inode = inode;
-		HASH_ADD(hh, registrations, inode, sizeof(r->inode), r);
+	if (r && !memcmp(&r->bound, &ep, sizeof(ep)) && r->uid == st.st_uid) {
+		*channel = r->channel; /* asked again for its channel */
+		return 0;
 	}
-	r->port = ep.port;
-	r->bound = ep;
+	if (r)
+		forget_registration(r); /* a number reused since by another listener */
+	if (!(r = new_registration(inode, &ep, st.st_uid)))
+		return ENOMEM;
+	*channel = r->channel;
 	if (domain == AF_INET || ep.family == AF_INET) { /* IPv4, or bound to a mapped address */
 		r->v4 = true;
 		r->v6 = false;
@@ -273,8 +306,8 @@ static void ring(int vs, const struct arrival *a)
 	show_address(peer, l->v6, &show_peer);
 	show_peer.port = src_port;
 	log_debug("connection from %s port %u to %s port %u", name, src_port, host, to->port);
-	if (doorbell_ring(vs, &helperd.policy->peers[peer], l->vport, &target, len, &show_peer,
-			  to) == 0)
+	if (doorbell_ring(vs, &helperd.policy->peers[peer], l->vport, r->channel, &target, len,
+			  &show_peer, to) == 0)
 		helperd.counters.sibling_accepted++;
 }
 
@@ -295,7 +328,7 @@ static void on_vsock_listener(struct watch *w, uint32_t events)
 	struct vsock_listener *l = w->owner;
 
 	(void)events;
-	for (;;) {
+	for (int accepted = 0; accepted < ACCEPTS_PER_WAKEUP; accepted++) {
 		struct sockaddr_vm from;
 		socklen_t len = sizeof(from);
 		int vs = accept4(w->fd, (struct sockaddr *)&from, &len, SOCK_CLOEXEC);
@@ -375,7 +408,7 @@ void siblings_save(void)
 	HASH_ITER(hh, registrations, r, tmp)
 		records[n++] = (struct listener_record){
 			.inode = r->inode, .port = r->port, .v4 = r->v4, .v6 = r->v6,
-			.bound = r->bound};
+			.bound = r->bound, .uid = r->uid};
 	if (remember_listeners(records, n) == 0)
 		registrations_unsaved = false;
 	free(records);
@@ -392,12 +425,11 @@ void siblings_restore(void)
 		for (size_t i = 0; i < n; i++) {
 			struct registration *r;
 			if (!sockdiag_has(live, n_live, records[i].inode) ||
-			    !(r = calloc(1, sizeof(*r))))
+			    !(r = new_registration(records[i].inode, &records[i].bound,
+						   records[i].uid)))
 				continue;
-			*r = (struct registration){
-				.inode = records[i].inode, .port = records[i].port,
-				.v4 = records[i].v4, .v6 = records[i].v6, .bound = records[i].bound};
-			HASH_ADD(hh, registrations, inode, sizeof(r->inode), r);
+			r->v4 = records[i].v4;
+			r->v6 = records[i].v6;
 			log_info("listener on TCP port %u taken up again", r->port);
 		}
 		free(live);
@@ -454,8 +486,7 @@ void siblings_sweep(void)
 			continue;
 		log_info("listener on TCP port %u %s", r->port,
 			 known ? "is gone" : "withdrawn: it cannot be checked");
-		HASH_DEL(registrations, r);
-		free(r);
+		forget_registration(r);
 		registrations_unsaved = true;
 	}
 	if (known)
@@ -470,8 +501,6 @@ void siblings_shutdown(void)
 
 	HASH_ITER(hh, listeners, l, ltmp)
 		close_listener(l);
-	HASH_ITER(hh, registrations, r, rtmp) {
-		HASH_DEL(registrations, r);
-		free(r);
-	}
+	HASH_ITER(hh, registrations, r, rtmp)
+		forget_registration(r);
 }

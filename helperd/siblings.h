@@ -5,9 +5,12 @@
 
 #include <stdint.h>
 
-/* Registers the TCP listening socket fd (passed by a shim). Returns 0 or an errno value:
- * EPERM for a listener that must stay private, EINVAL for something that is no listener. */
-int siblings_register(int fd);
+#include "channel.h"
+
+/* Registers the TCP listening socket fd (passed by a shim), or finds it registered already,
+ * and its channel in *channel. Returns 0 or an errno value: EPERM for a listener that must
+ * stay private, EINVAL for something that is no listener. */
+int siblings_register(int fd, const struct channel **channel);
 
 /* The TCP ports siblings reach over vsock now, as bitmaps (POLICY_PORT_WORDS words). */
 void siblings_served(uint64_t *v4, uint64_t *v6);

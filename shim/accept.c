@@ -1,6 +1,6 @@
 /* accept()/accept4(): a connection from a doorbell address on a registered listener stands
- * for a sibling's vsock connection, which helperd hands over in exchange for the doorbell
- * itself. The vsock socket then takes the doorbell's descriptor number. */
+ * for a sibling's vsock connection, which helperd sent ahead into the listener's channel
+ * (arrivals.h). The vsock socket then takes the doorbell's descriptor number. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdbool.h>
@@ -8,8 +8,8 @@
 #include <netinet/tcp.h>
 #include <string.h>
 
+#include "arrivals.h"
 #include "fdstate.h"
-#include "helperd_client.h"
 #include "shim.h"
 #include "swap.h"
 #include "vmshim/endpoint.h"
@@ -18,7 +18,7 @@
 
 enum doorbell { NO_DOORBELL, DOORBELL, MAYBE_DOORBELL };
 
-/* A connection from the IPv4 doorbell address is one, whoever registered the listener (it
+/* A connection from the IPv4 doorbell address may be one, whoever registered the listener (it
  * may have been registered by the program before an exec). From ::1, the IPv6 doorbell
  * address, it may be one only on a listener this process registered: ::1 is an ordinary
  * client too. */
@@ -36,8 +36,8 @@ static enum doorbell doorbell_kind(const struct sockaddr_storage *peer, socklen_
 	return memcmp(ep.addr, &bell, 4) == 0 ? DOORBELL : NO_DOORBELL;
 }
 
-/* Whether the connection on fd is still there: helperd resets each doorbell it lets go,
- * and all of them when it stops or dies. */
+/* Whether the connection on fd is still there: a reset one from the doorbell address is
+ * dropped unseen, as it always was. */
 static bool still_connected(int fd)
 {
 	struct tcp_info info;
@@ -47,66 +47,102 @@ static bool still_connected(int fd)
 	       info.tcpi_state != TCP_CLOSE;
 }
 
-/* Exchanges the doorbell connection on fd for the sibling's connection, presented in the
- * listener's family. options_set: the options set on the listener, which fd inherited.
- * Returns fd's new state, or NULL with fd untouched; then *none says whether helperd
- * answered that fd is none of its doorbells, or no helperd runs. */
-static struct fd_state *claim(int fd, int family, unsigned options_set, bool *none)
+/* The state of listener fd whose doorbell c may be: the one in *listener (a value from
+ * fdstate_acquire, replaced here) if c shows its secret; else, when it has no channel or
+ * the channel's helperd is gone, the one helperd gives again. NULL if c is no doorbell. */
+static const struct fd_state *rung_listener(int fd, int c, uintptr_t *listener)
 {
-	struct vmshim_reply reply;
-	int vs;
-	const char *why;
-	struct fd_state *st = fdstate_new(FD_REDIRECTED, family);
+	const struct fd_state *ls = fdstate_ptr(*listener);
+	bool registered = ls && ls->kind == FD_SIBLING_LISTENER;
 
-	*none = false;
-	if (!st)
+	if (registered && arrivals_rang(c, ls))
+		return ls;
+	if (registered && arrivals_channel_live(ls))
 		return NULL;
-	int rc = helperd_call(VMSHIM_REQ_CLAIM, 0, fd, &reply, &vs);
-	if (rc < 0 || reply.status != 0) {
-		shim_debug("fd %d: connection from a doorbell address is not a sibling's", fd);
-		if (rc == HELPERD_NONE || (rc == 0 && reply.status == ENOENT))
-			*none = true;
-		goto fail;
-	}
-	if (proto_check_claim(&reply, family, &why) < 0) {
-		shim_debug("fd %d: helperd's reply to a claim refused: %s", fd, why);
-		goto fail;
-	}
-	/* Room for fd's state first: nothing may fail once the connection is taken. */
-	if (fdstate_reserve(fd) < 0) {
-		shim_debug("fd %d: out of memory for a sibling connection", fd);
-		goto fail;
-	}
-	/* Only now is the connection the application's: the client's connect() returns once
-	 * it reads this. Had this process lost it on the way (helperd slow, the reply never
-	 * read), the client would find the connection closed without it and use TCP. */
+	uint16_t port = registered ? ls->listener.port : 0;
+	struct sockaddr_storage me;
+	socklen_t me_len = sizeof(me);
+	struct vmshim_endpoint ep;
+	if (!registered && real.getsockname(fd, (struct sockaddr *)&me, &me_len) == 0 &&
+	    endpoint_from_sockaddr((struct sockaddr *)&me, me_len, &ep) == 0)
+		port = ep.port;
+	struct fd_state *fresh =
+		arrivals_register(fd, port, fdstate_options_set(*listener), *listener);
+	if (!fresh)
+		return NULL;
+	fdstate_put(*listener);
+	*listener = (uintptr_t)fresh;
+	shim_debug("fd %d: listener's channel from helperd (again)", fd);
+	return arrivals_rang(c, fresh) ? fresh : NULL;
+}
+
+enum handover { HANDED, SIBLING_GONE, NOT_HANDED };
+
+/* Hands the sibling's connection over: its client's connect() returns once it reads this.
+ * Then the connection takes c's number, with state *st. vs is closed unless HANDED. */
+static enum handover swap_arrival(int c, int vs, int family, const struct vmshim_arrival *a,
+				  unsigned options_set, struct fd_state **st)
+{
 	static const char handover = VMSHIM_HANDOVER_BYTE;
+	enum handover result = NOT_HANDED;
+
+	*st = fdstate_new(FD_REDIRECTED, family);
+	/* Room for c's state first: nothing may fail once the connection is handed over. */
+	if (!*st || fdstate_reserve(c) < 0) {
+		shim_debug("fd %d: out of memory for a sibling connection", c);
+		goto fail;
+	}
 	if (send(vs, &handover, 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1) { /* not interposed */
-		shim_debug("fd %d: the sibling gave up before its connection was taken", fd);
+		shim_debug("fd %d: the sibling gave up before its connection was taken", c);
+		result = SIBLING_GONE;
 		goto fail;
 	}
 	/* Options the listener passed on to the accepted TCP socket carry over. */
-	tcp_opts_start(&st->conn.opts, family, fd, options_set);
-	st->conn.peer_len = endpoint_to_sockaddr(&reply.peer, family, &st->conn.peer);
-	st->conn.local_len = endpoint_to_sockaddr(&reply.local, family, &st->conn.local);
+	tcp_opts_start(&(*st)->conn.opts, family, c, options_set);
+	(*st)->conn.peer_len = endpoint_to_sockaddr(&a->peer, family, &(*st)->conn.peer);
+	(*st)->conn.local_len = endpoint_to_sockaddr(&a->local, family, &(*st)->conn.local);
 	/* What the accepted TCP socket has carries over: O_NONBLOCK and FD_CLOEXEC from
 	 * accept4(), and the socket options it inherited from the listener (SO_KEEPALIVE,
 	 * SO_LINGER, ...). */
-	switch (swap_in(fd, vs, fd, NULL, st)) {
+	switch (swap_in(c, vs, c, NULL, *st)) {
 	case SWAP_DONE:
+		shim_debug("fd %d: accepted a sibling connection (vsock) on port %u", c,
+			   a->local.port);
+		return HANDED;
+	case SWAP_FAILED: /* out of memory for c's slot, or dup3 failed */
 		break;
-	case SWAP_FAILED: /* out of memory for fd's slot, or dup3 failed */
-		goto fail;
-	case SWAP_FD_GONE: /* nobody else knows fd yet: only a stray close() */
-		return NULL;
+	case SWAP_FD_GONE: /* nobody else knows c yet: only a stray close() */
+		return NOT_HANDED;
 	}
-	shim_debug("fd %d: accepted a sibling connection (vsock) on port %u", fd, reply.local.port);
-	return st;
 fail:
-	if (vs >= 0)
-		real.close(vs);
-	fdstate_put((uintptr_t)st);
-	return NULL;
+	real.close(vs);
+	fdstate_release(*st);
+	return result;
+}
+
+enum outcome { ORDINARY, SIBLING, DROPPED };
+
+/* What connection c from a doorbell address is: a sibling's (then *st), an ordinary
+ * client's, or one to drop unseen. */
+static enum outcome take(int fd, int c, int family, enum doorbell kind, uintptr_t *listener,
+			 struct fd_state **st)
+{
+	struct vmshim_arrival a;
+	int vs;
+	const struct fd_state *ls = rung_listener(fd, c, listener);
+
+	if (!ls)
+		return kind == MAYBE_DOORBELL || still_connected(c) ? ORDINARY : DROPPED;
+	/* An arrival that cannot be used (no descriptor left for it, say) ends the search: the
+	 * next one would fare no better. */
+	for (enum arrival_result got = arrivals_take(c, ls, family, &a, &vs); got == ARRIVAL_TAKEN;
+	     got = arrivals_next(ls, family, &a, &vs)) {
+		enum handover h =
+			swap_arrival(c, vs, family, &a, fdstate_options_set(*listener), st);
+		if (h != SIBLING_GONE)
+			return h == HANDED ? SIBLING : DROPPED;
+	}
+	return DROPPED;
 }
 
 /* accept() is accept4() without flags; each still calls its own real function, so that
@@ -120,43 +156,37 @@ static int accept_common(int fd, struct sockaddr *addr, socklen_t *len, int flag
 {
 	struct sockaddr_storage peer;
 	socklen_t peer_len;
+	struct fd_state *st = NULL;
 	int c;
 
 	if (shim_off())
 		return real_accept(fd, addr, len, flags, four);
 	uintptr_t listener = fdstate_acquire(fd);
-	const struct fd_state *ls = fdstate_ptr(listener);
-	bool registered = ls && ls->kind == FD_SIBLING_LISTENER;
-	unsigned options_set = fdstate_options_set(listener);
-	fdstate_put(listener);
 	for (;;) {
 		peer_len = sizeof(peer);
 		c = real_accept(fd, (struct sockaddr *)&peer, &peer_len, flags, four);
 		if (c < 0)
-			return c;
+			break;
 		fdstate_set(c, 0);
-		enum doorbell kind = doorbell_kind(&peer, peer_len, registered);
+		const struct fd_state *ls = fdstate_ptr(listener);
+		enum doorbell kind =
+			doorbell_kind(&peer, peer_len, ls && ls->kind == FD_SIBLING_LISTENER);
 		if (kind == NO_DOORBELL)
 			break;
 		int saved = errno;
-		bool none = false;
-		struct fd_state *st = claim(c, peer.ss_family, options_set, &none);
+		enum outcome outcome = take(fd, c, peer.ss_family, kind, &listener, &st);
 		errno = saved;
-		if (st) {
+		if (outcome == ORDINARY)
+			break;
+		if (outcome == SIBLING) {
 			peer = st->conn.peer;
 			peer_len = st->conn.peer_len;
 			break;
 		}
-		/* A doorbell helperd let go (the sibling gave up, helperd stopped) was reset, and
-		 * its client fell back to TCP: the application never sees it. One still there
-		 * that is none of helperd's, or with no helperd at all, is an ordinary local
-		 * client that came from the doorbell address, and is handed out as it is; so is
-		 * one from ::1, which may be an ordinary client too. */
-		if (kind == MAYBE_DOORBELL || (none && still_connected(c)))
-			break;
 		real.close(c);
 	}
-	if (addr && copy_sockaddr_out(&peer, peer_len, addr, len) < 0) {
+	fdstate_put(listener);
+	if (c >= 0 && addr && copy_sockaddr_out(&peer, peer_len, addr, len) < 0) {
 		real.close(c);
 		return -1;
 	}

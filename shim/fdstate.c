@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fdstate.h"
@@ -176,18 +177,32 @@ struct fd_state *fdstate_new(enum fd_kind kind, int family)
 		st->pre.kept = -1;
 		atomic_init(&st->pre.sharing, sharing_bits(fdstate_fresh_mark()));
 	}
+	if (kind == FD_SIBLING_LISTENER)
+		st->listener.channel = -1;
 	atomic_store(&st->refs, 1);
 	return st;
 }
 
+bool fdstate_channel_ours(const struct fd_state *ls)
+{
+	struct stat st;
+
+	return ls->listener.channel >= 0 && fstat(ls->listener.channel, &st) == 0 &&
+	       S_ISSOCK(st.st_mode) && st.st_ino == ls->listener.channel_ino;
+}
+
 /* The last reference went: the epoll registrations of a pre-connect state are freed when
- * the state is reused, not here, where a signal handler may be. */
+ * the state is reused, not here, where a signal handler may be; a listener's channel is
+ * closed (async-signal-safe). */
 void fdstate_put(uintptr_t value)
 {
 	struct fd_state *st = fdstate_ptr(value);
 
-	if (st && atomic_fetch_sub(&st->refs, 1) == 1)
-		push_free(st);
+	if (!st || atomic_fetch_sub(&st->refs, 1) != 1)
+		return;
+	if (st->kind == FD_SIBLING_LISTENER && fdstate_channel_ours(st))
+		real.close(st->listener.channel);
+	push_free(st);
 }
 
 int fdstate_set(int fd, uintptr_t value)

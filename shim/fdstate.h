@@ -28,6 +28,7 @@
 #include <sys/socket.h>
 
 #include "tcpopts.h"
+#include "vmshim/proto.h"
 
 #define FD_FRESH_TCP ((uintptr_t)1)
 #define FD_FRESH_DUPLICATED ((uintptr_t)1 << (TCP_OPT_INTS + 2))
@@ -79,9 +80,14 @@ struct fd_state {
 			/* the directions shut down in this process (shutdown.c): SHUT_RD + 1 bits */
 			atomic_uint shut;
 		} conn;
-		struct { /* FD_SIBLING_LISTENER */
+		struct { /* FD_SIBLING_LISTENER; all but options_set fixed once it is set */
 			uint16_t port;
 			atomic_uint options_set; /* accepted sockets inherit these */
+			/* helperd's channel for the listener (arrivals.h), or -1, and its inode:
+			 * the application may close a number it does not know it has */
+			int channel;
+			ino_t channel_ino;
+			uint8_t secret[VMSHIM_SECRET_LEN]; /* what its doorbells carry */
 		} listener;
 	};
 };
@@ -189,6 +195,10 @@ static inline int fdstate_is_fresh(uintptr_t value)
 /* Which options (a mask of tcp_opts_bit) were set on the socket whose slot this is (a value
  * from fdstate_acquire): FD_OPTIONS_UNKNOWN when the shim cannot tell. */
 unsigned fdstate_options_set(uintptr_t value);
+
+/* Whether the number in listener state ls's channel still is the channel it was given, not
+ * a number the application closed and reused. */
+bool fdstate_channel_ours(const struct fd_state *ls);
 
 /* Notes that option `bit` was set on fd, if fd is a socket whose options the shim follows. */
 void fdstate_note_option(int fd, int bit);

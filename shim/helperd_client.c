@@ -1,6 +1,7 @@
 /* The shim's side of the control socket: a fresh connection per request, so that nothing
  * is shared between threads or survives a fork. Only listen(), close() of a registered
- * listener and accepting a sibling connection come here, never a plain connect(). */
+ * listener and the first doorbell on a listener without a live channel (arrivals.h) come
+ * here, never a plain connect() or accept(). */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -36,10 +37,10 @@ static int open_control(void)
 	return sock;
 }
 
-/* helperd closes its copies of a request's descriptors (the socket it was shown, the
- * sibling connection it handed over) before it hangs up. Until then the kernel keeps those
- * files open, and their epoll registrations with them: an application that closed such a
- * connection at once could still get events for it, after it freed what they point to. */
+/* helperd closes its copies of a request's descriptors (the socket it was shown) before it
+ * hangs up. Until then the kernel keeps those files open, and their epoll registrations
+ * with them: an application that closed such a socket at once could still get events for
+ * it, after it freed what they point to. */
 static void wait_for_hangup(int sock)
 {
 	char byte;

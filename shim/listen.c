@@ -1,11 +1,12 @@
 /* listen(): a TCP listener that siblings may reach is registered with helperd, which from
- * then on accepts their vsock connections for it and rings its doorbell for each. */
+ * then on accepts their vsock connections for it, sends each into the listener's channel and
+ * rings its doorbell (arrivals.h). */
 #include <errno.h>
 #include <netinet/in.h>
 #include <unistd.h>
 
+#include "arrivals.h"
 #include "fdstate.h"
-#include "helperd_client.h"
 #include "shim.h"
 #include "vmshim/endpoint.h"
 #include "table_client.h"
@@ -48,19 +49,10 @@ HOOK int listen(int fd, int backlog)
 	fdstate_put(was);
 	fdstate_set(fd, 0); /* a listener is never swapped: forget the fresh-TCP mark */
 	if (exposable(fd, &port)) {
-		struct vmshim_reply reply;
-		int none; /* a REGISTER reply carries no descriptor (proto_check_reply) */
-		struct fd_state *st;
-		if (helperd_call(VMSHIM_REQ_REGISTER, port, fd, &reply, &none) == 0 &&
-		    reply.status == 0 && (st = fdstate_new(FD_SIBLING_LISTENER, 0))) {
-			st->listener.port = port;
-			atomic_init(&st->listener.options_set, options_set);
-			fdstate_set(fd, (uintptr_t)st);
-			shim_debug("fd %d: listener on port %u open to siblings", fd, port);
-		} else {
-			shim_debug("fd %d: listener on port %u not registered with helperd", fd,
-				   port);
-		}
+		struct fd_state *st = arrivals_register(fd, port, options_set, 0);
+		shim_debug("fd %d: listener on port %u %s", fd, port,
+			   st ? "open to siblings" : "not registered with helperd");
+		fdstate_release(st);
 	}
 	errno = saved;
 	return rc;

@@ -1,5 +1,5 @@
 /* The vsock buffer of every socket that carries a sibling connection's bytes: the shim's
- * connecting socket, the sockets helperd accepts (the application's after the claim), and
+ * connecting socket, the sockets helperd accepts (the application's after its accept), and
  * the relay's two of each session; vsock_buffer_set() (vmshim/vsock.h) gives it.
  *
  * Why these sizes: Linux 6.12.92 and later (and every stable line that took the 2026 fixes

@@ -14,6 +14,7 @@
 
 #define REQ_SIZE ((ssize_t)sizeof(struct vmshim_request))
 #define REPLY_SIZE ((ssize_t)sizeof(struct vmshim_reply))
+#define ARRIVAL_SIZE ((ssize_t)sizeof(struct vmshim_arrival))
 
 static const char *why;
 
@@ -22,11 +23,11 @@ static struct vmshim_request request(uint32_t type)
 	return (struct vmshim_request){.magic = VMSHIM_PROTO_MAGIC, .type = type, .port = 8080};
 }
 
-/* A successful reply; for a claim, the endpoints of an IPv4 connection. */
-static struct vmshim_reply success(void)
+/* An arrival of an IPv4 connection. */
+static struct vmshim_arrival arrival(void)
 {
-	return (struct vmshim_reply){
-		.magic = VMSHIM_PROTO_MAGIC,
+	return (struct vmshim_arrival){
+		.magic = VMSHIM_ARRIVAL_MAGIC,
 		.peer = {.family = AF_INET, .port = 40000, .addr = {198, 18, 0, 2}},
 		.local = {.family = AF_INET, .port = 7000, .addr = {198, 18, 0, 1}},
 	};
@@ -49,17 +50,17 @@ static const char *check_reply(uint32_t type, struct vmshim_reply reply, ssize_t
 	return proto_check_reply(type, &reply, n, with_fd, &why) == 0 ? NULL : why;
 }
 
-static const char *check_claim(struct vmshim_reply reply, int listener_family)
+static const char *check_arrival(struct vmshim_arrival a, ssize_t n, bool with_fd,
+				 int listener_family)
 {
 	why = NULL;
-	return proto_check_claim(&reply, listener_family, &why) == 0 ? NULL : why;
+	return proto_check_arrival(&a, n, with_fd, listener_family, &why) == 0 ? NULL : why;
 }
 
 static void test_request_accepted(void **state)
 {
 	(void)state;
 	assert_null(check_request(request(VMSHIM_REQ_REGISTER), REQ_SIZE, true));
-	assert_null(check_request(request(VMSHIM_REQ_CLAIM), REQ_SIZE, true));
 	assert_null(check_request(request(VMSHIM_REQ_CLOSED), REQ_SIZE, false));
 	assert_null(check_request(request(VMSHIM_REQ_STATUS), REQ_SIZE, false));
 	assert_null(check_request(request(VMSHIM_REQ_COUNTERS), REQ_SIZE, false));
@@ -86,6 +87,8 @@ static void test_request_type(void **state)
 {
 	(void)state;
 	assert_string_equal(check_request(request(0), REQ_SIZE, false), "unknown type");
+	/* CLAIM, withdrawn */
+	assert_string_equal(check_request(request(2), REQ_SIZE, true), "unknown type");
 	assert_string_equal(check_request(request(VMSHIM_REQ_COUNTERS + 1), REQ_SIZE, false),
 			    "unknown type");
 	assert_string_equal(check_request(request(UINT32_MAX), REQ_SIZE, true), "unknown type");
@@ -95,8 +98,6 @@ static void test_request_fd(void **state)
 {
 	(void)state;
 	assert_string_equal(check_request(request(VMSHIM_REQ_REGISTER), REQ_SIZE, false),
-			    "descriptor missing");
-	assert_string_equal(check_request(request(VMSHIM_REQ_CLAIM), REQ_SIZE, false),
 			    "descriptor missing");
 	assert_string_equal(check_request(request(VMSHIM_REQ_CLOSED), REQ_SIZE, true),
 			    "descriptor where none belongs");
@@ -109,14 +110,12 @@ static void test_request_fd(void **state)
 static void test_reply_accepted(void **state)
 {
 	(void)state;
-	assert_null(check_reply(VMSHIM_REQ_REGISTER, refusal(0), REPLY_SIZE, false));
+	assert_null(check_reply(VMSHIM_REQ_REGISTER, refusal(0), REPLY_SIZE, true));
 	assert_null(check_reply(VMSHIM_REQ_REGISTER, refusal(EACCES), REPLY_SIZE, false));
-	assert_null(check_reply(VMSHIM_REQ_CLAIM, success(), REPLY_SIZE, true));
-	assert_null(check_reply(VMSHIM_REQ_CLAIM, refusal(ENOENT), REPLY_SIZE, false));
+	assert_null(
+		check_reply(VMSHIM_REQ_REGISTER, refusal(VMSHIM_STATUS_MAX), REPLY_SIZE, false));
 	assert_null(check_reply(VMSHIM_REQ_COUNTERS, refusal(0), REPLY_SIZE, true));
 	assert_null(check_reply(VMSHIM_REQ_COUNTERS, refusal(ENOENT), REPLY_SIZE, false));
-	/* A refused claim names no endpoints, and none is looked at. */
-	assert_null(check_reply(VMSHIM_REQ_CLAIM, refusal(VMSHIM_STATUS_MAX), REPLY_SIZE, false));
 }
 
 static void test_reply_size(void **state)
@@ -131,9 +130,9 @@ static void test_reply_size(void **state)
 static void test_reply_magic(void **state)
 {
 	(void)state;
-	struct vmshim_reply reply = success();
+	struct vmshim_reply reply = refusal(0);
 	reply.magic ^= 1;
-	assert_string_equal(check_reply(VMSHIM_REQ_CLAIM, reply, REPLY_SIZE, true), "bad magic");
+	assert_string_equal(check_reply(VMSHIM_REQ_REGISTER, reply, REPLY_SIZE, true), "bad magic");
 }
 
 static void test_reply_status(void **state)
@@ -165,13 +164,9 @@ static void test_reply_type(void **state)
 static void test_reply_fd(void **state)
 {
 	(void)state;
-	assert_string_equal(check_reply(VMSHIM_REQ_REGISTER, refusal(0), REPLY_SIZE, true),
-			    "descriptor where none belongs");
-	assert_string_equal(check_reply(VMSHIM_REQ_REGISTER, refusal(EACCES), REPLY_SIZE, true),
-			    "descriptor where none belongs");
-	assert_string_equal(check_reply(VMSHIM_REQ_CLAIM, success(), REPLY_SIZE, false),
+	assert_string_equal(check_reply(VMSHIM_REQ_REGISTER, refusal(0), REPLY_SIZE, false),
 			    "descriptor missing");
-	assert_string_equal(check_reply(VMSHIM_REQ_CLAIM, refusal(ENOENT), REPLY_SIZE, true),
+	assert_string_equal(check_reply(VMSHIM_REQ_REGISTER, refusal(EACCES), REPLY_SIZE, true),
 			    "descriptor where none belongs");
 	assert_string_equal(check_reply(VMSHIM_REQ_COUNTERS, refusal(0), REPLY_SIZE, false),
 			    "descriptor missing");
@@ -179,34 +174,59 @@ static void test_reply_fd(void **state)
 			    "descriptor where none belongs");
 }
 
-static void test_reply_claim_families(void **state)
+static void test_arrival_accepted(void **state)
 {
 	(void)state;
-	struct vmshim_reply reply = success();
-	reply.peer.family = AF_UNIX;
-	assert_string_equal(check_reply(VMSHIM_REQ_CLAIM, reply, REPLY_SIZE, true),
-			    "endpoint of unknown family");
-	reply = success();
-	reply.local.family = 0;
-	assert_string_equal(check_reply(VMSHIM_REQ_CLAIM, reply, REPLY_SIZE, true),
-			    "endpoint of unknown family");
-	reply.peer.family = reply.local.family = AF_INET6;
-	assert_null(check_reply(VMSHIM_REQ_CLAIM, reply, REPLY_SIZE, true));
+	struct vmshim_arrival a = arrival();
+	assert_null(check_arrival(a, ARRIVAL_SIZE, true, AF_INET));
+	assert_null(check_arrival(a, ARRIVAL_SIZE, true, AF_INET6)); /* shown IPv4-mapped */
+	a.peer.family = a.local.family = AF_INET6;
+	assert_null(check_arrival(a, ARRIVAL_SIZE, true, AF_INET6));
 }
 
-static void test_claim_presentable(void **state)
+static void test_arrival_form(void **state)
 {
 	(void)state;
-	struct vmshim_reply reply = success();
-	assert_null(check_claim(reply, AF_INET));
-	assert_null(check_claim(reply, AF_INET6)); /* shown IPv4-mapped */
-	reply.peer.family = AF_INET6;
-	assert_string_equal(check_claim(reply, AF_INET), "IPv6 endpoint for an IPv4 listener");
-	assert_null(check_claim(reply, AF_INET6));
-	reply = success();
-	reply.local.family = AF_INET6;
-	assert_string_equal(check_claim(reply, AF_INET), "IPv6 endpoint for an IPv4 listener");
-	assert_null(check_claim(reply, AF_INET6));
+	struct vmshim_arrival a = arrival();
+	assert_string_equal(check_arrival(a, -1, false, AF_INET), "unreadable");
+	assert_string_equal(check_arrival(a, 0, false, AF_INET), "wrong size");
+	assert_string_equal(check_arrival(a, ARRIVAL_SIZE - 1, true, AF_INET), "wrong size");
+	assert_string_equal(check_arrival(a, ARRIVAL_SIZE, false, AF_INET), "descriptor missing");
+	a.magic = VMSHIM_PROTO_MAGIC;
+	assert_string_equal(check_arrival(a, ARRIVAL_SIZE, true, AF_INET), "bad magic");
+	a = arrival();
+	a.reserved = 1;
+	assert_string_equal(check_arrival(a, ARRIVAL_SIZE, true, AF_INET), "bad magic");
+}
+
+static void test_arrival_families(void **state)
+{
+	(void)state;
+	struct vmshim_arrival a = arrival();
+	a.peer.family = AF_UNIX;
+	assert_string_equal(check_arrival(a, ARRIVAL_SIZE, true, AF_INET6),
+			    "endpoint of unknown family");
+	a = arrival();
+	a.local.family = 0;
+	assert_string_equal(check_arrival(a, ARRIVAL_SIZE, true, AF_INET6),
+			    "endpoint of unknown family");
+	a = arrival();
+	a.peer.family = AF_INET6;
+	assert_string_equal(check_arrival(a, ARRIVAL_SIZE, true, AF_INET),
+			    "IPv6 endpoint for an IPv4 listener");
+	a = arrival();
+	a.local.family = AF_INET6;
+	assert_string_equal(check_arrival(a, ARRIVAL_SIZE, true, AF_INET),
+			    "IPv6 endpoint for an IPv4 listener");
+}
+
+/* The sizes proto.h gives: the wire format is these structures as they are. */
+static void test_sizes(void **state)
+{
+	(void)state;
+	assert_int_equal(sizeof(struct vmshim_request), 12);
+	assert_int_equal(sizeof(struct vmshim_reply), 24);
+	assert_int_equal(sizeof(struct vmshim_arrival), 48);
 }
 
 int main(void)
@@ -223,8 +243,10 @@ int main(void)
 		cmocka_unit_test(test_reply_status),
 		cmocka_unit_test(test_reply_type),
 		cmocka_unit_test(test_reply_fd),
-		cmocka_unit_test(test_reply_claim_families),
-		cmocka_unit_test(test_claim_presentable),
+		cmocka_unit_test(test_arrival_accepted),
+		cmocka_unit_test(test_arrival_form),
+		cmocka_unit_test(test_arrival_families),
+		cmocka_unit_test(test_sizes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -140,7 +140,7 @@ rmmod udp_diag tcp_diag inet_diag
 stop_bg s9
 cat >"$WORK/phantom.py" <<'PY'
 import socket, struct, sys
-MAGIC, CLAIM = 0x564D5331, 2
+MAGIC, CLAIM = 0x564D5332, 2
 lst = socket.create_server(("0.0.0.0", 7409))
 lst.settimeout(15)
 print("listening", flush=True)

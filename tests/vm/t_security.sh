@@ -89,7 +89,8 @@ log "bad policy on SIGHUP: refused with file:line, nothing changed; deny 7402: v
 # An unprivileged local user (nobody) of beta. It cannot put a helperd of its own where the
 # shim looks, nor touch helperd's table; through the control socket, open to every user, it
 # cannot expose a loopback listener, withdraw root's listener, or claim a sibling's
-# connection with a forged doorbell. Root's server is still reached over vsock afterwards.
+# connection with a forged doorbell (CLAIM is withdrawn: dropped as malformed, unanswered).
+# Root's server is still reached over vsock afterwards.
 # (nobody's forged doorbell is none of helperd's: the server takes it as the ordinary local
 # connection it is, then the sibling's)
 start_bg s3 shimmed beta "$PROGS/echo_server" block 7403 0.0.0.0 2
@@ -103,7 +104,7 @@ fi
 as_nobody beta python3 - "$rd/helperd.sock" 7403 >"$WORK/nobody.out" 2>&1 <<'PY' || fail "nobody's requests: $(cat "$WORK/nobody.out")"
 import socket, struct, sys
 path, server_port = sys.argv[1], int(sys.argv[2])
-MAGIC, REGISTER, CLAIM, CLOSED = 0x564D5331, 1, 2, 3
+MAGIC, REGISTER, CLAIM, CLOSED = 0x564D5332, 1, 2, 3
 
 def ask(kind, port=0, fd=None):
     """One request; returns the reply's status, or None when helperd gave no answer."""
@@ -137,7 +138,7 @@ bell.bind(("127.86.83.77", 0))
 bell.connect(("127.0.0.1", server_port))
 status = ask(CLAIM, fd=bell.fileno())
 print("claim with a forged doorbell:", status)
-assert status != 0
+assert status is None, "helperd answered a CLAIM"
 PY
 sleep 0.5
 vsock_listening beta "$(vsock_port beta 7403)" || fail "nobody withdrew root's listener"

@@ -17,6 +17,14 @@ rss_kib() { awk '/^Rss:/ { print $2 }' "/proc/$1/smaps_rollup"; }
 heap() { status_value beta 'd["heap_in_use_bytes"]'; }
 # doorbells N: N doorbells are rung in beta, for N sibling connections waiting in its helperd.
 doorbells() { [ "$(ss_in beta -Htn state established src 127.86.83.77 | wc -l)" = "$1" ]; }
+# peers_stayed_up: neither helperd took the other for gone. One whose loop a crowd holds up
+# for 2/3 of the liveness timeout sends and reads no announcements meanwhile, and both
+# shims then send new connections over TCP.
+peers_stayed_up() {
+	local gone
+	gone=$(grep -h "is gone: no announcement" "$WORK"/helperd-*.log) || return 0
+	fail "a helperd took its peer for gone $1: $gone"
+}
 # wait_line JOB TEXT SECONDS: until background job JOB prints a line that starts with TEXT;
 # fails when it ends first or the time is up.
 wait_line() {
@@ -68,10 +76,12 @@ wait_for "the server to take the $hold waiting connections" doorbells 0
 touch "$WORK/go"
 join_bg crowd || fail "crowd: $(cat "$WORK/crowd.out")"
 log "the server went on and took all $hold"
+peers_stayed_up "while the $hold waiting connections came"
 
 start_bg client shimmed alpha "$PROGS/stress" client --hold "$hold" --short "$short" \
 	--parallel 32 --seconds "$seconds" --pause "$WORK/go" 198.18.0.2 "$port"
 wait_line client "hold: $hold connections open at once" 120
+peers_stayed_up "while the $hold held open came"
 vsock_open=$(ss_in alpha -Hn --vsock state established |
 	grep -cE ":$(vsock_port beta "$port")([[:space:]]|\$)") || true
 [ "$vsock_open" -ge "$hold" ] || fail "ss --vsock sees $vsock_open connections, not $hold"

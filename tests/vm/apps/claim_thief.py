@@ -13,15 +13,15 @@ it, as the shim would.
             whose ICMP id is the port
       tcp   a TCP connection with the doorbell's four-tuple, made in another network
             namespace (with a loopback of its own)
-      Prints "stolen: ..." and exits 0 if helperd handed over the sibling's connection,
-      "refused: status N" and exits 3 if it did not.
+      Prints "stolen: ..." and exits 0 if helperd handed over the sibling's connection or
+      a channel, "refused: ..." and exits 3 if it did not.
 """
 import socket
 import struct
 import sys
 import time
 
-MAGIC, CLAIM = 0x564D5331, 2
+MAGIC, REGISTER, CLAIM = 0x564D5332, 1, 2
 BELL = "127.86.83.77"
 
 
@@ -55,25 +55,33 @@ def forged_socket(mode, addr, port, bell_port):
     return s
 
 
-def claim(path, sock):
+def ask(path, kind, sock):
+    """The reply's status and descriptors; None and none when helperd does not answer."""
     c = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     c.settimeout(5)
     c.connect(path)
-    socket.send_fds(c, [struct.pack("=III", MAGIC, CLAIM, 0)], [sock.fileno()])
-    data, fds, _, _ = socket.recv_fds(c, 64, 1)
-    return struct.unpack("=Ii", data[:8])[1], fds
+    socket.send_fds(c, [struct.pack("=III", MAGIC, kind, 0)], [sock.fileno()])
+    try:
+        data, fds, _, _ = socket.recv_fds(c, 64, 1)
+    except (socket.timeout, ConnectionError):
+        return None, []
+    return (struct.unpack("=Ii", data[:8])[1] if len(data) >= 8 else None), fds
 
 
 def main():
     if sys.argv[1] == "find":
         return find(int(sys.argv[2]))
     mode, path, addr, port, bell_port = sys.argv[1:6]
-    status, fds = claim(path, forged_socket(mode, addr, int(port), int(bell_port)))
-    if status == 0 and fds:
-        stolen = socket.socket(fileno=fds[0])
-        print(f"stolen: the {mode} socket got the sibling's connection ({stolen.family.name})")
-        return 0
-    print(f"refused: status {status}")
+    forged = forged_socket(mode, addr, int(port), int(bell_port))
+    said = []
+    for name, kind in (("claim", CLAIM), ("register", REGISTER)):
+        status, fds = ask(path, kind, forged)
+        if fds:
+            got = socket.socket(fileno=fds[0])
+            print(f"stolen: the {mode} socket's {name} got a {got.family.name} socket")
+            return 0
+        said.append(f"{name}: {'no answer' if status is None else f'status {status}'}")
+    print("refused:", ", ".join(said))
     return 3
 
 

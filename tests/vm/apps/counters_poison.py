@@ -10,7 +10,7 @@ import socket
 import struct
 import sys
 
-MAGIC, COUNTERS = 0x564D5331, 5
+MAGIC, COUNTERS = 0x564D5332, 5
 
 c = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
 c.settimeout(5)
