@@ -70,8 +70,8 @@ PY
 	stop_bg sink
 	stop_relay
 	for g in alpha beta gamma host; do remove_guest "$g"; done
-	ip link del br0
-	rm -rf "$WORK" /run/vmshim-*
+	ip link del "$BRIDGE"
+	rm -rf "$WORK" "$RUN"/vmshim-*
 )
 
 for b in "$@"; do

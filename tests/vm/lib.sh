@@ -10,7 +10,8 @@
 # (VMSHIM_LANE=N): its guests' namespaces, veths and bridge carry "-N", its run directories
 # lie under /run/laneN, its WORK is its own, and its vsock port blocks (vsock ports are not
 # namespaced) lie N*100000000 higher. Tests that run there name their guests' namespaces
-# through these helpers (netns G), never by hand.
+# through these helpers (netns G), never by hand. The first runner's run directories lie
+# under /run/lane1: /run/vmshim and /run/vmshim-relay are the packages' (t_packages).
 
 set -euo pipefail
 
@@ -28,7 +29,7 @@ RELAY=$TOP/$BUILD/vmshim-relay
 PROGS=$TOP/$BUILD/progs
 LANE=${VMSHIM_LANE:-}
 NS_SUFFIX=${LANE:+-$LANE}
-RUN=/run${LANE:+/lane$LANE}
+RUN=/run/lane${LANE:-1}
 LANE_PORTS=$((${LANE:-0} * 100000000))
 RELAY_PORT=$((5460 + LANE_PORTS))
 BRIDGE=br${LANE:-0}
@@ -54,7 +55,13 @@ kernel_at_least() {
 	minor=${minor%%[!0-9]*}
 	((major > ${1%.*} || (major == ${1%.*} && minor >= ${1#*.})))
 }
-fail() { printf '    FAIL: %s\n' "$*"; exit 1; }
+# fail WHY: ends the test; tests/vm/run repeats WHY on its last line, below the logs it shows
+# (which an excerpt of a long CI log may cut).
+fail() {
+	printf '    FAIL: %s\n' "$*"
+	printf '%s\n' "$*" >"$WORK/failed" 2>/dev/null || true
+	exit 1
+}
 
 # alone_begin ... alone_end: the part of a test between them runs while no test runs in the
 # other lane (tests/vm/lanes): alone_begin waits until the test there has ended, and that
