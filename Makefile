@@ -140,7 +140,8 @@ $(FUZZ_RUNS): run-fuzz_%: build-fuzz/fuzz_%
 
 $(BUILD)/tests/%: tests/unit/%.c $(HELPERD_LIB) $(POLICY_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(@D)
-	$(CC) $(ALLFLAGS) -Ihelperd -Ishim -DFIXTURES='"tests/unit/fixtures"' $(LINKFLAGS) -o $@ $^ -lcmocka $(TEST_LIBS)
+	$(CC) $(ALLFLAGS) -Ihelperd -Ishim -DFIXTURES='"tests/unit/fixtures"' $(LINKFLAGS) -o $@ \
+		$(filter %.c %.o %.a,$^) -lcmocka $(TEST_LIBS)
 
 # test_relay tests the relay's host policy and its hybrid handshake and paths.
 $(BUILD)/tests/test_relay: $(call obj,relay/host_policy.c relay/hybrid_line.c relay/hybrid_path.c)
@@ -225,7 +226,9 @@ $(BUILD)/bench/%: bench/%.c
 # The relay's sockmap engine and its test program.
 include relay/splice.mk
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+# Every dependency file, also of what is built from its source in one step (vmshimctl, the
+# test programs): a header change rebuilds them too.
+-include $(shell find $(BUILD) -path $(BUILD)/testvm -prune -o -name '*.d' -print 2>/dev/null)
 
 # The long forms of what CI runs briefly.
 .PHONY: soak
