@@ -146,12 +146,35 @@ stop_relay() {
 	rm -f "$WORK/relay.pid"
 }
 
-# relay_value EXPR: a Python expression over d, the relay's status. (The tests' own readers
-# of JSON run python3 -S: they need nothing from site-packages, and its start-up was a third
-# of every start under emulation, hundreds of them in a run.)
+# relay_value EXPR: a Python expression over d, the relay's status. A top-level field or a
+# total counter (d["KEY"], d["counters"]["KEY"]), most of what tests read and poll, is
+# read by json_pick; anything else by python3 -S (which needs nothing from site-packages:
+# still 340 ms a start under emulation, hundreds of them in a run).
 relay_value() {
+	local path='^d\["([a-z_]+)"\](\["([a-z_]+)"\])?$'
+	if [[ $1 =~ $path ]]; then
+		json_pick "$("$RELAY" -r "$RUN/vmshim-relay" status)" "${BASH_REMATCH[1]}" ${BASH_REMATCH[3]:+"${BASH_REMATCH[3]}"}
+		return
+	fi
 	"$RELAY" -r "$RUN/vmshim-relay" status |
 		python3 -S -c 'import json, sys; d = json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"
+}
+
+# json_pick JSON KEY...: the value of KEY (then of the next KEY within it ...) in JSON as
+# helperd and the relay write it, by the first occurrence of each key after the one before:
+# their top-level fields and their total counters come before any list that repeats the
+# names. A string's text, or a number, true or false; fails if a key is missing.
+json_pick() {
+	local json=$1 key re
+	shift
+	for key; do
+		re="\"$key\": ?(.*)"
+		[[ $json =~ $re ]] || return 1
+		json=${BASH_REMATCH[1]}
+	done
+	re='^("([^"]*)"|-?[0-9]+|true|false)'
+	[[ $json =~ $re ]] || return 1
+	if [[ ${BASH_REMATCH[1]} == \"* ]]; then echo "${BASH_REMATCH[2]}"; else echo "${BASH_REMATCH[1]}"; fi
 }
 
 # relayed_total: connections the relay has carried to their destination.
@@ -239,24 +262,25 @@ as_nobody() {
 # reaching it needs no trip into GUEST's namespace.
 status_json() { "$VMSHIMCTL" -r "$(rundir "$1")" status --json; }
 
-# status_value GUEST EXPR: a Python expression over d, GUEST's status.
+# status_value GUEST KEY...: the value at KEY... in GUEST's status (json_pick).
 status_value() {
-	status_json "$1" | python3 -S -c 'import json, sys; d = json.load(sys.stdin); print(eval(sys.argv[1]))' "$2"
+	local g=$1
+	shift
+	json_pick "$(status_json "$g")" "$@"
 }
 # counter GUEST NAME: one of GUEST's counters; fallbacks GUEST: all its shims' fallbacks.
-counter() { status_value "$1" "d['counters']['$2']"; }
+counter() { status_value "$1" counters "$2"; }
 fallbacks() {
-	status_value "$1" "sum(v for k, v in d['counters'].items() if k.startswith('fallback'))"
+	local json sum=0 re='"fallback[a-z_]*":([0-9]+)(.*)'
+	json=$(status_json "$1")
+	json=${json#*\"counters\":}
+	while [[ $json =~ $re ]]; do
+		sum=$((sum + BASH_REMATCH[1]))
+		json=${BASH_REMATCH[2]}
+	done
+	echo "$sum"
 }
 
-# peer_get GUEST PEER EXPR: a Python expression over p, PEER's entry in GUEST's status, and
-# d, the whole status; prints nothing if GUEST does not know PEER.
-peer_get() {
-	status_json "$1" | python3 -S -c 'import json, sys
-d = json.load(sys.stdin)
-p = next((x for x in d["peers"] if x["name"] == sys.argv[1]), None)
-if p is not None: print(eval(sys.argv[2]))' "$2" "$3"
-}
 # peer_up GUEST PEER: GUEST's helperd knows PEER is up. serves GUEST PEER PORT
 # [ports4|ports6]: and that PEER serves PORT. Tests poll these in wait_for, so they read
 # helperd's JSON (helperd/peers_status.c writes each peer as {"name":..,"cid":..,"state":..,
@@ -327,15 +351,22 @@ stop_helperd() {
 	rm -f "$WORK/helperd-$1.pid"
 }
 
-# wait_for WHAT CMD...: retries CMD for up to 20 s.
+# wait_for WHAT CMD...: retries CMD 200 times, for 20 s and more (the pauses grow with the
+# probe).
 wait_for() {
-	local what=$1 i
+	local what=$1 i t0 us frac
 	shift
 	for i in $(seq 200); do
+		t0=${EPOCHREALTIME/./}
 		if "$@" >/dev/null 2>&1; then
 			return 0
 		fi
-		sleep 0.1
+		# Then as long as the probe took, at least 0.1 s: a probe can cost 0.3 s of CPU
+		# under emulation, and polling takes no more than half a CPU from what it waits for.
+		us=$((${EPOCHREALTIME/./} - t0))
+		((us >= 100000)) || us=100000
+		printf -v frac %06d $((us % 1000000))
+		sleep "$((us / 1000000)).$frac"
 	done
 	fail "timed out waiting for $what"
 }

@@ -14,7 +14,7 @@ port=7400
 fd_count() { ls "/proc/$1/fd" | wc -l; }
 # Counted page by page: VmRSS in /proc/PID/status lags by up to 64 pages per thread.
 rss_kib() { awk '/^Rss:/ { print $2 }' "/proc/$1/smaps_rollup"; }
-heap() { status_value beta 'd["heap_in_use_bytes"]'; }
+heap() { status_value beta heap_in_use_bytes; }
 # doorbells N: N doorbells are rung in beta, for N sibling connections waiting in its helperd.
 doorbells() { [ "$(ss_in beta -Htn state established src 127.86.83.77 | wc -l)" = "$1" ]; }
 # peers_stayed_up: neither helperd took the other for gone. One whose loop a crowd holds up
@@ -132,7 +132,7 @@ else
 		fail "beta's helperd holds $((heap1 - heap0)) more bytes of heap than before"
 	[ $((rss1 - rss0)) -le 64 ] ||
 		fail "beta's helperd's RSS grew from $rss0 to $rss1 KiB"
-	log "beta's helperd: heap in use $heap0 -> $heap1 bytes ($(status_value beta 'd["heap_free_bytes"]') free), RSS $rss0 -> $rss1 KiB"
+	log "beta's helperd: heap in use $heap0 -> $heap1 bytes ($(status_value beta heap_free_bytes) free), RSS $rss0 -> $rss1 KiB"
 fi
 
 stop_bg server
