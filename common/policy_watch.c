@@ -1,4 +1,5 @@
-/* Reloading the policy when its file changes, through inotify on its directory. */
+/* Reloading a policy when its file changes, through inotify on its directory (helperd and
+ * vmshim-relay). */
 #include <libgen.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -11,7 +12,7 @@
 
 #include "vmshim/log.h"
 #include "vmshim/loop.h"
-#include "policy_watch.h"
+#include "vmshim/policy_watch.h"
 
 static struct watch watch = {.fd = -1};
 static char name[NAME_MAX + 1];

@@ -1,5 +1,5 @@
-#ifndef HELPERD_POLICY_WATCH_H
-#define HELPERD_POLICY_WATCH_H
+#ifndef VMSHIM_POLICY_WATCH_H
+#define VMSHIM_POLICY_WATCH_H
 
 /* Calls on_change whenever the policy file at path is written, replaced or created (editors
  * and configuration tools often write a new file and rename it over the old one, so the
