@@ -75,7 +75,7 @@ void relay_reload(void)
 	transport_regrant(map);
 	free(map);
 	relay.reloads++;
-	log_info("policy %s reloaded (reload %lu): %u connections it no longer grants closed",
+	log_info("policy %s reloaded (reload %lu); connections it no longer grants, closed: %u",
 		 relay.policy_path, relay.reloads, closed);
 	relay_describe();
 }
