@@ -65,7 +65,7 @@ for port in 7700 7701; do
 	[ "$(sessions_to "$port")" = 1 ] || fail "the held connection to $port is not relayed"
 done
 echo_once 7700 relay
-log "two connections held open through the relay (to 7700 and 7701)"
+log "two connections held open through the relay (to 7700 and 7701), $(relay_value "' and '.join(s['path'] for s in d['sessions'] if s['port'] in ($(vsock_port beta 7700), $(vsock_port beta 7701)))")"
 
 # SIGHUP with 7700 taken out of alpha's grant: the held session to it is closed, a new
 # connection to it goes over TCP, 7701 is untouched.
