@@ -595,7 +595,11 @@ unsigned session_regrant(const struct host_policy *new, const int *map)
 		next = s->next;
 		if (why) {
 			COUNT(s->from, revoked);
-			session_end(s, why);
+			/* a caller still waiting for its reply is told, and falls back to TCP */
+			if (s->state == SESSION_FORWARD)
+				session_end(s, why);
+			else
+				refuse(s, RELAY_REFUSED, why);
 			closed++;
 			continue;
 		}

@@ -150,13 +150,19 @@ log "half-close through VMMs that pass it (--half-close, hybrid ... half-close):
 
 # The echo client shuts down its write side after its last byte and waits for the
 # server's EOF; the names both ends see agree, as if direct.
-start_bg echo shimmed beta "$PROGS/echo_server" block 7400 0.0.0.0 1
-wait_for "alpha to know beta serves 7400" serves alpha beta 7400
-r0=$(relayed_total)
-shimmed alpha timeout 20 "$PROGS/echo_client" block 198.18.0.2 7400 100000 >"$WORK/client.out" ||
-	fail "echo client: $(cat "$WORK/client.out")"
-join_bg echo 20 || fail "echo server: $(cat "$WORK/echo.out")"
-[ "$(relayed_total)" -gt "$r0" ] || fail "the echo did not go through the relay"
+# echo_through_relay PORT: the echo client from alpha to a server on beta's PORT, which
+# must go through the relay.
+echo_through_relay() {
+	local r0
+	start_bg echo shimmed beta "$PROGS/echo_server" block "$1" 0.0.0.0 1
+	wait_for "alpha to know beta serves $1" serves alpha beta "$1"
+	r0=$(relayed_total)
+	shimmed alpha timeout 20 "$PROGS/echo_client" block 198.18.0.2 "$1" 100000 >"$WORK/client.out" ||
+		fail "echo client to $1: $(cat "$WORK/client.out")"
+	join_bg echo 20 || fail "echo server on $1: $(cat "$WORK/echo.out")"
+	[ "$(relayed_total)" -gt "$r0" ] || fail "the echo to $1 did not go through the relay"
+}
+echo_through_relay 7400
 names_agree "$WORK/client.out" "$WORK/echo.out"
 log "echo through the relay, names agree: $(field "$WORK/client.out" connected local) -> $(field "$WORK/client.out" connected peer)"
 
@@ -185,11 +191,5 @@ wait_for "beta's listener" test -S "$WORK/beta.vsock_$RELAY_PORT"
 	fail "alpha's listener was made again"
 wait_for "alpha to find beta again" peer_up alpha beta
 wait_for "beta to find alpha again" peer_up beta alpha
-start_bg echo shimmed beta "$PROGS/echo_server" block 7401 0.0.0.0 1
-wait_for "alpha to know beta serves 7401" serves alpha beta 7401
-r0=$(relayed_total)
-shimmed alpha timeout 20 "$PROGS/echo_client" block 198.18.0.2 7401 100000 >"$WORK/client.out" ||
-	fail "echo client after the reloads: $(cat "$WORK/client.out")"
-join_bg echo 20 || fail "echo server: $(cat "$WORK/echo.out")"
-[ "$(relayed_total)" -gt "$r0" ] || fail "after the reloads the echo did not go through the relay"
+echo_through_relay 7401
 log "reloaded without beta: its listener gone, $revoked sessions closed; with beta again: listener back, helperds met, echo relayed"
