@@ -141,13 +141,18 @@ static int run(int foreground, int to_syslog, int debug, bool copy_only)
 			     .on_event = on_tick};
 	if (!relay.per_guest || !relay.per_guest_counters || loop_init() < 0 || sig.fd < 0 ||
 	    tick.fd < 0 || timerfd_settime(tick.fd, 0, &every, NULL) < 0 ||
-	    loop_add(&sig, EPOLLIN) < 0 || loop_add(&tick, EPOLLIN) < 0 ||
-	    transport_listen() < 0 || status_open(relay.rundir) < 0) {
+	    loop_add(&sig, EPOLLIN) < 0 || loop_add(&tick, EPOLLIN) < 0) {
+		log_err("cannot start: %m");
+		return 1;
+	}
+	/* before the status socket, which tells that the relay is up: every change of the
+	 * file from then on is seen (t_relay_attacks wrote it while the BPF programs loaded) */
+	policy_watch_start(relay.policy_path, relay_reload);
+	if (transport_listen() < 0 || status_open(relay.rundir) < 0) {
 		log_err("cannot start: %m");
 		return 1;
 	}
 	choose_forwarding(copy_only);
-	policy_watch_start(relay.policy_path, relay_reload);
 	relay_describe();
 	log_info("ready: run directory %s", relay.rundir);
 	daemon_notify_ready();
