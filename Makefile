@@ -143,8 +143,8 @@ $(BUILD)/tests/%: tests/unit/%.c $(HELPERD_LIB) $(POLICY_OBJ) $(COMMON_OBJ)
 	$(CC) $(ALLFLAGS) -Ihelperd -Ishim -DFIXTURES='"tests/unit/fixtures"' $(LINKFLAGS) -o $@ \
 		$(filter %.c %.o %.a,$^) -lcmocka $(TEST_LIBS)
 
-# test_relay tests the relay's host policy and its hybrid handshake and paths.
-$(BUILD)/tests/test_relay: $(call obj,relay/host_policy.c relay/hybrid_line.c relay/hybrid_path.c)
+# test_relay tests the relay's host policy, what a reload keeps, its hybrid handshake and paths.
+$(BUILD)/tests/test_relay: $(call obj,relay/host_policy.c relay/regrant.c relay/hybrid_line.c relay/hybrid_path.c)
 $(BUILD)/tests/test_relay: ALLFLAGS += -Irelay
 
 # test_shim_parts also links a few shim pieces, without the hooks (init.o needs dlsym).

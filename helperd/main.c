@@ -30,7 +30,7 @@
 #include "vmshim/log.h"
 #include "vmshim/loop.h"
 #include "peers.h"
-#include "policy_watch.h"
+#include "vmshim/policy_watch.h"
 #include "publish.h"
 #include "preface.h"
 #include "siblings.h"

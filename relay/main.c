@@ -4,6 +4,8 @@
  *   vmshim-relay [-c POLICY] [-r RUNDIR] [-f] [--syslog|--stderr] [-d] [--copy]
  *   vmshim-relay --check [-c POLICY]
  *   vmshim-relay [-r RUNDIR] status
+ *
+ * SIGHUP, or any change of the policy file, reloads the host policy (reload.h).
  */
 #include <getopt.h>
 #include <signal.h>
@@ -16,6 +18,7 @@
 #include <unistd.h>
 
 #include "relay.h"
+#include "reload.h"
 #include "session.h"
 #include "splice.h"
 #include "status.h"
@@ -24,6 +27,7 @@
 #include "vmshim/daemon.h"
 #include "vmshim/log.h"
 #include "vmshim/loop.h"
+#include "vmshim/policy_watch.h"
 
 #define DEFAULT_POLICY "/etc/vmshim/relay.policy"
 #define DEFAULT_RUNDIR "/run/vmshim-relay"
@@ -36,8 +40,12 @@ static void on_signal(struct watch *w, uint32_t events)
 	struct signalfd_siginfo si;
 
 	(void)events;
-	while (read(w->fd, &si, sizeof si) == sizeof si)
-		stopping = 1;
+	while (read(w->fd, &si, sizeof si) == sizeof si) {
+		if (si.ssi_signo == SIGHUP)
+			relay_reload();
+		else
+			stopping = 1;
+	}
 }
 
 static void on_tick(struct watch *w, uint32_t events)
@@ -52,7 +60,7 @@ static void on_tick(struct watch *w, uint32_t events)
 	log_limited_flush();
 }
 
-static void describe(void)
+void relay_describe(void)
 {
 	const struct host_policy *p = relay.policy;
 
@@ -76,8 +84,10 @@ static void choose_forwarding(bool copy_only)
 	if (copy_only)
 		snprintf(relay.splice_why, sizeof relay.splice_why, "--copy given");
 	else if (splice_open(&relay.splice, relay.policy->max_connections, relay.splice_why,
-			     sizeof relay.splice_why) == 0)
+			     sizeof relay.splice_why) == 0) {
 		relay.splice_why[0] = '\0';
+		relay.splice_pairs = relay.policy->max_connections;
+	}
 	if (relay.splice)
 		log_info("forwarding in the kernel (BPF sockmap)");
 	else
@@ -118,6 +128,7 @@ static int run(int foreground, int to_syslog, int debug, bool copy_only)
 	sigemptyset(&signals);
 	sigaddset(&signals, SIGTERM);
 	sigaddset(&signals, SIGINT);
+	sigaddset(&signals, SIGHUP);
 	sigprocmask(SIG_BLOCK, &signals, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	struct itimerspec every = {
@@ -130,17 +141,24 @@ static int run(int foreground, int to_syslog, int debug, bool copy_only)
 			     .on_event = on_tick};
 	if (!relay.per_guest || !relay.per_guest_counters || loop_init() < 0 || sig.fd < 0 ||
 	    tick.fd < 0 || timerfd_settime(tick.fd, 0, &every, NULL) < 0 ||
-	    loop_add(&sig, EPOLLIN) < 0 || loop_add(&tick, EPOLLIN) < 0 ||
-	    transport_listen() < 0 || status_open(relay.rundir) < 0) {
+	    loop_add(&sig, EPOLLIN) < 0 || loop_add(&tick, EPOLLIN) < 0) {
+		log_err("cannot start: %m");
+		return 1;
+	}
+	/* before the status socket, which tells that the relay is up: every change of the
+	 * file from then on is seen (t_relay_attacks wrote it while the BPF programs loaded) */
+	policy_watch_start(relay.policy_path, relay_reload);
+	if (transport_listen() < 0 || status_open(relay.rundir) < 0) {
 		log_err("cannot start: %m");
 		return 1;
 	}
 	choose_forwarding(copy_only);
-	describe();
+	relay_describe();
 	log_info("ready: run directory %s", relay.rundir);
 	daemon_notify_ready();
 	int rc = loop_run(&stopping, NULL);
 
+	policy_watch_stop();
 	session_close_all();
 	transport_close();
 	status_close(relay.rundir);
@@ -197,7 +215,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (check) {
-		describe();
+		relay_describe();
 		host_policy_free(relay.policy);
 		return 0;
 	}

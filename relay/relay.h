@@ -19,6 +19,7 @@ struct relay_counters {
 	unsigned long spliced;         /* times a connection was handed to the kernel */
 	unsigned long taken_back;      /* ... and taken back to be copied (splice.h) */
 	unsigned long rescued;         /* packets the kernel dropped as it gave one back */
+	unsigned long revoked;         /* sessions a reload closed: no longer granted */
 	unsigned long long bytes_up;   /* caller to destination, of finished connections */
 	unsigned long long bytes_down; /* destination to caller */
 };
@@ -30,14 +31,19 @@ struct relay {
 	const char *rundir;
 	struct host_policy *policy;
 	struct splice_engine *splice; /* NULL: every connection is copied in user space */
+	unsigned splice_pairs;        /* what it has room for: max-connections at start */
 	char splice_why[160];         /* why not, when splice is NULL */
 	unsigned n_sessions;
 	unsigned *per_guest; /* sessions each guest started */
 	struct relay_counters total, *per_guest_counters;
 	unsigned long unknown_callers; /* connections from no guest of the policy */
 	int64_t started_ms;
+	unsigned long reloads, reloads_refused; /* of the host policy (reload.h) */
 };
 
 extern struct relay relay;
+
+/* Logs what the policy in force says (at start, on --check and after each reload). */
+void relay_describe(void);
 
 #endif

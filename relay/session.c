@@ -8,6 +8,7 @@
 
 #include "copy.h"
 #include "hybrid_line.h"
+#include "regrant.h"
 #include "relay.h"
 #include "session.h"
 #include "splice.h"
@@ -579,6 +580,34 @@ void session_tick(void)
 			refuse(s, RELAY_UNREACHABLE, "destination too slow");
 		}
 	}
+}
+
+unsigned session_regrant(const struct host_policy *new, const int *map)
+{
+	unsigned closed = 0;
+
+	for (struct session *s = first, *next; s; s = next) {
+		const struct regrant_session grant = {.from = s->from, .to = s->to,
+						      .source_port = s->source_port,
+						      .port_seen = s->port_seen,
+						      .dest_port = s->dest_port};
+		const char *why = regrant_verdict(relay.policy, new, map, &grant);
+		next = s->next;
+		if (why) {
+			COUNT(s->from, revoked);
+			/* a caller still waiting for its reply is told, and falls back to TCP */
+			if (s->state == SESSION_FORWARD)
+				session_end(s, why);
+			else
+				refuse(s, RELAY_REFUSED, why);
+			closed++;
+			continue;
+		}
+		s->from = map[s->from];
+		if (s->to >= 0)
+			s->to = map[s->to];
+	}
+	return closed;
 }
 
 void session_close_all(void)

@@ -92,6 +92,12 @@ bool session_kernel_sending(const struct session *s, const struct end *to);
 void session_tick(void);
 #define SESSION_TICK_MS 100
 
+/* A reload (reload.c), while relay.policy is still the old one: ends the sessions the new
+ * policy no longer grants (regrant.h), counted as revoked, and renumbers the others' guests
+ * as map says. How many it ended. */
+struct host_policy;
+unsigned session_regrant(const struct host_policy *new, const int *map);
+
 /* Closes every session (relay stopping). */
 void session_close_all(void);
 

@@ -40,9 +40,11 @@ static void print_counters(FILE *out, const struct relay_counters *c)
 	fprintf(out,
 		"{\"accepted\": %lu, \"relayed\": %lu, \"refused\": %lu, \"unreachable\": %lu, "
 		"\"busy\": %lu, \"bad_requests\": %lu, \"no_half_close\": %lu, \"spliced\": %lu, "
-		"\"taken_back\": %lu, \"rescued\": %lu, \"bytes_up\": %llu, \"bytes_down\": %llu}",
+		"\"taken_back\": %lu, \"rescued\": %lu, \"revoked\": %lu, \"bytes_up\": %llu, "
+		"\"bytes_down\": %llu}",
 		c->accepted, c->relayed, c->refused, c->unreachable, c->busy, c->bad_requests,
-		c->no_half_close, c->spliced, c->taken_back, c->rescued, c->bytes_up, c->bytes_down);
+		c->no_half_close, c->spliced, c->taken_back, c->rescued, c->revoked, c->bytes_up,
+		c->bytes_down);
 }
 
 static char *render(size_t *len)
@@ -52,9 +54,10 @@ static char *render(size_t *len)
 
 	if (!out)
 		return NULL;
-	fprintf(out, "{\"uptime_ms\": %lld, \"policy\": \"%s\", \"port\": %u,\n",
+	fprintf(out, "{\"uptime_ms\": %lld, \"policy\": \"%s\", \"port\": %u, \"reloads\": %lu, "
+		     "\"reloads_refused\": %lu,\n",
 		(long long)(vmshim_now_ms() - relay.started_ms), relay.policy_path,
-		relay.policy->port);
+		relay.policy->port, relay.reloads, relay.reloads_refused);
 	fprintf(out, " \"forwarding\": \"%s\", \"forwarding_note\": \"%s\",\n",
 		relay.splice ? "sockmap" : "copy", relay.splice ? "" : relay.splice_why);
 	fprintf(out, " \"connections\": %u, \"unknown_callers\": %lu, \"counters\": ",

@@ -1,6 +1,7 @@
 /* The relay's listeners and its connections to guests (transport.h). */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <linux/vm_sockets.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,16 +149,58 @@ int transport_listen(void)
 	return any_vsock ? listen_vsock() : 0;
 }
 
+static void close_listener(struct listener *l)
+{
+	hybrid_unbind(&l->hs);
+	loop_del(&l->w);
+	close(l->w.fd);
+	free(l);
+}
+
 void transport_close(void)
 {
 	while (listeners) {
 		struct listener *l = listeners;
 		listeners = l->next;
-		hybrid_unbind(&l->hs);
-		loop_del(&l->w);
-		close(l->w.fd);
-		free(l);
+		close_listener(l);
 	}
+}
+
+static bool listening_for(int guest)
+{
+	for (const struct listener *l = listeners; l; l = l->next)
+		if (l->guest == guest)
+			return true;
+	return false;
+}
+
+/* The listeners follow the guests: a hybrid guest that stayed keeps its socket (its VMM's
+ * connections in the backlog are not lost), one gone loses it, a new one (or one whose
+ * socket could not be made before) gets one. The vsock listener is made if the first
+ * vhost-vsock guest came, and kept when the last one went (a caller of no guest is
+ * refused): it listens on the port of the start, which a reload does not change. */
+void transport_regrant(const int *map)
+{
+	for (struct listener **p = &listeners; *p;) {
+		struct listener *l = *p;
+		if (l->guest >= 0 && map[l->guest] < 0) {
+			*p = l->next;
+			close_listener(l);
+			continue;
+		}
+		if (l->guest >= 0)
+			l->guest = map[l->guest];
+		p = &l->next;
+	}
+	bool any_vsock = false;
+	for (size_t g = 0; g < relay.policy->n_guests; g++) {
+		if (!relay.policy->guests[g].hybrid[0])
+			any_vsock = true;
+		else if (!listening_for((int)g))
+			listen_hybrid(g);
+	}
+	if (any_vsock && !listening_for(-1))
+		listen_vsock();
 }
 
 /* A vsock socket bound to the lowest free source port of the relay: a privileged one

@@ -17,6 +17,10 @@
 int transport_listen(void);
 void transport_close(void);
 
+/* After a reload, relay.policy being the new one: listeners for its guests (map: each old
+ * guest's index in it, or -1; regrant.h), those of guests gone closed. */
+void transport_regrant(const int *map);
+
 /* A non-blocking connection under way to vsock port `port` of guest `to`; for a hybrid
  * guest, to its socket (the caller then sends hybrid_connect_line). -1 with errno (left to
  * the caller to log: a guest's requests cause it). */

@@ -1,6 +1,7 @@
 /* Unit tests of the relay's messages (common/relayproto.c) and its host policy
  * (relay/host_policy.c, relay/FORMAT.md): every rule of a message refuses when broken, and
- * every error of a host policy names its file and line. */
+ * every error of a host policy names its file and line; what a reloaded host policy keeps of
+ * the old one's grants (relay/regrant.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -19,6 +20,7 @@
 #include "host_policy.h"
 #include "hybrid_line.h"
 #include "hybrid_path.h"
+#include "regrant.h"
 #include "vmshim/relayproto.h"
 
 /* --- messages ---------------------------------------------------------------------------- */
@@ -335,6 +337,103 @@ static void test_host_policy_errors(void **state)
 /* --- the hybrid handshake and paths ------------------------------------------------------ */
 
 /* The VMM's answer to CONNECT, to the byte: a hostile VMM user gets no lenient reading. */
+/* Whoever can write the host policy holds root's say: a file of another user, or one its
+ * group or others may write, is refused (at start and on every reload alike). */
+static void test_host_policy_owner(void **state)
+{
+	struct host_policy *p = NULL;
+	char err[512];
+
+	(void)state;
+	write_policy("guest a\n cid 3\n");
+	assert_int_equal(chmod(path, 0664), 0);
+	assert_int_equal(host_policy_load(path, &p, err, sizeof err), -1);
+	assert_null(p);
+	assert_non_null(strstr(err, "writable by its group or others (mode 664)"));
+	assert_int_equal(strncmp(err, path, strlen(path)), 0);
+	assert_int_equal(chmod(path, 0646), 0);
+	assert_int_equal(host_policy_load(path, &p, err, sizeof err), -1);
+	assert_int_equal(chmod(path, 0644), 0);
+	assert_int_equal(host_policy_load(path, &p, err, sizeof err), 0);
+	host_policy_free(p);
+	p = NULL;
+	if (geteuid() == 0) { /* only root can give a file away */
+		assert_int_equal(chown(path, 65534, 65534), 0);
+		assert_int_equal(host_policy_load(path, &p, err, sizeof err), -1);
+		assert_null(p);
+		assert_non_null(strstr(err, "belongs to uid 65534"));
+	}
+	unlink(path);
+}
+
+/* A reload keeps the guests that are recognised and reached as before, by name; a session
+ * keeps its grant only while the new policy still lets its caller reach that port. */
+static void test_regrant(void **state)
+{
+	struct host_policy *old = load("guest web\n cid 3\n reach db 4005432 4131072\n"
+				       "guest db\n cid 4\n reach web\n"
+				       "guest fc\n cid 5\n hybrid /run/fc/v.sock\n reach db\n"
+				       "guest gone\n cid 6\n reach db\n"
+				       "guest moved\n cid 7\n reach db\n");
+	/* reordered; web loses db's 4005432; fc's socket moved; gone gone; moved is CID 8 */
+	struct host_policy *new = load("guest new\n cid 9\n"
+				       "guest db\n cid 4\n reach web\n"
+				       "guest web\n cid 3\n reach db 4131072\n"
+				       "guest fc\n cid 5\n hybrid /run/fc2/v.sock\n reach db\n"
+				       "guest moved\n cid 8\n reach db\n");
+	int *map = regrant_map(old, new);
+	struct regrant_session s;
+
+	(void)state;
+	assert_non_null(map);
+	assert_int_equal(map[0], 2);
+	assert_int_equal(map[1], 1);
+	assert_int_equal(map[2], -1); /* another socket: another VM */
+	assert_int_equal(map[3], -1);
+	assert_int_equal(map[4], -1); /* another CID: another VM */
+	/* web -> db 4131072: still granted; web -> db 4005432: revoked */
+	s = (struct regrant_session){.from = 0, .to = 1, .source_port = 70000, .port_seen = true,
+				     .dest_port = 4131072};
+	assert_null(regrant_verdict(old, new, map, &s));
+	s.dest_port = 4005432;
+	assert_string_equal(regrant_verdict(old, new, map, &s),
+			    "the host policy no longer lets its caller reach that port");
+	/* db -> web's vmshim port: untouched by the reload */
+	s = (struct regrant_session){.from = 1, .to = 0, .source_port = 70000, .port_seen = true,
+				     .dest_port = 1048656};
+	assert_null(regrant_verdict(old, new, map, &s));
+	/* a caller still reading its request has no destination yet */
+	s.to = -1;
+	assert_null(regrant_verdict(old, new, map, &s));
+	/* from or to a guest that is gone or is another VM now */
+	s = (struct regrant_session){.from = 3, .to = 1, .dest_port = 4000080};
+	assert_non_null(strstr(regrant_verdict(old, new, map, &s), "caller"));
+	s = (struct regrant_session){.from = 1, .to = 2, .dest_port = 1048656};
+	assert_non_null(strstr(regrant_verdict(old, new, map, &s), "destination"));
+	free(map);
+	host_policy_free(new);
+
+	/* db's CID comes to be shared with a new guest whose port block holds the port a
+	 * session of db came from: that caller is no longer db */
+	new = load("guest web\n cid 3\n reach db 4005432 4131072\n"
+		   "guest db\n cid 4\n vsock-base 1048576\n reach web\n"
+		   "guest twin\n cid 4\n vsock-base 3000000\n"
+		   "guest fc\n cid 5\n hybrid /run/fc/v.sock\n reach db\n"
+		   "guest gone\n cid 6\n reach db\n"
+		   "guest moved\n cid 7\n reach db\n");
+	map = regrant_map(old, new);
+	assert_int_equal(map[1], 1);
+	s = (struct regrant_session){.from = 1, .to = 0, .source_port = 3000000 + 131072 + 5,
+				     .port_seen = true, .dest_port = 1048656};
+	assert_string_equal(regrant_verdict(old, new, map, &s),
+			    "the port it came from is another guest's now");
+	s.source_port = 1048576 + 131072 + 5;
+	assert_null(regrant_verdict(old, new, map, &s));
+	free(map);
+	host_policy_free(new);
+	host_policy_free(old);
+}
+
 static void test_hybrid_ok(void **state)
 {
 	static const struct {
@@ -453,6 +552,8 @@ int main(void)
 		cmocka_unit_test(test_host_policy_vmshim_ports),
 		cmocka_unit_test(test_host_policy_shared_cid),
 		cmocka_unit_test(test_host_policy_errors),
+		cmocka_unit_test(test_host_policy_owner),
+		cmocka_unit_test(test_regrant),
 		cmocka_unit_test(test_hybrid_ok),
 		cmocka_unit_test(test_hybrid_path),
 	};

@@ -8,6 +8,8 @@
 #   - a hybrid socket answers CONNECT with a malformed "OK" and the relay goes on
 #   - readers of the status socket that read nothing stall the relay's event loop
 #   - a guest's bad requests and refusals, and callers of no guest, flood the log
+#   - a user who can write the host policy file (here nobody, who owns it) grants a guest a
+#     port: the relay must refuse such a file when it starts and whenever it reloads
 PY_ATTACK="python3 $TOP/tests/vm/apps/relay_attack.py"
 VMM_ALPHA=5400
 worked=()
@@ -176,4 +178,42 @@ attack "flood the log as unknown callers" \
 [ "$(relay_value 'd["unknown_callers"]')" -ge 300 ] || fail "unknown callers not all counted"
 stop_relay
 
+# 19: the host policy file belongs to nobody. The relay must not start on it; started on it
+# while it was root's, it must refuse every reload once it is nobody's (on the file's change
+# and on SIGHUP), so that nobody's grant of beta's port 7702 to alpha never applies.
+OWNED=$WORK/owned.policy
+REACH_BETA=$((BASE[beta] + 131072)) write_host_policy "$OWNED"
+chown nobody "$OWNED"
+rc=0
+timeout 5 ip netns exec "$(netns host)" "$RELAY" -f -c "$OWNED" -r "$RUN/vmshim-relay" >"$WORK/owned.out" 2>&1 || rc=$?
+attack "start the relay on a host policy nobody owns" "$([ "$rc" = 124 ] && echo yes || echo no)" \
+	"exit status $rc: $(grep -m1 -e "$OWNED" -e ready "$WORK/owned.out" || echo "nothing said")"
+chown root "$OWNED"
+RELAY_DEBUG= start_relay "$OWNED"
+chown nobody "$OWNED"
+REACH_BETA="$((BASE[beta] + 131072)) $(vsock_port beta 7702)" write_host_policy "$WORK/granted.policy"
+setpriv --reuid=nobody --regid=nogroup --clear-groups sh -c 'cat "$1" >"$2"' sh "$WORK/granted.policy" "$OWNED" ||
+	fail "nobody could not write the file it owns"
+refusals() { grep -c "reload refused, keeping the policy in force: $OWNED: belongs to uid" "$WORK/relay.log" || true; }
+for _ in $(seq 50); do
+	[ "$(refusals)" -lt 1 ] || break
+	sleep 0.1
+done
+kill -HUP "$(leaf_pid "$(cat "$WORK/relay.pid")")" 2>/dev/null || true
+for _ in $(seq 50); do
+	[ "$(refusals)" -lt 2 ] || break
+	sleep 0.1
+done
+start_bg agent7702 ip netns exec "$(netns beta)" $PY_ATTACK agent "$(vsock_port beta 7702)" 8 "$WORK/agent7702.stop"
+wait_for "beta's agent on 7702" grep -q ready "$WORK/agent7702.out"
+answer=$(ip netns exec "$(netns alpha)" $PY_ATTACK ask-from $((BASE[alpha] + 131072 + 40001)) "$RELAY_PORT" 1 \
+	"$(vsock_port beta 7702)" "granted by nobody" 2>&1 | tail -n 1) || true
+touch "$WORK/agent7702.stop"
+join_bg agent7702 20 || true
+attack "grant a port by editing a host policy nobody owns, and reload" \
+	"$(grep -q "granted by nobody" "$WORK/agent7702.out" && echo yes || echo no)" \
+	"relay answered $answer; $(refusals) reloads refused: $(grep -m1 "reload refused" "$WORK/relay.log" | sed 's/.*reload refused/reload refused/' || echo none)"
+stop_relay
+
 [ ${#worked[@]} -eq 0 ] || fail "attacks that worked: ${worked[*]}"
+[ "$(refusals)" -ge 2 ] || fail "the relay refused $(refusals) reloads of a file nobody owns, want 2 (its change, SIGHUP)"

@@ -150,12 +150,46 @@ log "half-close through VMMs that pass it (--half-close, hybrid ... half-close):
 
 # The echo client shuts down its write side after its last byte and waits for the
 # server's EOF; the names both ends see agree, as if direct.
-start_bg echo shimmed beta "$PROGS/echo_server" block 7400 0.0.0.0 1
-wait_for "alpha to know beta serves 7400" serves alpha beta 7400
-r0=$(relayed_total)
-shimmed alpha timeout 20 "$PROGS/echo_client" block 198.18.0.2 7400 100000 >"$WORK/client.out" ||
-	fail "echo client: $(cat "$WORK/client.out")"
-join_bg echo 20 || fail "echo server: $(cat "$WORK/echo.out")"
-[ "$(relayed_total)" -gt "$r0" ] || fail "the echo did not go through the relay"
+# echo_through_relay PORT: the echo client from alpha to a server on beta's PORT, which
+# must go through the relay.
+echo_through_relay() {
+	local r0
+	start_bg echo shimmed beta "$PROGS/echo_server" block "$1" 0.0.0.0 1
+	wait_for "alpha to know beta serves $1" serves alpha beta "$1"
+	r0=$(relayed_total)
+	shimmed alpha timeout 20 "$PROGS/echo_client" block 198.18.0.2 "$1" 100000 >"$WORK/client.out" ||
+		fail "echo client to $1: $(cat "$WORK/client.out")"
+	join_bg echo 20 || fail "echo server on $1: $(cat "$WORK/echo.out")"
+	[ "$(relayed_total)" -gt "$r0" ] || fail "the echo to $1 did not go through the relay"
+}
+echo_through_relay 7400
 names_agree "$WORK/client.out" "$WORK/echo.out"
 log "echo through the relay, names agree: $(field "$WORK/client.out" connected local) -> $(field "$WORK/client.out" connected peer)"
+
+# A reload without beta: its listener (beta.vsock_PORT) goes, and the sessions from and to
+# it (the helperds' links) are closed, as beta is no guest of the relay any more. Reloaded
+# with beta again: its listener is back, the helperds meet through it, and a connection is
+# relayed. alpha's listener stays the same socket throughout.
+alpha_listener=$(stat -c %i "$WORK/alpha.vsock_$RELAY_PORT")
+cat >"$WORK/relay.policy" <<POLICY
+port $RELAY_PORT
+guest alpha
+    cid 3
+    hybrid $WORK/alpha.vsock half-close
+    vsock-base ${BASE[alpha]}
+POLICY
+reloads_reach() { [ "$(relay_value 'd["reloads"]')" -ge "$1" ]; }
+wait_for "the relay to reload without beta" reloads_reach 1
+[ ! -e "$WORK/beta.vsock_$RELAY_PORT" ] || fail "beta's listener outlived its guest"
+revoked=$(relay_value 'd["counters"]["revoked"]')
+left=$(relay_value "len([s for s in d['sessions'] if 'beta' in (s['from'], s['to'])])")
+[ "$revoked" -ge 1 ] && [ "$left" = 0 ] || fail "without beta: $revoked sessions revoked, $left of beta's left"
+host_policy half-close
+wait_for "the relay to reload with beta" reloads_reach 2
+wait_for "beta's listener" test -S "$WORK/beta.vsock_$RELAY_PORT"
+[ "$(stat -c %i "$WORK/alpha.vsock_$RELAY_PORT")" = "$alpha_listener" ] ||
+	fail "alpha's listener was made again"
+wait_for "alpha to find beta again" peer_up alpha beta
+wait_for "beta to find alpha again" peer_up beta alpha
+echo_through_relay 7401
+log "reloaded without beta: its listener gone, $revoked sessions closed; with beta again: listener back, helperds met, echo relayed"

@@ -4,6 +4,8 @@ wait is bounded; each prints one line saying what it saw.
   relay_attack.py ask VMMPORT CID PORT [PAYLOAD]
       a REQUEST for CID's PORT through a hybrid guest's VMM (vsock port VMMPORT of CID 1);
       prints "status N" and, on OK, sends PAYLOAD
+  relay_attack.py ask-from SOURCE RELAYPORT CID PORT
+      the same straight to the relay (CID 1), from vsock port SOURCE (a guest's on CID 1)
   relay_attack.py agent PORT SECONDS [STOP]
       a guest agent on vsock port PORT: prints who connected and what came, or "nobody"
       once SECONDS passed or the file STOP exists with no connection waiting
@@ -34,8 +36,16 @@ def through_vmm(vmm):
     return s
 
 
-def ask(vmm, cid, port, payload=b""):
-    s = through_vmm(vmm)
+def from_port(source, relay):
+    s = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.bind((socket.VMADDR_CID_ANY, source))
+    s.connect((1, relay))
+    return s
+
+
+def ask(vmm, cid, port, payload=b"", s=None):
+    s = s or through_vmm(vmm)
     s.sendall(request(cid, port))
     reply = s.recv(8)
     if len(reply) != 8:
@@ -159,6 +169,8 @@ def status_hogs(path, k, seconds):
 cmd, args = sys.argv[1], sys.argv[2:]
 if cmd == "ask":
     ask(int(args[0]), int(args[1]), int(args[2]), args[3].encode() if len(args) > 3 else b"")
+elif cmd == "ask-from":
+    ask(None, int(args[2]), int(args[3]), s=from_port(int(args[0]), int(args[1])))
 elif cmd == "agent":
     agent(int(args[0]), float(args[1]), args[2] if len(args) > 2 else None)
 elif cmd == "unix":

@@ -1,4 +1,5 @@
-/* Reloading the policy when its file changes, through inotify on its directory. */
+/* Reloading a policy when its file changes, through inotify on its directory (helperd and
+ * vmshim-relay). */
 #include <libgen.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -7,15 +8,27 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "vmshim/log.h"
 #include "vmshim/loop.h"
-#include "policy_watch.h"
+#include "vmshim/policy_watch.h"
 
 static struct watch watch = {.fd = -1};
 static char name[NAME_MAX + 1];
+static char *watched; /* the file's path */
 static void (*changed)(void);
+
+/* Whether the event is about the file as it will be read. A regular file just created is
+ * still being written (an empty policy would be read, and may be valid): its writer's close
+ * says when it is whole. Other entries, a symbolic link, are whole when they appear. */
+static bool whole(const struct inotify_event *e)
+{
+	struct stat st;
+
+	return !(e->mask & IN_CREATE) || lstat(watched, &st) < 0 || !S_ISREG(st.st_mode);
+}
 
 static void on_events(struct watch *w, uint32_t events)
 {
@@ -27,7 +40,7 @@ static void on_events(struct watch *w, uint32_t events)
 	while ((n = read(w->fd, buf, sizeof(buf))) > 0) {
 		for (char *p = buf; p < buf + n;) {
 			const struct inotify_event *e = (const void *)p;
-			if (e->len && strcmp(e->name, name) == 0)
+			if (e->len && strcmp(e->name, name) == 0 && whole(e))
 				ours = true;
 			p += sizeof(*e) + e->len;
 		}
@@ -41,7 +54,9 @@ int policy_watch_start(const char *path, void (*on_change)(void))
 	char *copy_dir = strdup(path), *copy_base = strdup(path);
 	int rc = -1;
 
-	if (!copy_dir || !copy_base)
+	free(watched);
+	watched = strdup(path);
+	if (!copy_dir || !copy_base || !watched)
 		goto out;
 	snprintf(name, sizeof(name), "%s", basename(copy_base));
 	changed = on_change;
@@ -68,4 +83,6 @@ void policy_watch_stop(void)
 	if (watch.fd >= 0)
 		close(watch.fd);
 	watch.fd = -1;
+	free(watched);
+	watched = NULL;
 }

@@ -1,0 +1,81 @@
+/* A new host policy for a running relay (reload.h). */
+#include <stdlib.h>
+
+#include "regrant.h"
+#include "relay.h"
+#include "reload.h"
+#include "session.h"
+#include "transport.h"
+#include "vmshim/log.h"
+
+/* What a reload cannot change, kept as it was, and said so. */
+static void keep_what_needs_restart(struct host_policy *new)
+{
+	const struct host_policy *old = relay.policy;
+
+	/* the listeners (vsock, and each hybrid guest's PATH_PORT) and the relay's source
+	 * ports toward guests are made from it */
+	if (new->port != old->port) {
+		log_warn("policy %s: port %u needs a restart: the relay keeps port %u",
+			 relay.policy_path, new->port, old->port);
+		new->port = old->port;
+	}
+	/* the kernel's maps are sized once; connections past them are copied */
+	if (relay.splice && new->max_connections > relay.splice_pairs)
+		log_warn("policy %s: max-connections %u: the kernel splices at most %u connections "
+			 "at once until a restart, and copies the others",
+			 relay.policy_path, new->max_connections, relay.splice_pairs);
+}
+
+/* The per-guest counts of the old policy's guests, given to those of the new one that map
+ * says they are. */
+static void carry_per_guest(const int *map, unsigned *per_guest, struct relay_counters *counters)
+{
+	for (size_t i = 0; i < relay.policy->n_guests; i++) {
+		if (map[i] < 0)
+			continue;
+		per_guest[map[i]] = relay.per_guest[i];
+		counters[map[i]] = relay.per_guest_counters[i];
+	}
+}
+
+void relay_reload(void)
+{
+	struct host_policy *new;
+	char err[512];
+
+	if (host_policy_load(relay.policy_path, &new, err, sizeof err) < 0) {
+		relay.reloads_refused++;
+		log_err("reload refused, keeping the policy in force: %s", err);
+		return;
+	}
+	keep_what_needs_restart(new);
+	size_t n = new->n_guests ? new->n_guests : 1;
+	int *map = regrant_map(relay.policy, new);
+	unsigned *per_guest = calloc(n, sizeof *per_guest);
+	struct relay_counters *counters = calloc(n, sizeof *counters);
+	if (!map || !per_guest || !counters) {
+		relay.reloads_refused++;
+		log_err("reload refused, keeping the policy in force: out of memory");
+		free(map);
+		free(per_guest);
+		free(counters);
+		host_policy_free(new);
+		return;
+	}
+	/* the sessions it closes are counted and let go under the old policy's numbering */
+	unsigned closed = session_regrant(new, map);
+	carry_per_guest(map, per_guest, counters);
+	free(relay.per_guest);
+	free(relay.per_guest_counters);
+	host_policy_free(relay.policy);
+	relay.per_guest = per_guest;
+	relay.per_guest_counters = counters;
+	relay.policy = new;
+	transport_regrant(map);
+	free(map);
+	relay.reloads++;
+	log_info("policy %s reloaded (reload %lu); connections it no longer grants, closed: %u",
+		 relay.policy_path, relay.reloads, closed);
+	relay_describe();
+}
