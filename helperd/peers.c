@@ -50,8 +50,12 @@ static void on_tick(struct watch *w, uint32_t events)
 	if (read(w->fd, &ticks, sizeof(ticks)) != sizeof(ticks))
 		return;
 	for (size_t i = 0; i < n_links; i++)
-		if (links[i]->liveness == PEER_UP && now - links[i]->last_ms > silence_max)
-			link_down(links[i], "no announcement within the liveness timeout");
+		if (links[i]->liveness == PEER_UP && now - links[i]->last_ms > silence_max) {
+			char why[96];
+			snprintf(why, sizeof why, "no announcement for %lld ms (liveness timeout %u ms)",
+				 (long long)(now - links[i]->last_ms), helperd.policy->liveness_ms);
+			link_down(links[i], why);
+		}
 	if (n++ % 2)
 		return;
 	announce_find_owned();
