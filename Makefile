@@ -97,9 +97,9 @@ $(BUILD)/libvmshim.so: $(SHIM_OBJ) $(SHIM_COMMON_OBJ) $(BUILD)/obj/common/table.
 $(BUILD)/helperd: $(HELPERD_OBJ) $(POLICY_OBJ) $(COMMON_OBJ)
 	$(CC) $(LINKFLAGS) -o $@ $^
 
-# The host side: policy/statements.o for its host policy's syntax, libbpf for the sockmap
-# engine (relay/splice.mk).
-$(BUILD)/vmshim-relay: $(RELAY_OBJ) $(BUILD)/obj/policy/statements.o $(COMMON_OBJ)
+# The host side: policy/statements.o and file_owner.o for its host policy's syntax and
+# file, libbpf for the sockmap engine (relay/splice.mk).
+$(BUILD)/vmshim-relay: $(RELAY_OBJ) $(call obj,policy/statements.c policy/file_owner.c) $(COMMON_OBJ)
 	$(CC) $(LINKFLAGS) -o $@ $^ $(SPLICE_LIBS)
 
 $(BUILD)/vmshimctl: helperd/ctl/vmshimctl.c

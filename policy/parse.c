@@ -385,7 +385,10 @@ int policy_load(const char *path, struct policy **out, char *err, size_t errlen)
 		policy_error(err, errlen, path, 0, "cannot open: %s", strerror(errno));
 		return -1;
 	}
-	int rc = policy_read(f, path, out, err, errlen);
+	/* whoever could change it could give a peer this guest's addresses */
+	int rc = policy_file_trusted(f, path, "the policy", err, errlen);
+	if (rc == 0)
+		rc = policy_read(f, path, out, err, errlen);
 	fclose(f);
 	return rc;
 }

@@ -56,8 +56,9 @@ struct policy {
 	struct policy_ports without_half_close;
 };
 
-/* Parses and validates a whole file. On success returns 0 and *out; on failure returns -1,
- * leaves *out untouched and writes "FILE:LINE: what is wrong" (or "FILE: ...") into err. */
+/* Parses and validates a whole file, which none but root may be able to change
+ * (policy_file_trusted). On success returns 0 and *out; on failure returns -1, leaves *out
+ * untouched and writes "FILE:LINE: what is wrong" (or "FILE: ...") into err. */
 int policy_load(const char *path, struct policy **out, char *err, size_t errlen);
 
 /* The same from an open stream; path names it in the errors. */

@@ -63,4 +63,10 @@ __attribute__((format(printf, 5, 6))) void policy_error(char *err, size_t errlen
 							 const char *path, unsigned line,
 							 const char *fmt, ...);
 
+/* The policy file f (opened from path) may be read only if none but root can change it:
+ * root's or the reader's own (root's) and writable by its owner alone. It is the file
+ * opened that counts, so another user's file renamed over it fails too. 0, or -1 with
+ * "PATH: belongs to uid N ..." in err; what names the policy ("the host policy"). */
+int policy_file_trusted(FILE *f, const char *path, const char *what, char *err, size_t errlen);
+
 #endif

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "host_policy.h"
@@ -329,28 +328,6 @@ static int resolve_reach(struct stmt_reader *r)
 	return 0;
 }
 
-/* The host policy says which guest may reach which port of which: whoever can change the
- * file holds root's say (a VMM's user could grant its guest another's agent). So the file
- * the relay reads must be its own user's (root's) or root's, and writable by that owner
- * alone; a user's file renamed over it fails too, as it is the file opened that counts. */
-static int check_owner(FILE *f, const char *path, char *err, size_t errlen)
-{
-	struct stat st;
-
-	if (fstat(fileno(f), &st) < 0)
-		policy_error(err, errlen, path, 0, "cannot stat: %s", strerror(errno));
-	else if (st.st_uid != 0 && st.st_uid != geteuid())
-		policy_error(err, errlen, path, 0, "belongs to uid %u: none but root may be able "
-			     "to change the host policy", (unsigned)st.st_uid);
-	else if (st.st_mode & 022)
-		policy_error(err, errlen, path, 0, "writable by its group or others (mode %03o): "
-			     "none but root may be able to change the host policy",
-			     (unsigned)(st.st_mode & 0777));
-	else
-		return 0;
-	return -1;
-}
-
 int host_policy_load(const char *path, struct host_policy **out, char *err, size_t errlen)
 {
 	struct host_build b = {0};
@@ -364,7 +341,8 @@ int host_policy_load(const char *path, struct host_policy **out, char *err, size
 		policy_error(err, errlen, path, 0, "cannot open: %s", strerror(errno));
 		return -1;
 	}
-	if (check_owner(f, path, err, errlen) < 0)
+	/* a VMM's user who could change it could grant its guest another's agent */
+	if (policy_file_trusted(f, path, "the host policy", err, errlen) < 0)
 		goto out;
 	b.pol = calloc(1, sizeof *b.pol);
 	if (!b.pol) {

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "policy.h"
@@ -41,7 +42,7 @@ static void expect_error(const char *path, unsigned line, const char *phrase)
 	char err[1024], want[512];
 
 	memset(err, 'X', sizeof err);
-	assert_int_equal(policy_load(path, &pol, err, sizeof err), -1);
+	assert_int_equal(read_path(path, &pol, err, sizeof err), -1);
 	assert_ptr_equal(pol, (struct policy *)&sentinel); /* *out untouched */
 	assert_non_null(memchr(err, '\0', sizeof err));
 	if (line)
@@ -773,6 +774,39 @@ static void test_table_too_big(void **state)
 	free(text);
 }
 
+/* Whoever could change the policy could give a peer this guest's addresses: a file of
+ * another user, or one its group or others may write, is refused (helperd at start, on
+ * --check and on every reload). */
+static void test_file_owner(void **state)
+{
+	char path[] = "/tmp/vmshim-policy-XXXXXX", err[512];
+	const char *text = "peer a\n cid 3\n";
+	struct policy *pol = NULL;
+
+	(void)state;
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	assert_int_equal(chmod(path, 0664), 0);
+	assert_int_equal(policy_load(path, &pol, err, sizeof err), -1);
+	assert_null(pol);
+	assert_non_null(strstr(err, "writable by its group or others (mode 664)"));
+	assert_int_equal(chmod(path, 0602), 0);
+	assert_int_equal(policy_load(path, &pol, err, sizeof err), -1);
+	assert_int_equal(chmod(path, 0644), 0);
+	assert_int_equal(policy_load(path, &pol, err, sizeof err), 0);
+	policy_free(pol);
+	pol = NULL;
+	if (geteuid() == 0) { /* only root can give a file away */
+		assert_int_equal(chown(path, 65534, 65534), 0);
+		assert_int_equal(policy_load(path, &pol, err, sizeof err), -1);
+		assert_null(pol);
+		assert_non_null(strstr(err, "belongs to uid 65534"));
+	}
+	unlink(path);
+}
+
 static void test_missing_file(void **state)
 {
 	(void)state;
@@ -792,9 +826,9 @@ static void test_small_error_buffer(void **state)
 	struct policy *pol = NULL;
 	char err[8];
 
-	assert_int_equal(policy_load(PDIR "/invalid/cid_zero.policy", &pol, err, sizeof err), -1);
+	assert_int_equal(read_path(PDIR "/invalid/cid_zero.policy", &pol, err, sizeof err), -1);
 	assert_string_equal(err, "tests/u");
-	assert_int_equal(policy_load(PDIR "/invalid/cid_zero.policy", &pol, NULL, 0), -1);
+	assert_int_equal(read_path(PDIR "/invalid/cid_zero.policy", &pol, NULL, 0), -1);
 	assert_null(pol);
 	policy_free(NULL);
 }
@@ -843,6 +877,7 @@ int main(void)
 		cmocka_unit_test(test_many_peers),
 		cmocka_unit_test(test_table_too_big),
 		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_file_owner),
 		cmocka_unit_test(test_directory),
 		cmocka_unit_test(test_small_error_buffer),
 	};

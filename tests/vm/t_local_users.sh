@@ -223,3 +223,21 @@ join_bg s8 || fail "server: $(cat "$WORK/s8.out")"
 grep -q "^1 counter pages mapped" "$WORK/pages.out" || fail "after nobody wrote the page: $(cat "$WORK/pages.out")"
 log "nobody $(cat "$WORK/poison.out"); a shimmed client connecting for 6 s after: $(cat "$WORK/pages.out")"
 
+
+# The policy file becomes nobody's (a chown by mistake, a deploy tool running as a user).
+# helperd must not take it: `--check` (and so a start) refuses it, and the running helperds
+# refuse every reload of it, on its change and on SIGHUP, so that nobody's edit never
+# applies (before: both loaded it).
+loads() { grep -c "^helperd: info: policy $POLICY: " "$WORK/helperd-beta.log" || true; }
+loads0=$(loads)
+chown nobody "$POLICY"
+check=$("$HELPERD" --check -c "$POLICY" -s beta 2>&1) && fail "helperd --check took a policy nobody owns: $check"
+as_nobody beta sh -c 'new=$(sed "s/^connect-timeout .*/connect-timeout 300/" "$1") && echo "$new" >"$1"' \
+	sh "$POLICY" || fail "nobody could not write the file it owns"
+refused() { [ "$(grep -c "reload refused.*belongs to uid 65534" "$WORK/helperd-beta.log")" -ge "$1" ]; }
+wait_for "beta's helperd to refuse nobody's change" refused 1
+kill -HUP "$(leaf_pid "$(cat "$WORK/helperd-beta.pid")")"
+wait_for "beta's helperd to refuse it on SIGHUP" refused 2
+[ "$(loads)" = "$loads0" ] || fail "beta's helperd loaded a policy nobody owns: $(grep "policy $POLICY" "$WORK/helperd-beta.log" | tail -n 1)"
+chown root "$POLICY"
+log "a policy nobody owns: --check refused it ($(echo "$check" | head -n 1)); beta's helperd refused its change and SIGHUP, $(loads) loads as before"
