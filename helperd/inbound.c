@@ -89,6 +89,11 @@ static void on_inbound(struct watch *w, uint32_t events)
 	}
 }
 
+void inbound_read_waiting(struct inbound *in)
+{
+	on_inbound(&in->w, EPOLLIN);
+}
+
 /* The peer whose helperd made a control connection from `from`, or -1 and why not. */
 static int identify_helperd(const struct sockaddr_vm *from, const char **why)
 {

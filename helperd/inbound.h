@@ -12,6 +12,9 @@ int inbound_listen(void);
 
 void inbound_close(struct inbound *in);
 
+/* Reads what waits on in now, as its event would (a bounded number of frames). */
+void inbound_read_waiting(struct inbound *in);
+
 /* Closes the control port (helperd stopping). */
 void inbound_stop(void);
 
