@@ -5,6 +5,10 @@
 # server's two accept() calls each return at once: nobody's connection as it is, data
 # intact, then the sibling's over vsock (before: each waited for helperd's answer, 1 s,
 # nobody's was dropped unseen and the sibling's client fell back to TCP).
+# A sibling connection waits for accept() as long as the connect-timeout; the test finds its
+# doorbell, stops helperd and lets the server accept, which took over the default 2 s under
+# load in CI (the client fell back to TCP): 10 s.
+sed -i 's/^connect-timeout .*/connect-timeout 10000/' "$POLICY"
 start_helperd alpha
 start_helperd beta
 port=7601
