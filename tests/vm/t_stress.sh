@@ -40,12 +40,12 @@ wait_line() {
 
 # helperd keeps a connection waiting for the application only as long as a shim waits for
 # it, the connect-timeout: the crowd stands for shims that wait the longest one allowed.
-# A liveness timeout of 5 s (silence for 3.3 s drops a peer): at the default 3 s, beta's
-# helperd under ASan in the emulated VM, accepting 100+ sibling connections a second with
-# the other lane busy, was taken for gone in a CI run (no announcement for over 2 s) and 184
-# connections went over TCP. A stalled loop (3.8 s before a1b6230) is still caught.
+# A liveness timeout of 5 s (silence for 3.3 s drops a peer): at 3 s, beta's helperd under
+# ASan in the emulated VM, accepting 100+ sibling connections a second with the other lane
+# busy, was taken for gone in a CI run (no announcement for over 2 s) and 184 connections
+# went over TCP; at the tests' 6 s, a stalled loop (3.8 s before a1b6230) would pass unseen.
 sed -i 's/^connect-timeout .*/connect-timeout 60000/' "$POLICY"
-sed -i '1i liveness-timeout 5000' "$POLICY"
+sed -i 's/^liveness-timeout .*/liveness-timeout 5000/' "$POLICY"
 start_helperd alpha
 start_helperd beta
 start_bg server shimmed beta "$PROGS/stress" server "$port" $((seconds + 300))
