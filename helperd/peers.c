@@ -1,6 +1,7 @@
 /* Discovery and liveness of the other helperds (peers.h): the links to every peer of the
  * policy (link.h), the tick that drops the silent ones and announces, and the views the
  * table is built from. Everything runs in helperd's one event loop, without blocking. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,12 @@ static void announce_all(void)
 			outbound_announce(links[i]);
 }
 
+/* Whether l is up and has announced nothing for longer than silence_max. */
+static bool silent(const struct link *l, int64_t now, int64_t silence_max)
+{
+	return l->liveness == PEER_UP && now - l->last_ms > silence_max;
+}
+
 /* Every sixth of the liveness timeout T: a peer silent for 2T/3 (two announcements missed:
  * peers announce every T/3) is dropped. So one that stops is dropped at most 5T/6 after its
  * last announcement, which leaves T/6 for late timers in a loaded guest before the
@@ -55,9 +62,9 @@ static void on_tick(struct watch *w, uint32_t events)
 		/* A loop that ran late (a loaded guest) may come here before the announcement
 		 * it has not read yet: what waits is read first, so that a peer is not blamed
 		 * for this helperd's delay. */
-		if (l->liveness == PEER_UP && now - l->last_ms > silence_max && l->speaker)
+		if (silent(l, now, silence_max) && l->speaker)
 			inbound_read_waiting(l->speaker);
-		if (l->liveness == PEER_UP && now - l->last_ms > silence_max) {
+		if (silent(l, now, silence_max)) {
 			char why[96];
 			snprintf(why, sizeof why, "no announcement for %lld ms (liveness timeout %u ms)",
 				 (long long)(now - l->last_ms), helperd.policy->liveness_ms);
