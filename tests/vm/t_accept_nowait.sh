@@ -32,9 +32,9 @@ for _ in range(2):
           flush=True)
     c.close()
 PY
-start_bg server shimmed beta python3 "$WORK/server.py" "$port" "$WORK/go"
+start_bg server shimmed beta python3 -S "$WORK/server.py" "$port" "$WORK/go"
 wait_for "vsock listener" vsock_listening beta "$(vsock_port beta "$port")"
-start_bg forged as_nobody beta python3 -c '
+start_bg forged as_nobody beta python3 -S -c '
 import socket, sys
 s = socket.socket()
 s.bind(("127.86.83.77", 0))
@@ -47,7 +47,7 @@ r0=$(counter alpha redirected)
 start_bg client shimmed alpha "$PROGS/echo_client" block 198.18.0.2 "$port" 1000
 # nobody's connection and the doorbell: two from 127.86.83.77 to the port
 from_bell() {
-	in_guest beta python3 -c '
+	in_guest beta python3 -S -c '
 import socket, struct, sys
 bell = "%08X:" % struct.unpack("=I", socket.inet_aton("127.86.83.77"))[0]
 n = sum(1 for line in list(open("/proc/net/tcp"))[1:]
@@ -79,11 +79,11 @@ slowest=$(sed -n 's/^accept_ms=\([0-9]*\).*/\1/p' "$WORK/server.out" | sort -n |
 # vsock when it accepts (before: the doorbell was none of helperd's any more, the client fell
 # back to TCP after its connect-timeout).
 port=7602
-start_bg server2 shimmed beta python3 "$WORK/server.py" "$port" "$WORK/go2"
+start_bg server2 shimmed beta python3 -S "$WORK/server.py" "$port" "$WORK/go2"
 wait_for "vsock listener" vsock_listening beta "$(vsock_port beta "$port")"
 r0=$(counter alpha redirected)
 start_bg client2 shimmed alpha "$PROGS/echo_client" block 198.18.0.2 "$port" 1000
-wait_for "the doorbell" in_guest beta python3 "$TOP/tests/vm/apps/claim_thief.py" find "$port"
+wait_for "the doorbell" in_guest beta python3 -S "$TOP/tests/vm/apps/claim_thief.py" find "$port"
 stop_helperd beta KILL
 touch "$WORK/go2"
 rc=0

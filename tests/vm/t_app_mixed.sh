@@ -8,7 +8,7 @@ start_bg server shimmed beta "$PROGS/echo_server" epoll-lt 7901 0.0.0.0 2
 wait_for "vsock listener" vsock_listening beta "$(vsock_port beta 7901)"
 
 a_before=$(veth_bytes alpha)
-start_bg sibling shimmed alpha python3 "$TOP/tests/vm/apps/hold_client.py" 198.18.0.2 7901 \
+start_bg sibling shimmed alpha python3 -S "$TOP/tests/vm/apps/hold_client.py" 198.18.0.2 7901 \
 	2000000 "$WORK/go"
 wait_for "the sibling's connection" grep -q connected "$WORK/sibling.out"
 ss_in alpha -Hn --vsock state established | grep -q ":$(vsock_port beta 7901)" ||

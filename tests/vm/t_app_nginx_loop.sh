@@ -16,15 +16,15 @@ nginx_conf 1 "worker_connections 256;" "\
         root $WORK/www;
         location /up { proxy_pass http://198.18.0.2:7500; proxy_connect_timeout 10s; }
     }"
-start_bg upstream shimmed beta python3 "$APPS/slow_upstream.py" 7500 1.0 4
+start_bg upstream shimmed beta python3 -S "$APPS/slow_upstream.py" 7500 1.0 4
 wait_for "the upstream" vsock_listening beta "$(vsock_port beta 7500)"
 start_bg nginx shimmed alpha nginx -c "$WORK/nginx.conf" -p "$WORK"
 wait_for "nginx" tcp_listening alpha 8090
-in_guest alpha python3 "$APPS/static_latency.py" 8090 3 >"$WORK/quiet.out" ||
+in_guest alpha python3 -S "$APPS/static_latency.py" 8090 3 >"$WORK/quiet.out" ||
 	fail "static client: $(cat "$WORK/quiet.out")"
 log "static page alone: $(tail -n 1 "$WORK/quiet.out")"
 r0=$(counter alpha redirected)
-start_bg latency in_guest alpha python3 "$APPS/static_latency.py" 8090 6
+start_bg latency in_guest alpha python3 -S "$APPS/static_latency.py" 8090 6
 for i in 1 2 3 4; do
 	in_guest alpha curl -s -m 20 -o /dev/null -w '%{http_code} %{time_total}\n' \
 		http://127.0.0.1:8090/up >>"$WORK/up.out" &

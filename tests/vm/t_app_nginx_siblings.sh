@@ -15,14 +15,14 @@ nginx_conf 1 "worker_connections 1024;" "\
     server { listen $port; root $WORK/www; }"
 start_bg nginx shimmed alpha nginx -c "$WORK/nginx.conf" -p "$WORK"
 wait_for "nginx" vsock_listening alpha "$(vsock_port alpha "$port")"
-in_guest alpha python3 "$APPS/static_latency.py" "$port" 3 >"$WORK/quiet.out" ||
+in_guest alpha python3 -S "$APPS/static_latency.py" "$port" 3 >"$WORK/quiet.out" ||
 	fail "static client: $(cat "$WORK/quiet.out")"
 log "static page alone: $(tail -n 1 "$WORK/quiet.out")"
 a0=$(counter alpha sibling_accepted)
 r0=$(counter beta redirected)
-start_bg latency in_guest alpha python3 "$APPS/static_latency.py" "$port" 8
+start_bg latency in_guest alpha python3 -S "$APPS/static_latency.py" "$port" 8
 sleep 1
-shimmed beta python3 "$APPS/sibling_load.py" 198.18.0.1 "$port" 6 400 24 >"$WORK/load.out" 2>&1 ||
+shimmed beta python3 -S "$APPS/sibling_load.py" 198.18.0.1 "$port" 6 400 24 >"$WORK/load.out" 2>&1 ||
 	fail "sibling load: $(cat "$WORK/load.out")"
 join_bg latency 30 || fail "static client: $(cat "$WORK/latency.out")"
 stop_bg nginx

@@ -8,10 +8,10 @@ app="$TOP/tests/vm/apps/pyserve.py"
 port=7800
 for server in asyncio threading forking; do
 	port=$((port + 1))
-	start_bg server shimmed beta python3 "$app" "$server-server" "$port" 8
+	start_bg server shimmed beta python3 -S "$app" "$server-server" "$port" 8
 	wait_for "$server server" vsock_listening beta "$(vsock_port beta "$port")"
 	before=$(veth_bytes alpha)
-	shimmed alpha python3 "$app" asyncio-client 198.18.0.2 "$port" 8 200000 >"$WORK/client.out" ||
+	shimmed alpha python3 -S "$app" asyncio-client 198.18.0.2 "$port" 8 200000 >"$WORK/client.out" ||
 		fail "$server: $(cat "$WORK/client.out")"
 	join_bg server || fail "$server server: $(cat "$WORK/server.out")"
 	moved=$(($(veth_bytes alpha) - before))

@@ -7,7 +7,7 @@ mkdir -p "$WORK/www"
 head -c $((12 << 20)) /dev/urandom >"$WORK/www/big"
 vport=$(vsock_port beta 8080)
 
-start_bg server shimmed beta python3 -m http.server 8080 --bind 0.0.0.0 --directory "$WORK/www"
+start_bg server shimmed beta python3 -S -m http.server 8080 --bind 0.0.0.0 --directory "$WORK/www"
 wait_for "http.server in beta" tcp_listening beta 8080
 wait_for "beta's vsock listener $vport" vsock_listening beta "$vport"
 

@@ -70,7 +70,7 @@ log "beta:7000 (shim) redirected; beta:7001 (no shim) plain TCP without a vsock 
 
 # The shims' counters: two connections from one bound local port, the second of which
 # cannot have its vsock source port (the first holds it) and falls back to TCP.
-shimmed alpha python3 - <<'PY' || fail "two connections from local port 40000 failed"
+shimmed alpha python3 -S - <<'PY' || fail "two connections from local port 40000 failed"
 import socket
 def connect():
     s = socket.socket()
@@ -133,7 +133,7 @@ log "beta back: rediscovered by alpha and gamma, nothing restarted"
 # A rogue on alpha's control port: garbage from a port outside every block, garbage and an
 # oversized frame from a port of gamma's block. alpha drops them, counts them, serves on.
 control=$((BASE[alpha] + 131072))
-in_guest gamma python3 - "$control" "$((BASE[gamma] + 131072 + 1000))" <<'PY' ||
+in_guest gamma python3 -S - "$control" "$((BASE[gamma] + 131072 + 1000))" <<'PY' ||
 import socket, struct, sys, time
 control, gamma_port = int(sys.argv[1]), int(sys.argv[2])
 def send(frames, src=None):

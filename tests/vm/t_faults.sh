@@ -8,9 +8,9 @@ start_helperd beta
 
 # --- helperd killed during a burst: every connection of a running client succeeds (TCP
 # while a helperd is missing), and redirection comes back by itself.
-start_bg server shimmed beta python3 "$FAULTS" echo-server 7600
+start_bg server shimmed beta python3 -S "$FAULTS" echo-server 7600
 wait_for "vsock listener" vsock_listening beta "$(vsock_port beta 7600)"
-start_bg burst shimmed alpha env VMSHIM_DEBUG=1 python3 "$FAULTS" burst 198.18.0.2 7600 \
+start_bg burst shimmed alpha env VMSHIM_DEBUG=1 python3 -S "$FAULTS" burst 198.18.0.2 7600 \
 	"$WORK/burst.progress" "$WORK/burst.stop"
 progress() { cat "$WORK/burst.progress" 2>/dev/null || echo 0; }
 # after N: waits until the burst has made N more connections.
@@ -44,10 +44,10 @@ stop_bg server
 gone_mid_transfer() {
 	local name=$1
 	shift
-	start_bg "$name-sink" "$@" beta python3 "$FAULTS" slow-sink 7601
+	start_bg "$name-sink" "$@" beta python3 -S "$FAULTS" slow-sink 7601
 	wait_for "sink" tcp_listening beta 7601
 	[ "$1" = in_guest ] || wait_for "vsock sink" vsock_listening beta "$(vsock_port beta 7601)"
-	start_bg "$name" "$@" alpha python3 "$FAULTS" upload 198.18.0.2 7601
+	start_bg "$name" "$@" alpha python3 -S "$FAULTS" upload 198.18.0.2 7601
 	wait_for "$name to stream" grep -q streaming "$WORK/$name.out"
 	# Killing beta's processes resets what they held; then the guest goes.
 	ip netns pids "$(netns beta)" | xargs -r kill -9
@@ -70,7 +70,7 @@ log "peer guest gone mid-transfer: TCP client saw '$tcp_saw'; under the shim '$s
 
 # --- The vsock port a listener needs is taken: the listener stays TCP-only, and it is logged.
 vport=$(vsock_port beta 7602)
-start_bg squatter in_guest beta python3 -c '
+start_bg squatter in_guest beta python3 -S -c '
 import socket, sys, time
 s = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
 s.bind((socket.VMADDR_CID_ANY, int(sys.argv[1])))
@@ -93,10 +93,10 @@ log "vsock port $vport taken: logged, and the listener on 7602 served over TCP"
 # --- At the descriptor limit. A client with one free descriptor (its socket takes it): the
 # shim gets none for vsock and the connection is TCP; with two, the swap works, since it
 # reuses the application's number. Nothing leaks either way.
-start_bg server shimmed beta python3 "$FAULTS" echo-server 7603
+start_bg server shimmed beta python3 -S "$FAULTS" echo-server 7603
 wait_for "vsock listener" vsock_listening beta "$(vsock_port beta 7603)"
 for spare in 1 2; do
-	shimmed alpha env VMSHIM_DEBUG=1 python3 "$FAULTS" at-fd-limit 198.18.0.2 7603 "$spare" \
+	shimmed alpha env VMSHIM_DEBUG=1 python3 -S "$FAULTS" at-fd-limit 198.18.0.2 7603 "$spare" \
 		>"$WORK/limit$spare.out" 2>&1 || fail "client with $spare free: $(cat "$WORK/limit$spare.out")"
 done
 grep -q "Too many open files): plain TCP" "$WORK/limit1.out" || fail "1 free: $(cat "$WORK/limit1.out")"
@@ -107,11 +107,11 @@ stop_bg server
 # A server with one free descriptor: accept() takes it, so the shim cannot claim the
 # sibling's connection; it closes the doorbell, the client falls back to TCP, and the
 # server accepts that instead. Nobody sees an error.
-start_bg server shimmed beta python3 "$FAULTS" echo-server 7604 1
+start_bg server shimmed beta python3 -S "$FAULTS" echo-server 7604 1
 wait_for "server" grep -q listening "$WORK/server.out"
 wait_for "vsock listener" vsock_listening beta "$(vsock_port beta 7604)"
 before=$(veth_bytes alpha)
-shimmed alpha env VMSHIM_DEBUG=1 python3 "$FAULTS" at-fd-limit 198.18.0.2 7604 3 \
+shimmed alpha env VMSHIM_DEBUG=1 python3 -S "$FAULTS" at-fd-limit 198.18.0.2 7604 3 \
 	>"$WORK/limit-server.out" 2>&1 || fail "client: $(cat "$WORK/limit-server.out")"
 grep -q "plain TCP" "$WORK/limit-server.out" || fail "not TCP: $(cat "$WORK/limit-server.out")"
 [ $(($(veth_bytes alpha) - before)) -gt 200000 ] || fail "the bytes did not cross the veth"

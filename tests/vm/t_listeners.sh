@@ -22,7 +22,7 @@ expect_vsock "listener on 198.18.0.2" 7701
 names_agree "$WORK/client.out" "$WORK/server.out"
 log "listener bound to 198.18.0.2: over vsock, names agree"
 
-start_bg server shimmed beta python3 -c '
+start_bg server shimmed beta python3 -S -c '
 import os, socket, sys
 s = socket.socket()
 s.bind(("0.0.0.0", 7702))

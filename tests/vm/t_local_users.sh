@@ -24,12 +24,12 @@ for mode in udp ping tcp; do
 	srv=$(leaf_pid "$(cat "$WORK/srv-$mode.pid")")
 	kill -STOP "$srv"
 	start_bg "cli-$mode" shimmed alpha "$PROGS/echo_client" block 198.18.0.2 7406 1000
-	bell=$(as_nobody beta python3 "$thief" find 7406) || fail "no doorbell seen"
+	bell=$(as_nobody beta python3 -S "$thief" find 7406) || fail "no doorbell seen"
 	where=beta
 	[ "$mode" != tcp ] || where=elsewhere
 	rc=0
 	ip netns exec "$(netns "$where")" setpriv --reuid=nobody --regid=nogroup --clear-groups \
-		python3 "$thief" "$mode" "$rd/helperd.sock" 127.0.0.1 7406 "$bell" \
+		python3 -S "$thief" "$mode" "$rd/helperd.sock" 127.0.0.1 7406 "$bell" \
 		>"$WORK/thief-$mode.out" 2>&1 || rc=$?
 	kill -CONT "$srv"
 	log "nobody's claim with a $mode socket of the doorbell's addresses (exit $rc): $(cat "$WORK/thief-$mode.out")"
@@ -59,7 +59,7 @@ for where in helperd none; do
 	[ "$where" = helperd ] || { port=7412; env=(env VMSHIM_RUNDIR=/run/vmshim-none); }
 	start_bg "s$port" shimmed beta "${env[@]}" "$PROGS/echo_server" block "$port" 0.0.0.0 1
 	wait_for "listener $port" tcp_listening beta "$port"
-	as_nobody beta python3 - "$port" >"$WORK/from-bell-$port.out" 2>&1 <<'PY' || true
+	as_nobody beta python3 -S - "$port" >"$WORK/from-bell-$port.out" 2>&1 <<'PY' || true
 import socket, sys
 s = socket.socket()
 s.bind(("127.86.83.77", 0))
@@ -160,7 +160,7 @@ for _ in range(2):  # the doorbell, if any, then the client's own TCP connection
         len(secret), struct.unpack("=Ii", data[:8])[1], len(fds),
         "stolen" if fds else "refused"), flush=True)
 PY
-start_bg phantom as_nobody beta python3 "$WORK/phantom.py" "$rd/helperd.sock"
+start_bg phantom as_nobody beta python3 -S "$WORK/phantom.py" "$rd/helperd.sock"
 wait_for "nobody's listener" grep -q listening "$WORK/phantom.out"
 shimmed alpha "$PROGS/echo_client" block 198.18.0.2 7409 1000 >"$WORK/c9.out" 2>&1 || true
 join_bg phantom 20 || true
@@ -180,7 +180,7 @@ log "helperd: $(grep -m1 'sock_diag cannot' "$WORK/helperd-beta.log" || echo 'no
 # server starting meanwhile must still be registered (reached over vsock), and vmshimctl
 # must still answer: each user gets a share of the open requests, and a connection that
 # does not ask in time is closed.
-start_bg flood as_nobody beta python3 "$TOP/tests/vm/apps/control_flood.py" hold \
+start_bg flood as_nobody beta python3 -S "$TOP/tests/vm/apps/control_flood.py" hold \
 	"$rd/helperd.sock" 300 8
 wait_for "nobody's connections" grep -q "^opened" "$WORK/flood.out"
 start_bg s7 shimmed beta "$PROGS/echo_server" block 7407 0.0.0.0 1
@@ -197,7 +197,7 @@ log "nobody's idle control connections: $(tr '\n' ' ' <"$WORK/flood.out"); root'
 # nobody sends 2000 malformed requests: helperd's log grows by a few lines and one that
 # counts the rest, not by 2000.
 before=$(wc -l <"$WORK/helperd-beta.log")
-as_nobody beta python3 "$TOP/tests/vm/apps/control_flood.py" garbage "$rd/helperd.sock" 2000 \
+as_nobody beta python3 -S "$TOP/tests/vm/apps/control_flood.py" garbage "$rd/helperd.sock" 2000 \
 	>"$WORK/garbage.out" || fail "garbage: $(cat "$WORK/garbage.out")"
 wait_for "the suppressed lines counted" sh -c "tail -n +$((before + 1)) '$WORK/helperd-beta.log' | grep -q 'about uid 65534 suppressed'"
 lines=$(($(wc -l <"$WORK/helperd-beta.log") - before))
@@ -209,10 +209,10 @@ log "nobody's 2000 malformed requests: $lines log lines, the last: $(tail -n1 "$
 # mapped (before: one more page each second, never unmapped, each from inside connect()).
 start_bg s8 shimmed beta "$PROGS/echo_server" block 7408 0.0.0.0 7
 wait_for "vsock listener" vsock_listening beta "$(vsock_port beta 7408)"
-shimmed alpha python3 -c 'import socket; socket.create_connection(("198.18.0.2", 7408)).close()'
-as_nobody alpha python3 "$TOP/tests/vm/apps/counters_poison.py" "$(rundir alpha)/helperd.sock" \
+shimmed alpha python3 -S -c 'import socket; socket.create_connection(("198.18.0.2", 7408)).close()'
+as_nobody alpha python3 -S "$TOP/tests/vm/apps/counters_poison.py" "$(rundir alpha)/helperd.sock" \
 	>"$WORK/poison.out" 2>&1 || fail "poison: $(cat "$WORK/poison.out")"
-shimmed alpha python3 - >"$WORK/pages.out" 2>&1 <<'PY' || fail "client: $(cat "$WORK/pages.out")"
+shimmed alpha python3 -S - >"$WORK/pages.out" 2>&1 <<'PY' || fail "client: $(cat "$WORK/pages.out")"
 import socket, time
 for _ in range(6):
     socket.create_connection(("198.18.0.2", 7408)).close()

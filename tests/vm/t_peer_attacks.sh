@@ -30,7 +30,7 @@ bells() { ss_in beta -Htn src 127.86.83.77 "dport = :$1" | wc -l; }
 # TCP ports 10000 on; waits (up to 180 s) for what came of them.
 flood() {
 	local name=$1 i
-	start_bg "$name" in_guest alpha python3 "$flood" 1 "$(vsock_port beta "$3")" \
+	start_bg "$name" in_guest alpha python3 -S "$flood" 1 "$(vsock_port beta "$3")" \
 		$((BASE[alpha] + 131072 + 10000)) "$2" "$WORK/$name.go" "${ADDR[beta]}" "$3"
 	for i in $(seq 1800); do
 		grep -q '^opened' "$WORK/$name.out" && return 0
@@ -63,7 +63,7 @@ stopped_server slow 7500
 stopped_server slow2 7502
 
 # p1 to p6 announce 7546 ports each: beta's status answers, all of it.
-start_bg announce in_guest alpha python3 "$TOP/tests/vm/apps/peer_announce.py" \
+start_bg announce in_guest alpha python3 -S "$TOP/tests/vm/apps/peer_announce.py" \
 	$((BASE[beta] + 131072)) $(for p in $FAKES; do echo $((BASE[$p] + 131072 + 1)); done) \
 	"$WORK/announce.go"
 wait_for "the announcements" grep -q announcing "$WORK/announce.out"
@@ -97,7 +97,7 @@ touch "$WORK/stale.go"
 join_bg stale 30 || fail "flood: $(cat "$WORK/stale.out")"
 
 # dialled HOST PORT: a DIALLED message, in hex.
-dialled() { python3 -c 'import socket, struct, sys
+dialled() { python3 -S -c 'import socket, struct, sys
 print((b"VMSD\x01\x04" + struct.pack(">H", int(sys.argv[2]))
        + socket.inet_aton(sys.argv[1]).ljust(16, b"\0")).hex())' "$1" "$2"; }
 # alpha's DIALLED, as it pleases, for a connection to beta's server on 7503, bound to the
@@ -113,7 +113,7 @@ for said in "8.8.8.8 7503" "198.18.0.99 7503" "127.0.0.1 7503" "198.18.0.2 7504"
 	*) hex=$said ;;
 	esac
 	source=$((source + 1))
-	got=$(in_guest alpha python3 "$TOP/tests/vm/apps/peer_dialled.py" 1 \
+	got=$(in_guest alpha python3 -S "$TOP/tests/vm/apps/peer_dialled.py" 1 \
 		"$(vsock_port beta 7503)" "$source" "$hex")
 	if [ "$said" = "198.18.0.2 7503" ]; then
 		[ "$got" = "handed over" ] || fail "alpha's honest DIALLED: $got"

@@ -18,7 +18,7 @@ log "discovery through the relay: alpha and beta up; forwarding: $path on $(unam
 # curl in alpha fetches 4 MiB from beta: redirected, through the relay, not over the veth.
 mkdir -p "$WORK/www"
 head -c $((4 << 20)) /dev/urandom >"$WORK/www/big"
-start_bg http shimmed beta python3 -m http.server 8080 --bind 0.0.0.0 --directory "$WORK/www"
+start_bg http shimmed beta python3 -S -m http.server 8080 --bind 0.0.0.0 --directory "$WORK/www"
 wait_for "http.server's vsock listener" vsock_listening beta "$(vsock_port beta 8080)"
 
 # fetch WHAT: curl's download of big from beta, which must arrive intact; sets moved (bytes
@@ -82,11 +82,11 @@ for t in threads:
 print("served", count)
 PY
 n=20
-start_bg linger shimmed beta python3 "$WORK/linger.py" 7410 "$n"
+start_bg linger shimmed beta python3 -S "$WORK/linger.py" 7410 "$n"
 wait_for "lingering server" vsock_listening beta "$(vsock_port beta 7410)"
 r0=$(counter alpha redirected)
 f0=$(fallbacks alpha)
-shimmed alpha python3 - "$n" <<'PY' || fail "short connections to a lingering server"
+shimmed alpha python3 -S - "$n" <<'PY' || fail "short connections to a lingering server"
 import socket, sys
 for i in range(int(sys.argv[1])):
     with socket.create_connection(("198.18.0.2", 7410), timeout=10) as s:
@@ -115,7 +115,7 @@ done
 
 # Half-close: nc -N sends 3 MB and shuts down its write side; the server answers with the
 # digest of what it read, after the EOF the relay passed on.
-start_bg half shimmed beta python3 "$TOP/tests/vm/apps/pyserve.py" threading-server 7951 1
+start_bg half shimmed beta python3 -S "$TOP/tests/vm/apps/pyserve.py" threading-server 7951 1
 wait_for "half-close server" vsock_listening beta "$(vsock_port beta 7951)"
 head -c 3000000 /dev/urandom >"$WORK/file"
 n0=$(relayed_total)
@@ -128,7 +128,7 @@ log "half-close: 3 MB, write side shut, digest came back through the relay"
 # A slow reader: beta's server takes ~4 MB/s of alpha's 8 MB. Copies hold at most the
 # buffer; on the sockmap path the kernel's queue for beta passes it and the relay takes the
 # connection back to copy the rest. Every byte arrives.
-start_bg slow shimmed beta python3 "$TOP/tests/vm/apps/pyserve.py" slow-server 7952 1
+start_bg slow shimmed beta python3 -S "$TOP/tests/vm/apps/pyserve.py" slow-server 7952 1
 wait_for "slow server" vsock_listening beta "$(vsock_port beta 7952)"
 head -c 8000000 /dev/urandom >"$WORK/file"
 t0=$(relay_value 'd["counters"]["taken_back"]')
@@ -143,11 +143,11 @@ log "slow reader: 8 MB intact; taken back from the kernel $taken times ($path)"
 # 0.3 s (3.5 MB/s, a quarter of what one spliced stream moved under TCG), into a reader that
 # takes all it gets. Each write passes the buffer (256 KiB) in the kernel's queue for a
 # moment, which took it back before the kernel looked at the reader (bench/splice_probe.sh).
-start_bg keepup shimmed beta python3 "$TOP/tests/vm/apps/pyserve.py" threading-server 7953 1
+start_bg keepup shimmed beta python3 -S "$TOP/tests/vm/apps/pyserve.py" threading-server 7953 1
 wait_for "keep-up server" vsock_listening beta "$(vsock_port beta 7953)"
 t0=$(relay_value 'd["counters"]["taken_back"]')
 s0=$(relay_value 'd["counters"]["spliced"]')
-shimmed alpha python3 - <<'PY' || fail "a reader that keeps up: the stream failed"
+shimmed alpha python3 -S - <<'PY' || fail "a reader that keeps up: the stream failed"
 import hashlib, os, socket, time
 chunk, digest = os.urandom(1 << 20), hashlib.sha256()
 s = socket.create_connection(("198.18.0.2", 7953), timeout=30)
@@ -176,7 +176,7 @@ log "a reader that keeps up: 14 MiB intact in 1 MiB writes; spliced $spliced, ta
 start_bg echo2 shimmed beta "$PROGS/echo_server" block 7954 0.0.0.0 1
 wait_for "echo server" vsock_listening beta "$(vsock_port beta 7954)"
 t0=$(relay_value 'd["counters"]["taken_back"]')
-shimmed alpha python3 - <<'PY' || fail "echo with a slow reader"
+shimmed alpha python3 -S - <<'PY' || fail "echo with a slow reader"
 import os, socket, threading, time
 data = os.urandom(6_000_000)
 s = socket.create_connection(("198.18.0.2", 7954), timeout=30)
@@ -209,7 +209,7 @@ alpha_holds() { [ "$(relay_value 'd["guests"][0]["connections"]')" = "$1" ]; }
 held=$(relay_value 'd["guests"][0]["connections"]')
 start_bg stuck shimmed beta "$PROGS/echo_server" block 7953 0.0.0.0 1
 wait_for "echo server" vsock_listening beta "$(vsock_port beta 7953)"
-shimmed alpha python3 - <<'PY' || fail "the leaving caller"
+shimmed alpha python3 -S - <<'PY' || fail "the leaving caller"
 import socket, time
 s = socket.create_connection(("198.18.0.2", 7953), timeout=10)
 s.setblocking(False)
@@ -270,7 +270,7 @@ restart_relay "$WORK/relay-capped.policy"
 start_bg capped shimmed beta "$PROGS/echo_server" epoll-lt 7500 0.0.0.0 3
 wait_for "echo server" vsock_listening beta "$(vsock_port beta 7500)"
 for i in 1 2; do
-	start_bg "hold$i" shimmed alpha python3 "$TOP/tests/vm/apps/hold_client.py" 198.18.0.2 7500 200000 "$WORK/go"
+	start_bg "hold$i" shimmed alpha python3 -S "$TOP/tests/vm/apps/hold_client.py" 198.18.0.2 7500 200000 "$WORK/go"
 done
 alpha_holds() { [ "$(relay_value 'd["guests"][0]["connections"]')" = "$1" ]; }
 wait_for "alpha's 3 relayed connections" alpha_holds 3
@@ -323,7 +323,7 @@ for i in range(500):
     s.close()
 print("answers", {k.hex(): v for k, v in answers.items()})
 PY
-start_bg flood ip netns exec "$(netns alpha)" python3 "$WORK/flood.py" "$RELAY_PORT" "$((BASE[alpha] + 131072 + 40000))"
+start_bg flood ip netns exec "$(netns alpha)" python3 -S "$WORK/flood.py" "$RELAY_PORT" "$((BASE[alpha] + 131072 + 40000))"
 sleep 0.5
 n0=$(relayed_total)
 start=$(date +%s%N)
@@ -336,7 +336,7 @@ join_bg good 20 || fail "echo server: $(cat "$WORK/good.out")"
 join_bg flood 90 || fail "flood: $(cat "$WORK/flood.out")"
 # REPLY with status 4 (bad request): magic VMSR, version 1, type 2
 grep -q "'564d535201020400': 500" "$WORK/flood.out" || fail "flood: $(cat "$WORK/flood.out")"
-ip netns exec "$(netns alpha)" python3 - "$RELAY_PORT" "${BASE[alpha]}" "$((7777777 + LANE_PORTS))" <<'PY' || fail "silent and unknown callers"
+ip netns exec "$(netns alpha)" python3 -S - "$RELAY_PORT" "${BASE[alpha]}" "$((7777777 + LANE_PORTS))" <<'PY' || fail "silent and unknown callers"
 import socket, sys, time
 relay, alpha_base, stranger_port = map(int, sys.argv[1:4])
 silent = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)

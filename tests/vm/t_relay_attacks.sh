@@ -10,7 +10,7 @@
 #   - a guest's bad requests and refusals, and callers of no guest, flood the log
 #   - a user who can write the host policy file (here nobody, who owns it) grants a guest a
 #     port: the relay must refuse such a file when it starts and whenever it reloads
-PY_ATTACK="python3 $TOP/tests/vm/apps/relay_attack.py"
+PY_ATTACK="python3 -S $TOP/tests/vm/apps/relay_attack.py"
 VMM_ALPHA=5400
 worked=()
 # attack WHAT WORKED DETAIL: logs an attack's outcome; WORKED is yes or no.
@@ -23,7 +23,7 @@ ip netns add "$(netns host)"
 # The hostile guest alpha: hybrid, its VMM delivers its connections to the relay.
 mkdir -p "$WORK/vmm-alpha" "$WORK/vmm-eps" "$WORK/vmm-zeta" "$WORK/rootonly"
 chmod 0700 "$WORK/rootonly"
-start_bg vmm-alpha ip netns exec "$(netns host)" python3 "$TOP/tests/vm/apps/hybrid_vmm.py" \
+start_bg vmm-alpha ip netns exec "$(netns host)" python3 -S "$TOP/tests/vm/apps/hybrid_vmm.py" \
 	"$WORK/vmm-alpha/alpha.vsock" "$VMM_ALPHA" "$RELAY_PORT"
 wait_for "alpha's VMM" grep -q ready "$WORK/vmm-alpha.out"
 # delta's VMM user replaced delta's directory by a symlink to a root-only one, where a

@@ -34,7 +34,7 @@ done
 start_vmms() {
 	local g
 	for g in alpha beta; do
-		start_bg "vmm-$g" ip netns exec "$(netns host)" python3 "$TOP/tests/vm/apps/hybrid_vmm.py" "$@" \
+		start_bg "vmm-$g" ip netns exec "$(netns host)" python3 -S "$TOP/tests/vm/apps/hybrid_vmm.py" "$@" \
 			"$WORK/$g.vsock" "${VMM_PORT[$g]}" "$RELAY_PORT"
 		wait_for "the VMM of $g" grep -q ready "$WORK/vmm-$g.out"
 	done
@@ -71,7 +71,7 @@ log "discovery through the VMMs' sockets and the relay: alpha and beta up"
 
 mkdir -p "$WORK/www"
 head -c $((2 << 20)) /dev/urandom >"$WORK/www/big"
-start_bg http shimmed beta python3 -m http.server 8080 --bind 0.0.0.0 --directory "$WORK/www"
+start_bg http shimmed beta python3 -S -m http.server 8080 --bind 0.0.0.0 --directory "$WORK/www"
 wait_for "http.server in beta" tcp_listening beta 8080
 wait_for "alpha to know beta serves 8080" serves alpha beta 8080
 before=$(veth_bytes alpha)
@@ -88,7 +88,7 @@ log "curl (port 8080, without-half-close): 2 MiB intact through both VMMs and th
 # answer (the digest of what it read), which comes only after the server read EOF. Port
 # 7951 is not in without-half-close: the shim asks the relay for a path that carries
 # half-closes, and through these VMMs there is none.
-start_bg half shimmed beta python3 "$TOP/tests/vm/apps/pyserve.py" threading-server 7951 2
+start_bg half shimmed beta python3 -S "$TOP/tests/vm/apps/pyserve.py" threading-server 7951 2
 wait_for "alpha to know beta serves 7951" serves alpha beta 7951
 head -c 100000 /dev/urandom >"$WORK/request"
 # half_close_client: nc -N from alpha to beta's port 7951; the answer within 10 s, checked.
@@ -113,7 +113,7 @@ log "half-close through VMMs that lose it: the relay said so, nc -N went over TC
 # Requests straight to the relay through alpha's VMM: a port of beta where nothing listens
 # (the VMM closes on CONNECT) is answered unreachable, a CID no guest has is refused, and
 # the same port asked for with HALF_CLOSE is answered "no half-close" before any dialling.
-ip netns exec "$(netns alpha)" python3 - "${VMM_PORT[alpha]}" "$((BASE[beta] + 9999))" "$((BASE[alpha] + 131072 + 1234))" >"$WORK/asks.out" <<'PY' ||
+ip netns exec "$(netns alpha)" python3 -S - "${VMM_PORT[alpha]}" "$((BASE[beta] + 9999))" "$((BASE[alpha] + 131072 + 1234))" >"$WORK/asks.out" <<'PY' ||
 import socket, struct, sys
 vmm, port, source = map(int, sys.argv[1:4])
 for cid, flags in ((4, 0), (9, 0), (4, 1)):

@@ -60,7 +60,7 @@ echo_once() {
 # Two connections held open through the relay: one to 7700, whose grant goes, and one to
 # 7701, which nothing below touches.
 for port in 7700 7701; do
-	start_bg "held$port" shimmed alpha python3 -u "$TOP/tests/vm/apps/held_echo.py" 198.18.0.2 "$port" "$WORK/go"
+	start_bg "held$port" shimmed alpha python3 -S -u "$TOP/tests/vm/apps/held_echo.py" 198.18.0.2 "$port" "$WORK/go"
 	wait_for "the held connection to $port" grep -q open "$WORK/held$port.out"
 	[ "$(sessions_to "$port")" = 1 ] || fail "the held connection to $port is not relayed"
 done

@@ -10,7 +10,7 @@ wait_for "vsock listener" vsock_listening beta "$(vsock_port beta 7600)"
 wait_for "alpha to know beta serves 7600" serves alpha beta 7600
 
 # One connection stays open through everything below and must come out whole.
-start_bg held shimmed alpha python3 -u -c '
+start_bg held shimmed alpha python3 -S -u -c '
 import os, socket, sys, time
 s = socket.create_connection(("198.18.0.2", 7600))
 half = os.urandom(100000)
@@ -31,7 +31,7 @@ ss_in alpha -Hn --vsock state established | grep -q ":$(vsock_port beta 7600)" |
 	fail "the held connection is not over vsock"
 
 mkfifo "$WORK/ask"
-start_bg client shimmed alpha python3 -u -c '
+start_bg client shimmed alpha python3 -S -u -c '
 import socket, sys
 for line in open(sys.argv[1]):
     s = socket.create_connection(("198.18.0.2", 7600))

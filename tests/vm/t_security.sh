@@ -47,7 +47,7 @@ vport=$(vsock_port beta 7401)
 start_bg server shimmed beta "$PROGS/echo_server" epoll-lt 7401 0.0.0.0 1
 wait_for "vsock listener" vsock_listening beta "$vport"
 for src in any $((BASE[beta] + 131072 + 5555)); do
-	python3 - "$vport" "$src" <<'PY' || fail "intruder from $src was not closed"
+	python3 -S - "$vport" "$src" <<'PY' || fail "intruder from $src was not closed"
 import socket, sys
 port, src = int(sys.argv[1]), sys.argv[2]
 s = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
@@ -97,11 +97,11 @@ start_bg s3 shimmed beta "$PROGS/echo_server" block 7403 0.0.0.0 2
 wait_for "vsock listener" vsock_listening beta "$(vsock_port beta 7403)"
 if as_nobody beta sh -c "echo x >>'$rd/table'" 2>/dev/null; then fail "nobody wrote the table"; fi
 if as_nobody beta rm -f "$rd/helperd.sock" 2>/dev/null; then fail "nobody removed the socket"; fi
-if as_nobody beta python3 -c 'import socket, sys
+if as_nobody beta python3 -S -c 'import socket, sys
 socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET).bind(sys.argv[1] + "/fake.sock")' "$rd" 2>/dev/null; then
 	fail "nobody made a socket in the run directory"
 fi
-as_nobody beta python3 - "$rd/helperd.sock" 7403 >"$WORK/nobody.out" 2>&1 <<'PY' || fail "nobody's requests: $(cat "$WORK/nobody.out")"
+as_nobody beta python3 -S - "$rd/helperd.sock" 7403 >"$WORK/nobody.out" 2>&1 <<'PY' || fail "nobody's requests: $(cat "$WORK/nobody.out")"
 import socket, struct, sys
 path, server_port = sys.argv[1], int(sys.argv[2])
 MAGIC, REGISTER, CLAIM, CLOSED = 0x564D5332, 1, 2, 3
@@ -153,7 +153,7 @@ log "nobody: no write to the table or run directory; $(grep -c : "$WORK/nobody.o
 veth_bytes_of_client() {
 	local before
 	before=$(veth_bytes alpha)
-	shimmed alpha python3 - "$@" <<'PY' || { echo "    FAIL: client with $1" >&2; return 1; }
+	shimmed alpha python3 -S - "$@" <<'PY' || { echo "    FAIL: client with $1" >&2; return 1; }
 import socket, sys
 opt, port = sys.argv[1], int(sys.argv[2])
 s = socket.socket()
@@ -193,7 +193,7 @@ join_bg s6 || fail "server: $(cat "$WORK/s6.out")"
 # bound to TCP port 700 stays TCP, where the kernel vouches for the port.
 start_bg s7 shimmed beta "$PROGS/echo_server" block 7409 0.0.0.0 1
 wait_for "vsock listener" vsock_listening beta "$(vsock_port beta 7409)"
-as_nobody alpha python3 - "$(vsock_port beta 7409)" "$((BASE[alpha] + 131072 + 700))" \
+as_nobody alpha python3 -S - "$(vsock_port beta 7409)" "$((BASE[alpha] + 131072 + 700))" \
 	>"$WORK/lowport.out" 2>&1 <<'PY' || fail "nobody's connection from port 700 was handed over: $(cat "$WORK/lowport.out")"
 import socket, sys
 port, src = int(sys.argv[1]), int(sys.argv[2])
@@ -253,7 +253,7 @@ start_helperd beta "$WORK/policy.beta9"
 wait_for "alpha to find beta" peer_up alpha beta
 wait_for "beta to find alpha" peer_up beta alpha
 rogue_port=$((BASE[alpha] + 131072 + 5))
-as_nobody alpha python3 - "$((BASE[beta] + 131072))" "$rogue_port" >"$WORK/rogue.out" 2>&1 <<'PY' || fail "rogue: $(cat "$WORK/rogue.out")"
+as_nobody alpha python3 -S - "$((BASE[beta] + 131072))" "$rogue_port" >"$WORK/rogue.out" 2>&1 <<'PY' || fail "rogue: $(cat "$WORK/rogue.out")"
 import socket, sys
 control, src = int(sys.argv[1]), int(sys.argv[2])
 s = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
@@ -283,7 +283,7 @@ stop_helperd beta
 start_helperd beta "$WORK/policy.cid7"
 start_bg s5 shimmed beta "$PROGS/echo_server" block 7405 0.0.0.0 1
 wait_for "beta's vsock listener" sh -c "ip netns exec $(netns beta) ss -Hln --vsock | grep -q ':$(vsock_port beta 7405)'"
-in_guest alpha python3 - "$(vsock_port beta 7405)" "$((BASE[alpha] + 131072 + 40000))" <<'PY' ||
+in_guest alpha python3 -S - "$(vsock_port beta 7405)" "$((BASE[alpha] + 131072 + 40000))" <<'PY' ||
 import socket, sys
 port, src = int(sys.argv[1]), int(sys.argv[2])
 s = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)

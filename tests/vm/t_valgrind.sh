@@ -37,7 +37,7 @@ start_bg waiting shimmed alpha "$PROGS/echo_client" block 198.18.0.2 7702 1000
 # doorbell_rung: a sibling connection waits in beta's helperd (its doorbell is connected).
 doorbell_rung() { ss_in beta -Htn state established | grep -q '127.86.83.77'; }
 wait_for "a connection waiting in beta's helperd" doorbell_rung
-start_bg holder in_guest beta python3 -c 'import socket, sys, time
+start_bg holder in_guest beta python3 -S -c 'import socket, sys, time
 s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
 s.connect(sys.argv[1])
 print("connected", flush=True)
