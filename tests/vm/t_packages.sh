@@ -61,6 +61,15 @@ start_unit_by_hand() {
 	log "$what: $(cat "$WORK/$name-ready.out")"
 }
 
+# scripts/test builds the packages while the first tests run: it marks $debs/pending and,
+# once scripts/debs is done, writes its exit status to $debs/rc.
+for _ in $(seq 600); do
+	[ -e "$debs/pending" ] || break
+	sleep 1
+done
+[ ! -e "$debs/pending" ] || fail "the packages were not built within 600 s ($debs/pending is left from an interrupted scripts/test? run scripts/debs)"
+[ ! -e "$debs/rc" ] || [ "$(cat "$debs/rc")" = 0 ] || fail "scripts/debs failed (exit $(cat "$debs/rc"))"
+
 [ -z "$(installed vmshim-guest)$(installed vmshim-host)" ] ||
 	fail "vmshim-guest or vmshim-host is installed on the machine the VM shares"
 # Whatever happens, the next test finds neither the packages nor their daemons.
