@@ -61,9 +61,11 @@ PROG_BIN = $(patsubst tests/progs/%.c,$(BUILD)/progs/%,$(PROG_SRC)) $(BUILD)/pro
 
 PROGRAMS = $(BUILD)/libvmshim.so $(BUILD)/helperd $(BUILD)/vmshimctl $(BUILD)/vmshim-relay
 
-.PHONY: all programs check-unit install clean fuzz
+.PHONY: all programs vm-programs check-unit install clean fuzz
 all: $(PROGRAMS) $(UNIT_BIN) $(PROG_BIN)
 programs: $(PROGRAMS)
+# what the test VM runs (scripts/test builds the unit tests later, beside the VM)
+vm-programs: $(PROGRAMS) $(PROG_BIN)
 
 $(BUILD)/obj/shim/%.o: shim/%.c
 	@mkdir -p $(@D)

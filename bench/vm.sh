@@ -41,11 +41,12 @@ CG_COUNT=${CG_COUNT:-200}
 SC_COUNT=${SC_COUNT:-20}
 SCALE_CONNS=${SCALE_CONNS:-1 64 1024}
 SCALE_SECONDS=${SCALE_SECONDS:-2}
+SCALE_PAUSE=${SCALE_PAUSE:-2}
 MEMCPY_MIB=${MEMCPY_MIB:-2048}
 PATHS=(tcp shim vsock socat bypass relay-copy relay-sockmap)
 BYPASS_ADDR=198.18.0.12
 ADDR[delta]=198.18.0.4
-BASE[delta]=$((3000000 + LANE_PORTS))
+BASE[delta]=3000000
 RELAY_POLICY=$WORK/relay.policy
 RAW=$OUT/raw.txt
 CMDS=$OUT/commands.txt
@@ -57,10 +58,9 @@ note() { echo "$*" >&3; echo "bench: $*" >&2; }
 
 # Ports in beta: TCP servers (sink = reads and discards, echo = sends back) and vsock ports
 # of the native server and the socat pair (vsock ports are global: these are far from the
-# guests' blocks at 1000000 and 2000000, and a lane's (VMSHIM_LANE, lib.sh) above its own).
+# guests' blocks at 1000000 and 2000000).
 declare -A PORT=([tcp-sink]=7201 [tcp-echo]=7202 [shim-sink]=7211 [shim-echo]=7212
-	[vsock-sink]=$((40001 + LANE_PORTS)) [vsock-echo]=$((40002 + LANE_PORTS))
-	[socat-sink]=$((40011 + LANE_PORTS)) [socat-echo]=$((40012 + LANE_PORTS))
+	[vsock-sink]=40001 [vsock-echo]=40002 [socat-sink]=40011 [socat-echo]=40012
 	[alpha-socat-sink]=7221 [alpha-socat-echo]=7222)
 
 # The argv of CMD... run in guest G (with or without the shim), in CMD_ARGV: the same
@@ -68,7 +68,7 @@ declare -A PORT=([tcp-sink]=7201 [tcp-echo]=7202 [shim-sink]=7211 [shim-echo]=72
 guest_argv() {
 	local g=$1 how=$2
 	shift 2
-	CMD_ARGV=(ip netns exec "$(netns "$g")" env VMSHIM_RUNDIR="$(rundir "$g")")
+	CMD_ARGV=(ip netns exec "$g" env VMSHIM_RUNDIR="$(rundir "$g")")
 	[ "$how" = plain ] || CMD_ARGV+=(LD_PRELOAD="$SHIM_PRELOAD")
 	CMD_ARGV+=("$@")
 }
@@ -140,20 +140,17 @@ bench_helperd() {
 	wait_for "helperd of $1's table" test -s "$(rundir "$1")/table"
 }
 
-# vsock_bound PORT: a vsock listener of beta's own on PORT (netbench's or socat's, no shim).
-vsock_bound() { ss_in beta -Hln --vsock | grep -q ":$1 "; }
-
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
 # Waits (up to 30 s) until no connection of the last run is left in beta, so that its
 # leftovers do not slow the next one. helperd's own connections to the other helperds
 # (local ports base + 131072 .. + 1023) stay.
 beta_busy() {
-	ss_in beta -Hn --vsock state established |
+	ip netns exec beta ss -Hn --vsock state established |
 		awk -v lo=$((BASE[beta] + 131072)) '{ split($4, a, ":"); if (a[2] < lo || a[2] > lo + 1023) busy = 1 }
 			END { exit !busy }' ||
-		ss_in beta -Htn state established | grep -q . ||
-		ss_in beta -Htn state syn-recv | grep -q .
+		ip netns exec beta ss -Htn state established | grep -q . ||
+		ip netns exec beta ss -Htn state syn-recv | grep -q .
 }
 wait_drained() {
 	for _ in $(seq 300); do
@@ -282,7 +279,7 @@ trap finish EXIT
 # --- guests, helperds, servers -----------------------------------------------------------
 ulimit -n 8192
 setup_guests
-ip -n "$(netns beta)" addr add "$BYPASS_ADDR/24" dev eth0
+ip -n beta addr add "$BYPASS_ADDR/24" dev eth0
 add_guest delta
 # alpha keeps the common policy (beta directly); beta's also takes delta through the relay,
 # delta's knows only beta, through the relay.
@@ -328,8 +325,8 @@ for kind in sink echo; do
 	wait_for "beta's tcp-$kind" tcp_listening beta "${PORT[tcp-$kind]}"
 	wait_for "beta's shim-$kind on vsock" vsock_listening beta "$(vsock_port beta "${PORT[shim-$kind]}")"
 	wait_for "delta to know beta's shim-$kind" serves delta beta "${PORT[shim-$kind]}"
-	wait_for "beta's vsock-$kind" vsock_bound "${PORT[vsock-$kind]}"
-	wait_for "beta's socat-$kind" vsock_bound "${PORT[socat-$kind]}"
+	wait_for "beta's vsock-$kind" sh -c "ip netns exec beta ss -Hln --vsock | grep -q ':${PORT[vsock-$kind]} '"
+	wait_for "beta's socat-$kind" sh -c "ip netns exec beta ss -Hln --vsock | grep -q ':${PORT[socat-$kind]} '"
 	wait_for "alpha's socat-$kind" tcp_listening alpha "${PORT[alpha-socat-$kind]}"
 done
 
@@ -497,7 +494,7 @@ for conns in $SCALE_CONNS; do
 	for path in tcp shim; do
 		server=$(leaf_pid "$(cat "$WORK/srv-$path-sink.pid")")
 		before="helperd_alpha_kib=$(rss_kib "$helperd_alpha") helperd_beta_kib=$(rss_kib "$helperd_beta") server_kib=$(rss_kib "$server")"
-		client_argv "$path" sink hold --conns "$conns" --size 64K --seconds "$SCALE_SECONDS" --pause 2
+		client_argv "$path" sink hold --conns "$conns" --size 64K --seconds "$SCALE_SECONDS" --pause "$SCALE_PAUSE"
 		held "hold-$path-$conns" held_rss
 		result section=scale path="$path" $before $HELD
 		wait_drained "hold-$path-$conns"

@@ -138,6 +138,10 @@ trap 'echo "$modprobe_was" >/proc/sys/kernel/modprobe; modprobe -a tcp_diag udp_
 echo /bin/false >/proc/sys/kernel/modprobe
 rmmod udp_diag tcp_diag inet_diag
 stop_bg s9
+# helperd checks its listeners every second; the attack comes once it has found it cannot
+# (once in CI no check of beta's ran while the modules were out, and the warning never came).
+wait_for "beta's helperd to find it cannot check listeners" \
+	grep -q "warning: sock_diag cannot list TCP listeners" "$WORK/helperd-beta.log"
 cat >"$WORK/phantom.py" <<'PY'
 import socket, struct, sys
 MAGIC, CLAIM = 0x564D5332, 2
@@ -171,8 +175,6 @@ alone_end
 log "without inet_diag, root's server gone, nobody's own listener on its port saw: $(tr '\n' ';' <"$WORK/phantom.out")"
 ! grep -q "127.86.83.77" "$WORK/phantom.out" || broken+=("a doorbell rang at nobody's listener")
 grep -q "^accepted from 198.18.0.1" "$WORK/phantom.out" || broken+=("no TCP to port 7409")
-grep -q "warning: sock_diag cannot list TCP listeners" "$WORK/helperd-beta.log" ||
-	broken+=("no warning that listeners cannot be checked")
 log "helperd: $(grep -m1 'sock_diag cannot' "$WORK/helperd-beta.log" || echo 'nothing about sock_diag')"
 [ ${#broken[@]} = 0 ] || fail "$(printf '%s; ' "${broken[@]}")"
 
