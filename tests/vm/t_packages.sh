@@ -62,13 +62,14 @@ start_unit_by_hand() {
 }
 
 # scripts/test builds the packages while the first tests run: it marks $debs/pending and,
-# once scripts/debs is done, writes its exit status to $debs/rc.
+# once scripts/debs is done, writes its exit status to $debs/rc ("unfinished" if it ended
+# first).
 for _ in $(seq 600); do
 	[ -e "$debs/pending" ] || break
 	sleep 1
 done
 [ ! -e "$debs/pending" ] || fail "the packages were not built within 600 s ($debs/pending is left from an interrupted scripts/test? run scripts/debs)"
-[ ! -e "$debs/rc" ] || [ "$(cat "$debs/rc")" = 0 ] || fail "scripts/debs failed (exit $(cat "$debs/rc"))"
+[ ! -e "$debs/rc" ] || [ "$(cat "$debs/rc")" = 0 ] || fail "scripts/debs did not succeed (exit status or state: $(cat "$debs/rc")): run scripts/debs"
 
 [ -z "$(installed vmshim-guest)$(installed vmshim-host)" ] ||
 	fail "vmshim-guest or vmshim-host is installed on the machine the VM shares"
