@@ -10,8 +10,8 @@
 start_helperd alpha
 start_helperd beta
 
-# At real-time priority, so that the loop's gaps measure the shim, not the load of the tests
-# and benchmarks running beside it (a gap of 117.9 ms under load once failed CI).
+# At real-time priority, so that the loop's gaps measure the shim, not the load of the test
+# in the other lane (a gap of 117.9 ms under load once failed CI).
 NB_CONNECT=(chrt -f 10 "$PROGS/nb_connect")
 
 port=7400
