@@ -35,6 +35,16 @@ static int push(struct inode_list *l, uint64_t inode)
 	return 0;
 }
 
+/* The kernel's refusal in an NLMSG_ERROR, in errno (without inet_diag: ENOENT), for the
+ * warning to name; -1. */
+static int kernel_error(const struct nlmsghdr *h)
+{
+	const struct nlmsgerr *e = NLMSG_DATA(h);
+
+	errno = h->nlmsg_len >= NLMSG_LENGTH(sizeof(*e)) && e->error < 0 ? -e->error : EPROTO;
+	return -1;
+}
+
 /* One dump request for a family; appends the inodes it reports. */
 static int dump_family(int nl, int family, struct inode_list *out)
 {
@@ -55,13 +65,15 @@ static int dump_family(int nl, int family, struct inode_list *out)
 		ssize_t n = recv(nl, buf, sizeof(buf), 0);
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n == 0)
+			errno = EPROTO;
 		if (n <= 0)
 			return -1;
 		for (struct nlmsghdr *h = (void *)buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
 			if (h->nlmsg_type == NLMSG_DONE)
 				return 0;
 			if (h->nlmsg_type == NLMSG_ERROR)
-				return -1;
+				return kernel_error(h);
 			if (h->nlmsg_len < NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
 				continue;
 			const struct inet_diag_msg *m = NLMSG_DATA(h);

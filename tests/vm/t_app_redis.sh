@@ -10,7 +10,7 @@ before=$(veth_bytes alpha)
 
 for pipeline in 1 16; do
 	timeout 120 env VMSHIM_RUNDIR="$(rundir alpha)" LD_PRELOAD="$SHIM_PRELOAD" \
-		ip netns exec "$(netns alpha)" redis-benchmark -h 198.18.0.2 -p 6379 -c 50 -n 2000 \
+		ip netns exec "$(netns alpha)" redis-benchmark -h 198.18.0.2 -p 6379 -c 50 -n 1000 \
 		-P "$pipeline" --csv >"$WORK/bench-$pipeline.csv" 2>"$WORK/bench-$pipeline.err" ||
 		fail "redis-benchmark -P $pipeline (exit $?): $(tail -3 "$WORK/bench-$pipeline.err") $(tail -3 "$WORK/bench-$pipeline.csv")"
 	tests=$(grep -c '^"[A-Z_]' "$WORK/bench-$pipeline.csv" || true)
@@ -18,7 +18,7 @@ for pipeline in 1 16; do
 	if grep -qi error "$WORK/bench-$pipeline.csv" "$WORK/bench-$pipeline.err"; then
 		fail "-P $pipeline: errors"
 	fi
-	log "redis-benchmark -c 50 -n 2000 -P $pipeline: $tests tests, e.g. $(grep '^"GET"' "$WORK/bench-$pipeline.csv")"
+	log "redis-benchmark -c 50 -n 1000 -P $pipeline: $tests tests, e.g. $(grep '^"GET"' "$WORK/bench-$pipeline.csv")"
 done
 
 for size in 1 1000 100000 1048576; do
