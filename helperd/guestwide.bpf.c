@@ -17,6 +17,7 @@
 #include <bpf/bpf_helpers.h>
 
 #include "guestwide_maps.h"
+#include "vmshim/ownpath.h"
 
 #define SOCK_STREAM 1
 #define IPPROTO_TCP 6
@@ -42,6 +43,14 @@ struct {
 	__type(key, __u32); /* the connect's local port, host order */
 	__type(value, struct gw_orig);
 } by_port SEC(".maps");
+
+/* Sockets the shim took care of itself (vmshim/ownpath.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, __u32);
+} own_path SEC(".maps");
 
 /* Written by helperd through the skeleton's mapping. */
 struct gw_conf conf;
@@ -76,8 +85,11 @@ static __always_inline int serves(__u32 gen, const struct gw_peer *p, __u16 port
 
 	if (p->portset >= GW_MAX_PORTSETS)
 		return 0;
+	__u32 word = port / 64;
+
 	set = bpf_map_lookup_elem(&portsets, &key);
-	return set && (set->bits[(port / 64) & (GW_PORT_WORDS - 1)] >> (port % 64)) & 1;
+	asm volatile("" : "+r"(word)); /* the verifier must see the mask */
+	return set && (set->bits[word & (GW_PORT_WORDS - 1)] >> (port % 64)) & 1;
 }
 
 SEC("cgroup/connect4")
@@ -93,6 +105,8 @@ int gw_connect4(struct bpf_sock_addr *ctx)
 		return 1; /* a container of its own namespace has no bridge: TCP */
 	if (bpf_get_current_pid_tgid() >> 32 == conf.helperd_tgid)
 		return 1; /* the bridge's own way out, over TCP */
+	if (ctx->sk && bpf_sk_storage_get(&own_path, ctx->sk, 0, 0))
+		return 1; /* the shim's fallback: it tried vsock already */
 	int peer = find_peer(m, addr);
 	if (peer < 0 || peer >= GW_MAX_PEERS || peer == (int)m->self)
 		return 1;
@@ -105,6 +119,17 @@ int gw_connect4(struct bpf_sock_addr *ctx)
 		return 1; /* not kept: TCP */
 	ctx->user_ip4 = conf.bridge_addr;
 	ctx->user_port = conf.bridge_port;
+	return 1;
+}
+
+SEC("cgroup/setsockopt")
+int gw_setsockopt(struct bpf_sockopt *ctx)
+{
+	if (ctx->level != VMSHIM_SOCKOPT_LEVEL)
+		return 1; /* the kernel's */
+	if (ctx->optname == VMSHIM_SOCKOPT_OWN_PATH && ctx->sk &&
+	    bpf_sk_storage_get(&own_path, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE))
+		ctx->optlen = -1; /* taken: the kernel's handler is skipped, the call says 0 */
 	return 1;
 }
 

@@ -24,7 +24,7 @@
 
 static struct {
 	struct guestwide_bpf *skel;
-	struct bpf_link *links[4];
+	struct bpf_link *links[5];
 	int cgroup;
 	struct watch *listener;
 	struct sockaddr_in bridge;
@@ -105,7 +105,8 @@ int guestwide_start(const char *cgroup_path)
 	conf->bridge_addr = gw.bridge.sin_addr.s_addr;
 	conf->bridge_port = gw.bridge.sin_port;
 	struct bpf_program *progs[] = {gw.skel->progs.gw_connect4, gw.skel->progs.gw_sockops,
-				       gw.skel->progs.gw_getpeername4, gw.skel->progs.gw_getsockname4};
+				       gw.skel->progs.gw_getpeername4, gw.skel->progs.gw_getsockname4,
+				       gw.skel->progs.gw_setsockopt};
 	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
 		gw.links[i] = bpf_program__attach_cgroup(progs[i], gw.cgroup);
 		if (!gw.links[i]) {

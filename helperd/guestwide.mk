@@ -4,9 +4,10 @@
 GUESTWIDE_GEN  = $(BUILD)/gen/helperd
 GUESTWIDE_LIBS = -lbpf
 
-$(GUESTWIDE_GEN)/guestwide.bpf.o: helperd/guestwide.bpf.c helperd/guestwide_maps.h helperd/guestwide.mk
+$(GUESTWIDE_GEN)/guestwide.bpf.o: helperd/guestwide.bpf.c helperd/guestwide_maps.h \
+		include/vmshim/ownpath.h helperd/guestwide.mk
 	@mkdir -p $(@D)
-	$(BPF_CLANG) $(BPF_CFLAGS) -c $< -o $@
+	$(BPF_CLANG) $(BPF_CFLAGS) -Iinclude -c $< -o $@
 
 $(GUESTWIDE_GEN)/guestwide.skel.h: $(GUESTWIDE_GEN)/guestwide.bpf.o
 	bpftool gen skeleton $< name guestwide_bpf > $@.tmp

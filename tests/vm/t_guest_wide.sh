@@ -25,7 +25,8 @@ HELPERD_ARGS=--guest-wide=$CG start_helperd alpha
 start_helperd beta
 grep -q "guest-wide mode: TCP connects to siblings from cgroup $CG" "$WORK/helperd-alpha.log" ||
 	fail "alpha's helperd did not start guest-wide mode: $(tail -n 3 "$WORK/helperd-alpha.log")"
-start_bg server shimmed beta python3 -S "$TOP/tests/vm/apps/pyserve.py" threading-server 7951 20
+# slow-server reads about 4 MB/s: the vsock connection lasts long enough for ss to see it.
+start_bg server shimmed beta python3 -S "$TOP/tests/vm/apps/pyserve.py" slow-server 7951 20
 start_bg plain in_guest beta python3 -S "$TOP/tests/vm/apps/pyserve.py" threading-server 7952 20
 wait_for "vsock listener" vsock_listening beta "$(vsock_port beta 7951)"
 wait_for "alpha to know beta serves 7951" serves alpha beta 7951
@@ -74,10 +75,37 @@ log "a port beta does not serve: TCP ($moved bytes on the veth), not bridged"
 kill -STOP "$(leaf_pid "$(cat "$WORK/helperd-beta.pid")")"
 b0=$(bridged)
 raw in_cg 7951
-kill -CONT "$(leaf_pid "$(cat "$WORK/helperd-beta.pid")")"
 [ "$moved" -gt "$BYTES" ] || fail "beta's helperd stopped: only $moved bytes crossed the veth"
 [ "$(counter alpha bridged_tcp)" -gt "${b0#* }" ] || fail "beta's helperd stopped: the bridge counted no TCP fallback ($(bridged))"
 log "beta's helperd stopped: the bridge fell back to TCP ($moved bytes on the veth), digest matches; names $names"
+kill -CONT "$(leaf_pid "$(cat "$WORK/helperd-beta.pid")")"
+wait_for "alpha to know beta serves 7951 again" serves alpha beta 7951
+# and to have heard from it since: a peer long silent is no sibling to the shims
+heard_lately() {
+	[[ $(status_json alpha) =~ \"last_contact_ms_ago\":([0-9]+) ]] && [ "${BASH_REMATCH[1]}" -lt 1000 ]
+}
+wait_for "an announcement from beta" heard_lately
+
+# A program under the shim keeps the shim's own path: when its sibling connect fails (the
+# server, stopped, never accepts; beta's helperd stays up), its fallback to TCP is not
+# taken to the bridge and tried over vsock a second time.
+head -c 300000 /dev/urandom >"$WORK/file"
+b0=$(bridged)
+kill -STOP "$(leaf_pid "$(cat "$WORK/server.pid")")"
+# (a background job's standard input is /dev/null: the file goes in through sh)
+start_bg shimnc in_cg alpha env LD_PRELOAD="$SHIM_PRELOAD" VMSHIM_DEBUG=1 \
+	sh -c 'exec nc -N 198.18.0.2 7951 <"$0"' "$WORK/file"
+fell_back() { grep -q "not used (.*): plain TCP" "$WORK/shimnc.out"; }
+wait_for "the shim to fall back" fell_back
+sleep 0.5 # time for a bridge to take it, had the programs sent it there
+open=$(counter alpha bridging)
+kill -CONT "$(leaf_pid "$(cat "$WORK/server.pid")")"
+join_bg shimnc 30 || fail "nc -N under the shim in the cgroup: $(cat "$WORK/shimnc.out")"
+grep -qx "$(sha256sum <"$WORK/file" | cut -d' ' -f1) .*" "$WORK/shimnc.out" ||
+	fail "nc -N under the shim: $(cat "$WORK/shimnc.out")"
+[ "$open" = 0 ] && [ "$(bridged)" = "$b0" ] ||
+	fail "the shim's own fallback to TCP went to the bridge as well ($open bridging; $b0 -> $(bridged))"
+log "nc -N under the shim in the cgroup, the server not accepting: the shim fell back to TCP itself, nothing bridged"
 
 # nobody connects to the bridge itself.
 port=$(sed -n 's/.*go through the bridge at 127\.86\.83\.78:\([0-9]*\).*/\1/p' "$WORK/helperd-alpha.log" | tail -n 1)
