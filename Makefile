@@ -155,10 +155,13 @@ $(BUILD)/tests/test_shim_parts: TEST_LIBS = -ldl -lpthread
 
 $(BUILD)/progs/%: tests/progs/%.c
 	@mkdir -p $(@D)
-	$(CC) $(ALLFLAGS) $(LINKFLAGS) -o $@ $(filter %.c %.o,$^) -lpthread
+	$(CC) $(ALLFLAGS) $(LINKFLAGS) -o $@ $(filter %.c %.o,$^) -lpthread $(PROG_LIBS)
 
 # stress's crowd speaks and connects as a sibling's shim does.
 $(BUILD)/progs/stress: $(call obj,common/dialled.c common/vsock.c)
+
+# Its connection is io_uring's operations (guest-wide mode's test).
+$(BUILD)/progs/uring_client: PROG_LIBS = -luring
 
 # A library preloaded ahead of the shim to make it run out of memory; never sanitized.
 $(BUILD)/progs/failalloc.so: tests/progs/failalloc.c

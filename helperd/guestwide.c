@@ -131,6 +131,7 @@ static bool fill_mirror(const struct vmshim_table_body *b, uint32_t size, uint32
 	const uint64_t *sets = (const void *)(base + b->portsets_off);
 
 	if (b->n_ranges4 > GW_MAX_RANGES || b->n_peers > GW_MAX_PEERS ||
+	    (b->self != VMSHIM_NO_SELF && b->self >= b->n_peers) ||
 	    b->n_portsets > GW_MAX_PORTSETS || b->peers_off > size || b->ranges4_off > size ||
 	    b->portsets_off > size)
 		return false;

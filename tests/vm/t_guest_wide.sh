@@ -2,7 +2,8 @@
 # test's own (in the test VM every guest shares one kernel and its cgroups). A static binary
 # that makes raw system calls only, which no preload can see, reaches beta's server over
 # vsock from inside the cgroup: the server's digest matches, alpha's veth stays quiet, `ss
-# --vsock` sees the connection, and the names are TCP's. Outside the cgroup, to a port beta
+# --vsock` sees the connection, and the names are TCP's; so does a client whose connection
+# is all io_uring operations. Outside the cgroup, to a port beta
 # does not serve, with beta's helperd stopped (no hand-over: TCP, invisibly) and with the
 # mode off, the same binary goes over TCP. A local user who connects to the bridge itself
 # gets nothing.
@@ -35,15 +36,15 @@ wait_for "beta's plain server" tcp_listening beta 7952
 BYTES=1000000
 # pyserve answers with the SHA-256 of what it read: the pattern of tests/progs/progs.h.
 want=$(python3 -S -c "import hashlib; print(hashlib.sha256(bytes(((i * 2654435761) >> 13) & 255 for i in range($BYTES))).hexdigest())")
-# raw WHERE PORT [in_cg]: runs the static binary against beta's PORT; checks the digest and
-# sets moved (bytes on alpha's veth meanwhile) and names.
+# raw HOW PORT [PROGRAM]: runs PROGRAM (raw_static) in alpha, HOW in_cg or in_guest, against
+# beta's PORT; checks the digest and sets moved (bytes on alpha's veth meanwhile) and names.
 raw() {
-	local how=$1 port=$2 before
+	local how=$1 port=$2 prog=${3:-raw_static} before
 	before=$(veth_bytes alpha)
-	$how alpha "$PROGS/raw_static" 198.18.0.2 "$port" "$BYTES" >"$WORK/raw.out" 2>&1 ||
-		fail "static binary ($how, port $port): $(cat "$WORK/raw.out")"
+	$how alpha "$PROGS/$prog" 198.18.0.2 "$port" "$BYTES" >"$WORK/raw.out" 2>&1 ||
+		fail "$prog ($how, port $port): $(cat "$WORK/raw.out")"
 	moved=$(($(veth_bytes alpha) - before))
-	grep -q "^ok $want " "$WORK/raw.out" || fail "static binary ($how, port $port): server read $(cat "$WORK/raw.out"), want $want"
+	grep -q "^ok $want " "$WORK/raw.out" || fail "$prog ($how, port $port): server read $(cat "$WORK/raw.out"), want $want"
 	names=$(sed -n 's/^names //p' "$WORK/raw.out")
 }
 bridged() { echo "$(counter alpha bridged_vsock) $(counter alpha bridged_tcp)"; }
@@ -59,6 +60,14 @@ grep -q . "$WORK/seen" || fail "ss --vsock never saw a connection to beta's port
 seen_by_server=$(awk '/^ok / {print $3}' "$WORK/raw.out")
 [ "$seen_by_server" = 198.18.0.1 ] || fail "the server saw the client as $seen_by_server"
 log "static binary with raw system calls, in the cgroup: over vsock ($moved bytes on the veth), digest matches; names $names; the server saw $seen_by_server"
+
+# io_uring's connect goes through the same hook.
+b0=$(bridged)
+raw in_cg 7951 uring_client
+[ "$moved" -lt 100000 ] || fail "io_uring in the cgroup: $moved bytes crossed alpha's veth"
+[ "$(counter alpha bridged_vsock)" -gt "${b0% *}" ] || fail "io_uring: alpha's bridge counted no vsock connection ($(bridged))"
+[[ $names =~ ^local=198\.18\.0\.1:[0-9]+\ peer=198\.18\.0\.2:7951$ ]] || fail "io_uring names: $names"
+log "io_uring connect, send, shutdown and recv, in the cgroup: over vsock ($moved bytes on the veth), digest matches; names $names"
 
 raw in_guest 7951
 [ "$moved" -gt "$BYTES" ] || fail "outside the cgroup: only $moved bytes crossed the veth"
