@@ -36,7 +36,7 @@ LINKFLAGS = $(LDFLAGS) $(SANFLAGS)
 COMMON_SRC  = $(wildcard common/*.c)
 POLICY_SRC  = $(wildcard policy/*.c)
 SHIM_SRC    = $(wildcard shim/*.c)
-HELPERD_SRC = $(wildcard helperd/*.c)
+HELPERD_SRC = $(filter-out %.bpf.c,$(wildcard helperd/*.c))
 RELAY_SRC   = $(filter-out %.bpf.c,$(wildcard relay/*.c))
 UNIT_SRC    = $(wildcard tests/unit/test_*.c)
 PROG_SRC    = $(filter-out tests/progs/failalloc.c,$(wildcard tests/progs/*.c))
@@ -97,7 +97,7 @@ $(BUILD)/libvmshim.so: $(SHIM_OBJ) $(SHIM_COMMON_OBJ) $(BUILD)/obj/common/table.
 		-o $@ $(filter %.o,$^) -ldl -lpthread
 
 $(BUILD)/helperd: $(HELPERD_OBJ) $(POLICY_OBJ) $(COMMON_OBJ)
-	$(CC) $(LINKFLAGS) -o $@ $^
+	$(CC) $(LINKFLAGS) -o $@ $^ $(GUESTWIDE_LIBS)
 
 # The host side: policy/statements.o and file_owner.o for its host policy's syntax and
 # file, libbpf for the sockmap engine (relay/splice.mk).
@@ -143,7 +143,7 @@ $(FUZZ_RUNS): run-fuzz_%: build-fuzz/fuzz_%
 $(BUILD)/tests/%: tests/unit/%.c $(HELPERD_LIB) $(POLICY_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(ALLFLAGS) -Ihelperd -Ishim -DFIXTURES='"tests/unit/fixtures"' $(LINKFLAGS) -o $@ \
-		$(filter %.c %.o %.a,$^) -lcmocka $(TEST_LIBS)
+		$(filter %.c %.o %.a,$^) -lcmocka $(TEST_LIBS) $(GUESTWIDE_LIBS)
 
 # test_relay tests the relay's host policy, what a reload keeps, its hybrid handshake and paths.
 $(BUILD)/tests/test_relay: $(call obj,relay/host_policy.c relay/regrant.c relay/hybrid_line.c relay/hybrid_path.c)
@@ -155,10 +155,13 @@ $(BUILD)/tests/test_shim_parts: TEST_LIBS = -ldl -lpthread
 
 $(BUILD)/progs/%: tests/progs/%.c
 	@mkdir -p $(@D)
-	$(CC) $(ALLFLAGS) $(LINKFLAGS) -o $@ $(filter %.c %.o,$^) -lpthread
+	$(CC) $(ALLFLAGS) $(LINKFLAGS) -o $@ $(filter %.c %.o,$^) -lpthread $(PROG_LIBS)
 
 # stress's crowd speaks and connects as a sibling's shim does.
 $(BUILD)/progs/stress: $(call obj,common/dialled.c common/vsock.c)
+
+# Its connection is io_uring's operations (guest-wide mode's test).
+$(BUILD)/progs/uring_client: PROG_LIBS = -luring
 
 # A library preloaded ahead of the shim to make it run out of memory; never sanitized.
 $(BUILD)/progs/failalloc.so: tests/progs/failalloc.c
@@ -227,6 +230,7 @@ $(BUILD)/bench/%: bench/%.c
 
 # The relay's sockmap engine and its test program.
 include relay/splice.mk
+include helperd/guestwide.mk
 
 # Every dependency file, also of what is built from its source in one step (vmshimctl, the
 # test programs): a header change rebuilds them too.

@@ -1,6 +1,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
+#include "guestwide.h"
 #include "helperd.h"
 #include "vmshim/log.h"
 #include "peers.h"
@@ -20,6 +21,7 @@ int helperd_publish(void)
 		return -1;
 	}
 	int rc = publish_table(helperd.rundir, body, size);
+	guestwide_mirror(body, size);
 	free(body);
 	return rc;
 }

@@ -14,6 +14,9 @@ struct helperd_counters {
 	unsigned long rejected_cids;    /* vsock connections from outside the policy */
 	unsigned long bad_messages;     /* malformed frames from peers */
 	unsigned long refused_claims;   /* addresses peers claimed and may not own */
+	unsigned long bridged_vsock;    /* guest-wide: connections the bridge took to siblings */
+	unsigned long bridged_tcp;      /* guest-wide: ... and over TCP, the sibling uncertain */
+	unsigned long bridge_strangers; /* guest-wide: at the bridge, from no redirected connect */
 };
 
 /* What changed in the current batch of events. Modules only mark it; helperd_before_sleep

@@ -1,7 +1,7 @@
 /* helperd: one per guest. Reads the policy, publishes the decision table for the shims,
  * answers them on its control socket, and accepts sibling connections for their listeners.
  *
- *   helperd [-f] [-c POLICY] [-r RUNDIR] [-s SELF] [--syslog|--stderr] [-d]
+ *   helperd [-f] [-c POLICY] [-r RUNDIR] [-s SELF] [--syslog|--stderr] [-d] [-w[CGROUP]]
  *   helperd --check [-c POLICY] [-s SELF]
  */
 #include <errno.h>
@@ -24,7 +24,9 @@
 #include "control.h"
 #include "policy_risks.h"
 #include "counters.h"
+#include "bridge.h"
 #include "doorbell.h"
+#include "guestwide.h"
 #include "helperd.h"
 #include "vmshim/daemon.h"
 #include "vmshim/log.h"
@@ -37,6 +39,7 @@
 #include "table_build.h"
 
 #define DEFAULT_POLICY "/etc/vmshim/policy"
+#define DEFAULT_CGROUP "/sys/fs/cgroup"
 
 static volatile int stopping;
 
@@ -164,6 +167,7 @@ static void on_tick(struct watch *w, uint32_t events)
 	helperd_mark(CHANGED_LISTENER_MAY_BE_GONE);
 	doorbell_expire(vmshim_now_ms());
 	control_expire(vmshim_now_ms());
+	bridge_expire(vmshim_now_ms());
 	preface_expire(vmshim_now_ms());
 	release_free_heap();
 	log_limited_flush();
@@ -179,7 +183,10 @@ static void usage(FILE *out)
 		"  -f, --foreground    stay in the foreground (logs to stderr)\n"
 		"      --syslog        log to syslog, --stderr log to stderr\n"
 		"  -d, --debug         log every sibling connection\n"
-		"      --check         check the policy, print what is wrong, and exit\n");
+		"      --check         check the policy, print what is wrong, and exit\n"
+		"  -w, --guest-wide[=CGROUP]  send every TCP connect to a sibling from the programs\n"
+		"                      of CGROUP (default " DEFAULT_CGROUP ", the whole guest)\n"
+		"                      over vsock, without LD_PRELOAD (needs BPF)\n");
 }
 
 int main(int argc, char **argv)
@@ -189,16 +196,18 @@ int main(int argc, char **argv)
 		{"self", required_argument, NULL, 's'},   {"foreground", no_argument, NULL, 'f'},
 		{"syslog", no_argument, NULL, 'S'},       {"stderr", no_argument, NULL, 'E'},
 		{"debug", no_argument, NULL, 'd'},        {"check", no_argument, NULL, 'C'},
-		{"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+		{"help", no_argument, NULL, 'h'},         {"guest-wide", optional_argument, NULL, 'w'},
+		{NULL, 0, NULL, 0},
 	};
 	int foreground = 0, debug = 0, check = 0, to_syslog = -1, opt;
+	const char *guest_wide = NULL;
 	char err[512];
 
 	helperd.policy_path = DEFAULT_POLICY;
 	helperd.rundir = VMSHIM_DEFAULT_RUNDIR;
 	helperd.self = -1;
 	helperd.started_ms = vmshim_now_ms();
-	while ((opt = getopt_long(argc, argv, "c:r:s:fdh", options, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:r:s:fdhw::", options, NULL)) != -1) {
 		switch (opt) {
 		case 'c': helperd.policy_path = optarg; break;
 		case 'r': helperd.rundir = optarg; break;
@@ -208,6 +217,7 @@ int main(int argc, char **argv)
 		case 'E': to_syslog = 0; break;
 		case 'd': debug = 1; break;
 		case 'C': check = 1; break;
+		case 'w': guest_wide = optarg ? optarg : DEFAULT_CGROUP; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -252,9 +262,11 @@ int main(int argc, char **argv)
 			     .on_event = on_tick};
 	if (loop_init() < 0 || sig.fd < 0 || tick.fd < 0 ||
 	    timerfd_settime(tick.fd, 0, &beat, NULL) < 0 || loop_add(&sig, EPOLLIN) < 0 ||
-	    loop_add(&tick, EPOLLIN) < 0 || peers_start() < 0 || helperd_publish() < 0 ||
+	    loop_add(&tick, EPOLLIN) < 0 || (guest_wide && guestwide_start(guest_wide) < 0) ||
+	    peers_start() < 0 || helperd_publish() < 0 ||
 	    control_open(helperd.rundir) < 0) {
 		log_err("cannot start: %m");
+		guestwide_stop();
 		publish_close();
 		return 1;
 	}
@@ -266,7 +278,9 @@ int main(int argc, char **argv)
 	daemon_notify_ready();
 	int rc = loop_run(&stopping, helperd_before_sleep);
 
-	/* Shims see CLOSED at once and go back to plain TCP; open connections are untouched. */
+	/* New connects stay TCP from now on; those the bridge carries end with helperd. Shims
+	 * see CLOSED at once and go back to plain TCP; their open connections are untouched. */
+	guestwide_stop();
 	publish_close();
 	counters_close();
 	control_close();

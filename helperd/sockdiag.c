@@ -121,3 +121,40 @@ int sockdiag_has(const uint64_t *inodes, size_t count, uint64_t inode)
 {
 	return count && bsearch(&inode, inodes, count, sizeof(*inodes), cmp_u64) != NULL;
 }
+
+int sockdiag_tcp4_cookie(const struct sockaddr_in *src, const struct sockaddr_in *dst,
+			 uint64_t *cookie)
+{
+	struct {
+		struct nlmsghdr nlh;
+		struct inet_diag_req_v2 req;
+	} msg = {
+		.nlh = {.nlmsg_len = sizeof(msg), .nlmsg_type = SOCK_DIAG_BY_FAMILY,
+			.nlmsg_flags = NLM_F_REQUEST},
+		.req = {.sdiag_family = AF_INET, .sdiag_protocol = IPPROTO_TCP,
+			.idiag_states = ~0u,
+			.id = {.idiag_sport = src->sin_port, .idiag_dport = dst->sin_port,
+			       .idiag_src = {src->sin_addr.s_addr}, .idiag_dst = {dst->sin_addr.s_addr},
+			       .idiag_cookie = {INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE}}},
+	};
+	char buf[1024] __attribute__((aligned(NLMSG_ALIGNTO)));
+	int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	int rc = -1;
+
+	if (nl < 0)
+		return -1;
+	ssize_t n = send(nl, &msg, sizeof(msg), 0) < 0 ? -1 : recv(nl, buf, sizeof(buf), 0);
+	const struct nlmsghdr *h = (const void *)buf;
+	if (n > 0 && NLMSG_OK(h, (size_t)n)) {
+		if (h->nlmsg_type == NLMSG_ERROR)
+			kernel_error(h);
+		else if (h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct inet_diag_msg))) {
+			const struct inet_diag_msg *m = NLMSG_DATA(h);
+			*cookie = (uint64_t)m->id.idiag_cookie[1] << 32 | m->id.idiag_cookie[0];
+			rc = 0;
+		}
+	} else if (n >= 0)
+		errno = EPROTO;
+	close(nl);
+	return rc;
+}

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "counters.h"
+#include "bridge.h"
 #include "helperd.h"
 #include "peers.h"
 #include "status.h"
@@ -35,6 +36,12 @@ char *status_render(bool json, size_t *len)
 		 c->rejected_cids},
 		{"bad_messages", "malformed messages from peers", c->bad_messages},
 		{"refused_claims", "address claims refused", c->refused_claims},
+		{"bridged_vsock", "guest-wide: bridged to siblings over vsock", c->bridged_vsock},
+		{"bridged_tcp", "guest-wide: bridged over TCP (sibling path uncertain)",
+		 c->bridged_tcp},
+		{"bridging", "guest-wide: connections the bridge carries now", bridge_count()},
+		{"bridge_strangers", "guest-wide: connections to the bridge from no redirected connect",
+		 c->bridge_strangers},
 		{"redirected", "connections redirected by the shims", shim[VMSHIM_COUNT_REDIRECTED]},
 		{"fallback_refused", "fallbacks to TCP, refused", shim[VMSHIM_COUNT_FALLBACK_REFUSED]},
 		{"fallback_timeout", "fallbacks to TCP, timed out", shim[VMSHIM_COUNT_FALLBACK_TIMEOUT]},

@@ -44,6 +44,7 @@
 
 #include "aside.h"
 #include "counters.h"
+#include "own_path.h"
 #include "pending.h"
 #include "shim.h"
 #include "swap.h"
@@ -127,6 +128,7 @@ static enum pending_outcome fall_back(struct sibling_job *job, int *kept)
 {
 	struct fd_state *pre = job->pre;
 
+	own_path_mark(*kept);
 	if (job->connect_tcp) {
 		int fl = real.fcntl(*kept, F_GETFL);
 		real.fcntl(*kept, F_SETFL, (fl < 0 ? 0 : fl) | O_NONBLOCK); /* the swap resets it */

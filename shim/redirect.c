@@ -13,6 +13,7 @@
 #include "aside.h"
 #include "counters.h"
 #include "fdstate.h"
+#include "own_path.h"
 #include "pending.h"
 #include "redirect.h"
 #include "shim.h"
@@ -365,6 +366,8 @@ fail:
 	/* A descriptor closed meanwhile is not connected: its number may be another's now. */
 	if (pre && fdstate_peek(fd) != (uintptr_t)pre)
 		result = REDIRECT_FD_GONE;
+	else
+		own_path_mark(fd);
 	fdstate_release(pre);
 	shim_count(fallback);
 	errno = saved;

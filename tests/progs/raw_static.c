@@ -1,7 +1,9 @@
 /* A program the shim cannot see: linked statically and talking to the kernel by raw system
  * calls only. It sends BYTES of the test pattern, shuts down its write side, and prints the
  * server's one-line answer (tests/vm/apps/pyserve.py answers with the SHA-256 of what it
- * read). Under LD_PRELOAD it must keep working, over plain TCP.
+ * read, and the peer it saw), after the names its socket has once connected (raw
+ * getsockname and getpeername, so that guest-wide mode's programs show in them). Under
+ * LD_PRELOAD it must keep working, over plain TCP.
  *
  *   raw_static HOST PORT BYTES */
 #include <sys/syscall.h>
@@ -26,6 +28,14 @@ int main(int argc, char **argv)
 
 	if (s < 0 || sys(SYS_connect, s, (long)&ss, len) < 0)
 		die("raw connect");
+	struct sockaddr_storage local, peer;
+	socklen_t llen = sizeof(local), plen = sizeof(peer);
+	char a[80], b[80];
+	if (sys(SYS_getsockname, s, (long)&local, (long)&llen) < 0 ||
+	    sys(SYS_getpeername, s, (long)&peer, (long)&plen) < 0)
+		die("raw getsockname/getpeername");
+	printf("names local=%s peer=%s\n", show_addr(&local, a, sizeof(a)),
+	       show_addr(&peer, b, sizeof(b)));
 	for (size_t sent = 0; sent < bytes;) {
 		size_t n = bytes - sent < sizeof(buf) ? bytes - sent : sizeof(buf);
 		for (size_t i = 0; i < n; i++)

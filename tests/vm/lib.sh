@@ -312,11 +312,12 @@ common_helperds() {
 }
 
 # start_helperd GUEST [POLICY]: with -d, unless HELPERD_DEBUG is set (to nothing); under
-# HELPERD_WRAP, a command and its options (valgrind ...), when that is set.
+# HELPERD_WRAP, a command and its options (valgrind ...), when that is set; with the options
+# in HELPERD_ARGS after its own.
 start_helperd() {
 	local g=$1 policy=${2:-$POLICY} h
 	in_guest "$g" ${HELPERD_WRAP:-} "$HELPERD" -f ${HELPERD_DEBUG--d} -c "$policy" -s "$g" \
-		-r "$(rundir "$g")" >>"$WORK/helperd-$g.log" 2>&1 &
+		-r "$(rundir "$g")" ${HELPERD_ARGS:-} >>"$WORK/helperd-$g.log" 2>&1 &
 	echo $! > "$WORK/helperd-$g.pid"
 	wait_for "helperd of $g" test -S "$(rundir "$g")/helperd.sock"
 	[ "$policy" = "$POLICY" ] || return 0

@@ -1,0 +1,363 @@
+/* The bridge of guest-wide mode (bridge.h). */
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "bridge.h"
+#include "guestwide.h"
+#include "guestwide_maps.h"
+#include "helperd.h"
+#include "sockdiag.h"
+#include "vmshim/clock.h"
+#include "vmshim/dialled.h"
+#include "vmshim/handover.h"
+#include "vmshim/log.h"
+#include "vmshim/loop.h"
+#include "vmshim/vsock.h"
+#include "vmshim/vsockbuf.h"
+
+#define BRIDGE_BUFFER (64u * 1024) /* per direction */
+#define MOVES_PER_EVENT 16         /* so that one busy connection cannot hold the loop */
+#define BRIDGE_TCP_TIMEOUT_MS 60000 /* a fallback's connect, as long as a patient TCP's */
+#define LOG_KIND_BRIDGE 3          /* log_limited's source: the port a stranger came from */
+
+enum bridge_state { BRIDGE_CONNECTING, BRIDGE_HANDOVER, BRIDGE_FALLBACK, BRIDGE_COPYING };
+
+/* Bytes on their way from one end to the other. */
+struct flow {
+	uint8_t *buf;
+	uint32_t head, tail; /* pending bytes are buf[head, tail) */
+	bool eof;            /* its source will send no more */
+	bool shut;           /* shutdown(SHUT_WR) passed on to its destination */
+};
+
+struct bridge_conn {
+	struct watch prog;    /* the program's connection */
+	struct watch sibling; /* the vsock connection to the sibling */
+	struct watch tcp;     /* TCP of helperd's own, after a fallback */
+	struct watch *far;    /* &sibling, or &tcp */
+	enum bridge_state state;
+	struct flow to_far, to_prog;
+	struct sockaddr_in dest; /* what the program dialled */
+	int64_t deadline_ms;     /* until COPYING */
+	int refs;                /* one while it lives, and one per watch in the loop */
+	struct bridge_conn *prev, *next;
+};
+
+static struct bridge_conn *conns;
+static unsigned n_conns;
+
+unsigned bridge_count(void)
+{
+	return n_conns;
+}
+
+static void drop(struct bridge_conn *c)
+{
+	if (--c->refs > 0)
+		return;
+	free(c->to_far.buf);
+	free(c->to_prog.buf);
+	free(c);
+}
+
+static void release(struct watch *w)
+{
+	drop(w->owner);
+}
+
+/* Watches w (its fd set) for events; -1 if the loop cannot. */
+static int watch_add(struct bridge_conn *c, struct watch *w, uint32_t events)
+{
+	if (loop_add(w, events) < 0)
+		return -1;
+	c->refs++;
+	return 0;
+}
+
+/* Stops watching w and closes its descriptor. */
+static void watch_end(struct watch *w)
+{
+	if (w->fd < 0)
+		return;
+	loop_retire(w);
+	close(w->fd);
+	w->fd = -1;
+}
+
+/* Ends c: a reset for the program where its connection did not end cleanly. */
+static void finish(struct bridge_conn *c, bool reset)
+{
+	if (reset) {
+		struct linger abort_now = {.l_onoff = 1, .l_linger = 0};
+		setsockopt(c->prog.fd, SOL_SOCKET, SO_LINGER, &abort_now, sizeof(abort_now));
+	}
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	n_conns--;
+	watch_end(&c->sibling);
+	watch_end(&c->tcp);
+	if (c->state == BRIDGE_COPYING)
+		watch_end(&c->prog);
+	else
+		close(c->prog.fd); /* never watched */
+	drop(c);
+}
+
+/* Moves what it can from src to dst through f; -1 on an error of either. */
+static int pump(int src, int dst, struct flow *f)
+{
+	for (int i = 0; i < MOVES_PER_EVENT; i++) {
+		bool moved = false;
+		if (!f->eof && f->tail < BRIDGE_BUFFER) {
+			ssize_t n = recv(src, f->buf + f->tail, BRIDGE_BUFFER - f->tail, MSG_DONTWAIT);
+			if (n < 0 && errno != EAGAIN && errno != EINTR)
+				return -1;
+			f->eof = n == 0;
+			f->tail += n > 0 ? (uint32_t)n : 0;
+			moved = n > 0;
+		}
+		while (f->head < f->tail) {
+			ssize_t n = send(dst, f->buf + f->head, f->tail - f->head,
+					 MSG_DONTWAIT | MSG_NOSIGNAL);
+			if (n < 0 && (errno == EAGAIN || errno == EINTR))
+				break;
+			if (n < 0)
+				return -1;
+			f->head += (uint32_t)n;
+		}
+		if (f->head == f->tail)
+			f->head = f->tail = 0;
+		if (!moved || f->tail == BRIDGE_BUFFER)
+			break;
+	}
+	if (f->eof && f->head == f->tail && !f->shut) {
+		shutdown(dst, SHUT_WR);
+		f->shut = true;
+	}
+	return 0;
+}
+
+static uint32_t interest(const struct flow *out, const struct flow *in)
+{
+	return (!out->eof && out->tail < BRIDGE_BUFFER ? EPOLLIN : 0) |
+	       (in->head < in->tail ? EPOLLOUT : 0);
+}
+
+static void copy_both(struct bridge_conn *c, uint32_t events)
+{
+	if (pump(c->prog.fd, c->far->fd, &c->to_far) < 0 ||
+	    pump(c->far->fd, c->prog.fd, &c->to_prog) < 0) {
+		finish(c, true);
+		return;
+	}
+	if (c->to_far.shut && c->to_prog.shut) {
+		finish(c, false);
+		return;
+	}
+	if (events & (EPOLLHUP | EPOLLERR)) { /* an end gone with bytes still owed it */
+		finish(c, true);
+		return;
+	}
+	loop_mod(&c->prog, interest(&c->to_far, &c->to_prog));
+	loop_mod(c->far, interest(&c->to_prog, &c->to_far));
+}
+
+static void start_copying(struct bridge_conn *c)
+{
+	c->state = BRIDGE_COPYING;
+	c->deadline_ms = INT64_MAX;
+	if (watch_add(c, &c->prog, EPOLLIN) < 0) {
+		c->state = BRIDGE_FALLBACK; /* so that finish closes what was never watched */
+		finish(c, true);
+		return;
+	}
+	copy_both(c, 0);
+}
+
+/* The sibling path is not certain: TCP of helperd's own, which the programs let pass. */
+static void fall_back(struct bridge_conn *c)
+{
+	watch_end(&c->sibling);
+	c->far = &c->tcp;
+	c->state = BRIDGE_FALLBACK;
+	c->deadline_ms = vmshim_now_ms() + BRIDGE_TCP_TIMEOUT_MS;
+	c->tcp.fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->tcp.fd < 0 ||
+	    (connect(c->tcp.fd, (struct sockaddr *)&c->dest, sizeof(c->dest)) < 0 &&
+	     errno != EINPROGRESS) ||
+	    watch_add(c, &c->tcp, EPOLLOUT) < 0) {
+		if (c->tcp.fd >= 0)
+			close(c->tcp.fd);
+		c->tcp.fd = -1;
+		finish(c, true);
+	}
+}
+
+static void on_far(struct watch *w, uint32_t events)
+{
+	struct bridge_conn *c = w->owner;
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	switch (c->state) {
+	case BRIDGE_CONNECTING:
+	case BRIDGE_FALLBACK:
+		if (getsockopt(w->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err) {
+			if (c->state == BRIDGE_CONNECTING)
+				fall_back(c);
+			else
+				finish(c, true);
+			return;
+		}
+		if (c->state == BRIDGE_FALLBACK) {
+			helperd.counters.bridged_tcp++;
+			loop_mod(w, EPOLLIN);
+			start_copying(c);
+			return;
+		}
+		uint8_t dialled[DIALLED_SIZE];
+		struct vmshim_endpoint dest = {.family = AF_INET, .port = ntohs(c->dest.sin_port)};
+		memcpy(dest.addr, &c->dest.sin_addr, 4);
+		dialled_encode(dialled, &dest);
+		if (send(w->fd, dialled, sizeof(dialled), MSG_DONTWAIT | MSG_NOSIGNAL) !=
+		    (ssize_t)sizeof(dialled)) {
+			fall_back(c);
+			return;
+		}
+		c->state = BRIDGE_HANDOVER;
+		loop_mod(w, EPOLLIN);
+		return;
+	case BRIDGE_HANDOVER: {
+		char byte;
+		ssize_t n = recv(w->fd, &byte, 1, MSG_DONTWAIT);
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n != 1 || byte != VMSHIM_HANDOVER_BYTE) {
+			fall_back(c);
+			return;
+		}
+		helperd.counters.bridged_vsock++;
+		start_copying(c);
+		return;
+	}
+	case BRIDGE_COPYING:
+		copy_both(c, events);
+		return;
+	}
+}
+
+static void on_prog(struct watch *w, uint32_t events)
+{
+	copy_both(w->owner, events);
+}
+
+/* The vsock connection to the sibling route names, from the source port that shows the
+ * program's own local port there; -1 if it cannot be begun. */
+static int reach_sibling(const struct vmshim_route *route, uint16_t local_port)
+{
+	int vs = socket(AF_VSOCK, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (vs < 0)
+		return -1;
+	vsock_buffer_set(vs, VMSHIM_VSOCK_WINDOW);
+	if (vsock_bind(vs, route->source_base + local_port) < 0 ||
+	    (vsock_connect(vs, route->cid, route->port, VSOCK_FROM_GUEST, route->timeout_ms) < 0 &&
+	     errno != EINPROGRESS)) {
+		close(vs);
+		return -1;
+	}
+	return vs;
+}
+
+/* What the programs filed for the connection from `from`, if the kernel says the socket
+ * there is the one they saw connect: the cookie is the kernel's, not the connection's word.
+ * Anything else at the bridge (a local user who connected to it, or took the port of a
+ * redirected connect gone meanwhile) gets nothing. */
+static bool destination_of(const struct sockaddr_in *from, const struct sockaddr_in *bridge,
+			   int by_port, struct gw_orig *o)
+{
+	uint32_t key = ntohs(from->sin_port);
+	uint64_t cookie;
+
+	if (bpf_map_lookup_elem(by_port, &key, o) < 0)
+		return false;
+	bpf_map_delete_elem(by_port, &key);
+	return sockdiag_tcp4_cookie(from, bridge, &cookie) == 0 && cookie == o->cookie;
+}
+
+void bridge_take(int fd, const struct sockaddr_in *from, const struct sockaddr_in *bridge,
+		 int by_port)
+{
+	struct gw_orig o;
+	struct bridge_conn *c = NULL;
+
+	if (!destination_of(from, bridge, by_port, &o)) {
+		helperd.counters.bridge_strangers++;
+		log_limited(LOG_SOURCE(LOG_KIND_BRIDGE, ntohs(from->sin_port)), LOG_WARNING,
+			    "a connection to the bridge from port %u that no redirected connect "
+			    "made: closed", ntohs(from->sin_port));
+		close(fd);
+		return;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c || !(c->to_far.buf = malloc(BRIDGE_BUFFER)) ||
+	    !(c->to_prog.buf = malloc(BRIDGE_BUFFER))) {
+		log_err("bridge: out of memory");
+		if (c) {
+			free(c->to_far.buf);
+			free(c);
+		}
+		close(fd);
+		return;
+	}
+	c->dest = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = (in_port_t)o.port,
+				       .sin_addr.s_addr = o.addr};
+	c->prog = (struct watch){.fd = fd, .on_event = on_prog, .owner = c, .release = release};
+	c->sibling = (struct watch){.fd = -1, .on_event = on_far, .owner = c, .release = release};
+	c->tcp = c->sibling;
+	c->far = &c->sibling;
+	c->refs = 1;
+	c->next = conns;
+	if (conns)
+		conns->prev = c;
+	conns = c;
+	n_conns++;
+
+	struct vmshim_route route = {0};
+	uint16_t port = ntohs((uint16_t)o.port);
+	bool sibling = guestwide_route((const uint8_t *)&o.addr, port, &route) == VMSHIM_SIBLING &&
+		       !route.via_relay;
+	c->deadline_ms = vmshim_now_ms() + (route.timeout_ms ? route.timeout_ms : 2000);
+	c->state = BRIDGE_CONNECTING;
+	c->sibling.fd = sibling ? reach_sibling(&route, ntohs(from->sin_port)) : -1;
+	if (c->sibling.fd >= 0 && watch_add(c, &c->sibling, EPOLLOUT) < 0) {
+		close(c->sibling.fd);
+		c->sibling.fd = -1;
+	}
+	if (c->sibling.fd < 0)
+		fall_back(c);
+}
+
+void bridge_expire(int64_t now_ms)
+{
+	for (struct bridge_conn *c = conns, *next; c; c = next) {
+		next = c->next;
+		if (now_ms < c->deadline_ms)
+			continue;
+		if (c->state == BRIDGE_FALLBACK)
+			finish(c, true);
+		else
+			fall_back(c);
+	}
+}

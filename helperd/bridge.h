@@ -1,0 +1,34 @@
+/* The bridge of guest-wide mode: a program's TCP connection that guestwide.bpf.c sent to
+ * helperd's loopback listener, carried on to the sibling it dialled. Its life:
+ *
+ *   taken --(by_port names its destination, the kernel's cookie agrees, the table routes it
+ *   |        to a sibling: vsock connect begun)--> CONNECTING
+ *   |        (else: closed, nothing said to the program but a reset)
+ *   CONNECTING --(connected: DIALLED sent)--> HANDOVER
+ *   HANDOVER --(the hand-over byte: the server's program accepted)--> COPYING
+ *   CONNECTING, HANDOVER --(refused, reset, no byte within the connect-timeout)--> FALLBACK:
+ *   |        a TCP connect of helperd's own to the destination (the programs let helperd's
+ *   |        connects pass), so that the program gets what TCP would have given it
+ *   FALLBACK --(connected)--> COPYING; --(failed)--> closed, as a reset
+ *   COPYING --(both directions shut, each once its bytes are through; or an error)--> closed
+ *
+ * The program's connect() returned as soon as the bridge's listener took it: its first bytes
+ * wait in the kernel until COPYING. */
+#ifndef HELPERD_BRIDGE_H
+#define HELPERD_BRIDGE_H
+
+#include <netinet/in.h>
+#include <stdint.h>
+
+/* Takes fd, a connection accepted from `from` on the bridge at `bridge`; by_port is the
+ * programs' map of redirected connects by local port. */
+void bridge_take(int fd, const struct sockaddr_in *from, const struct sockaddr_in *bridge,
+		 int by_port);
+
+/* Gives up on connections still waiting for their sibling after the connect-timeout. */
+void bridge_expire(int64_t now_ms);
+
+/* Connections the bridge carries now. */
+unsigned bridge_count(void);
+
+#endif

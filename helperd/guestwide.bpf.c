@@ -1,0 +1,180 @@
+/* The kernel side of guest-wide mode (guestwide.h): programs attached to a cgroup that steer
+ * its programs' TCP connects to siblings into helperd's bridge, without LD_PRELOAD.
+ *
+ * A cgroup connect4 program may rewrite a connect's address and port but not its family, so
+ * a connect to a sibling (an address of a peer's range and a port that peer serves, as in
+ * the table the shims read) is sent to the bridge, a TCP listener of helperd's on loopback,
+ * and the original destination is kept by the socket's cookie (`redirected`). When the
+ * SYN leaves, the sock_ops program files it again by the local port the connect took
+ * (`by_port`): the bridge finds the destination from the port its accepted connection comes
+ * from, and checks the cookie against the kernel's (sock_diag) before it trusts it. The
+ * getpeername4 and getsockname4 programs show the program the names TCP would have given.
+ *
+ * The table is mirrored here twice over (`gen` says which copy is whole), so that a connect
+ * never sees half of an update. */
+#include <linux/bpf.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "guestwide_maps.h"
+#include "vmshim/ownpath.h"
+
+#define SOCK_STREAM 1
+#define IPPROTO_TCP 6
+#define LOOPBACK_NET 0x7f000000u /* 127.0.0.0/8, host order */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * GW_MAX_PORTSETS);
+	__type(key, __u32);
+	__type(value, struct gw_portset);
+} portsets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, GW_MAX_REDIRECTED);
+	__type(key, __u64); /* socket cookie */
+	__type(value, struct gw_orig);
+} redirected SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, GW_MAX_REDIRECTED);
+	__type(key, __u32); /* the connect's local port, host order */
+	__type(value, struct gw_orig);
+} by_port SEC(".maps");
+
+/* Sockets the shim took care of itself (vmshim/ownpath.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, __u32);
+} own_path SEC(".maps");
+
+/* Written by helperd through the skeleton's mapping. */
+struct gw_conf conf;
+struct gw_mirror mirror[2];
+
+/* The peer whose range holds addr (host order), or -1: the ranges are sorted and disjoint. */
+static __always_inline int find_peer(const struct gw_mirror *m, __u32 addr)
+{
+	__u32 lo = 0, hi = m->n_ranges;
+
+	if (hi > GW_MAX_RANGES)
+		return -1;
+	for (int i = 0; i < GW_SEARCH_STEPS && lo < hi; i++) {
+		__u32 mid = (lo + hi) / 2;
+		/* the compiler knows mid < GW_MAX_RANGES, the verifier only from the mask */
+		asm volatile("" : "+r"(mid));
+		const struct gw_range *r = &m->ranges[mid & (GW_MAX_RANGES - 1)];
+		if (addr < r->first)
+			hi = mid;
+		else if (addr > r->last)
+			lo = mid + 1;
+		else
+			return (int)r->peer;
+	}
+	return -1;
+}
+
+static __always_inline int serves(__u32 gen, const struct gw_peer *p, __u16 port)
+{
+	__u32 key = gen * GW_MAX_PORTSETS + p->portset;
+	const struct gw_portset *set;
+
+	if (p->portset >= GW_MAX_PORTSETS)
+		return 0;
+	__u32 word = port / 64;
+
+	set = bpf_map_lookup_elem(&portsets, &key);
+	asm volatile("" : "+r"(word)); /* the verifier must see the mask */
+	return set && (set->bits[word & (GW_PORT_WORDS - 1)] >> (port % 64)) & 1;
+}
+
+SEC("cgroup/connect4")
+int gw_connect4(struct bpf_sock_addr *ctx)
+{
+	__u32 gen = conf.gen & 1;
+	const struct gw_mirror *m = &mirror[gen];
+	__u32 addr = bpf_ntohl(ctx->user_ip4);
+	__u16 port = bpf_ntohs((__u16)ctx->user_port);
+
+	if (!conf.on || ctx->type != SOCK_STREAM || ctx->protocol != IPPROTO_TCP ||
+	    bpf_get_netns_cookie(ctx) != conf.netns_cookie)
+		return 1; /* a container of its own namespace has no bridge: TCP */
+	if (bpf_get_current_pid_tgid() >> 32 == conf.helperd_tgid)
+		return 1; /* the bridge's own way out, over TCP */
+	if (ctx->sk && bpf_sk_storage_get(&own_path, ctx->sk, 0, 0))
+		return 1; /* the shim's fallback: it tried vsock already */
+	int peer = find_peer(m, addr);
+	if (peer < 0 || peer >= GW_MAX_PEERS || peer == (int)m->self)
+		return 1;
+	const struct gw_peer *p = &m->peers[peer];
+	if (!(p->flags & GW_PEER_DIRECT) || !serves(gen, p, port))
+		return 1;
+	struct gw_orig o = {.cookie = bpf_get_socket_cookie(ctx), .addr = ctx->user_ip4,
+			    .port = ctx->user_port, .self_addr = m->self_addr};
+	if (bpf_map_update_elem(&redirected, &o.cookie, &o, BPF_ANY))
+		return 1; /* not kept: TCP */
+	ctx->user_ip4 = conf.bridge_addr;
+	ctx->user_port = conf.bridge_port;
+	return 1;
+}
+
+SEC("cgroup/setsockopt")
+int gw_setsockopt(struct bpf_sockopt *ctx)
+{
+	if (ctx->level != VMSHIM_SOCKOPT_LEVEL)
+		return 1; /* the kernel's */
+	if (ctx->optname == VMSHIM_SOCKOPT_OWN_PATH && ctx->sk &&
+	    bpf_sk_storage_get(&own_path, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE))
+		ctx->optlen = -1; /* taken: the kernel's handler is skipped, the call says 0 */
+	return 1;
+}
+
+SEC("sockops")
+int gw_sockops(struct bpf_sock_ops *skops)
+{
+	if (skops->op != BPF_SOCK_OPS_TCP_CONNECT_CB || skops->family != 2 /* AF_INET */)
+		return 1;
+	__u64 cookie = bpf_get_socket_cookie(skops);
+	struct gw_orig *o = bpf_map_lookup_elem(&redirected, &cookie);
+	if (!o)
+		return 1;
+	__u32 local = skops->local_port;
+	bpf_map_update_elem(&by_port, &local, o, BPF_ANY);
+	return 1;
+}
+
+/* A redirected socket still connected to the bridge. */
+static __always_inline struct gw_orig *bridged(struct bpf_sock_addr *ctx)
+{
+	__u64 cookie = bpf_get_socket_cookie(ctx);
+
+	return bpf_map_lookup_elem(&redirected, &cookie);
+}
+
+SEC("cgroup/getpeername4")
+int gw_getpeername4(struct bpf_sock_addr *ctx)
+{
+	struct gw_orig *o = bridged(ctx);
+
+	if (o && ctx->user_ip4 == conf.bridge_addr && ctx->user_port == conf.bridge_port) {
+		ctx->user_ip4 = o->addr;
+		ctx->user_port = o->port;
+	}
+	return 1;
+}
+
+SEC("cgroup/getsockname4")
+int gw_getsockname4(struct bpf_sock_addr *ctx)
+{
+	struct gw_orig *o = bridged(ctx);
+
+	if (o && o->self_addr && (bpf_ntohl(ctx->user_ip4) & 0xff000000u) == LOOPBACK_NET)
+		ctx->user_ip4 = o->self_addr;
+	return 1;
+}
+
+char LICENSE[] SEC("license") = "GPL";

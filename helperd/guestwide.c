@@ -1,0 +1,210 @@
+/* Guest-wide mode (guestwide.h): the programs of guestwide.bpf.c, loaded through their
+ * bpftool skeleton and attached to one cgroup; the mirror of the table they read; the
+ * bridge's listener. */
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "bridge.h"
+#include "guestwide.h"
+#include "guestwide_maps.h" /* before the skeleton, which names its structs */
+#include "guestwide.skel.h"
+#include "vmshim/log.h"
+#include "vmshim/loop.h"
+
+#define ACCEPTS_PER_WAKE 16 /* so that a crowd at the bridge cannot hold the loop */
+
+static struct {
+	struct guestwide_bpf *skel;
+	struct bpf_link *links[5];
+	int cgroup;
+	struct watch *listener;
+	struct sockaddr_in bridge;
+	void *table; /* the last table published, for the bridge's routes */
+	uint32_t table_size;
+} gw = {.cgroup = -1};
+
+bool guestwide_on(void)
+{
+	return gw.skel != NULL;
+}
+
+static void on_bridge_listener(struct watch *w, uint32_t events)
+{
+	(void)events;
+	for (int i = 0; i < ACCEPTS_PER_WAKE; i++) {
+		struct sockaddr_in from;
+		socklen_t len = sizeof(from);
+		int fd = accept4(w->fd, (struct sockaddr *)&from, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0)
+			return;
+		bridge_take(fd, &from, &gw.bridge, bpf_map__fd(gw.skel->maps.by_port));
+	}
+}
+
+static int open_bridge(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	socklen_t len = sizeof(gw.bridge);
+
+	gw.bridge = (struct sockaddr_in){.sin_family = AF_INET};
+	inet_pton(AF_INET, GUESTWIDE_BRIDGE_ADDR, &gw.bridge.sin_addr);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&gw.bridge, sizeof(gw.bridge)) < 0 ||
+	    listen(fd, SOMAXCONN) < 0 || getsockname(fd, (struct sockaddr *)&gw.bridge, &len) < 0)
+		goto fail;
+	gw.listener = calloc(1, sizeof(*gw.listener));
+	if (!gw.listener)
+		goto fail;
+	*gw.listener = (struct watch){.fd = fd, .on_event = on_bridge_listener, .owner = gw.listener};
+	if (loop_add(gw.listener, EPOLLIN) < 0) {
+		free(gw.listener);
+		gw.listener = NULL;
+		goto fail;
+	}
+	return 0;
+fail:
+	log_err("guest-wide mode: cannot open the bridge at %s: %m", GUESTWIDE_BRIDGE_ADDR);
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+int guestwide_start(const char *cgroup_path)
+{
+	gw.cgroup = open(cgroup_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (gw.cgroup < 0) {
+		log_err("guest-wide mode: cannot open the cgroup %s: %m", cgroup_path);
+		return -1;
+	}
+	gw.skel = guestwide_bpf__open_and_load();
+	if (!gw.skel) {
+		log_err("guest-wide mode: the kernel refused its programs: %m");
+		guestwide_stop();
+		return -1;
+	}
+	if (open_bridge() < 0) {
+		guestwide_stop();
+		return -1;
+	}
+	struct gw_conf *conf = &gw.skel->bss->conf;
+	socklen_t len = sizeof(conf->netns_cookie);
+	if (getsockopt(gw.listener->fd, SOL_SOCKET, SO_NETNS_COOKIE, &conf->netns_cookie, &len) < 0) {
+		log_err("guest-wide mode: this kernel has no network namespace cookie: %m");
+		guestwide_stop();
+		return -1;
+	}
+	conf->helperd_tgid = (uint32_t)getpid();
+	conf->bridge_addr = gw.bridge.sin_addr.s_addr;
+	conf->bridge_port = gw.bridge.sin_port;
+	struct bpf_program *progs[] = {gw.skel->progs.gw_connect4, gw.skel->progs.gw_sockops,
+				       gw.skel->progs.gw_getpeername4, gw.skel->progs.gw_getsockname4,
+				       gw.skel->progs.gw_setsockopt};
+	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
+		gw.links[i] = bpf_program__attach_cgroup(progs[i], gw.cgroup);
+		if (!gw.links[i]) {
+			log_err("guest-wide mode: cannot attach %s to %s: %m",
+				bpf_program__name(progs[i]), cgroup_path);
+			guestwide_stop();
+			return -1;
+		}
+	}
+	log_info("guest-wide mode: TCP connects to siblings from cgroup %s go through the "
+		 "bridge at %s:%u", cgroup_path, GUESTWIDE_BRIDGE_ADDR, ntohs(gw.bridge.sin_port));
+	return 0;
+}
+
+/* Fills copy `gen` of the mirror from the table; false if the table does not fit. */
+static bool fill_mirror(const struct vmshim_table_body *b, uint32_t size, uint32_t gen)
+{
+	struct gw_mirror *m = &gw.skel->bss->mirror[gen];
+	const uint8_t *base = (const uint8_t *)b;
+	const struct vmshim_table_peer *peers = (const void *)(base + b->peers_off);
+	const struct vmshim_range4 *ranges = (const void *)(base + b->ranges4_off);
+	const uint64_t *sets = (const void *)(base + b->portsets_off);
+
+	if (b->n_ranges4 > GW_MAX_RANGES || b->n_peers > GW_MAX_PEERS ||
+	    (b->self != VMSHIM_NO_SELF && b->self >= b->n_peers) ||
+	    b->n_portsets > GW_MAX_PORTSETS || b->peers_off > size || b->ranges4_off > size ||
+	    b->portsets_off > size)
+		return false;
+	for (uint32_t i = 0; i < b->n_portsets; i++) {
+		uint32_t key = gen * GW_MAX_PORTSETS + i;
+		if (bpf_map_update_elem(bpf_map__fd(gw.skel->maps.portsets), &key,
+					sets + (size_t)i * VMSHIM_PORTSET_WORDS, BPF_ANY) < 0)
+			return false;
+	}
+	m->n_ranges = b->n_ranges4;
+	for (uint32_t i = 0; i < b->n_ranges4; i++)
+		m->ranges[i] = (struct gw_range){ranges[i].first, ranges[i].last, ranges[i].peer};
+	for (uint32_t i = 0; i < b->n_peers; i++)
+		m->peers[i] = (struct gw_peer){
+			.portset = peers[i].portset,
+			.flags = peers[i].flags & VMSHIM_PEER_VIA_RELAY ? 0 : GW_PEER_DIRECT};
+	/* no self: nothing is a sibling (vmshim_table_route) */
+	m->self = b->self;
+	m->self_addr = 0;
+	if (b->self == VMSHIM_NO_SELF)
+		m->n_ranges = 0;
+	else if (peers[b->self].flags & VMSHIM_PEER_HAS_ADDR4)
+		memcpy(&m->self_addr, peers[b->self].addr4, 4);
+	return true;
+}
+
+void guestwide_mirror(const struct vmshim_table_body *body, uint32_t size)
+{
+	if (!gw.skel)
+		return;
+	struct gw_conf *conf = &gw.skel->bss->conf;
+	uint32_t next = conf->gen + 1;
+	void *copy = malloc(size);
+	if (!copy || !fill_mirror(body, size, next & 1)) {
+		/* the copy in force stays: better an old table than none */
+		log_err("guest-wide mode: the table does not fit the kernel's mirror (%u ranges, "
+			"%u peers): keeping the last one", body->n_ranges4, body->n_peers);
+		free(copy);
+		return;
+	}
+	memcpy(copy, body, size);
+	free(gw.table);
+	gw.table = copy;
+	gw.table_size = size;
+	__atomic_store_n(&conf->gen, next, __ATOMIC_RELEASE);
+	__atomic_store_n(&conf->on, 1, __ATOMIC_RELEASE);
+}
+
+enum vmshim_verdict guestwide_route(const uint8_t addr[4], uint16_t port,
+				    struct vmshim_route *route)
+{
+	if (!gw.table)
+		return VMSHIM_DIRECT;
+	return vmshim_table_route(gw.table, gw.table_size, AF_INET, addr, port, route);
+}
+
+void guestwide_stop(void)
+{
+	for (size_t i = 0; i < sizeof(gw.links) / sizeof(gw.links[0]); i++) {
+		bpf_link__destroy(gw.links[i]);
+		gw.links[i] = NULL;
+	}
+	if (gw.listener) {
+		int fd = gw.listener->fd;
+		loop_retire(gw.listener);
+		close(fd);
+		gw.listener = NULL;
+	}
+	guestwide_bpf__destroy(gw.skel);
+	gw.skel = NULL;
+	if (gw.cgroup >= 0)
+		close(gw.cgroup);
+	gw.cgroup = -1;
+	free(gw.table);
+	gw.table = NULL;
+}

@@ -1,0 +1,61 @@
+/* What guestwide.bpf.c and guestwide.c share: the mirror of the table the programs read,
+ * and what a redirected connect leaves for the bridge. Addresses and ports in network order
+ * where they are a socket's (gw_orig, the bridge's), host order where they are the table's
+ * (gw_range). */
+#ifndef HELPERD_GUESTWIDE_MAPS_H
+#define HELPERD_GUESTWIDE_MAPS_H
+
+#include <linux/types.h>
+
+#define GW_MAX_RANGES 1024
+#define GW_SEARCH_STEPS 11 /* log2(GW_MAX_RANGES) + 1 */
+#define GW_MAX_PEERS 256
+#define GW_MAX_PORTSETS 256
+#define GW_PORT_WORDS 1024 /* 65536 ports */
+#define GW_MAX_REDIRECTED 65536
+
+#define GW_PEER_DIRECT 1u /* reached over vsock directly (not through the host's relay) */
+
+struct gw_range {
+	__u32 first, last; /* IPv4, host order */
+	__u32 peer;
+};
+
+struct gw_peer {
+	__u32 portset; /* index into the portsets of its copy */
+	__u32 flags;
+};
+
+/* One whole copy of what the programs read. */
+struct gw_mirror {
+	__u32 n_ranges;
+	__u32 self;      /* this guest's peer index, or GW_MAX_PEERS */
+	__u32 self_addr; /* this guest's IPv4 address, network order; 0 if it has none */
+	__u32 pad;
+	struct gw_range ranges[GW_MAX_RANGES];
+	struct gw_peer peers[GW_MAX_PEERS];
+};
+
+struct gw_conf {
+	__u64 netns_cookie; /* helperd's network namespace: the bridge is there only */
+	__u32 on;
+	__u32 gen; /* mirror[gen & 1] is the whole one */
+	__u32 helperd_tgid;
+	__u32 bridge_addr; /* network order */
+	__u32 bridge_port; /* network order, in the low 16 bits, as bpf_sock_addr's */
+};
+
+struct gw_portset {
+	__u64 bits[GW_PORT_WORDS];
+};
+
+/* A connect the programs sent to the bridge. */
+struct gw_orig {
+	__u64 cookie;      /* of the program's socket */
+	__u32 addr;        /* what it dialled, network order */
+	__u32 port;        /* network order, in the low 16 bits */
+	__u32 self_addr;   /* the local address it is shown, network order; 0: as it is */
+	__u32 pad;
+};
+
+#endif

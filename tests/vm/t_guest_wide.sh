@@ -1,0 +1,141 @@
+# Guest-wide mode (issue 18): alpha's helperd runs with --guest-wide over a cgroup of this
+# test's own (in the test VM every guest shares one kernel and its cgroups). A static binary
+# that makes raw system calls only, which no preload can see, reaches beta's server over
+# vsock from inside the cgroup: the server's digest matches, alpha's veth stays quiet, `ss
+# --vsock` sees the connection, and the names are TCP's; so does a client whose connection
+# is all io_uring operations. Outside the cgroup, to a port beta
+# does not serve, with beta's helperd stopped (no hand-over: TCP, invisibly) and with the
+# mode off, the same binary goes over TCP. A local user who connects to the bridge itself
+# gets nothing.
+# ip netns exec mounts a /sys of its own, without the cgroups: they are mounted where the
+# guests see them too.
+CGROOT=/run/vmshim-cgroup2
+mkdir -p "$CGROOT"
+mountpoint -q "$CGROOT" || mount -t cgroup2 cgroup2 "$CGROOT"
+CG=$CGROOT/vmshim-gw$NS_SUFFIX
+mkdir -p "$CG"
+cleanup_cgroup() { rmdir "$CG" 2>/dev/null || true; }
+trap cleanup_cgroup EXIT
+# in_cg GUEST CMD...: CMD in GUEST, in the cgroup.
+in_cg() {
+	local g=$1
+	shift
+	in_guest "$g" sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$CG" "$@"
+}
+HELPERD_ARGS=--guest-wide=$CG start_helperd alpha
+start_helperd beta
+grep -q "guest-wide mode: TCP connects to siblings from cgroup $CG" "$WORK/helperd-alpha.log" ||
+	fail "alpha's helperd did not start guest-wide mode: $(tail -n 3 "$WORK/helperd-alpha.log")"
+# slow-server reads about 4 MB/s: the vsock connection lasts long enough for ss to see it.
+start_bg server shimmed beta python3 -S "$TOP/tests/vm/apps/pyserve.py" slow-server 7951 20
+start_bg plain in_guest beta python3 -S "$TOP/tests/vm/apps/pyserve.py" threading-server 7952 20
+wait_for "vsock listener" vsock_listening beta "$(vsock_port beta 7951)"
+wait_for "alpha to know beta serves 7951" serves alpha beta 7951
+wait_for "beta's plain server" tcp_listening beta 7952
+
+BYTES=1000000
+# pyserve answers with the SHA-256 of what it read: the pattern of tests/progs/progs.h.
+want=$(python3 -S -c "import hashlib; print(hashlib.sha256(bytes(((i * 2654435761) >> 13) & 255 for i in range($BYTES))).hexdigest())")
+# raw HOW PORT [PROGRAM]: runs PROGRAM (raw_static) in alpha, HOW in_cg or in_guest, against
+# beta's PORT; checks the digest and sets moved (bytes on alpha's veth meanwhile) and names.
+raw() {
+	local how=$1 port=$2 prog=${3:-raw_static} before
+	before=$(veth_bytes alpha)
+	$how alpha "$PROGS/$prog" 198.18.0.2 "$port" "$BYTES" >"$WORK/raw.out" 2>&1 ||
+		fail "$prog ($how, port $port): $(cat "$WORK/raw.out")"
+	moved=$(($(veth_bytes alpha) - before))
+	grep -q "^ok $want " "$WORK/raw.out" || fail "$prog ($how, port $port): server read $(cat "$WORK/raw.out"), want $want"
+	names=$(sed -n 's/^names //p' "$WORK/raw.out")
+}
+bridged() { echo "$(counter alpha bridged_vsock) $(counter alpha bridged_tcp)"; }
+
+start_bg sampler sample_vsock beta "$(vsock_port beta 7951)" "$WORK/seen"
+b0=$(bridged)
+raw in_cg 7951
+stop_bg sampler
+[ "$moved" -lt 100000 ] || fail "in the cgroup: $moved bytes crossed alpha's veth"
+grep -q . "$WORK/seen" || fail "ss --vsock never saw a connection to beta's port"
+[ "$(counter alpha bridged_vsock)" -gt "${b0% *}" ] || fail "alpha's bridge counted no vsock connection ($(bridged))"
+[[ $names =~ ^local=198\.18\.0\.1:[0-9]+\ peer=198\.18\.0\.2:7951$ ]] || fail "names in the cgroup: $names"
+seen_by_server=$(awk '/^ok / {print $3}' "$WORK/raw.out")
+[ "$seen_by_server" = 198.18.0.1 ] || fail "the server saw the client as $seen_by_server"
+log "static binary with raw system calls, in the cgroup: over vsock ($moved bytes on the veth), digest matches; names $names; the server saw $seen_by_server"
+
+# io_uring's connect goes through the same hook.
+b0=$(bridged)
+raw in_cg 7951 uring_client
+[ "$moved" -lt 100000 ] || fail "io_uring in the cgroup: $moved bytes crossed alpha's veth"
+[ "$(counter alpha bridged_vsock)" -gt "${b0% *}" ] || fail "io_uring: alpha's bridge counted no vsock connection ($(bridged))"
+[[ $names =~ ^local=198\.18\.0\.1:[0-9]+\ peer=198\.18\.0\.2:7951$ ]] || fail "io_uring names: $names"
+log "io_uring connect, send, shutdown and recv, in the cgroup: over vsock ($moved bytes on the veth), digest matches; names $names"
+
+raw in_guest 7951
+[ "$moved" -gt "$BYTES" ] || fail "outside the cgroup: only $moved bytes crossed the veth"
+log "outside the cgroup: TCP ($moved bytes on the veth)"
+
+b0=$(bridged)
+raw in_cg 7952
+[ "$moved" -gt "$BYTES" ] || fail "a port beta does not serve: only $moved bytes crossed the veth"
+[ "$(bridged)" = "$b0" ] || fail "a port beta does not serve went through the bridge ($b0 -> $(bridged))"
+log "a port beta does not serve: TCP ($moved bytes on the veth), not bridged"
+
+# The hand-over never comes: the bridge gives up on vsock after the connect-timeout and
+# the program's bytes go over TCP.
+kill -STOP "$(leaf_pid "$(cat "$WORK/helperd-beta.pid")")"
+b0=$(bridged)
+raw in_cg 7951
+[ "$moved" -gt "$BYTES" ] || fail "beta's helperd stopped: only $moved bytes crossed the veth"
+[ "$(counter alpha bridged_tcp)" -gt "${b0#* }" ] || fail "beta's helperd stopped: the bridge counted no TCP fallback ($(bridged))"
+log "beta's helperd stopped: the bridge fell back to TCP ($moved bytes on the veth), digest matches; names $names"
+kill -CONT "$(leaf_pid "$(cat "$WORK/helperd-beta.pid")")"
+wait_for "alpha to know beta serves 7951 again" serves alpha beta 7951
+# and to have heard from it since: a peer long silent is no sibling to the shims
+heard_lately() {
+	[[ $(status_json alpha) =~ \"last_contact_ms_ago\":([0-9]+) ]] && [ "${BASH_REMATCH[1]}" -lt 1000 ]
+}
+wait_for "an announcement from beta" heard_lately
+
+# A program under the shim keeps the shim's own path: when its sibling connect fails (the
+# server, stopped, never accepts; beta's helperd stays up), its fallback to TCP is not
+# taken to the bridge and tried over vsock a second time.
+head -c 300000 /dev/urandom >"$WORK/file"
+b0=$(bridged)
+kill -STOP "$(leaf_pid "$(cat "$WORK/server.pid")")"
+# (a background job's standard input is /dev/null: the file goes in through sh)
+start_bg shimnc in_cg alpha env LD_PRELOAD="$SHIM_PRELOAD" VMSHIM_DEBUG=1 \
+	sh -c 'exec nc -N 198.18.0.2 7951 <"$0"' "$WORK/file"
+fell_back() { grep -q "not used (.*): plain TCP" "$WORK/shimnc.out"; }
+wait_for "the shim to fall back" fell_back
+sleep 0.5 # time for a bridge to take it, had the programs sent it there
+open=$(counter alpha bridging)
+kill -CONT "$(leaf_pid "$(cat "$WORK/server.pid")")"
+join_bg shimnc 30 || fail "nc -N under the shim in the cgroup: $(cat "$WORK/shimnc.out")"
+grep -qx "$(sha256sum <"$WORK/file" | cut -d' ' -f1) .*" "$WORK/shimnc.out" ||
+	fail "nc -N under the shim: $(cat "$WORK/shimnc.out")"
+[ "$open" = 0 ] && [ "$(bridged)" = "$b0" ] ||
+	fail "the shim's own fallback to TCP went to the bridge as well ($open bridging; $b0 -> $(bridged))"
+log "nc -N under the shim in the cgroup, the server not accepting: the shim fell back to TCP itself, nothing bridged"
+
+# nobody connects to the bridge itself.
+port=$(sed -n 's/.*go through the bridge at 127\.86\.83\.78:\([0-9]*\).*/\1/p' "$WORK/helperd-alpha.log" | tail -n 1)
+s0=$(counter alpha bridge_strangers)
+got=$(as_nobody alpha python3 -S -c '
+import socket, sys
+s = socket.create_connection(("127.86.83.78", int(sys.argv[1])), timeout=5)
+s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+try:
+    print("got", len(s.recv(100)), "bytes")
+except OSError as e:
+    print("error", e.errno)
+' "$port" 2>&1) || true
+strangers_above() { [ "$(counter alpha bridge_strangers)" -gt "$1" ]; }
+wait_for "the bridge to count nobody's connection" strangers_above "$s0"
+case $got in "got 0 bytes" | error*) ;; *) fail "nobody at the bridge: $got" ;; esac
+log "nobody at the bridge (port $port): $got; counted as a stranger"
+
+# The mode off: helperd without --guest-wide leaves the cgroup's programs on TCP.
+stop_helperd alpha
+start_helperd alpha
+raw in_cg 7951
+[ "$moved" -gt "$BYTES" ] || fail "mode off: only $moved bytes crossed the veth"
+log "mode off: TCP ($moved bytes on the veth)"
