@@ -27,7 +27,13 @@
 #define BRIDGE_TCP_TIMEOUT_MS 60000 /* a fallback's connect, as long as a patient TCP's */
 #define LOG_KIND_BRIDGE 3          /* log_limited's source: the port a stranger came from */
 
-enum bridge_state { BRIDGE_CONNECTING, BRIDGE_HANDOVER, BRIDGE_FALLBACK, BRIDGE_COPYING };
+enum bridge_state {
+	BRIDGE_CONNECTING, /* to the sibling, over vsock */
+	BRIDGE_HANDOVER,   /* for the sibling's hand-over byte */
+	BRIDGE_FALLBACK,   /* to the destination over TCP */
+	BRIDGE_LISTENING,  /* a sibling's connection: to this guest's listener, over TCP */
+	BRIDGE_COPYING,
+};
 
 /* Bytes on their way from one end to the other. */
 struct flow {
@@ -38,10 +44,12 @@ struct flow {
 };
 
 struct bridge_conn {
-	struct watch prog;    /* the program's connection */
-	struct watch sibling; /* the vsock connection to the sibling */
+	struct watch prog;    /* the program's connection (to the listener, for a sibling's) */
+	struct watch sibling; /* the vsock connection with the sibling */
 	struct watch tcp;     /* TCP of helperd's own, after a fallback */
 	struct watch *far;    /* &sibling, or &tcp */
+	unsigned in_loop;     /* which of the three the loop watches (bit()) */
+	uint16_t inbound_port; /* a sibling's: the local port its names are filed by; else 0 */
 	enum bridge_state state;
 	struct flow to_far, to_prog;
 	struct sockaddr_in dest; /* what the program dialled */
@@ -72,21 +80,30 @@ static void release(struct watch *w)
 	drop(w->owner);
 }
 
+static unsigned bit(const struct bridge_conn *c, const struct watch *w)
+{
+	return w == &c->prog ? 1u : w == &c->sibling ? 2u : 4u;
+}
+
 /* Watches w (its fd set) for events; -1 if the loop cannot. */
 static int watch_add(struct bridge_conn *c, struct watch *w, uint32_t events)
 {
 	if (loop_add(w, events) < 0)
 		return -1;
 	c->refs++;
+	c->in_loop |= bit(c, w);
 	return 0;
 }
 
-/* Stops watching w and closes its descriptor. */
-static void watch_end(struct watch *w)
+/* Closes w's descriptor, and stops watching it if the loop did. */
+static void watch_end(struct bridge_conn *c, struct watch *w)
 {
 	if (w->fd < 0)
 		return;
-	loop_retire(w);
+	if (c->in_loop & bit(c, w)) {
+		loop_retire(w);
+		c->in_loop &= ~bit(c, w);
+	}
 	close(w->fd);
 	w->fd = -1;
 }
@@ -94,7 +111,7 @@ static void watch_end(struct watch *w)
 /* Ends c: a reset for the program where its connection did not end cleanly. */
 static void finish(struct bridge_conn *c, bool reset)
 {
-	if (reset) {
+	if (reset && c->prog.fd >= 0) {
 		struct linger abort_now = {.l_onoff = 1, .l_linger = 0};
 		setsockopt(c->prog.fd, SOL_SOCKET, SO_LINGER, &abort_now, sizeof(abort_now));
 	}
@@ -105,12 +122,11 @@ static void finish(struct bridge_conn *c, bool reset)
 	if (c->next)
 		c->next->prev = c->prev;
 	n_conns--;
-	watch_end(&c->sibling);
-	watch_end(&c->tcp);
-	if (c->state == BRIDGE_COPYING)
-		watch_end(&c->prog);
-	else
-		close(c->prog.fd); /* never watched */
+	if (c->inbound_port)
+		guestwide_inbound_forget(c->inbound_port);
+	watch_end(c, &c->sibling);
+	watch_end(c, &c->tcp);
+	watch_end(c, &c->prog);
 	drop(c);
 }
 
@@ -177,8 +193,8 @@ static void start_copying(struct bridge_conn *c)
 {
 	c->state = BRIDGE_COPYING;
 	c->deadline_ms = INT64_MAX;
-	if (watch_add(c, &c->prog, EPOLLIN) < 0) {
-		c->state = BRIDGE_FALLBACK; /* so that finish closes what was never watched */
+	if ((!(c->in_loop & bit(c, &c->prog)) && watch_add(c, &c->prog, EPOLLIN) < 0) ||
+	    (!(c->in_loop & bit(c, c->far)) && watch_add(c, c->far, EPOLLIN) < 0)) {
 		finish(c, true);
 		return;
 	}
@@ -188,7 +204,7 @@ static void start_copying(struct bridge_conn *c)
 /* The sibling path is not certain: TCP of helperd's own, which the programs let pass. */
 static void fall_back(struct bridge_conn *c)
 {
-	watch_end(&c->sibling);
+	watch_end(c, &c->sibling);
 	c->far = &c->tcp;
 	c->state = BRIDGE_FALLBACK;
 	c->deadline_ms = vmshim_now_ms() + BRIDGE_TCP_TIMEOUT_MS;
@@ -222,7 +238,6 @@ static void on_far(struct watch *w, uint32_t events)
 		}
 		if (c->state == BRIDGE_FALLBACK) {
 			helperd.counters.bridged_tcp++;
-			loop_mod(w, EPOLLIN);
 			start_copying(c);
 			return;
 		}
@@ -251,15 +266,37 @@ static void on_far(struct watch *w, uint32_t events)
 		start_copying(c);
 		return;
 	}
+	case BRIDGE_LISTENING:
 	case BRIDGE_COPYING:
 		copy_both(c, events);
 		return;
 	}
 }
 
+/* A sibling's connection reached the listener: the sibling's side may take it now. */
+static void listener_reached(struct bridge_conn *c)
+{
+	int err = 0;
+	socklen_t len = sizeof(err);
+	char handover = VMSHIM_HANDOVER_BYTE;
+
+	if (getsockopt(c->prog.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err ||
+	    send(c->sibling.fd, &handover, 1, MSG_DONTWAIT | MSG_NOSIGNAL) != 1) {
+		finish(c, true); /* no hand-over: the sibling goes over TCP */
+		return;
+	}
+	loop_mod(&c->prog, EPOLLIN);
+	start_copying(c);
+}
+
 static void on_prog(struct watch *w, uint32_t events)
 {
-	copy_both(w->owner, events);
+	struct bridge_conn *c = w->owner;
+
+	if (c->state == BRIDGE_LISTENING)
+		listener_reached(c);
+	else
+		copy_both(c, events);
 }
 
 /* The vsock connection to the sibling route names, from the source port that shows the
@@ -296,33 +333,20 @@ static bool destination_of(const struct sockaddr_in *from, const struct sockaddr
 	return sockdiag_tcp4_cookie(from, bridge, &cookie) == 0 && cookie == o->cookie;
 }
 
-void bridge_take(int fd, const struct sockaddr_in *from, const struct sockaddr_in *bridge,
-		 int by_port)
+/* A connection of the bridge's, in its list, with the program's end fd; NULL without
+ * memory (logged). */
+static struct bridge_conn *new_conn(int fd)
 {
-	struct gw_orig o;
-	struct bridge_conn *c = NULL;
+	struct bridge_conn *c = calloc(1, sizeof(*c));
 
-	if (!destination_of(from, bridge, by_port, &o)) {
-		helperd.counters.bridge_strangers++;
-		log_limited(LOG_SOURCE(LOG_KIND_BRIDGE, ntohs(from->sin_port)), LOG_WARNING,
-			    "a connection to the bridge from port %u that no redirected connect "
-			    "made: closed", ntohs(from->sin_port));
-		close(fd);
-		return;
-	}
-	c = calloc(1, sizeof(*c));
 	if (!c || !(c->to_far.buf = malloc(BRIDGE_BUFFER)) ||
 	    !(c->to_prog.buf = malloc(BRIDGE_BUFFER))) {
 		log_err("bridge: out of memory");
-		if (c) {
+		if (c)
 			free(c->to_far.buf);
-			free(c);
-		}
-		close(fd);
-		return;
+		free(c);
+		return NULL;
 	}
-	c->dest = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = (in_port_t)o.port,
-				       .sin_addr.s_addr = o.addr};
 	c->prog = (struct watch){.fd = fd, .on_event = on_prog, .owner = c, .release = release};
 	c->sibling = (struct watch){.fd = -1, .on_event = on_far, .owner = c, .release = release};
 	c->tcp = c->sibling;
@@ -333,6 +357,29 @@ void bridge_take(int fd, const struct sockaddr_in *from, const struct sockaddr_i
 		conns->prev = c;
 	conns = c;
 	n_conns++;
+	return c;
+}
+
+void bridge_take(int fd, const struct sockaddr_in *from, const struct sockaddr_in *bridge,
+		 int by_port)
+{
+	struct gw_orig o;
+	struct bridge_conn *c;
+
+	if (!destination_of(from, bridge, by_port, &o)) {
+		helperd.counters.bridge_strangers++;
+		log_limited(LOG_SOURCE(LOG_KIND_BRIDGE, ntohs(from->sin_port)), LOG_WARNING,
+			    "a connection to the bridge from port %u that no redirected connect "
+			    "made: closed", ntohs(from->sin_port));
+		close(fd);
+		return;
+	}
+	if (!(c = new_conn(fd))) {
+		close(fd);
+		return;
+	}
+	c->dest = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = (in_port_t)o.port,
+				       .sin_addr.s_addr = o.addr};
 
 	struct vmshim_route route = {0};
 	uint16_t port = ntohs((uint16_t)o.port);
@@ -349,13 +396,51 @@ void bridge_take(int fd, const struct sockaddr_in *from, const struct sockaddr_i
 		fall_back(c);
 }
 
+int bridge_inbound(int vs, const struct sockaddr_storage *target, socklen_t len,
+		   const struct vmshim_endpoint *peer, const struct vmshim_endpoint *dialled)
+{
+	struct sockaddr_in from = {.sin_family = AF_INET};
+	socklen_t from_len = sizeof(from);
+	int fd = target->ss_family == AF_INET
+			 ? socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
+			 : -1;
+	struct bridge_conn *c;
+
+	inet_pton(AF_INET, GUESTWIDE_INBOUND_ADDR, &from.sin_addr);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&from, sizeof(from)) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&from, &from_len) < 0 ||
+	    guestwide_inbound_names(ntohs(from.sin_port), peer, dialled) < 0) {
+		log_warn("bridge: cannot connect a sibling to a listener of this guest: %m");
+		if (fd >= 0)
+			close(fd);
+		close(vs);
+		return -1;
+	}
+	if (!(c = new_conn(fd))) {
+		guestwide_inbound_forget(ntohs(from.sin_port));
+		close(fd);
+		close(vs);
+		return -1;
+	}
+	c->inbound_port = ntohs(from.sin_port);
+	c->sibling.fd = vs;
+	c->state = BRIDGE_LISTENING;
+	c->deadline_ms = vmshim_now_ms() + BRIDGE_TCP_TIMEOUT_MS;
+	if ((connect(fd, (const struct sockaddr *)target, len) < 0 && errno != EINPROGRESS) ||
+	    watch_add(c, &c->prog, EPOLLOUT) < 0) {
+		finish(c, true);
+		return -1;
+	}
+	return 0;
+}
+
 void bridge_expire(int64_t now_ms)
 {
 	for (struct bridge_conn *c = conns, *next; c; c = next) {
 		next = c->next;
 		if (now_ms < c->deadline_ms)
 			continue;
-		if (c->state == BRIDGE_FALLBACK)
+		if (c->state == BRIDGE_FALLBACK || c->state == BRIDGE_LISTENING)
 			finish(c, true);
 		else
 			fall_back(c);

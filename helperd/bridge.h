@@ -13,17 +13,35 @@
  *   COPYING --(both directions shut, each once its bytes are through; or an error)--> closed
  *
  * The program's connect() returned as soon as the bridge's listener took it: its first bytes
- * wait in the kernel until COPYING. */
+ * wait in the kernel until COPYING.
+ *
+ * The other way, a sibling's connection to a listener of a program without the shim:
+ *
+ *   inbound --(TCP connect to the listener begun, names filed)--> LISTENING
+ *   LISTENING --(the listener's kernel took it: the hand-over byte to the sibling)--> COPYING
+ *   LISTENING --(refused, or no answer in BRIDGE_TCP_TIMEOUT_MS)--> closed: the sibling,
+ *            without its hand-over, goes over TCP */
 #ifndef HELPERD_BRIDGE_H
 #define HELPERD_BRIDGE_H
 
 #include <netinet/in.h>
 #include <stdint.h>
+#include <sys/socket.h>
+
+#include "vmshim/endpoint.h"
 
 /* Takes fd, a connection accepted from `from` on the bridge at `bridge`; by_port is the
  * programs' map of redirected connects by local port. */
 void bridge_take(int fd, const struct sockaddr_in *from, const struct sockaddr_in *bridge,
 		 int by_port);
+
+/* Carries vs, a sibling's connection to a listener of a program without the shim, to that
+ * listener at target over TCP, from GUESTWIDE_INBOUND_ADDR: once the listener's kernel took
+ * it, the hand-over byte goes to the sibling and the bytes flow; the program sees peer as
+ * the connection's peer and dialled as its local name. 0, or -1 (vs closed: the sibling
+ * falls back to TCP). */
+int bridge_inbound(int vs, const struct sockaddr_storage *target, socklen_t len,
+		   const struct vmshim_endpoint *peer, const struct vmshim_endpoint *dialled);
 
 /* Gives up on connections still waiting for their sibling after the connect-timeout. */
 void bridge_expire(int64_t now_ms);

@@ -8,7 +8,9 @@
  * SYN leaves, the sock_ops program files it again by the local port the connect took
  * (`by_port`): the bridge finds the destination from the port its accepted connection comes
  * from, and checks the cookie against the kernel's (sock_diag) before it trusts it. The
- * getpeername4 and getsockname4 programs show the program the names TCP would have given.
+ * other way, the bridge connects to a listener of a program without the shim from its own
+ * address and files the sibling by its local port (`inbound`). The getpeername4 and
+ * getsockname4 programs show each program the names TCP would have given.
  *
  * The table is mirrored here twice over (`gen` says which copy is whole), so that a connect
  * never sees half of an update. */
@@ -43,6 +45,13 @@ struct {
 	__type(key, __u32); /* the connect's local port, host order */
 	__type(value, struct gw_orig);
 } by_port SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, GW_MAX_REDIRECTED);
+	__type(key, __u32); /* the bridge's local port, host order */
+	__type(value, struct gw_inbound);
+} inbound SEC(".maps");
 
 /* Sockets the shim took care of itself (vmshim/ownpath.h). */
 struct {
@@ -155,14 +164,29 @@ static __always_inline struct gw_orig *bridged(struct bpf_sock_addr *ctx)
 	return bpf_map_lookup_elem(&redirected, &cookie);
 }
 
+/* A listener's connection from the bridge: what the sibling is shown as. The peer of an
+ * accepted socket is its peer either way, so accept() shows it too. */
+static __always_inline struct gw_inbound *from_bridge(__u32 peer_addr, __u32 peer_port)
+{
+	__u32 key = bpf_ntohs((__u16)peer_port);
+
+	if (peer_addr != conf.inbound_addr)
+		return 0;
+	return bpf_map_lookup_elem(&inbound, &key);
+}
+
 SEC("cgroup/getpeername4")
 int gw_getpeername4(struct bpf_sock_addr *ctx)
 {
 	struct gw_orig *o = bridged(ctx);
+	struct gw_inbound *in;
 
 	if (o && ctx->user_ip4 == conf.bridge_addr && ctx->user_port == conf.bridge_port) {
 		ctx->user_ip4 = o->addr;
 		ctx->user_port = o->port;
+	} else if ((in = from_bridge(ctx->user_ip4, ctx->user_port))) {
+		ctx->user_ip4 = in->peer_addr;
+		ctx->user_port = in->peer_port;
 	}
 	return 1;
 }
@@ -171,9 +195,13 @@ SEC("cgroup/getsockname4")
 int gw_getsockname4(struct bpf_sock_addr *ctx)
 {
 	struct gw_orig *o = bridged(ctx);
+	struct bpf_sock *sk = ctx->sk;
+	struct gw_inbound *in;
 
 	if (o && o->self_addr && (bpf_ntohl(ctx->user_ip4) & 0xff000000u) == LOOPBACK_NET)
 		ctx->user_ip4 = o->self_addr;
+	else if (sk && (in = from_bridge(sk->dst_ip4, sk->dst_port)))
+		ctx->user_ip4 = in->local_addr;
 	return 1;
 }
 

@@ -6,11 +6,13 @@
 #include <bpf/libbpf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "bridge.h"
@@ -26,6 +28,7 @@ static struct {
 	struct guestwide_bpf *skel;
 	struct bpf_link *links[5];
 	int cgroup;
+	char *cgroup_path;
 	struct watch *listener;
 	struct sockaddr_in bridge;
 	void *table; /* the last table published, for the bridge's routes */
@@ -80,7 +83,8 @@ fail:
 int guestwide_start(const char *cgroup_path)
 {
 	gw.cgroup = open(cgroup_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (gw.cgroup < 0) {
+	gw.cgroup_path = strdup(cgroup_path);
+	if (gw.cgroup < 0 || !gw.cgroup_path) {
 		log_err("guest-wide mode: cannot open the cgroup %s: %m", cgroup_path);
 		return -1;
 	}
@@ -104,6 +108,7 @@ int guestwide_start(const char *cgroup_path)
 	conf->helperd_tgid = (uint32_t)getpid();
 	conf->bridge_addr = gw.bridge.sin_addr.s_addr;
 	conf->bridge_port = gw.bridge.sin_port;
+	inet_pton(AF_INET, GUESTWIDE_INBOUND_ADDR, &conf->inbound_addr);
 	struct bpf_program *progs[] = {gw.skel->progs.gw_connect4, gw.skel->progs.gw_sockops,
 				       gw.skel->progs.gw_getpeername4, gw.skel->progs.gw_getsockname4,
 				       gw.skel->progs.gw_setsockopt};
@@ -207,4 +212,85 @@ void guestwide_stop(void)
 	gw.cgroup = -1;
 	free(gw.table);
 	gw.table = NULL;
+	free(gw.cgroup_path);
+	gw.cgroup_path = NULL;
+}
+
+int guestwide_inbound_names(uint16_t port, const struct vmshim_endpoint *peer,
+			    const struct vmshim_endpoint *local)
+{
+	uint32_t key = port;
+	struct gw_inbound in = {.peer_port = htons(peer->port)};
+
+	if (!gw.skel || peer->family != AF_INET || local->family != AF_INET)
+		return -1;
+	memcpy(&in.peer_addr, peer->addr, 4);
+	memcpy(&in.local_addr, local->addr, 4);
+	return bpf_map_update_elem(bpf_map__fd(gw.skel->maps.inbound), &key, &in, BPF_ANY);
+}
+
+void guestwide_inbound_forget(uint16_t port)
+{
+	uint32_t key = port;
+
+	if (gw.skel)
+		bpf_map_delete_elem(bpf_map__fd(gw.skel->maps.inbound), &key);
+}
+
+/* nftw's callback has no argument of its own: the walk in progress. */
+static struct guestwide_cgroups *walking;
+
+static int add_cgroup(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)path;
+	(void)ftw;
+	if (type != FTW_D)
+		return 0;
+	if (walking->n == walking->cap) {
+		size_t cap = walking->cap ? 2 * walking->cap : 16;
+		uint64_t *ids = realloc(walking->ids, cap * sizeof(*ids));
+		if (!ids)
+			return -1;
+		walking->ids = ids;
+		walking->cap = cap;
+	}
+	walking->ids[walking->n++] = st->st_ino; /* a cgroup's id is its directory's inode */
+	return 0;
+}
+
+int guestwide_cgroups(struct guestwide_cgroups *out)
+{
+	struct stat st;
+
+	*out = (struct guestwide_cgroups){0};
+	if (!gw.cgroup_path || fstat(gw.cgroup, &st) < 0)
+		return -1;
+	if (st.st_ino == 1) { /* the root cgroup */
+		out->all = true;
+		return 0;
+	}
+	walking = out;
+	int rc = nftw(gw.cgroup_path, add_cgroup, 16, FTW_PHYS);
+	walking = NULL;
+	if (rc != 0) {
+		guestwide_cgroups_free(out);
+		return -1;
+	}
+	return 0;
+}
+
+bool guestwide_cgroups_has(const struct guestwide_cgroups *c, uint64_t id)
+{
+	if (c->all)
+		return true;
+	for (size_t i = 0; i < c->n; i++)
+		if (c->ids[i] == id)
+			return true;
+	return false;
+}
+
+void guestwide_cgroups_free(struct guestwide_cgroups *c)
+{
+	free(c->ids);
+	*c = (struct guestwide_cgroups){0};
 }

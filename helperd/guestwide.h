@@ -9,10 +9,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "vmshim/endpoint.h"
 #include "vmshim/table.h"
 
-/* The address the bridge listens on (and the programs send connects to). */
+/* The address the bridge listens on (and the programs send connects to), and the one its
+ * connections to this guest's listeners come from. */
 #define GUESTWIDE_BRIDGE_ADDR "127.86.83.78"
+#define GUESTWIDE_INBOUND_ADDR "127.86.83.79"
 
 /* Loads and attaches the programs to the cgroup at cgroup_path and opens the bridge.
  * 0, or -1 (logged). */
@@ -28,6 +31,23 @@ void guestwide_mirror(const struct vmshim_table_body *body, uint32_t size);
 /* Where a connect to addr:port (IPv4, network order) goes by the table in force. */
 enum vmshim_verdict guestwide_route(const uint8_t addr[4], uint16_t port,
 				    struct vmshim_route *route);
+
+/* The ids of the covered cgroup and of every one below it, as of now. */
+struct guestwide_cgroups {
+	bool all; /* the root: every program */
+	uint64_t *ids;
+	size_t n, cap;
+};
+int guestwide_cgroups(struct guestwide_cgroups *out);
+bool guestwide_cgroups_has(const struct guestwide_cgroups *c, uint64_t id);
+void guestwide_cgroups_free(struct guestwide_cgroups *c);
+
+/* Files a connection of the bridge's to a listener of this guest, from local port `port`
+ * (of GUESTWIDE_INBOUND_ADDR): the server's program sees peer (the sibling's address and
+ * port) as the connection's peer and local as its own name. 0, or -1. */
+int guestwide_inbound_names(uint16_t port, const struct vmshim_endpoint *peer,
+			    const struct vmshim_endpoint *local);
+void guestwide_inbound_forget(uint16_t port);
 
 void guestwide_stop(void);
 

@@ -43,6 +43,7 @@ struct gw_conf {
 	__u32 helperd_tgid;
 	__u32 bridge_addr; /* network order */
 	__u32 bridge_port; /* network order, in the low 16 bits, as bpf_sock_addr's */
+	__u32 inbound_addr; /* network order: where the bridge's connections to listeners come from */
 };
 
 struct gw_portset {
@@ -55,6 +56,15 @@ struct gw_orig {
 	__u32 addr;        /* what it dialled, network order */
 	__u32 port;        /* network order, in the low 16 bits */
 	__u32 self_addr;   /* the local address it is shown, network order; 0: as it is */
+	__u32 pad;
+};
+
+/* A connection of the bridge's to a listener of this guest, by its local port (host order):
+ * what the listener's program is shown. */
+struct gw_inbound {
+	__u32 peer_addr;  /* the sibling's address, network order */
+	__u32 peer_port;  /* its port, network order in the low 16 bits */
+	__u32 local_addr; /* the address the sibling dialled, network order */
 	__u32 pad;
 };
 

@@ -12,8 +12,10 @@
 #include <unistd.h>
 
 #include "announce.h"
+#include "bridge.h"
 #include "channel.h"
 #include "doorbell.h"
+#include "guestwide.h"
 #include "helperd.h"
 #include "vmshim/log.h"
 #include "peers.h"
@@ -44,6 +46,9 @@ struct registration {
 	struct vmshim_endpoint bound; /* all-zero address: the wildcard */
 	uid_t uid;                    /* the socket's owner */
 	struct channel *channel;      /* shared with all bound there by that user */
+	/* no channel: a program without the shim (guest-wide mode), whose connections the
+	 * bridge takes; never saved (a later helperd would ring a doorbell at it) */
+	bool bridged;
 	UT_hash_handle hh;
 };
 
@@ -96,8 +101,21 @@ static struct registration *new_registration(uint64_t inode, const struct vmshim
 static void forget_registration(struct registration *r)
 {
 	HASH_DEL(registrations, r);
-	channel_put(r->channel);
+	if (r->channel)
+		channel_put(r->channel);
 	free(r);
+}
+
+/* Which connections a listener bound to ep takes (v6only: IPV6_V6ONLY set on it). */
+static void set_families(struct registration *r, int domain, bool v6only)
+{
+	if (domain == AF_INET || r->bound.family == AF_INET) { /* IPv4, or a mapped address */
+		r->v4 = true;
+		r->v6 = false;
+	} else {
+		r->v6 = true;
+		r->v4 = is_wildcard(&r->bound) && !v6only;
+	}
 }
 
 int siblings_register(int fd, const struct channel **channel)
@@ -124,22 +142,16 @@ int siblings_register(int fd, const struct channel **channel)
 	struct registration *r;
 	uint64_t inode = st.st_ino;
 	HASH_FIND(hh, registrations, &inode, sizeof(inode), r);
-	if (r && !memcmp(&r->bound, &ep, sizeof(ep)) && r->uid == st.st_uid) {
+	if (r && !r->bridged && !memcmp(&r->bound, &ep, sizeof(ep)) && r->uid == st.st_uid) {
 		*channel = r->channel; /* asked again for its channel */
 		return 0;
 	}
-	if (r)
-		forget_registration(r); /* a number reused since by another listener */
+	if (r) /* a number reused since by another listener, or one the bridge served so far */
+		forget_registration(r);
 	if (!(r = new_registration(inode, &ep, st.st_uid)))
 		return ENOMEM;
 	*channel = r->channel;
-	if (domain == AF_INET || ep.family == AF_INET) { /* IPv4, or bound to a mapped address */
-		r->v4 = true;
-		r->v6 = false;
-	} else {
-		r->v6 = true;
-		r->v4 = is_wildcard(&ep) && sock_int_option(fd, IPPROTO_IPV6, IPV6_V6ONLY) == 0;
-	}
+	set_families(r, domain, sock_int_option(fd, IPPROTO_IPV6, IPV6_V6ONLY) == 1);
 	log_info("listener on TCP port %u registered (%s%s%s)", r->port, r->v4 ? "IPv4" : "",
 		 r->v4 && r->v6 ? ", " : "", r->v6 ? "IPv6" : "");
 	registrations_unsaved = true;
@@ -209,10 +221,10 @@ static bool address_is_ours(const struct vmshim_endpoint *to)
  * user's: never at one that cannot be checked (logged as a warning). */
 static bool still_listening(const struct registration *r)
 {
-	uint64_t *live;
+	struct sockdiag_listener *live;
 	size_t n;
 
-	if (sockdiag_listening(&live, &n) < 0)
+	if (sockdiag_listeners(&live, &n) < 0)
 		return false;
 	bool there = sockdiag_has(live, n, r->inode);
 	free(live);
@@ -306,6 +318,11 @@ static void ring(int vs, const struct arrival *a)
 	show_address(peer, l->v6, &show_peer);
 	show_peer.port = src_port;
 	log_debug("connection from %s port %u to %s port %u", name, src_port, host, to->port);
+	if (r->bridged) {
+		if (bridge_inbound(vs, &target, len, &show_peer, to) == 0)
+			helperd.counters.sibling_accepted++;
+		return;
+	}
 	if (doorbell_ring(vs, &helperd.policy->peers[peer], l->vport, r->channel, &target, len,
 			  &show_peer, to) == 0)
 		helperd.counters.sibling_accepted++;
@@ -406,9 +423,10 @@ void siblings_save(void)
 	if (!records)
 		return;
 	HASH_ITER(hh, registrations, r, tmp)
-		records[n++] = (struct listener_record){
-			.inode = r->inode, .port = r->port, .v4 = r->v4, .v6 = r->v6,
-			.bound = r->bound, .uid = r->uid};
+		if (!r->bridged)
+			records[n++] = (struct listener_record){
+				.inode = r->inode, .port = r->port, .v4 = r->v4, .v6 = r->v6,
+				.bound = r->bound, .uid = r->uid};
 	if (remember_listeners(records, n) == 0)
 		registrations_unsaved = false;
 	free(records);
@@ -418,10 +436,10 @@ void siblings_restore(void)
 {
 	struct listener_record *records;
 	size_t n = recall_listeners(&records);
-	uint64_t *live;
+	struct sockdiag_listener *live;
 	size_t n_live;
 
-	if (n && sockdiag_listening(&live, &n_live) == 0) {
+	if (n && sockdiag_listeners(&live, &n_live) == 0) {
 		for (size_t i = 0; i < n; i++) {
 			struct registration *r;
 			if (!sockdiag_has(live, n_live, records[i].inode) ||
@@ -472,25 +490,56 @@ void siblings_sync(void)
 		helperd_mark(CHANGED_REGISTRATIONS);
 }
 
+/* Guest-wide mode: the listeners of the programs it covers that the policy exposes are
+ * offered to siblings without the shim, the bridge taking their connections; never one
+ * bound to loopback. A program's listener is found within a sweep (a second). */
+static void adopt(const struct sockdiag_listener *live, size_t n)
+{
+	struct guestwide_cgroups covered;
+
+	if (!guestwide_on() || guestwide_cgroups(&covered) < 0)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		const struct sockdiag_listener *k = &live[i];
+		struct registration *r;
+		HASH_FIND(hh, registrations, &k->inode, sizeof(k->inode), r);
+		if (r || endpoint_is_loopback(&k->bound) || !exposed(k->bound.port) ||
+		    !guestwide_cgroups_has(&covered, k->cgroup) || k->bound.family != AF_INET)
+			continue; /* IPv4 only in this form of guest-wide mode */
+		r = calloc(1, sizeof(*r));
+		if (!r)
+			break;
+		*r = (struct registration){.inode = k->inode, .port = k->bound.port,
+					   .bound = k->bound, .uid = k->uid, .bridged = true};
+		set_families(r, k->bound.family, k->v6only);
+		HASH_ADD(hh, registrations, inode, sizeof(r->inode), r);
+		log_info("listener on TCP port %u of a program without the shim taken up "
+			 "(guest-wide mode: the bridge carries its sibling connections)", r->port);
+	}
+	guestwide_cgroups_free(&covered);
+}
+
 void siblings_sweep(void)
 {
-	uint64_t *live;
+	struct sockdiag_listener *live;
 	size_t n;
 	struct registration *r, *tmp;
 
-	if (!registrations)
+	if (!registrations && !guestwide_on())
 		return;
-	bool known = sockdiag_listening(&live, &n) == 0; /* else none can be checked */
+	bool known = sockdiag_listeners(&live, &n) == 0; /* else none can be checked */
 	HASH_ITER(hh, registrations, r, tmp) {
 		if (known && sockdiag_has(live, n, r->inode))
 			continue;
 		log_info("listener on TCP port %u %s", r->port,
 			 known ? "is gone" : "withdrawn: it cannot be checked");
+		registrations_unsaved |= !r->bridged;
 		forget_registration(r);
-		registrations_unsaved = true;
 	}
-	if (known)
+	if (known) {
+		adopt(live, n);
 		free(live);
+	}
 	siblings_sync();
 }
 

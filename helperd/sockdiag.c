@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <arpa/inet.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -16,22 +18,23 @@
 #include "vmshim/log.h"
 #include "sockdiag.h"
 
-struct inode_list {
-	uint64_t *v;
+/* What one dump collects: every listener, or only their inodes. */
+struct listener_list {
+	struct sockdiag_listener *v;
 	size_t n, cap;
 };
 
-static int push(struct inode_list *l, uint64_t inode)
+static int push(struct listener_list *l, const struct sockdiag_listener *one)
 {
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? 2 * l->cap : 64;
-		uint64_t *v = realloc(l->v, cap * sizeof(*v));
+		struct sockdiag_listener *v = realloc(l->v, cap * sizeof(*v));
 		if (!v)
 			return -1;
 		l->v = v;
 		l->cap = cap;
 	}
-	l->v[l->n++] = inode;
+	l->v[l->n++] = *one;
 	return 0;
 }
 
@@ -45,8 +48,26 @@ static int kernel_error(const struct nlmsghdr *h)
 	return -1;
 }
 
-/* One dump request for a family; appends the inodes it reports. */
-static int dump_family(int nl, int family, struct inode_list *out)
+/* One listener as the kernel reports it: the message and its attributes. */
+static void read_listener(const struct nlmsghdr *h, struct sockdiag_listener *one)
+{
+	const struct inet_diag_msg *m = NLMSG_DATA(h);
+	int left = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof(*m)));
+
+	*one = (struct sockdiag_listener){.inode = m->idiag_inode, .uid = m->idiag_uid};
+	one->bound.family = m->idiag_family;
+	one->bound.port = ntohs(m->id.idiag_sport);
+	memcpy(one->bound.addr, m->id.idiag_src, m->idiag_family == AF_INET ? 4 : 16);
+	for (const struct rtattr *a = (const void *)(m + 1); RTA_OK(a, left); a = RTA_NEXT(a, left)) {
+		if (a->rta_type == INET_DIAG_CGROUP_ID && RTA_PAYLOAD(a) >= sizeof(uint64_t))
+			memcpy(&one->cgroup, RTA_DATA(a), sizeof(uint64_t));
+		else if (a->rta_type == INET_DIAG_SKV6ONLY && RTA_PAYLOAD(a) >= 1)
+			one->v6only = *(const uint8_t *)RTA_DATA(a);
+	}
+}
+
+/* One dump request for a family; appends the listeners it reports. */
+static int dump_family(int nl, int family, struct listener_list *out)
 {
 	struct {
 		struct nlmsghdr nlh;
@@ -76,24 +97,26 @@ static int dump_family(int nl, int family, struct inode_list *out)
 				return kernel_error(h);
 			if (h->nlmsg_len < NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
 				continue;
-			const struct inet_diag_msg *m = NLMSG_DATA(h);
-			if (push(out, m->idiag_inode) < 0)
+			struct sockdiag_listener one;
+			read_listener(h, &one);
+			if (push(out, &one) < 0)
 				return -1;
 		}
 	}
 }
 
-static int cmp_u64(const void *a, const void *b)
+static int cmp_inode(const void *a, const void *b)
 {
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	uint64_t x = ((const struct sockdiag_listener *)a)->inode;
+	uint64_t y = ((const struct sockdiag_listener *)b)->inode;
 
 	return x < y ? -1 : x > y;
 }
 
-int sockdiag_listening(uint64_t **inodes, size_t *count)
+int sockdiag_listeners(struct sockdiag_listener **listeners, size_t *count)
 {
 	static bool failing; /* said once, until it works again */
-	struct inode_list l = {0};
+	struct listener_list l = {0};
 	int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
 
 	if (nl < 0 || dump_family(nl, AF_INET, &l) < 0 || dump_family(nl, AF_INET6, &l) < 0) {
@@ -111,15 +134,17 @@ int sockdiag_listening(uint64_t **inodes, size_t *count)
 		log_info("sock_diag lists TCP listeners again");
 	failing = false;
 	if (l.n) /* an empty list may have no array at all */
-		qsort(l.v, l.n, sizeof(*l.v), cmp_u64);
-	*inodes = l.v;
+		qsort(l.v, l.n, sizeof(*l.v), cmp_inode);
+	*listeners = l.v;
 	*count = l.n;
 	return 0;
 }
 
-int sockdiag_has(const uint64_t *inodes, size_t count, uint64_t inode)
+bool sockdiag_has(const struct sockdiag_listener *listeners, size_t count, uint64_t inode)
 {
-	return count && bsearch(&inode, inodes, count, sizeof(*inodes), cmp_u64) != NULL;
+	struct sockdiag_listener key = {.inode = inode};
+
+	return count && bsearch(&key, listeners, count, sizeof(*listeners), cmp_inode) != NULL;
 }
 
 int sockdiag_tcp4_cookie(const struct sockaddr_in *src, const struct sockaddr_in *dst,

@@ -1,29 +1,34 @@
-# Guest-wide mode (issue 18): alpha's helperd runs with --guest-wide over a cgroup of this
-# test's own (in the test VM every guest shares one kernel and its cgroups). A static binary
-# that makes raw system calls only, which no preload can see, reaches beta's server over
-# vsock from inside the cgroup: the server's digest matches, alpha's veth stays quiet, `ss
-# --vsock` sees the connection, and the names are TCP's; so does a client whose connection
-# is all io_uring operations. Outside the cgroup, to a port beta
-# does not serve, with beta's helperd stopped (no hand-over: TCP, invisibly) and with the
-# mode off, the same binary goes over TCP. A local user who connects to the bridge itself
-# gets nothing.
+# Guest-wide mode (issue 18): alpha's and beta's helperds run with --guest-wide, each over a
+# cgroup of this test's own (in the test VM every guest shares one kernel and its cgroups).
+# A static binary that makes raw system calls only, which no preload can see, reaches beta's
+# server over vsock from inside alpha's cgroup: the server's digest matches, alpha's veth
+# stays quiet, `ss --vsock` sees the connection, and the names are TCP's; so does a client
+# whose connection is all io_uring operations. Outside the cgroup, to a port beta does not
+# serve, with beta's helperd stopped (no hand-over: TCP, invisibly) and with the mode off,
+# the same binary goes over TCP; a program under the shim keeps its own fallback. The
+# other way, a server without the shim in beta's cgroup is offered to siblings and sees
+# them as TCP would show them; one bound to loopback, or outside the cgroup, is not. A local
+# user who connects to the bridge gets nothing, and one who connects to beta's server from
+# the bridge's own address is shown as what it is.
 # ip netns exec mounts a /sys of its own, without the cgroups: they are mounted where the
 # guests see them too.
 CGROOT=/run/vmshim-cgroup2
 mkdir -p "$CGROOT"
 mountpoint -q "$CGROOT" || mount -t cgroup2 cgroup2 "$CGROOT"
-CG=$CGROOT/vmshim-gw$NS_SUFFIX
-mkdir -p "$CG"
-cleanup_cgroup() { rmdir "$CG" 2>/dev/null || true; }
+CG=$CGROOT/vmshim-gw$NS_SUFFIX # alpha's
+CGB=$CGROOT/vmshim-gw-beta$NS_SUFFIX
+mkdir -p "$CG" "$CGB"
+cleanup_cgroup() { rmdir "$CG" "$CGB" 2>/dev/null || true; }
 trap cleanup_cgroup EXIT
-# in_cg GUEST CMD...: CMD in GUEST, in the cgroup.
+# in_cg GUEST CMD...: CMD in GUEST, in the guest's cgroup of the mode.
 in_cg() {
-	local g=$1
+	local g=$1 cg=$CG
 	shift
-	in_guest "$g" sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$CG" "$@"
+	[ "$g" = alpha ] || cg=$CGB
+	in_guest "$g" sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$cg" "$@"
 }
 HELPERD_ARGS=--guest-wide=$CG start_helperd alpha
-start_helperd beta
+HELPERD_ARGS=--guest-wide=$CGB start_helperd beta
 grep -q "guest-wide mode: TCP connects to siblings from cgroup $CG" "$WORK/helperd-alpha.log" ||
 	fail "alpha's helperd did not start guest-wide mode: $(tail -n 3 "$WORK/helperd-alpha.log")"
 # slow-server reads about 4 MB/s: the vsock connection lasts long enough for ss to see it.
@@ -115,6 +120,55 @@ grep -qx "$(sha256sum <"$WORK/file" | cut -d' ' -f1) .*" "$WORK/shimnc.out" ||
 [ "$open" = 0 ] && [ "$(bridged)" = "$b0" ] ||
 	fail "the shim's own fallback to TCP went to the bridge as well ($open bridging; $b0 -> $(bridged))"
 log "nc -N under the shim in the cgroup, the server not accepting: the shim fell back to TCP itself, nothing bridged"
+
+# The other way: beta's programs without the shim, in beta's cgroup of the mode. A listener
+# there is offered to siblings (a sweep finds it), one bound to loopback never is, nor is
+# one outside the cgroup (7952, above); the server sees the sibling as TCP would show it.
+start_bg gwserver in_cg beta python3 -S "$TOP/tests/vm/apps/pyserve.py" threading-server 7953 20
+# (nobody's connection below goes to it too: it is in beta's cgroup of the mode)
+start_bg loopserver in_cg beta python3 -S -c '
+import socket, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 7954))
+s.listen()
+print("listening", flush=True)
+time.sleep(60)
+'
+wait_for "beta to offer its cgroup's listener on 7953" serves alpha beta 7953
+wait_for "the loopback listener" tcp_listening beta 7954
+sleep 2 # two sweeps of beta's
+serves alpha beta 7954 && fail "beta offers a listener bound to loopback to siblings"
+serves alpha beta 7952 && fail "beta offers a listener outside its cgroup to siblings"
+a0=$(counter beta sibling_accepted)
+raw in_cg 7953
+[ "$moved" -lt 100000 ] || fail "to beta's program without the shim: $moved bytes crossed alpha's veth"
+seen_by_server=$(awk '/^ok / {print $3}' "$WORK/raw.out")
+[ "$seen_by_server" = 198.18.0.1 ] || fail "beta's program without the shim saw the client as $seen_by_server"
+own_name=$(awk '/^ok / {print $5}' "$WORK/raw.out")
+[ "$own_name" = 198.18.0.2:7953 ] || fail "beta's program without the shim: its getsockname says $own_name"
+[ "$(counter beta sibling_accepted)" -gt "$a0" ] || fail "beta's helperd counted no sibling connection"
+log "both programs without the shim (a static binary in alpha's cgroup, a server in beta's): over vsock ($moved bytes on the veth), digest matches; the server's accept() saw $seen_by_server, its getsockname $own_name; loopback and out-of-cgroup listeners not offered"
+before=$(veth_bytes alpha)
+answer=$(shimmed alpha nc -N 198.18.0.2 7953 <"$WORK/file") || fail "nc -N under the shim to beta's program without it failed"
+moved=$(($(veth_bytes alpha) - before))
+[ "${answer%% *}" = "$(sha256sum <"$WORK/file" | cut -d' ' -f1)" ] || fail "nc -N to beta's program without the shim: $answer"
+[ "$moved" -lt 50000 ] || fail "nc -N under the shim to beta's program without it: $moved bytes on the veth"
+log "nc -N under the shim, to beta's program without it: over vsock ($moved bytes on the veth), digest matches, the server saw ${answer#* }"
+
+# nobody, in beta, connects to beta's server from the bridge's own address: the server sees
+# that address, not a sibling's (only helperd files the names it shows, by a port it holds).
+got=$(as_nobody beta python3 -S -c '
+import socket
+s = socket.socket()
+s.bind(("127.86.83.79", 0))
+s.connect(("127.0.0.1", 7953))
+s.sendall(b"from nobody")
+s.shutdown(socket.SHUT_WR)
+print(s.recv(200).decode().split()[1])
+' 2>&1) || fail "nobody's connection from the bridge's address: $got"
+[ "$got" = 127.86.83.79 ] || fail "nobody from the bridge's address is shown to beta's server as $got"
+log "nobody connecting to beta's server from the bridge's address: the server saw $got"
 
 # nobody connects to the bridge itself.
 port=$(sed -n 's/.*go through the bridge at 127\.86\.83\.78:\([0-9]*\).*/\1/p' "$WORK/helperd-alpha.log" | tail -n 1)

@@ -8,7 +8,8 @@
     pyserve.py asyncio-client HOST PORT N BYTES   N concurrent connections, BYTES each
 
 Each server answers a connection with the SHA-256 of everything it read until EOF, plus
-the peer address it saw; the client checks the digest of what it sent."""
+the peer address it saw (and its pid; the socketserver ones then the connection's local
+address and port, from getsockname); the client checks the digest of what it sent."""
 import asyncio
 import hashlib
 import os
@@ -17,8 +18,9 @@ import sys
 import time
 
 
-def reply(data, peer):
-    return f"{hashlib.sha256(data).hexdigest()} {peer[0]} {os.getpid()}\n".encode()
+def reply(data, peer, local=None):
+    tail = f" {local[0]}:{local[1]}" if local else ""
+    return f"{hashlib.sha256(data).hexdigest()} {peer[0]} {os.getpid()}{tail}\n".encode()
 
 
 async def asyncio_server(port, count):
@@ -43,7 +45,7 @@ async def asyncio_server(port, count):
 
 class Handler(socketserver.StreamRequestHandler):
     def handle(self):
-        self.wfile.write(reply(self.rfile.read(), self.client_address))
+        self.wfile.write(reply(self.rfile.read(), self.client_address, self.request.getsockname()))
 
 
 class SlowHandler(socketserver.StreamRequestHandler):
@@ -52,7 +54,7 @@ class SlowHandler(socketserver.StreamRequestHandler):
         while chunk := self.request.recv(16384):
             data += chunk
             time.sleep(0.004)
-        self.wfile.write(reply(data, self.client_address))
+        self.wfile.write(reply(data, self.client_address, self.request.getsockname()))
 
 
 def socketserver_main(kind, port, count):
