@@ -57,7 +57,8 @@ RELAY_OBJ   = $(call obj,$(RELAY_SRC))
 HELPERD_LIB = $(filter-out $(BUILD)/obj/helperd/main.o,$(HELPERD_OBJ))
 
 UNIT_BIN = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
-PROG_BIN = $(patsubst tests/progs/%.c,$(BUILD)/progs/%,$(PROG_SRC)) $(BUILD)/progs/failalloc.so
+PROG_BIN = $(patsubst tests/progs/%.c,$(BUILD)/progs/%,$(PROG_SRC)) $(BUILD)/progs/failalloc.so \
+	$(patsubst tests/progs/go/%.go,$(BUILD)/progs/%,$(wildcard tests/progs/go/*.go))
 
 PROGRAMS = $(BUILD)/libvmshim.so $(BUILD)/helperd $(BUILD)/vmshimctl $(BUILD)/vmshim-relay
 
@@ -162,6 +163,11 @@ $(BUILD)/progs/stress: $(call obj,common/dialled.c common/vsock.c)
 
 # Its connection is io_uring's operations (guest-wide mode's test).
 $(BUILD)/progs/uring_client: PROG_LIBS = -luring
+
+# Go programs, static (no cgo), as Go builds them: the ones guest-wide mode is for.
+$(BUILD)/progs/%: tests/progs/go/%.go
+	@mkdir -p $(@D)
+	CGO_ENABLED=0 go build -o $@ $<
 
 # A library preloaded ahead of the shim to make it run out of memory; never sanitized.
 $(BUILD)/progs/failalloc.so: tests/progs/failalloc.c

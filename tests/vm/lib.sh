@@ -311,6 +311,26 @@ common_helperds() {
 	return 0
 }
 
+# guest_wide_cgroups: makes CG (alpha's) and CGB (beta's), cgroups for guest-wide mode
+# (helperd --guest-wide=CG), removed when the test ends; in_cg GUEST CMD... runs CMD in
+# GUEST's. ip netns exec mounts a /sys of its own, without the cgroups: they are mounted
+# where the guests see them too.
+guest_wide_cgroups() {
+	local root=/run/vmshim-cgroup2$NS_SUFFIX # a mount per lane: two at once race
+	mkdir -p "$root"
+	mountpoint -q "$root" || mount -t cgroup2 cgroup2 "$root"
+	CG=$root/vmshim-gw$NS_SUFFIX
+	CGB=$root/vmshim-gw-beta$NS_SUFFIX
+	mkdir -p "$CG" "$CGB"
+	trap 'rmdir "$CG" "$CGB" 2>/dev/null || true' EXIT
+}
+in_cg() {
+	local g=$1 cg=$CG
+	shift
+	[ "$g" = alpha ] || cg=$CGB
+	in_guest "$g" sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$cg" "$@"
+}
+
 # start_helperd GUEST [POLICY]: with -d, unless HELPERD_DEBUG is set (to nothing); under
 # HELPERD_WRAP, a command and its options (valgrind ...), when that is set; with the options
 # in HELPERD_ARGS after its own.

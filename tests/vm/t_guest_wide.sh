@@ -10,23 +10,7 @@
 # them as TCP would show them; one bound to loopback, or outside the cgroup, is not. A local
 # user who connects to the bridge gets nothing, and one who connects to beta's server from
 # the bridge's own address is shown as what it is.
-# ip netns exec mounts a /sys of its own, without the cgroups: they are mounted where the
-# guests see them too.
-CGROOT=/run/vmshim-cgroup2
-mkdir -p "$CGROOT"
-mountpoint -q "$CGROOT" || mount -t cgroup2 cgroup2 "$CGROOT"
-CG=$CGROOT/vmshim-gw$NS_SUFFIX # alpha's
-CGB=$CGROOT/vmshim-gw-beta$NS_SUFFIX
-mkdir -p "$CG" "$CGB"
-cleanup_cgroup() { rmdir "$CG" "$CGB" 2>/dev/null || true; }
-trap cleanup_cgroup EXIT
-# in_cg GUEST CMD...: CMD in GUEST, in the guest's cgroup of the mode.
-in_cg() {
-	local g=$1 cg=$CG
-	shift
-	[ "$g" = alpha ] || cg=$CGB
-	in_guest "$g" sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$cg" "$@"
-}
+guest_wide_cgroups
 HELPERD_ARGS=--guest-wide=$CG start_helperd alpha
 HELPERD_ARGS=--guest-wide=$CGB start_helperd beta
 grep -q "guest-wide mode: TCP connects to siblings from cgroup $CG" "$WORK/helperd-alpha.log" ||
