@@ -18,7 +18,7 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PATHS = ["tcp", "shim", "vsock", "socat", "bypass", "relay-copy", "relay-sockmap"]
+PATHS = ["tcp", "shim", "vsock", "socat", "bypass", "relay-copy", "relay-sockmap", "guestwide"]
 PATH_NAMES = {
     "tcp": "1 TCP",
     "shim": "2 shim (vsock)",
@@ -27,10 +27,13 @@ PATH_NAMES = {
     "bypass": "5 shim, not co-resident",
     "relay-copy": "6 relay, copies",
     "relay-sockmap": "7 relay, sockmap",
+    "guestwide": "8 guest-wide (bridge)",
 }
 # The relay's ratios: figures only, the issue sets no targets for them.
 RELAY_RATIOS = [("relay-copy", "vsock"), ("relay-sockmap", "vsock"), ("relay-copy", "socat"),
                 ("relay-sockmap", "socat"), ("relay-sockmap", "relay-copy")]
+# Guest-wide mode's, likewise: against TCP, native vsock and the shim's direct path.
+GUESTWIDE_RATIOS = [("guestwide", "tcp"), ("guestwide", "vsock"), ("guestwide", "shim")]
 SIZE_NAMES = {1: "1 B", 1024: "1 KiB", 4096: "4 KiB", 65536: "64 KiB", 262144: "256 KiB",
               1048576: "1 MiB"}
 
@@ -179,6 +182,33 @@ def ratio(a, b):
     return a / b if b else float("nan")
 
 
+def ratios_by_measurement(rows, ratios):
+    """The ratios num / den of each measurement (rows: (name, a path's value)): the Targets
+    they were added to, and {measurement: {"num / den": row}}."""
+    t = Targets()
+    for name, at in rows:
+        for a, b in ratios:
+            t.add(name, a, b, at(a), at(b))
+    table = {}
+    for r in t.rows:
+        table.setdefault(r["measurement"], {})[r["ratio"]] = r
+    return t, table
+
+
+def ratio_table(w, table, ratios, paths):
+    """Writes the table of ratios_by_measurement, for the ratios whose paths were measured."""
+    cols = [f"{a} / {b}" for a, b in ratios if a in paths and b in paths]
+    if not table or not cols:
+        return
+    w("")
+    w("| measurement | " + " | ".join(cols) + " |")
+    w("|---|" + "---|" * len(cols))
+    for name, by in table.items():
+        w(f"| {name} | " + " | ".join(
+            f"{by[c]['value']:.2f} [{by[c]['low']:.2f}..{by[c]['high']:.2f}]" if c in by else ""
+            for c in cols) + " |")
+
+
 def plot(outdir, paths, thr, pp, cr, scale, sizes, streams):
     """bench.png: six panels, each median with min..max error bars; a line per path."""
     data = os.path.join(outdir, "bench.dat")
@@ -285,19 +315,14 @@ def main():
     t.add("connection rate", "shim", "socat", at("shim"), at("socat"), ">=", 2.0)
     t.add("connection rate", "bypass", "tcp", at("bypass"), at("tcp"), ">=", 0.95)
 
-    # The relay's ratios, by measurement: {measurement: {"num / den": row}}.
-    rt = Targets()
+    # The relay's ratios and guest-wide mode's, by measurement: {measurement: {"num / den": row}}.
     relay_rows = [(f"throughput {SIZE_NAMES.get(s, s)}, {st} stream{'s' if st > 1 else ''}",
                    lambda p, s=s, st=st: thr.get((p, s, st))) for st in streams for s in sizes]
     relay_rows += [(f"latency {SIZE_NAMES.get(s, s)} {m[:3]}", lambda p, s=s, m=m: pp.get((p, s, m)))
                    for s in sorted({k[1] for k in pp}) for m in ("p50_us", "p99_us")]
     relay_rows.append(("connection rate", lambda p: cr.get((p,))))
-    for name, at in relay_rows:
-        for a, b in RELAY_RATIOS:
-            rt.add(name, a, b, at(a), at(b))
-    relay_table = {}
-    for r in rt.rows:
-        relay_table.setdefault(r["measurement"], {})[r["ratio"]] = r
+    rt, relay_table = ratios_by_measurement(relay_rows, RELAY_RATIOS)
+    gt, guestwide_table = ratios_by_measurement(relay_rows, GUESTWIDE_RATIOS)
     relay_runs = [r for r in rows if str(r.get("path", "")).startswith("relay-") and "relayed" in r
                   and r["section"] != "check"]
     not_relayed = [r for r in relay_runs if r["relayed"] < r["expected"]]
@@ -322,7 +347,7 @@ def main():
                "connrate_conns_s": {p: v for (p,), v in cr.items()},
                "memcpy_gbit_s": mem, "callgrind": cg, "syscalls_per_conn": per_conn_calls,
                "scale": [r for r in rows if r["section"] == "scale"], "datapath": datapath,
-               "relay_ratios": rt.rows, "skipped": skipped,
+               "relay_ratios": rt.rows, "guestwide_ratios": gt.rows, "skipped": skipped,
                "relay_runs": {"runs": len(relay_runs), "not_fully_relayed": not_relayed,
                               "restarts": vm.get("restarts")}}
     with open(os.path.join(outdir, "summary.json"), "w") as f:
@@ -373,15 +398,7 @@ def main():
         w("")
         w(f"**{PATH_NAMES.get(p, p)}: not measured** on Linux {vm.get('uname', '?')}: the relay says "
           f"\"{why}\".")
-    cols = [f"{a} / {b}" for a, b in RELAY_RATIOS if a in paths and b in paths]
-    if relay_table and cols:
-        w("")
-        w("| measurement | " + " | ".join(cols) + " |")
-        w("|---|" + "---|" * len(cols))
-        for name, by in relay_table.items():
-            w(f"| {name} | " + " | ".join(
-                f"{by[c]['value']:.2f} [{by[c]['low']:.2f}..{by[c]['high']:.2f}]" if c in by else ""
-                for c in cols) + " |")
+    ratio_table(w, relay_table, RELAY_RATIOS, paths)
     w("")
     w(f"{len(relay_runs)} measured runs on the relay paths; "
       + ("in each the relay carried every connection the client opened (its `relayed` counter)."
@@ -392,6 +409,16 @@ def main():
              for r in not_relayed[:10]) + ".")
       + (f" The relay was restarted {vm['restarts']} times to change its way of forwarding."
          if int(vm.get("restarts", 0)) else ""))
+    if "guestwide" in paths:
+        w("")
+        w("## Guest-wide mode")
+        w("")
+        w("alpha's client and beta's server, neither under the shim, each in the cgroup its helperd "
+          "covers with `--guest-wide` (path 8): the client's connect goes to alpha's bridge, which "
+          "carries it over vsock to beta's bridge, which connects to the server (a copy in each "
+          "helperd per direction). Ratios of medians with their ranges; no targets. Throughput and "
+          "connection rate: above 1 the first path is faster; latency: below 1.")
+        ratio_table(w, guestwide_table, GUESTWIDE_RATIOS, paths)
     # A stream's time covers the delivery of every byte: far beyond the time the client wrote
     # for (STREAM_SECONDS), the bytes waited on the way (in the relay, say).
     took = {p: [r["seconds"] for r in rows if r["section"] == "stream" and r["path"] == p]

@@ -20,6 +20,9 @@
 #   relay-sockmap  the same, the relay splicing in the kernel (BPF sockmap); only where the
 #                  relay can splice (bench/run --kernel 6.12),
 #                  else skipped with the relay's reason
+#   guestwide      no shim anywhere: the client in the cgroup alpha's helperd covers with
+#                  --guest-wide, the server in beta's likewise; the bridges in both helperds
+#                  carry the connection over vsock
 # The relay paths have a client guest of their own because alpha's policy cannot reach beta
 # both directly (path shim) and through the relay; the relay forwards one way at a time, so
 # it is restarted between its two paths (relay_in).
@@ -43,7 +46,7 @@ SCALE_CONNS=${SCALE_CONNS:-1 64 1024}
 SCALE_SECONDS=${SCALE_SECONDS:-2}
 SCALE_PAUSE=${SCALE_PAUSE:-2}
 MEMCPY_MIB=${MEMCPY_MIB:-2048}
-PATHS=(tcp shim vsock socat bypass relay-copy relay-sockmap)
+PATHS=(tcp shim vsock socat bypass relay-copy relay-sockmap guestwide)
 BYPASS_ADDR=198.18.0.12
 ADDR[delta]=198.18.0.4
 BASE[delta]=3000000
@@ -60,16 +63,20 @@ note() { echo "$*" >&3; echo "bench: $*" >&2; }
 # of the native server and the socat pair (vsock ports are global: these are far from the
 # guests' blocks at 1000000 and 2000000).
 declare -A PORT=([tcp-sink]=7201 [tcp-echo]=7202 [shim-sink]=7211 [shim-echo]=7212
+	[guestwide-sink]=7231 [guestwide-echo]=7232
 	[vsock-sink]=40001 [vsock-echo]=40002 [socat-sink]=40011 [socat-echo]=40012
 	[alpha-socat-sink]=7221 [alpha-socat-echo]=7222)
 
-# The argv of CMD... run in guest G (with or without the shim), in CMD_ARGV: the same
-# expansion as lib.sh's in_guest/shimmed, written out so that commands.txt shows it all.
+# The argv of CMD... run in guest G, in CMD_ARGV, HOW: plain, under the shim (shim), or in
+# G's cgroup of guest-wide mode (cg): the same expansion as lib.sh's in_guest, shimmed and
+# in_cg, written out so that commands.txt shows it all.
 guest_argv() {
-	local g=$1 how=$2
+	local g=$1 how=$2 cg=$CG
 	shift 2
 	CMD_ARGV=(ip netns exec "$g" env VMSHIM_RUNDIR="$(rundir "$g")")
-	[ "$how" = plain ] || CMD_ARGV+=(LD_PRELOAD="$SHIM_PRELOAD")
+	[ "$g" = alpha ] || cg=$CGB
+	[ "$how" != cg ] || CMD_ARGV+=(sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$cg")
+	[ "$how" != shim ] || CMD_ARGV+=(LD_PRELOAD="$SHIM_PRELOAD")
 	CMD_ARGV+=("$@")
 }
 
@@ -88,6 +95,7 @@ client_argv() {
 	vsock) target=vsock:1:${PORT[vsock-$kind]} ;;
 	socat) target=127.0.0.1:${PORT[alpha-socat-$kind]} ;;
 	bypass) how=shim target=$BYPASS_ADDR:${PORT[tcp-$kind]} ;;
+	guestwide) how=cg target=${ADDR[beta]}:${PORT[guestwide-$kind]} ;;
 	relay-copy | relay-sockmap)
 		relay_in "${path#relay-}"
 		how=shim target=${ADDR[beta]}:${PORT[shim-$kind]}
@@ -286,8 +294,9 @@ add_guest delta
 guest_policy --relay alpha beta delta/relay >"$WORK/policy-beta"
 guest_policy --relay beta/relay delta/relay >"$WORK/policy-delta"
 RELAY_GUESTS="beta delta" write_host_policy "$RELAY_POLICY"
-bench_helperd alpha
-bench_helperd beta "$WORK/policy-beta"
+guest_wide_cgroups # CG (alpha's) and CGB (beta's): only path guestwide's programs are in them
+HELPERD_ARGS=--guest-wide=$CG bench_helperd alpha
+HELPERD_ARGS=--guest-wide=$CGB bench_helperd beta "$WORK/policy-beta"
 bench_helperd delta "$WORK/policy-delta"
 echo "vm uname=$(uname -r) cpus=$(nproc) model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1 | tr ' ' _)" >>"$RAW"
 
@@ -320,6 +329,8 @@ for kind in sink echo; do
 	start_in "socat-alpha-$kind" alpha plain socat \
 		"TCP-LISTEN:${PORT[alpha-socat-$kind]},bind=127.0.0.1,fork,reuseaddr,backlog=4096" \
 		"VSOCK-CONNECT:1:${PORT[socat-$kind]}"
+	start_in "srv-guestwide-$kind" beta cg "$NB" server --seconds 3000 --mode "$kind" \
+		"${PORT[guestwide-$kind]}"
 done
 for kind in sink echo; do
 	wait_for "beta's tcp-$kind" tcp_listening beta "${PORT[tcp-$kind]}"
@@ -328,6 +339,7 @@ for kind in sink echo; do
 	wait_for "beta's vsock-$kind" sh -c "ip netns exec beta ss -Hln --vsock | grep -q ':${PORT[vsock-$kind]} '"
 	wait_for "beta's socat-$kind" sh -c "ip netns exec beta ss -Hln --vsock | grep -q ':${PORT[socat-$kind]} '"
 	wait_for "alpha's socat-$kind" tcp_listening alpha "${PORT[alpha-socat-$kind]}"
+	wait_for "beta to offer guest-wide's $kind" serves alpha beta "${PORT[guestwide-$kind]}"
 done
 
 # Each path is what it claims to be: bytes on the client's veth for tcp and bypass only, and

@@ -32,26 +32,18 @@ struct {
 	__type(value, struct gw_portset);
 } portsets SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, GW_MAX_REDIRECTED);
-	__type(key, __u64); /* socket cookie */
-	__type(value, struct gw_orig);
-} redirected SEC(".maps");
+/* What a connect or a connection is filed by, until the kernel needs the room. */
+#define FILED(name, key_type, value_type)                                                          \
+	struct {                                                                                   \
+		__uint(type, BPF_MAP_TYPE_LRU_HASH);                                               \
+		__uint(max_entries, GW_MAX_REDIRECTED);                                            \
+		__type(key, key_type);                                                             \
+		__type(value, value_type);                                                         \
+	} name SEC(".maps")
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, GW_MAX_REDIRECTED);
-	__type(key, __u32); /* the connect's local port, host order */
-	__type(value, struct gw_orig);
-} by_port SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, GW_MAX_REDIRECTED);
-	__type(key, __u32); /* the bridge's local port, host order */
-	__type(value, struct gw_inbound);
-} inbound SEC(".maps");
+FILED(redirected, __u64, struct gw_orig); /* by socket cookie */
+FILED(by_port, __u32, struct gw_orig);    /* by the connect's local port, host order */
+FILED(inbound, __u32, struct gw_inbound); /* by the bridge's local port, host order */
 
 /* Sockets the shim took care of itself (vmshim/ownpath.h). */
 struct {

@@ -29,11 +29,11 @@ static struct {
 	struct bpf_link *links[5];
 	int cgroup;
 	char *cgroup_path;
-	struct watch *listener;
+	struct watch listener; /* the bridge's; fd -1 while closed */
 	struct sockaddr_in bridge;
 	void *table; /* the last table published, for the bridge's routes */
 	uint32_t table_size;
-} gw = {.cgroup = -1};
+} gw = {.cgroup = -1, .listener = {.fd = -1}};
 
 bool guestwide_on(void)
 {
@@ -63,13 +63,9 @@ static int open_bridge(void)
 	if (fd < 0 || bind(fd, (struct sockaddr *)&gw.bridge, sizeof(gw.bridge)) < 0 ||
 	    listen(fd, SOMAXCONN) < 0 || getsockname(fd, (struct sockaddr *)&gw.bridge, &len) < 0)
 		goto fail;
-	gw.listener = calloc(1, sizeof(*gw.listener));
-	if (!gw.listener)
-		goto fail;
-	*gw.listener = (struct watch){.fd = fd, .on_event = on_bridge_listener, .owner = gw.listener};
-	if (loop_add(gw.listener, EPOLLIN) < 0) {
-		free(gw.listener);
-		gw.listener = NULL;
+	gw.listener = (struct watch){.fd = fd, .on_event = on_bridge_listener};
+	if (loop_add(&gw.listener, EPOLLIN) < 0) {
+		gw.listener.fd = -1;
 		goto fail;
 	}
 	return 0;
@@ -100,7 +96,7 @@ int guestwide_start(const char *cgroup_path)
 	}
 	struct gw_conf *conf = &gw.skel->bss->conf;
 	socklen_t len = sizeof(conf->netns_cookie);
-	if (getsockopt(gw.listener->fd, SOL_SOCKET, SO_NETNS_COOKIE, &conf->netns_cookie, &len) < 0) {
+	if (getsockopt(gw.listener.fd, SOL_SOCKET, SO_NETNS_COOKIE, &conf->netns_cookie, &len) < 0) {
 		log_err("guest-wide mode: this kernel has no network namespace cookie: %m");
 		guestwide_stop();
 		return -1;
@@ -199,11 +195,10 @@ void guestwide_stop(void)
 		bpf_link__destroy(gw.links[i]);
 		gw.links[i] = NULL;
 	}
-	if (gw.listener) {
-		int fd = gw.listener->fd;
-		loop_retire(gw.listener);
-		close(fd);
-		gw.listener = NULL;
+	if (gw.listener.fd >= 0) {
+		loop_retire(&gw.listener);
+		close(gw.listener.fd);
+		gw.listener.fd = -1;
 	}
 	guestwide_bpf__destroy(gw.skel);
 	gw.skel = NULL;

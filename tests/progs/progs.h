@@ -87,6 +87,33 @@ static inline unsigned char pattern_byte(size_t i)
 	return (unsigned char)((i * 2654435761u) >> 13);
 }
 
+/* HOST PORT BYTES, as the clients that send the pattern take them (raw_static,
+ * uring_client): where to, and how much. */
+struct pattern_client {
+	struct sockaddr_storage to;
+	socklen_t len;
+	size_t bytes;
+};
+
+static inline void pattern_client_args(int argc, char **argv, struct pattern_client *c)
+{
+	if (argc != 4)
+		die("usage: %s HOST PORT BYTES", argv[0]);
+	c->len = parse_addr(argv[1], atoi(argv[2]), &c->to);
+	c->bytes = strtoul(argv[3], NULL, 0);
+}
+
+/* Fills buf with the pattern's bytes from offset `at` on; how many: the rest of `bytes`, at
+ * most `size`. */
+static inline size_t pattern_fill(unsigned char *buf, size_t size, size_t at, size_t bytes)
+{
+	size_t n = bytes - at < size ? bytes - at : size;
+
+	for (size_t i = 0; i < n; i++)
+		buf[i] = pattern_byte(at + i);
+	return n;
+}
+
 /* Payloads of the stress programs: a reproducible stream of numbers, and the FNV-1a hash
  * (64-bit) each end computes of what it sent and received. */
 static inline uint64_t splitmix64(uint64_t *state)

@@ -18,15 +18,12 @@ static long sys(long n, long a, long b, long c)
 
 int main(int argc, char **argv)
 {
-	if (argc != 4)
-		die("usage: raw_static HOST PORT BYTES");
-	struct sockaddr_storage ss;
-	socklen_t len = parse_addr(argv[1], atoi(argv[2]), &ss);
-	size_t bytes = strtoul(argv[3], NULL, 0);
+	struct pattern_client c;
 	unsigned char buf[4096];
-	long s = sys(SYS_socket, ss.ss_family, SOCK_STREAM, 0);
 
-	if (s < 0 || sys(SYS_connect, s, (long)&ss, len) < 0)
+	pattern_client_args(argc, argv, &c);
+	long s = sys(SYS_socket, c.to.ss_family, SOCK_STREAM, 0);
+	if (s < 0 || sys(SYS_connect, s, (long)&c.to, c.len) < 0)
 		die("raw connect");
 	struct sockaddr_storage local, peer;
 	socklen_t llen = sizeof(local), plen = sizeof(peer);
@@ -36,10 +33,8 @@ int main(int argc, char **argv)
 		die("raw getsockname/getpeername");
 	printf("names local=%s peer=%s\n", show_addr(&local, a, sizeof(a)),
 	       show_addr(&peer, b, sizeof(b)));
-	for (size_t sent = 0; sent < bytes;) {
-		size_t n = bytes - sent < sizeof(buf) ? bytes - sent : sizeof(buf);
-		for (size_t i = 0; i < n; i++)
-			buf[i] = pattern_byte(sent + i);
+	for (size_t sent = 0; sent < c.bytes;) {
+		size_t n = pattern_fill(buf, sizeof(buf), sent, c.bytes);
 		long w = sys(SYS_write, s, (long)buf, (long)n);
 		if (w <= 0)
 			die("raw write");

@@ -25,29 +25,24 @@ static int run_one(void)
 
 int main(int argc, char **argv)
 {
-	if (argc != 4)
-		die("usage: uring_client HOST PORT BYTES");
-	struct sockaddr_storage ss;
-	socklen_t len = parse_addr(argv[1], atoi(argv[2]), &ss);
-	size_t bytes = strtoul(argv[3], NULL, 0);
+	struct pattern_client c;
 	unsigned char buf[4096];
 
+	pattern_client_args(argc, argv, &c);
 	if (io_uring_queue_init(4, &ring, 0) < 0)
 		die("io_uring_queue_init");
-	int s = socket(ss.ss_family, SOCK_STREAM, 0);
+	int s = socket(c.to.ss_family, SOCK_STREAM, 0);
 	if (s < 0)
 		die("socket");
-	io_uring_prep_connect(io_uring_get_sqe(&ring), s, (struct sockaddr *)&ss, len);
+	io_uring_prep_connect(io_uring_get_sqe(&ring), s, (struct sockaddr *)&c.to, c.len);
 	int rc = run_one();
 	if (rc < 0) {
 		errno = -rc;
 		die("io_uring connect");
 	}
 	print_names("names", s);
-	for (size_t sent = 0; sent < bytes;) {
-		size_t n = bytes - sent < sizeof(buf) ? bytes - sent : sizeof(buf);
-		for (size_t i = 0; i < n; i++)
-			buf[i] = pattern_byte(sent + i);
+	for (size_t sent = 0; sent < c.bytes;) {
+		size_t n = pattern_fill(buf, sizeof(buf), sent, c.bytes);
 		io_uring_prep_send(io_uring_get_sqe(&ring), s, buf, n, 0);
 		if ((rc = run_one()) <= 0)
 			die("io_uring send: %d", rc);

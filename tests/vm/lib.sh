@@ -312,9 +312,9 @@ common_helperds() {
 }
 
 # guest_wide_cgroups: makes CG (alpha's) and CGB (beta's), cgroups for guest-wide mode
-# (helperd --guest-wide=CG), removed when the test ends; in_cg GUEST CMD... runs CMD in
-# GUEST's. ip netns exec mounts a /sys of its own, without the cgroups: they are mounted
-# where the guests see them too.
+# (helperd --guest-wide=CG), kept for the lane's next test (a test's processes end with it);
+# in_cg GUEST CMD... runs CMD in GUEST's. ip netns exec mounts a /sys of its own, without
+# the cgroups: they are mounted where the guests see them too.
 guest_wide_cgroups() {
 	local root=/run/vmshim-cgroup2$NS_SUFFIX # a mount per lane: two at once race
 	mkdir -p "$root"
@@ -322,7 +322,6 @@ guest_wide_cgroups() {
 	CG=$root/vmshim-gw$NS_SUFFIX
 	CGB=$root/vmshim-gw-beta$NS_SUFFIX
 	mkdir -p "$CG" "$CGB"
-	trap 'rmdir "$CG" "$CGB" 2>/dev/null || true' EXIT
 }
 in_cg() {
 	local g=$1 cg=$CG

@@ -8,7 +8,7 @@ HELPERD_ARGS=--guest-wide=$CG start_helperd alpha
 HELPERD_ARGS=--guest-wide=$CGB start_helperd beta
 head -c $((8 << 20)) /dev/urandom >"$WORK/big"
 want=$(sha256sum <"$WORK/big" | cut -d' ' -f1)
-start_bg server in_cg beta "$PROGS/gwserver" 7960 "$WORK/big"
+start_bg server in_cg beta "$PROGS/gwnet" server 7960 "$WORK/big"
 wait_for "beta to offer the Go server's port" serves alpha beta 7960
 
 # go_get HOW: the Go client in alpha (HOW in_cg or in_guest); checks the bytes and sets
@@ -16,7 +16,7 @@ wait_for "beta to offer the Go server's port" serves alpha beta 7960
 go_get() {
 	local before
 	before=$(veth_bytes alpha)
-	$1 alpha "$PROGS/gwclient" 198.18.0.2:7960 >"$WORK/go.out" 2>&1 || fail "Go client ($1): $(cat "$WORK/go.out")"
+	$1 alpha "$PROGS/gwnet" client 198.18.0.2:7960 >"$WORK/go.out" 2>&1 || fail "Go client ($1): $(cat "$WORK/go.out")"
 	moved=$(($(veth_bytes alpha) - before))
 	grep -qx "ok $want $((8 << 20))" "$WORK/go.out" || fail "Go client ($1): $(cat "$WORK/go.out"), want $want"
 }
