@@ -46,10 +46,10 @@ struct fd_state *arrivals_register(int fd, uint16_t port, unsigned options_set,
 	if (!st)
 		return NULL;
 	atomic_fetch_add(&st->refs, 1); /* the caller's, besides the slot's */
-	if (fdstate_replace(fd, expected, (uintptr_t)st) < 0) {
-		fdstate_release(st); /* the slot changed meanwhile: st is the caller's alone */
+	/* Failing (the slot changed meanwhile, or there is no memory for it), fdstate_replace
+	 * drops the slot's reference itself: st is the caller's alone. */
+	if (fdstate_replace(fd, expected, (uintptr_t)st) < 0)
 		shim_debug("fd %d: listener's state changed while it registered", fd);
-	}
 	return st;
 }
 
