@@ -49,6 +49,7 @@ struct bridge_conn {
 	struct watch tcp;     /* TCP of helperd's own, after a fallback */
 	struct watch *far;    /* &sibling, or &tcp */
 	unsigned in_loop;     /* which of the three the loop watches (bit()) */
+	unsigned hung_up;     /* which of them hung up (bit()): armed one event at a time */
 	uint16_t inbound_port; /* a sibling's: the local port its names are filed by; else 0 */
 	enum bridge_state state;
 	struct flow to_far, to_prog;
@@ -170,8 +171,25 @@ static uint32_t interest(const struct flow *out, const struct flow *in)
 	       (in->head < in->tail ? EPOLLOUT : 0);
 }
 
-static void copy_both(struct bridge_conn *c, uint32_t events)
+/* A hang-up is level and comes whatever a watch asks for, so an end that hung up is armed
+ * for one event at a time, and only while there is something to do with it: the bytes it
+ * sent before are still read whenever the other end has room (its events pump both ways),
+ * and what it is owed fails at the next send, which ends the connection as a reset. */
+static void arm(struct bridge_conn *c, struct watch *w, uint32_t events, bool just_hung_up)
 {
+	if (!(c->hung_up & bit(c, w)))
+		loop_mod(w, events);
+	else if (events || just_hung_up)
+		loop_mod(w, events | EPOLLONESHOT);
+}
+
+/* After events on `from` (NULL: none), moves what it can both ways. */
+static void copy_both(struct bridge_conn *c, struct watch *from, uint32_t events)
+{
+	bool just = from && (events & (EPOLLHUP | EPOLLERR)) && !(c->hung_up & bit(c, from));
+
+	if (just)
+		c->hung_up |= bit(c, from);
 	if (pump(c->prog.fd, c->far->fd, &c->to_far) < 0 ||
 	    pump(c->far->fd, c->prog.fd, &c->to_prog) < 0) {
 		finish(c, true);
@@ -181,12 +199,8 @@ static void copy_both(struct bridge_conn *c, uint32_t events)
 		finish(c, false);
 		return;
 	}
-	if (events & (EPOLLHUP | EPOLLERR)) { /* an end gone with bytes still owed it */
-		finish(c, true);
-		return;
-	}
-	loop_mod(&c->prog, interest(&c->to_far, &c->to_prog));
-	loop_mod(c->far, interest(&c->to_prog, &c->to_far));
+	arm(c, &c->prog, interest(&c->to_far, &c->to_prog), just && from == &c->prog);
+	arm(c, c->far, interest(&c->to_prog, &c->to_far), just && from == c->far);
 }
 
 static void start_copying(struct bridge_conn *c)
@@ -198,7 +212,7 @@ static void start_copying(struct bridge_conn *c)
 		finish(c, true);
 		return;
 	}
-	copy_both(c, 0);
+	copy_both(c, NULL, 0);
 }
 
 /* The sibling path is not certain: TCP of helperd's own, which the programs let pass. */
@@ -268,7 +282,7 @@ static void on_far(struct watch *w, uint32_t events)
 	}
 	case BRIDGE_LISTENING:
 	case BRIDGE_COPYING:
-		copy_both(c, events);
+		copy_both(c, w, events);
 		return;
 	}
 }
@@ -296,7 +310,7 @@ static void on_prog(struct watch *w, uint32_t events)
 	if (c->state == BRIDGE_LISTENING)
 		listener_reached(c);
 	else
-		copy_both(c, events);
+		copy_both(c, w, events);
 }
 
 /* The vsock connection to the sibling route names, from the source port that shows the

@@ -5,7 +5,8 @@
 # stays quiet, `ss --vsock` sees the connection, and the names are TCP's; so does a client
 # whose connection is all io_uring operations. Outside the cgroup, to a port beta does not
 # serve, with beta's helperd stopped (no hand-over: TCP, invisibly) and with the mode off,
-# the same binary goes over TCP; a program under the shim keeps its own fallback. The
+# the same binary goes over TCP; a program under the shim keeps its own fallback; a
+# half-close, then a large answer after the server closed, arrives whole. The
 # other way, a server without the shim in beta's cgroup is offered to siblings and sees
 # them as TCP would show them; one bound to loopback, or outside the cgroup, is not. A local
 # user who connects to the bridge gets nothing, and one who connects to beta's server from
@@ -139,6 +140,44 @@ moved=$(($(veth_bytes alpha) - before))
 [ "${answer%% *}" = "$(sha256sum <"$WORK/file" | cut -d' ' -f1)" ] || fail "nc -N to beta's program without the shim: $answer"
 [ "$moved" -lt 50000 ] || fail "nc -N under the shim to beta's program without it: $moved bytes on the veth"
 log "nc -N under the shim, to beta's program without it: over vsock ($moved bytes on the veth), digest matches, the server saw ${answer#* }"
+
+# A half-close, then a large answer read slowly: the bytes a side sent before it closed all
+# arrive, though its end has hung up while the bridges still hold them (a client that shuts
+# its write side and reads on, as `nc -N` does; both ends without the shim).
+head -c $((4 << 20)) /dev/urandom >"$WORK/answer"
+start_bg answerer in_cg beta python3 -S -c '
+import socket, sys
+ls = socket.socket()
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("0.0.0.0", 7955))
+ls.listen()
+print("listening", flush=True)
+c, _ = ls.accept()
+while c.recv(65536):
+    pass
+c.sendall(open(sys.argv[1], "rb").read())
+c.close()
+' "$WORK/answer"
+wait_for "beta to offer 7955" serves alpha beta 7955
+before=$(veth_bytes alpha)
+got=$(in_cg alpha python3 -S -c '
+import hashlib, socket, time
+s = socket.create_connection(("198.18.0.2", 7955), timeout=30)
+s.sendall(b"q" * 1000)
+s.shutdown(socket.SHUT_WR)
+time.sleep(0.5)  # the answer waits in the bridges meanwhile; the server has closed
+h, n = hashlib.sha256(), 0
+while chunk := s.recv(16384):
+    h.update(chunk)
+    n += len(chunk)
+    time.sleep(0.001)
+print(h.hexdigest(), n)
+' 2>&1) || fail "a half-close, then a large answer: $got"
+moved=$(($(veth_bytes alpha) - before))
+[ "$got" = "$(sha256sum <"$WORK/answer" | cut -d' ' -f1) $((4 << 20))" ] ||
+	fail "a half-close, then a large answer: got $got"
+[ "$moved" -lt 100000 ] || fail "a half-close, then a large answer: $moved bytes on alpha's veth"
+log "a half-close, then 4 MiB read slowly after the server closed: all of it, identical, over vsock ($moved bytes on the veth)"
 
 # nobody, in beta, connects to beta's server from the bridge's own address: the server sees
 # that address, not a sibling's (only helperd files the names it shows, by a port it holds).
