@@ -111,15 +111,7 @@ log "nc -N under the shim in the cgroup, the server not accepting: the shim fell
 # one outside the cgroup (7952, above); the server sees the sibling as TCP would show it.
 start_bg gwserver in_cg beta python3 -S "$TOP/tests/vm/apps/pyserve.py" threading-server 7953 20
 # (nobody's connection below goes to it too: it is in beta's cgroup of the mode)
-start_bg loopserver in_cg beta python3 -S -c '
-import socket, time
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", 7954))
-s.listen()
-print("listening", flush=True)
-time.sleep(60)
-'
+start_bg loopserver in_cg beta python3 -S "$TOP/tests/vm/apps/pyserve.py" answer-server 127.0.0.1 7954 /dev/null
 wait_for "beta to offer its cgroup's listener on 7953" serves alpha beta 7953
 wait_for "the loopback listener" tcp_listening beta 7954
 sleep 2 # two sweeps of beta's
@@ -145,19 +137,7 @@ log "nc -N under the shim, to beta's program without it: over vsock ($moved byte
 # arrive, though its end has hung up while the bridges still hold them (a client that shuts
 # its write side and reads on, as `nc -N` does; both ends without the shim).
 head -c $((4 << 20)) /dev/urandom >"$WORK/answer"
-start_bg answerer in_cg beta python3 -S -c '
-import socket, sys
-ls = socket.socket()
-ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-ls.bind(("0.0.0.0", 7955))
-ls.listen()
-print("listening", flush=True)
-c, _ = ls.accept()
-while c.recv(65536):
-    pass
-c.sendall(open(sys.argv[1], "rb").read())
-c.close()
-' "$WORK/answer"
+start_bg answerer in_cg beta python3 -S "$TOP/tests/vm/apps/pyserve.py" answer-server 0.0.0.0 7955 "$WORK/answer"
 wait_for "beta to offer 7955" serves alpha beta 7955
 before=$(veth_bytes alpha)
 got=$(in_cg alpha python3 -S -c '

@@ -6,6 +6,7 @@
     pyserve.py forking-server PORT COUNT      socketserver.ForkingTCPServer (a child each)
     pyserve.py slow-server PORT COUNT         threading, reading 16 KiB per 4 ms (~4 MB/s)
     pyserve.py asyncio-client HOST PORT N BYTES   N concurrent connections, BYTES each
+    pyserve.py answer-server ADDR PORT FILE   one connection: reads it to EOF, then sends FILE
 
 Each server answers a connection with the SHA-256 of everything it read until EOF, plus
 the peer address it saw (and its pid; the socketserver ones then the connection's local
@@ -13,6 +14,7 @@ address and port, from getsockname); the client checks the digest of what it sen
 import asyncio
 import hashlib
 import os
+import socket
 import socketserver
 import sys
 import time
@@ -57,6 +59,20 @@ class SlowHandler(socketserver.StreamRequestHandler):
         self.wfile.write(reply(data, self.client_address, self.request.getsockname()))
 
 
+def answer_server(addr, port, path):
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((addr, port))
+    ls.listen()
+    print("listening", port, flush=True)
+    c, _ = ls.accept()
+    while c.recv(65536):
+        pass
+    with open(path, "rb") as f:
+        c.sendall(f.read())
+    c.close()
+
+
 def socketserver_main(kind, port, count):
     cls = socketserver.ForkingTCPServer if kind == "forking" else socketserver.ThreadingTCPServer
     cls.allow_reuse_address = True
@@ -95,6 +111,8 @@ def main():
         asyncio.run(asyncio_server(int(sys.argv[2]), int(sys.argv[3])))
     elif what in ("threading-server", "forking-server", "slow-server"):
         socketserver_main(what.split("-")[0], int(sys.argv[2]), int(sys.argv[3]))
+    elif what == "answer-server":
+        answer_server(sys.argv[2], int(sys.argv[3]), sys.argv[4])
     elif what == "asyncio-client":
         asyncio.run(asyncio_client(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])))
     else:
