@@ -173,6 +173,24 @@ print(s.recv(200).decode().split()[1])
 [ "$got" = 127.86.83.79 ] || fail "nobody from the bridge's address is shown to beta's server as $got"
 log "nobody connecting to beta's server from the bridge's address: the server saw $got"
 
+# Every setsockopt in the cgroup passes the programs' cgroup/setsockopt: one with more than a
+# page of value must be the kernel's as without them (6.1 answers -EFAULT where a program
+# leaves such a call as it found it).
+sockopt_errno() {
+	$1 alpha python3 -S -c '
+import socket
+s = socket.socket()
+try:
+    s.setsockopt(socket.IPPROTO_IP, socket.IP_OPTIONS, bytes(5000))
+    print("0")
+except OSError as e:
+    print(e.errno)
+'
+}
+inside=$(sockopt_errno in_cg) outside=$(sockopt_errno in_guest)
+[ "$inside" = "$outside" ] || fail "IP_OPTIONS of 5000 bytes: errno $inside in the cgroup, $outside outside it"
+log "a setsockopt of 5000 bytes in the cgroup: errno $inside, as outside it"
+
 # nobody connects to the bridge itself.
 port=$(sed -n 's/.*go through the bridge at 127\.86\.83\.78:\([0-9]*\).*/\1/p' "$WORK/helperd-alpha.log" | tail -n 1)
 s0=$(counter alpha bridge_strangers)
