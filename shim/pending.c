@@ -49,6 +49,7 @@
 #include "shim.h"
 #include "swap.h"
 #include "vmshim/clock.h"
+#include "vmshim/vsock.h"
 
 /* What woke the thread for a job: the tag in the low bits of the job's address. */
 enum source { FROM_VSOCK, FROM_PLACEHOLDER, FROM_DEADLINE };
@@ -66,13 +67,6 @@ static long futex(_Atomic int *word, int op, int value, const struct timespec *t
 	return syscall(SYS_futex, (int *)word, op, value, timeout, NULL, 0);
 }
 
-/* How long a job may take: connect-timeout, or when the policy says 0 the kernel's own
- * bound on a vsock connect (2 s). */
-static unsigned job_timeout_ms(unsigned timeout_ms)
-{
-	return timeout_ms ? timeout_ms : 2000;
-}
-
 /* Connects pending at once in this process. Each holds four descriptors besides the
  * application's (its vsock socket, the TCP socket kept aside, the placeholder's read end, its
  * timer), which a program that sized its descriptor limit for TCP has not set aside: a
@@ -83,7 +77,7 @@ static _Atomic int pending_jobs;
 
 bool pending_reserve(unsigned timeout_ms)
 {
-	int64_t end = vmshim_now_ms() + job_timeout_ms(timeout_ms);
+	int64_t end = vmshim_now_ms() + vsock_connect_timeout_ms(timeout_ms);
 
 	for (;;) {
 		int n = atomic_load(&pending_jobs);
@@ -317,7 +311,7 @@ static int placeholder(int ends[2])
 
 static int arm(int timer, unsigned timeout_ms)
 {
-	unsigned ms = job_timeout_ms(timeout_ms);
+	unsigned ms = vsock_connect_timeout_ms(timeout_ms);
 	struct itimerspec when = {.it_value = {.tv_sec = ms / 1000,
 					       .tv_nsec = (long)(ms % 1000) * 1000000}};
 

@@ -34,8 +34,17 @@ int vsock_listen(uint32_t port, int backlog, int flags);
  * its maximum first, which bounds it. A listener's accepted sockets inherit it. */
 int vsock_buffer_set(int fd, uint64_t size);
 
-/* Connects fd to cid:port; a blocking connect waits at most timeout_ms (0: the kernel's two
- * seconds), a non-blocking one fails with ETIMEDOUT after that long. */
+/* The kernel's own bound on a vsock connect when none is set (VSOCK_DEFAULT_CONNECT_TIMEOUT). */
+#define VSOCK_KERNEL_CONNECT_TIMEOUT_MS 2000u
+
+/* How long a connect with timeout_ms (0: none set) may take. */
+static inline unsigned vsock_connect_timeout_ms(unsigned timeout_ms)
+{
+	return timeout_ms ? timeout_ms : VSOCK_KERNEL_CONNECT_TIMEOUT_MS;
+}
+
+/* Connects fd to cid:port; a blocking connect waits at most vsock_connect_timeout_ms
+ * (timeout_ms), a non-blocking one fails with ETIMEDOUT after that long. */
 int vsock_connect(int fd, uint32_t cid, uint32_t port, enum vsock_from from,
 		  unsigned timeout_ms);
 
