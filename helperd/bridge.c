@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -14,6 +13,7 @@
 #include "guestwide_maps.h"
 #include "helperd.h"
 #include "sockdiag.h"
+#include "tcpsock.h"
 #include "vmshim/clock.h"
 #include "vmshim/dialled.h"
 #include "vmshim/handover.h"
@@ -237,13 +237,11 @@ static void fall_back(struct bridge_conn *c)
 static void on_far(struct watch *w, uint32_t events)
 {
 	struct bridge_conn *c = w->owner;
-	int err = 0;
-	socklen_t len = sizeof(err);
 
 	switch (c->state) {
 	case BRIDGE_CONNECTING:
 	case BRIDGE_FALLBACK:
-		if (getsockopt(w->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err) {
+		if (sock_int_option(w->fd, SOL_SOCKET, SO_ERROR) != 0) {
 			if (c->state == BRIDGE_CONNECTING)
 				fall_back(c);
 			else
@@ -256,8 +254,8 @@ static void on_far(struct watch *w, uint32_t events)
 			return;
 		}
 		uint8_t dialled[DIALLED_SIZE];
-		struct vmshim_endpoint dest = {.family = AF_INET, .port = ntohs(c->dest.sin_port)};
-		memcpy(dest.addr, &c->dest.sin_addr, 4);
+		struct vmshim_endpoint dest;
+		endpoint_from_sockaddr((const struct sockaddr *)&c->dest, sizeof(c->dest), &dest);
 		dialled_encode(dialled, &dest);
 		if (send(w->fd, dialled, sizeof(dialled), MSG_DONTWAIT | MSG_NOSIGNAL) !=
 		    (ssize_t)sizeof(dialled)) {
@@ -290,11 +288,9 @@ static void on_far(struct watch *w, uint32_t events)
 /* A sibling's connection reached the listener: the sibling's side may take it now. */
 static void listener_reached(struct bridge_conn *c)
 {
-	int err = 0;
-	socklen_t len = sizeof(err);
 	char handover = VMSHIM_HANDOVER_BYTE;
 
-	if (getsockopt(c->prog.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err ||
+	if (sock_int_option(c->prog.fd, SOL_SOCKET, SO_ERROR) != 0 ||
 	    send(c->sibling.fd, &handover, 1, MSG_DONTWAIT | MSG_NOSIGNAL) != 1) {
 		finish(c, true); /* no hand-over: the sibling goes over TCP */
 		return;
@@ -399,7 +395,7 @@ void bridge_take(int fd, const struct sockaddr_in *from, const struct sockaddr_i
 	uint16_t port = ntohs((uint16_t)o.port);
 	bool sibling = guestwide_route((const uint8_t *)&o.addr, port, &route) == VMSHIM_SIBLING &&
 		       !route.via_relay;
-	c->deadline_ms = vmshim_now_ms() + (route.timeout_ms ? route.timeout_ms : 2000);
+	c->deadline_ms = vmshim_now_ms() + vsock_connect_timeout_ms(route.timeout_ms);
 	c->state = BRIDGE_CONNECTING;
 	c->sibling.fd = sibling ? reach_sibling(&route, ntohs(from->sin_port)) : -1;
 	if (c->sibling.fd >= 0 && watch_add(c, &c->sibling, EPOLLOUT) < 0) {

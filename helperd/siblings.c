@@ -80,13 +80,14 @@ static bool exposed(uint16_t port)
 	return self && policy_port_allowed(&self->ports, port);
 }
 
-/* A registration of the listener with that inode, its channel made. */
+/* A registration of the listener with that inode: its channel made, or for a listener the
+ * bridge serves (bridged), none. */
 static struct registration *new_registration(uint64_t inode, const struct vmshim_endpoint *bound,
-					     uid_t uid)
+					     uid_t uid, bool bridged)
 {
 	struct registration *r = calloc(1, sizeof(*r));
 
-	if (!r || !(r->channel = channel_get(bound, uid))) {
+	if (!r || (!bridged && !(r->channel = channel_get(bound, uid)))) {
 		free(r);
 		return NULL;
 	}
@@ -94,6 +95,7 @@ static struct registration *new_registration(uint64_t inode, const struct vmshim
 	r->port = bound->port;
 	r->bound = *bound;
 	r->uid = uid;
+	r->bridged = bridged;
 	HASH_ADD(hh, registrations, inode, sizeof(r->inode), r);
 	return r;
 }
@@ -148,7 +150,7 @@ int siblings_register(int fd, const struct channel **channel)
 	}
 	if (r) /* a number reused since by another listener, or one the bridge served so far */
 		forget_registration(r);
-	if (!(r = new_registration(inode, &ep, st.st_uid)))
+	if (!(r = new_registration(inode, &ep, st.st_uid, false)))
 		return ENOMEM;
 	*channel = r->channel;
 	set_families(r, domain, sock_int_option(fd, IPPROTO_IPV6, IPV6_V6ONLY) == 1);
@@ -444,7 +446,7 @@ void siblings_restore(void)
 			struct registration *r;
 			if (!sockdiag_has(live, n_live, records[i].inode) ||
 			    !(r = new_registration(records[i].inode, &records[i].bound,
-						   records[i].uid)))
+						   records[i].uid, false)))
 				continue;
 			r->v4 = records[i].v4;
 			r->v6 = records[i].v6;
@@ -496,27 +498,29 @@ void siblings_sync(void)
 static void adopt(const struct sockdiag_listener *live, size_t n)
 {
 	struct guestwide_cgroups covered;
+	bool walked = false; /* the cgroups are walked only for a listener that needs it */
 
-	if (!guestwide_on() || guestwide_cgroups(&covered) < 0)
+	if (!guestwide_on())
 		return;
 	for (size_t i = 0; i < n; i++) {
 		const struct sockdiag_listener *k = &live[i];
 		struct registration *r;
 		HASH_FIND(hh, registrations, &k->inode, sizeof(k->inode), r);
 		if (r || endpoint_is_loopback(&k->bound) || !exposed(k->bound.port) ||
-		    !guestwide_cgroups_has(&covered, k->cgroup) || k->bound.family != AF_INET)
-			continue; /* IPv4 only in this form of guest-wide mode */
-		r = calloc(1, sizeof(*r));
-		if (!r)
-			break;
-		*r = (struct registration){.inode = k->inode, .port = k->bound.port,
-					   .bound = k->bound, .uid = k->uid, .bridged = true};
+		    k->bound.family != AF_INET) /* IPv4 only in this form of guest-wide mode */
+			continue;
+		if (!walked && guestwide_cgroups(&covered) < 0)
+			return;
+		walked = true;
+		if (!guestwide_cgroups_has(&covered, k->cgroup) ||
+		    !(r = new_registration(k->inode, &k->bound, k->uid, true)))
+			continue;
 		set_families(r, k->bound.family, k->v6only);
-		HASH_ADD(hh, registrations, inode, sizeof(r->inode), r);
 		log_info("listener on TCP port %u of a program without the shim taken up "
 			 "(guest-wide mode: the bridge carries its sibling connections)", r->port);
 	}
-	guestwide_cgroups_free(&covered);
+	if (walked)
+		guestwide_cgroups_free(&covered);
 }
 
 void siblings_sweep(void)
