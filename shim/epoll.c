@@ -40,7 +40,7 @@ HOOK int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 	if (fdstate_peek(fd) == 0)
 		return real.epoll_ctl(epfd, op, fd, event);
 	int saved = errno;
-	struct fd_state *st = fdstate_acquire_preconnect(fd, false);
+	struct fd_state *st = fdstate_acquire_preconnect(fd);
 	errno = saved;
 	if (!st)
 		return real.epoll_ctl(epfd, op, fd, event);

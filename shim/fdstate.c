@@ -340,24 +340,21 @@ struct fd_state *fdstate_acquire_redirected(int fd)
 	return st;
 }
 
-struct fd_state *fdstate_acquire_preconnect(int fd, bool untracked)
+struct fd_state *fdstate_acquire_preconnect(int fd)
 {
-	if (untracked && fdstate_reserve(fd) < 0)
-		return NULL; /* a fresh mark's slot has room already */
 	for (;;) { /* again only when another thread changed the slot meanwhile */
 		uintptr_t v = acquire(fd);
 		struct fd_state *st = fdstate_ptr(v);
 		if (st && st->kind == FD_PRECONNECT)
 			return st;
-		if (st || !(fdstate_is_fresh(v) || (untracked && v == 0))) {
+		if (!fdstate_is_fresh(v)) {
 			fdstate_put(v);
 			return NULL;
 		}
 		if (!(st = fdstate_new(FD_PRECONNECT, 0)))
 			return NULL;
 		atomic_init(&st->pre.options_set, fdstate_options_set(v));
-		if (v)
-			atomic_init(&st->pre.sharing, sharing_bits(v));
+		atomic_init(&st->pre.sharing, sharing_bits(v));
 		atomic_fetch_add(&st->refs, 1); /* ours, besides the slot's */
 		if (fdstate_replace(fd, v, (uintptr_t)st) == 0)
 			return st;

@@ -108,9 +108,12 @@ struct fd_state *fdstate_acquire_kind(int fd, enum fd_kind kind);
 struct fd_state *fdstate_acquire_redirected(int fd);
 
 /* The FD_PRECONNECT state of fd, with a reference: the one in its slot, or a new one in
- * place of a fresh-TCP mark or, with untracked, of an empty slot (a socket the shim did not
- * see being made). NULL otherwise, or out of memory. */
-struct fd_state *fdstate_acquire_preconnect(int fd, bool untracked);
+ * place of a fresh-TCP mark. NULL otherwise, or out of memory. Never in an empty slot: a
+ * close() on another thread empties the slot before it frees the number (fdstate_retire),
+ * so a state put there then would stand for whatever file takes the number next; a TCP
+ * socket the shim did not see being made (a raw system call, one inherited through exec, a
+ * second connect after TCP's failed) therefore stays TCP. */
+struct fd_state *fdstate_acquire_preconnect(int fd);
 
 /* A swap (swap.c) replaces the socket on fd only while fd's slot holds pre, a state of that
  * socket held by the swapper (or NULL for an empty slot nobody else knows of). close() and

@@ -100,11 +100,24 @@ void pending_unreserve(void)
 	futex(&pending_jobs, FUTEX_WAKE_PRIVATE, 1, NULL);
 }
 
+/* The kernel orders an epoll_ctl() before the epoll_wait() that returns its event.
+ * ThreadSanitizer knows that only of an epoll at the number it saw made, and the thread's
+ * epoll is moved aside (engine_epoll): say it where the job changes hands. */
+#ifdef __SANITIZE_THREAD__
+#include <sanitizer/tsan_interface.h>
+#define handed_to_thread(job) __tsan_release(job)
+#define taken_by_thread(job) __tsan_acquire(job)
+#else
+#define handed_to_thread(job) ((void)(job))
+#define taken_by_thread(job) ((void)(job))
+#endif
+
 static int watch(int ep, int op, struct sibling_job *job, int fd, enum source source,
 		 uint32_t events)
 {
 	struct epoll_event ev = {.events = events, .data.u64 = (uintptr_t)job | source};
 
+	handed_to_thread(job);
 	return real.epoll_ctl(ep, op, fd, &ev);
 }
 
@@ -237,6 +250,7 @@ static void *engine_main(void *arg)
 		if (epoll_wait(ep, &ev, 1, -1) != 1)
 			continue; /* EINTR after a stop and continue */
 		struct sibling_job *job = (void *)(uintptr_t)(ev.data.u64 & ~SOURCE_MASK);
+		taken_by_thread(job);
 		handle(ep, job, (enum source)(ev.data.u64 & SOURCE_MASK));
 	}
 	return NULL;
@@ -270,10 +284,11 @@ static int engine_epoll(void)
 		static bool fork_handled;
 		if (!fork_handled)
 			fork_handled = pthread_atfork(NULL, NULL, pending_after_fork) == 0;
-		/* Not moved aside: one for the process, and ThreadSanitizer's model of epoll
-		 * (epoll_ctl, then epoll_wait, orders memory) holds only for the number it
-		 * saw made. */
-		ep = epoll_create1(EPOLL_CLOEXEC);
+		/* Aside, as every descriptor of the shim's that outlives a call: held for the
+		 * process's life at the lowest free number, it would take the number that a
+		 * close() on another thread had just freed, and every later open() would get a
+		 * number one higher than without the shim. */
+		ep = fd_aside(epoll_create1(EPOLL_CLOEXEC));
 		if (ep >= 0 && start_thread(ep) < 0) {
 			real.close(ep);
 			ep = -1;

@@ -314,7 +314,7 @@ enum redirect_result redirect_connect(int fd, const struct sockaddr *addr, sockl
 {
 	int saved = errno;
 	struct sibling_job *job = NULL;
-	const char *why = "out of memory";
+	const char *why = "not a TCP socket the shim saw being made, or out of memory";
 	enum redirect_result result = REDIRECT_TCP;
 	enum vmshim_count fallback = VMSHIM_COUNT_FALLBACK_LOCAL;
 	bool reserved = false;
@@ -322,9 +322,10 @@ enum redirect_result redirect_connect(int fd, const struct sockaddr *addr, sockl
 	/* What stands for this socket in fd's slot while the connection is made: each swap
 	 * happens only if it is still there (swap_in). Taken before anything is asked of fd,
 	 * so that a close() from then on is seen. */
-	struct fd_state *pre = fdstate_acquire_preconnect(fd, true);
+	struct fd_state *pre = fdstate_acquire_preconnect(fd);
 	if (!pre)
 		goto fail;
+	why = "out of memory";
 	if (!is_fresh_tcp(fd)) {
 		why = "not a fresh TCP socket";
 		goto fail;

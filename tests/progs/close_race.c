@@ -7,7 +7,10 @@
  * Each round: a thread connects a new socket to HOST:PORT; after a delay that sweeps the
  * connect's duration, the main thread closes the socket and opens a file, which gets the
  * same number. Once connect() has returned, the number must still be that file. Prints
- * "ok: ..." with how many rounds reused the number during the connect, or FAIL. */
+ * "ok: ..." with how many rounds reused the number during the connect, or FAIL.
+ *
+ * First, the process's first sibling connect, which makes what the shim keeps for the
+ * process's life: open() must then give the number it would have given without the shim. */
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -41,6 +44,26 @@ static void *connector(void *arg)
 	return NULL;
 }
 
+/* The lowest free number before a first connect is still free after it. */
+static void lowest_number_kept(const char *path)
+{
+	int s = socket(dest.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int lowest = dup(0);
+
+	if (s < 0 || lowest < 0)
+		die("socket/dup");
+	close(lowest);
+	int rc = connect(s, (struct sockaddr *)&dest, dest_len);
+	int file = open(path, O_RDONLY | O_CLOEXEC);
+	if (file != lowest) {
+		errno = EBADMSG;
+		die("after the first connect (which said %d), open() gave number %d, not %d: "
+		    "something of the shim's stays on %d", rc, file, lowest, lowest);
+	}
+	close(file);
+	close(s);
+}
+
 int main(int argc, char **argv)
 {
 	char path[] = "/tmp/close_race.XXXXXX";
@@ -56,6 +79,7 @@ int main(int argc, char **argv)
 	if (tmp < 0)
 		die("mkstemp");
 	close(tmp);
+	lowest_number_kept(path);
 	time_t deadline = time(NULL) + DEADLINE_S;
 	for (unsigned i = 0; i < rounds && time(NULL) < deadline; i++) {
 		struct round r = {.fd = socket(dest.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)};

@@ -1570,7 +1570,7 @@ static void test_fdstate_swap(void **state)
 
 	/* A fresh socket's mark becomes a pre-connect state; the swap puts st in its place. */
 	assert_int_equal(fdstate_set(SWAP_FD, FD_FRESH_TCP | 2u << 3), 0);
-	pre = fdstate_acquire_preconnect(SWAP_FD, false);
+	pre = fdstate_acquire_preconnect(SWAP_FD);
 	assert_non_null(pre);
 	assert_int_equal(fdstate_options_set((uintptr_t)pre), 1u << 3);
 	assert_int_equal(fdstate_peek(SWAP_FD), (uintptr_t)pre);
@@ -1591,10 +1591,13 @@ static void test_fdstate_swap(void **state)
 	assert_int_equal(refs(st), 1);
 	fdstate_release(st);
 
-	/* An empty slot only with untracked, and on a page not made yet (accept: pre NULL). */
-	assert_null(fdstate_acquire_preconnect(-1, true));
+	/* Never a state in an empty slot, which a close() on another thread may have emptied
+	 * before it freed the number (fdstate.h); accept's swap onto a number nobody knows yet
+	 * (pre NULL) takes an empty slot, on a page not made yet too. */
+	assert_null(fdstate_acquire_preconnect(-1));
 	fdstate_set(SWAP_FD, 0);
-	assert_null(fdstate_acquire_preconnect(SWAP_FD, false));
+	assert_null(fdstate_acquire_preconnect(SWAP_FD));
+	assert_int_equal(fdstate_peek(SWAP_FD), 0);
 	assert_int_equal(fdstate_swap_begin(3000 * PAGE + 1, NULL), 0);
 	st = held(FD_REDIRECTED, AF_INET);
 	assert_int_equal(fdstate_swap_end(3000 * PAGE + 1, NULL, st), 0);
@@ -1603,7 +1606,8 @@ static void test_fdstate_swap(void **state)
 	fdstate_release(st);
 
 	/* A close during the swap waits for its end, and the swap learns of the close. */
-	pre = fdstate_acquire_preconnect(SWAP_FD, true);
+	fdstate_set(SWAP_FD, FD_FRESH_TCP);
+	pre = fdstate_acquire_preconnect(SWAP_FD);
 	assert_non_null(pre);
 	pthread_t t;
 	atomic_store(&swap_ended, false);
