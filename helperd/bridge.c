@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
@@ -12,6 +13,7 @@
 #include "guestwide.h"
 #include "guestwide_maps.h"
 #include "helperd.h"
+#include "share.h"
 #include "sockdiag.h"
 #include "tcpsock.h"
 #include "vmshim/clock.h"
@@ -26,6 +28,7 @@
 #define MOVES_PER_EVENT 16         /* so that one busy connection cannot hold the loop */
 #define BRIDGE_TCP_TIMEOUT_MS 60000 /* a fallback's connect, as long as a patient TCP's */
 #define LOG_KIND_BRIDGE 3          /* log_limited's source: the port a stranger came from */
+#define BRIDGE_LEAST 4
 
 enum bridge_state {
 	BRIDGE_CONNECTING, /* to the sibling, over vsock */
@@ -56,11 +59,32 @@ struct bridge_conn {
 	struct sockaddr_in dest; /* what the program dialled */
 	int64_t deadline_ms;     /* until COPYING */
 	int refs;                /* one while it lives, and one per watch in the loop */
+	struct share **shares;   /* &user_shares or &peer_shares: whose room it takes */
+	struct share *share;
 	struct bridge_conn *prev, *next;
 };
 
 static struct bridge_conn *conns;
-static unsigned n_conns;
+static unsigned n_conns, max_conns = BRIDGE_MAX;
+
+/* The bridge's room is shared as the doorbell pool's is: the programs of one user (their
+ * connects out) or one sibling (its connections in) may hold a quarter of it, so that one
+ * crowds out no one but itself. A user whose share is full, or everyone when the bridge is,
+ * connects over TCP as without the mode: the programs see to it (guestwide_user_full). */
+static struct share *user_shares, *peer_shares;
+
+static unsigned share_max(void)
+{
+	return max_conns / 4 ? max_conns / 4 : 1;
+}
+
+void bridge_init(unsigned max)
+{
+	max_conns = max < BRIDGE_LEAST ? BRIDGE_LEAST : max;
+	if (max_conns < BRIDGE_MAX)
+		log_warn("guest-wide mode: the bridge has room for %u connections, %u per user or "
+			 "sibling", max_conns, share_max());
+}
 
 unsigned bridge_count(void)
 {
@@ -109,13 +133,19 @@ static void watch_end(struct bridge_conn *c, struct watch *w)
 	w->fd = -1;
 }
 
+/* Makes fd's close a reset. */
+static void abort_on_close(int fd)
+{
+	struct linger abort_now = {.l_onoff = 1, .l_linger = 0};
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort_now, sizeof(abort_now));
+}
+
 /* Ends c: a reset for the program where its connection did not end cleanly. */
 static void finish(struct bridge_conn *c, bool reset)
 {
-	if (reset && c->prog.fd >= 0) {
-		struct linger abort_now = {.l_onoff = 1, .l_linger = 0};
-		setsockopt(c->prog.fd, SOL_SOCKET, SO_LINGER, &abort_now, sizeof(abort_now));
-	}
+	if (reset && c->prog.fd >= 0)
+		abort_on_close(c->prog.fd);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -123,6 +153,10 @@ static void finish(struct bridge_conn *c, bool reset)
 	if (c->next)
 		c->next->prev = c->prev;
 	n_conns--;
+	guestwide_bridge_full(n_conns >= max_conns);
+	if (c->share && c->shares == &user_shares && c->share->n == share_max())
+		guestwide_user_full((uint32_t)c->share->key, false);
+	share_give(c->shares, c->share);
 	if (c->inbound_port)
 		guestwide_inbound_forget(c->inbound_port);
 	watch_end(c, &c->sibling);
@@ -343,20 +377,31 @@ static bool destination_of(const struct sockaddr_in *from, const struct sockaddr
 	return sockdiag_tcp4_cookie(from, bridge, &cookie) == 0 && cookie == o->cookie;
 }
 
-/* A connection of the bridge's, in its list, with the program's end fd; NULL without
- * memory (logged). */
-static struct bridge_conn *new_conn(int fd)
+/* A connection of the bridge's, in its list, with the program's end fd, taking its room
+ * from key's share in shares (a user's at most `share`); NULL (logged) without room or
+ * memory. */
+static struct bridge_conn *new_conn(int fd, struct share **shares, uint64_t key, unsigned share)
 {
-	struct bridge_conn *c = calloc(1, sizeof(*c));
+	struct bridge_conn *c = NULL;
+	struct share *sh = n_conns < max_conns ? share_take(shares, key, share) : NULL;
 
-	if (!c || !(c->to_far.buf = malloc(BRIDGE_BUFFER)) ||
+	if (!sh) {
+		log_limited(LOG_SOURCE(LOG_KIND_BRIDGE, 0), LOG_WARNING,
+			    "bridge: no room for another connection (%u of %u in use)", n_conns,
+			    max_conns);
+		return NULL;
+	}
+	if (!(c = calloc(1, sizeof(*c))) || !(c->to_far.buf = malloc(BRIDGE_BUFFER)) ||
 	    !(c->to_prog.buf = malloc(BRIDGE_BUFFER))) {
 		log_err("bridge: out of memory");
 		if (c)
 			free(c->to_far.buf);
 		free(c);
+		share_give(shares, sh);
 		return NULL;
 	}
+	c->shares = shares;
+	c->share = sh;
 	c->prog = (struct watch){.fd = fd, .on_event = on_prog, .owner = c, .release = release};
 	c->sibling = (struct watch){.fd = -1, .on_event = on_far, .owner = c, .release = release};
 	c->tcp = c->sibling;
@@ -367,6 +412,8 @@ static struct bridge_conn *new_conn(int fd)
 		conns->prev = c;
 	conns = c;
 	n_conns++;
+	if (n_conns >= max_conns)
+		guestwide_bridge_full(true);
 	return c;
 }
 
@@ -384,10 +431,15 @@ void bridge_take(int fd, const struct sockaddr_in *from, const struct sockaddr_i
 		close(fd);
 		return;
 	}
-	if (!(c = new_conn(fd))) {
+	/* A user's connects that left before its share was full may come after: they are
+	 * carried all the same, while the bridge has room. */
+	if (!(c = new_conn(fd, &user_shares, o.uid, UINT_MAX))) {
+		abort_on_close(fd);
 		close(fd);
 		return;
 	}
+	if (c->share->n == share_max())
+		guestwide_user_full(o.uid, true);
 	c->dest = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = (in_port_t)o.port,
 				       .sin_addr.s_addr = o.addr};
 
@@ -406,7 +458,8 @@ void bridge_take(int fd, const struct sockaddr_in *from, const struct sockaddr_i
 		fall_back(c);
 }
 
-int bridge_inbound(int vs, const struct sockaddr_storage *target, socklen_t len,
+int bridge_inbound(int vs, const struct policy_peer *sibling,
+		   const struct sockaddr_storage *target, socklen_t len,
 		   const struct vmshim_endpoint *peer, const struct vmshim_endpoint *dialled)
 {
 	struct sockaddr_in from = {.sin_family = AF_INET};
@@ -426,7 +479,8 @@ int bridge_inbound(int vs, const struct sockaddr_storage *target, socklen_t len,
 		close(vs);
 		return -1;
 	}
-	if (!(c = new_conn(fd))) {
+	if (!(c = new_conn(fd, &peer_shares, share_key_of_peer(sibling), share_max()))) {
+		helperd.counters.sibling_busy++;
 		guestwide_inbound_forget(ntohs(from.sin_port));
 		close(fd);
 		close(vs);

@@ -28,19 +28,27 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "policy.h"
 #include "vmshim/endpoint.h"
+
+/* The most connections the bridge carries at once, each two descriptors of helperd's
+ * (fdbudget.h); bridge_init makes it fewer where helperd has fewer to give. */
+#define BRIDGE_MAX 1024
+#define BRIDGE_FDS_PER_CONN 2
+void bridge_init(unsigned max);
 
 /* Takes fd, a connection accepted from `from` on the bridge at `bridge`; by_port is the
  * programs' map of redirected connects by local port. */
 void bridge_take(int fd, const struct sockaddr_in *from, const struct sockaddr_in *bridge,
 		 int by_port);
 
-/* Carries vs, a sibling's connection to a listener of a program without the shim, to that
- * listener at target over TCP, from GUESTWIDE_INBOUND_ADDR: once the listener's kernel took
- * it, the hand-over byte goes to the sibling and the bytes flow; the program sees peer as
- * the connection's peer and dialled as its local name. 0, or -1 (vs closed: the sibling
- * falls back to TCP). */
-int bridge_inbound(int vs, const struct sockaddr_storage *target, socklen_t len,
+/* Carries vs, a connection from sibling to a listener of a program without the shim, to
+ * that listener at target over TCP, from GUESTWIDE_INBOUND_ADDR: once the listener's kernel
+ * took it, the hand-over byte goes to the sibling and the bytes flow; the program sees peer
+ * as the connection's peer and dialled as its local name. 0, or -1 (vs closed: the sibling
+ * falls back to TCP), also when the sibling's share of the bridge is full. */
+int bridge_inbound(int vs, const struct policy_peer *sibling,
+		   const struct sockaddr_storage *target, socklen_t len,
 		   const struct vmshim_endpoint *peer, const struct vmshim_endpoint *dialled);
 
 /* Gives up on connections still waiting for their sibling after the connect-timeout. */

@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <unistd.h>
 #include <utlist.h>
 
@@ -22,8 +21,7 @@
 /* The pool of sibling connections waiting to be accepted (a doorbell each) is shared:
  * a peer may hold a quarter of it, a listener half, so that a hostile peer or a slow
  * acceptor crowds out no one but itself. */
-#define PENDING_MAX 4096
-#define FD_RESERVE 1536 /* descriptors for all else: control connections, peers, listeners */
+#define DOORBELL_POOL_LEAST 4
 /* A shim waits for its connection to be accepted only for the connect-timeout; after that,
  * and this much more, no one waits for an entry any more. */
 #define PENDING_GRACE_MS 1000
@@ -45,7 +43,7 @@ struct pending {
 static struct pending *pending;
 static unsigned n_pending;
 static struct share *peer_shares, *listener_shares;
-static unsigned pool_max = PENDING_MAX;
+static unsigned pool_max = DOORBELL_POOL_MAX;
 
 /* How a doorbell ends (always with a reset: no TIME_WAIT, no orphan on the loopback). The
  * shim that takes an arrival for a doorbell writes VMSHIM_HANDOVER_BYTE back on it (TAKEN).
@@ -142,24 +140,11 @@ static int bell_socket(int family)
 	return s;
 }
 
-void doorbell_init(void)
+void doorbell_init(unsigned max)
 {
-	struct rlimit rl;
-	rlim_t want = PENDING_MAX + FD_RESERVE;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
-		return;
-	/* root may raise the hard limit too; else the soft one goes as far as it can */
-	rlim_t most = rl.rlim_max > want ? rl.rlim_max : want;
-	struct rlimit up = {.rlim_cur = most, .rlim_max = most};
-	if (setrlimit(RLIMIT_NOFILE, &up) == 0)
-		return;
-	rl.rlim_cur = rl.rlim_max;
-	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-		getrlimit(RLIMIT_NOFILE, &rl);
-	pool_max = rl.rlim_cur > FD_RESERVE + 8 ? (unsigned)(rl.rlim_cur - FD_RESERVE) : 4;
-	log_warn("only %llu descriptors: at most %u sibling connections can wait to be accepted",
-		 (unsigned long long)rl.rlim_cur, pool_max);
+	pool_max = max < DOORBELL_POOL_LEAST ? DOORBELL_POOL_LEAST : max;
+	if (pool_max < DOORBELL_POOL_MAX)
+		log_warn("at most %u sibling connections can wait to be accepted", pool_max);
 }
 
 /* Takes p's place in the pool from its peer's and its listener's shares; false (logged)
@@ -168,8 +153,7 @@ static bool reserve(struct pending *p, const struct policy_peer *from, uint32_t 
 		    uint16_t port)
 {
 	if (n_pending < pool_max &&
-	    (p->peer = share_take(&peer_shares, (uint64_t)from->cid << 32 | from->vsock_base,
-				  pool_max / 4)) &&
+	    (p->peer = share_take(&peer_shares, share_key_of_peer(from), pool_max / 4)) &&
 	    (p->listener = share_take(&listener_shares, vport, pool_max / 2)))
 		return true;
 	const char *why = n_pending >= pool_max ? "helperd's pool is full"

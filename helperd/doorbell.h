@@ -14,9 +14,10 @@
 #include "policy.h"
 #include "vmshim/proto.h"
 
-/* Sizes the pool of sibling connections waiting to be accepted to the descriptors helperd
- * may open (raising its limit where it can). */
-void doorbell_init(void);
+/* The most sibling connections that may wait to be accepted, each a descriptor of helperd's
+ * (fdbudget.h); doorbell_init makes it fewer where helperd has fewer to give. */
+#define DOORBELL_POOL_MAX 4096
+void doorbell_init(unsigned max);
 
 /* Sends vsock connection vs from peer `from` to vsock port vport into channel ch, and rings
  * the listener at target, which will see it as show_peer connected to show_local. Takes

@@ -53,9 +53,20 @@ struct {
 	__type(value, __u32);
 } own_path SEC(".maps");
 
+/* Users whose share of the bridge is full (helperd writes it): their connects stay TCP. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, GW_MAX_FULL_USERS);
+	__type(key, __u32);
+	__type(value, __u8);
+} full_users SEC(".maps");
+
 /* Written by helperd through the skeleton's mapping. */
 struct gw_conf conf;
 struct gw_mirror mirror[2];
+
+/* Read by helperd: connects to siblings left on TCP for want of room in the bridge. */
+__u64 no_room;
 
 /* The peer whose range holds addr (host order), or -1: the ranges are sorted and disjoint. */
 static __always_inline int find_peer(const struct gw_mirror *m, __u32 addr)
@@ -114,8 +125,13 @@ int gw_connect4(struct bpf_sock_addr *ctx)
 	const struct gw_peer *p = &m->peers[peer];
 	if (!(p->flags & GW_PEER_DIRECT) || !serves(gen, p, port))
 		return 1;
+	__u32 uid = (__u32)bpf_get_current_uid_gid();
+	if (conf.bridge_full || bpf_map_lookup_elem(&full_users, &uid)) {
+		__sync_fetch_and_add(&no_room, 1);
+		return 1; /* as without the mode, rather than crowd out other users */
+	}
 	struct gw_orig o = {.cookie = bpf_get_socket_cookie(ctx), .addr = ctx->user_ip4,
-			    .port = ctx->user_port, .self_addr = m->self_addr};
+			    .port = ctx->user_port, .self_addr = m->self_addr, .uid = uid};
 	if (bpf_map_update_elem(&redirected, &o.cookie, &o, BPF_ANY))
 		return 1; /* not kept: TCP */
 	ctx->user_ip4 = conf.bridge_addr;

@@ -232,6 +232,31 @@ void guestwide_inbound_forget(uint16_t port)
 		bpf_map_delete_elem(bpf_map__fd(gw.skel->maps.inbound), &key);
 }
 
+void guestwide_bridge_full(bool full)
+{
+	if (gw.skel)
+		gw.skel->bss->conf.bridge_full = full;
+}
+
+void guestwide_user_full(uint32_t uid, bool full)
+{
+	uint8_t one = 1;
+	int map = gw.skel ? bpf_map__fd(gw.skel->maps.full_users) : -1;
+
+	if (map < 0)
+		return;
+	if (!full)
+		bpf_map_delete_elem(map, &uid);
+	else if (bpf_map_update_elem(map, &uid, &one, BPF_ANY) < 0)
+		log_warn("guest-wide mode: cannot keep user %u's connects off the full bridge: %m",
+			 uid);
+}
+
+unsigned long guestwide_no_room(void)
+{
+	return gw.skel ? (unsigned long)gw.skel->bss->no_room : 0;
+}
+
 /* nftw's callback has no argument of its own: the walk in progress. */
 static struct guestwide_cgroups *walking;
 

@@ -49,6 +49,14 @@ int guestwide_inbound_names(uint16_t port, const struct vmshim_endpoint *peer,
 			    const struct vmshim_endpoint *local);
 void guestwide_inbound_forget(uint16_t port);
 
+/* What the programs do for want of room in the bridge (bridge.c): with full, every connect
+ * stays TCP; with a user full, that user's do. */
+void guestwide_bridge_full(bool full);
+void guestwide_user_full(uint32_t uid, bool full);
+
+/* Connects to siblings that stayed TCP for want of room in the bridge. */
+unsigned long guestwide_no_room(void);
+
 void guestwide_stop(void);
 
 #endif

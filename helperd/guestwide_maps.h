@@ -13,6 +13,7 @@
 #define GW_MAX_PORTSETS 256
 #define GW_PORT_WORDS 1024 /* 65536 ports */
 #define GW_MAX_REDIRECTED 65536
+#define GW_MAX_FULL_USERS 256 /* users at their share of the bridge (bridge.c): a few at most */
 
 #define GW_PEER_DIRECT 1u /* reached over vsock directly (not through the host's relay) */
 
@@ -44,6 +45,8 @@ struct gw_conf {
 	__u32 bridge_addr; /* network order */
 	__u32 bridge_port; /* network order, in the low 16 bits, as bpf_sock_addr's */
 	__u32 inbound_addr; /* network order: where the bridge's connections to listeners come from */
+	__u32 bridge_full;  /* the bridge has no room: every connect stays TCP */
+	__u32 pad;
 };
 
 struct gw_portset {
@@ -56,7 +59,7 @@ struct gw_orig {
 	__u32 addr;        /* what it dialled, network order */
 	__u32 port;        /* network order, in the low 16 bits */
 	__u32 self_addr;   /* the local address it is shown, network order; 0: as it is */
-	__u32 pad;
+	__u32 uid;         /* of the program that connected: its share of the bridge */
 };
 
 /* A connection of the bridge's to a listener of this guest, by its local port (host order):

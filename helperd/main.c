@@ -26,6 +26,7 @@
 #include "counters.h"
 #include "bridge.h"
 #include "doorbell.h"
+#include "fdbudget.h"
 #include "guestwide.h"
 #include "helperd.h"
 #include "vmshim/daemon.h"
@@ -243,7 +244,12 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	log_open("helperd", to_syslog < 0 ? !foreground : to_syslog, debug);
-	doorbell_init();
+	/* Descriptors for what helperd holds for others: the doorbell pool, and the bridge. */
+	unsigned bridge_fds = guest_wide ? BRIDGE_MAX * BRIDGE_FDS_PER_CONN : 0;
+	unsigned wanted = DOORBELL_POOL_MAX + bridge_fds, got = fd_budget(wanted);
+	doorbell_init(fd_budget_part(got, DOORBELL_POOL_MAX, wanted));
+	if (guest_wide)
+		bridge_init(fd_budget_part(got, bridge_fds, wanted) / BRIDGE_FDS_PER_CONN);
 
 	sigset_t signals;
 	sigemptyset(&signals);

@@ -20,8 +20,8 @@
 #include "vmshim/vsock.h"
 
 /* Each holds a descriptor until its message comes (most need no room: the message came
- * with the connection); the rest of helperd's descriptors are the doorbell pool's and its
- * own. */
+ * with the connection); the rest of helperd's descriptors are the doorbell pool's, the
+ * bridge's and its own (fdbudget.h). */
 #define ROOM 1024
 #define RELAY_HOLDER UINT64_MAX
 

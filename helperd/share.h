@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <uthash.h>
 
+#include "policy.h"
+
 struct share {
 	uint64_t key; /* the holder */
 	unsigned n;
@@ -16,6 +18,12 @@ struct share {
 /* The holder key's share in table, with one more taken from it; NULL when it already holds
  * max (or memory ran out). */
 struct share *share_take(struct share **table, uint64_t key, unsigned max);
+
+/* A peer's key: its CID and vsock base, as the policy names it. */
+static inline uint64_t share_key_of_peer(const struct policy_peer *p)
+{
+	return (uint64_t)p->cid << 32 | p->vsock_base;
+}
 
 /* Gives one back (sh may be NULL); a share of nothing is forgotten. */
 void share_give(struct share **table, struct share *sh);

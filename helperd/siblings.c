@@ -321,7 +321,7 @@ static void ring(int vs, const struct arrival *a)
 	show_peer.port = src_port;
 	log_debug("connection from %s port %u to %s port %u", name, src_port, host, to->port);
 	if (r->bridged) {
-		if (bridge_inbound(vs, &target, len, &show_peer, to) == 0)
+		if (bridge_inbound(vs, &helperd.policy->peers[peer], &target, len, &show_peer, to) == 0)
 			helperd.counters.sibling_accepted++;
 		return;
 	}

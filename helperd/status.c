@@ -5,6 +5,7 @@
 
 #include "counters.h"
 #include "bridge.h"
+#include "guestwide.h"
 #include "helperd.h"
 #include "peers.h"
 #include "status.h"
@@ -42,6 +43,8 @@ char *status_render(bool json, size_t *len)
 		{"bridging", "guest-wide: connections the bridge carries now", bridge_count()},
 		{"bridge_strangers", "guest-wide: connections to the bridge from no redirected connect",
 		 c->bridge_strangers},
+		{"bridge_no_room", "guest-wide: connects left on TCP, the bridge or its user's share full",
+		 guestwide_no_room()},
 		{"redirected", "connections redirected by the shims", shim[VMSHIM_COUNT_REDIRECTED]},
 		{"fallback_refused", "fallbacks to TCP, refused", shim[VMSHIM_COUNT_FALLBACK_REFUSED]},
 		{"fallback_timeout", "fallbacks to TCP, timed out", shim[VMSHIM_COUNT_FALLBACK_TIMEOUT]},
