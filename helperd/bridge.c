@@ -68,12 +68,12 @@ static struct bridge_conn *conns;
 static unsigned n_conns, max_conns = BRIDGE_MAX;
 
 /* The bridge's room is shared as the doorbell pool's is: the programs of one user (their
- * connects out) or one sibling (its connections in) may hold a quarter of it, so that one
- * crowds out no one but itself. A user whose share is full, or everyone when the bridge is,
+ * connects out) may hold a quarter of it, one sibling (its connections in) its share as a
+ * peer (share_per_peer), so that one crowds out no one but itself. A user whose share is full, or everyone when the bridge is,
  * connects over TCP as without the mode: the programs see to it (guestwide_user_full). */
 static struct share *user_shares, *peer_shares;
 
-static unsigned share_max(void)
+static unsigned user_share(void)
 {
 	return max_conns / 4 ? max_conns / 4 : 1;
 }
@@ -83,7 +83,8 @@ void bridge_init(unsigned max)
 	max_conns = max < BRIDGE_LEAST ? BRIDGE_LEAST : max;
 	if (max_conns < BRIDGE_MAX)
 		log_warn("guest-wide mode: the bridge has room for %u connections, %u per user or "
-			 "sibling", max_conns, share_max());
+			 "sibling (fewer per sibling with more than four peers)", max_conns,
+			 user_share());
 }
 
 unsigned bridge_count(void)
@@ -154,7 +155,7 @@ static void finish(struct bridge_conn *c, bool reset)
 		c->next->prev = c->prev;
 	n_conns--;
 	guestwide_bridge_full(n_conns >= max_conns);
-	if (c->share && c->shares == &user_shares && c->share->n == share_max())
+	if (c->share && c->shares == &user_shares && c->share->n == user_share())
 		guestwide_user_full((uint32_t)c->share->key, false);
 	share_give(c->shares, c->share);
 	if (c->inbound_port)
@@ -438,7 +439,7 @@ void bridge_take(int fd, const struct sockaddr_in *from, const struct sockaddr_i
 		close(fd);
 		return;
 	}
-	if (c->share->n == share_max())
+	if (c->share->n == user_share())
 		guestwide_user_full(o.uid, true);
 	c->dest = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = (in_port_t)o.port,
 				       .sin_addr.s_addr = o.addr};
@@ -479,7 +480,8 @@ int bridge_inbound(int vs, const struct policy_peer *sibling,
 		close(vs);
 		return -1;
 	}
-	if (!(c = new_conn(fd, &peer_shares, share_key_of_peer(sibling), share_max()))) {
+	if (!(c = new_conn(fd, &peer_shares, share_key_of_peer(sibling),
+			   share_per_peer(max_conns, helperd.policy->n_peers)))) {
 		helperd.counters.sibling_busy++;
 		guestwide_inbound_forget(ntohs(from.sin_port));
 		close(fd);

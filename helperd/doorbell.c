@@ -19,8 +19,9 @@
 #include "vmshim/handover.h"
 
 /* The pool of sibling connections waiting to be accepted (a doorbell each) is shared:
- * a peer may hold a quarter of it, a listener half, so that a hostile peer or a slow
- * acceptor crowds out no one but itself. */
+ * a peer may hold a quarter of it (less with more than four peers: share_per_peer), a
+ * listener half, so that hostile peers or a slow acceptor crowd out no one but
+ * themselves. */
 #define DOORBELL_POOL_LEAST 4
 /* A shim waits for its connection to be accepted only for the connect-timeout; after that,
  * and this much more, no one waits for an entry any more. */
@@ -153,7 +154,8 @@ static bool reserve(struct pending *p, const struct policy_peer *from, uint32_t 
 		    uint16_t port)
 {
 	if (n_pending < pool_max &&
-	    (p->peer = share_take(&peer_shares, share_key_of_peer(from), pool_max / 4)) &&
+	    (p->peer = share_take(&peer_shares, share_key_of_peer(from),
+				  share_per_peer(pool_max, helperd.policy->n_peers))) &&
 	    (p->listener = share_take(&listener_shares, vport, pool_max / 2)))
 		return true;
 	const char *why = n_pending >= pool_max ? "helperd's pool is full"

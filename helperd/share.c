@@ -28,3 +28,10 @@ void share_give(struct share **table, struct share *sh)
 		free(sh);
 	}
 }
+
+unsigned share_per_peer(unsigned room, size_t n_peers)
+{
+	unsigned share = n_peers > 4 ? (unsigned)(room / n_peers) : room / 4;
+
+	return share ? share : 1;
+}

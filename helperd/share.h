@@ -4,6 +4,7 @@
 #ifndef HELPERD_SHARE_H
 #define HELPERD_SHARE_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <uthash.h>
 
@@ -24,6 +25,10 @@ static inline uint64_t share_key_of_peer(const struct policy_peer *p)
 {
 	return (uint64_t)p->cid << 32 | p->vsock_base;
 }
+
+/* A peer's share of a room: a quarter, or room / n_peers when the policy lists more than
+ * four, so that all the other peers together always leave a peer its own; at least 1. */
+unsigned share_per_peer(unsigned room, size_t n_peers);
 
 /* Gives one back (sh may be NULL); a share of nothing is forgotten. */
 void share_give(struct share **table, struct share *sh);

@@ -330,6 +330,23 @@ in_cg() {
 	in_guest "$g" sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$cg" "$@"
 }
 
+# peer_flood NAME PEER N PORT: alpha, playing PEER of the policy (alpha itself, or a peer
+# with a vsock base of its own that only alpha runs), opens N connections to beta's TCP port
+# PORT from PEER's source block's TCP ports 10000 on, as hostile peer guests would, and holds
+# them (tests/vm/apps/peer_flood.py: until $WORK/NAME.go); waits (up to 180 s) for what came
+# of them.
+peer_flood() {
+	local name=$1 i
+	start_bg "$name" in_guest alpha python3 -S "$TOP/tests/vm/apps/peer_flood.py" 1 \
+		"$(vsock_port beta "$4")" $((BASE[$2] + 131072 + 10000)) "$3" "$WORK/$name.go" \
+		"${ADDR[beta]}" "$4"
+	for i in $(seq 1800); do
+		grep -q '^opened' "$WORK/$name.out" && return 0
+		sleep 0.1
+	done
+	fail "$name: $(cat "$WORK/$name.out")"
+}
+
 # start_helperd GUEST [POLICY]: with -d, unless HELPERD_DEBUG is set (to nothing); under
 # HELPERD_WRAP, a command and its options (valgrind ...), when that is set; with the options
 # in HELPERD_ARGS after its own.

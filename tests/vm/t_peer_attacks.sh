@@ -11,12 +11,13 @@
 #     alpha's own share)
 #   - alpha's connections that no shim waits for stay in the pool far beyond the
 #     connect-timeout
+#   - four peers together (alpha and three it plays) fill the pool, each within its share,
+#     and gamma's connections are refused
 #   - six peers of the policy (p1 to p6: only alpha runs them) announce as many ports as a
 #     frame holds, and beta's status can no longer be asked for
 #   - alpha's DIALLED names an address beta does not have, loopback, another port, or is
 #     malformed or missing, and reaches beta's server all the same
 BASE[gamma]=$((3000000 + LANE_PORTS))
-flood=$TOP/tests/vm/apps/peer_flood.py
 worked=()
 # attack WHAT WORKED DETAIL: logs an attack's outcome; WORKED is yes or no.
 attack() {
@@ -26,18 +27,8 @@ attack() {
 # bells PORT: the sibling connections to beta's TCP port PORT that wait in beta's helperd
 # (its ends of their doorbells).
 bells() { ss_in beta -Htn src 127.86.83.77 "dport = :$1" | wc -l; }
-# flood NAME N PORT: alpha's connections to beta's TCP port PORT, from its source block's
-# TCP ports 10000 on; waits (up to 180 s) for what came of them.
-flood() {
-	local name=$1 i
-	start_bg "$name" in_guest alpha python3 -S "$flood" 1 "$(vsock_port beta "$3")" \
-		$((BASE[alpha] + 131072 + 10000)) "$2" "$WORK/$name.go" "${ADDR[beta]}" "$3"
-	for i in $(seq 1800); do
-		grep -q '^opened' "$WORK/$name.out" && return 0
-		sleep 0.1
-	done
-	fail "$name: $(cat "$WORK/$name.out")"
-}
+# flood NAME N PORT: alpha's connections to beta's TCP port PORT (peer_flood).
+flood() { peer_flood "$1" alpha "$2" "$3"; }
 # stopped_server NAME PORT: a shimmed server in beta on PORT that takes nothing: a slow
 # acceptor.
 stopped_server() {
@@ -155,6 +146,38 @@ left=$(bells 7500)
 attack "alpha's closed connections stay in beta's pool" "$([ "$left" = 0 ] && echo no || echo yes)" \
 	"23 s after alpha closed them (connect-timeout 20 s), $left of its connections still wait in beta's helperd"
 for s in slow slow2; do
+	kill -CONT "$(leaf_pid "$(cat "$WORK/$s.pid")")"
+	stop_bg "$s"
+done
+
+# Four hostile peers together (alpha, and p1 to p3, which alpha plays) against a pool of 164:
+# beta's helperd with 1700 descriptors and without CAP_SYS_RESOURCE, as under a unit's
+# LimitNOFILE=. Each may hold a ninth of the pool now (nine peers in the policy), not a
+# quarter: together they leave gamma room.
+stop_helperd beta
+HELPERD_WRAP="prlimit --nofile=1700:1700 setpriv --bounding-set=-sys_resource" start_helperd beta
+pool=$(sed -n 's/.*at most \([0-9]*\) sibling connections can wait.*/\1/p' "$WORK/helperd-beta.log" | tail -n 1)
+stopped_server slow3 7504 # two slow acceptors: a listener may hold only half the pool
+stopped_server slow4 7506
+start_bg fast2 shimmed beta "$PROGS/echo_server" block 7505 0.0.0.0 1
+wait_for "vsock listener 7505" vsock_listening beta "$(vsock_port beta 7505)"
+wait_for "gamma to know beta serves 7505" serves gamma beta 7505
+peer_flood four-alpha alpha 100 7504
+peer_flood four-p1 p1 100 7504
+peer_flood four-p2 p2 100 7506
+peer_flood four-p3 p3 100 7506
+held=$(($(bells 7504) + $(bells 7506)))
+shimmed gamma env VMSHIM_DEBUG=1 timeout 60 "$PROGS/echo_client" block 198.18.0.2 7505 1000 \
+	>"$WORK/gamma2.out" 2>&1 || fail "gamma's client: $(cat "$WORK/gamma2.out")"
+join_bg fast2 30 || fail "fast server: $(cat "$WORK/fast2.out")"
+if grep -q "connected to sibling" "$WORK/gamma2.out"; then got=no; else got=yes; fi
+attack "four hostile peers fill beta's pool of $pool" "$got" \
+	"$(for p in alpha p1 p2 p3; do printf '%s %s; ' "$p" "$(head -n 1 "$WORK/four-$p.out")"; done)beta's helperd holds $held; gamma's connection to another listener: $(grep -m1 'sibling cid' "$WORK/gamma2.out" | sed 's/^.*: fd [0-9]*: //')"
+for p in alpha p1 p2 p3; do
+	touch "$WORK/four-$p.go"
+	join_bg "four-$p" 30 || fail "flood: $(cat "$WORK/four-$p.out")"
+done
+for s in slow3 slow4; do
 	kill -CONT "$(leaf_pid "$(cat "$WORK/$s.pid")")"
 	stop_bg "$s"
 done
