@@ -226,6 +226,10 @@ static bool still_listening(const struct registration *r)
 	struct sockdiag_listener *live;
 	size_t n;
 
+	/* One exact lookup answers for most; the list only when it does not (a SO_REUSEPORT
+	 * group, or a kernel that cannot look it up). */
+	if (sockdiag_listens_at(&r->bound, r->inode))
+		return true;
 	if (sockdiag_listeners(&live, &n) < 0)
 		return false;
 	bool there = sockdiag_has(live, n, r->inode);

@@ -147,8 +147,11 @@ bool sockdiag_has(const struct sockdiag_listener *listeners, size_t count, uint6
 	return count && bsearch(&key, listeners, count, sizeof(*listeners), cmp_inode) != NULL;
 }
 
-int sockdiag_tcp4_cookie(const struct sockaddr_in *src, const struct sockaddr_in *dst,
-			 uint64_t *cookie)
+/* The kernel's one socket of this namespace that a TCP segment from dst to src would reach
+ * (an exact lookup: established, else listening), into *m: 0, or -1 with errno (ENOENT: no
+ * such socket). */
+static int lookup_one(int family, const uint8_t *src, uint16_t sport, const uint8_t *dst,
+		      uint16_t dport, struct inet_diag_msg *m)
 {
 	struct {
 		struct nlmsghdr nlh;
@@ -156,30 +159,52 @@ int sockdiag_tcp4_cookie(const struct sockaddr_in *src, const struct sockaddr_in
 	} msg = {
 		.nlh = {.nlmsg_len = sizeof(msg), .nlmsg_type = SOCK_DIAG_BY_FAMILY,
 			.nlmsg_flags = NLM_F_REQUEST},
-		.req = {.sdiag_family = AF_INET, .sdiag_protocol = IPPROTO_TCP,
+		.req = {.sdiag_family = (uint8_t)family, .sdiag_protocol = IPPROTO_TCP,
 			.idiag_states = ~0u,
-			.id = {.idiag_sport = src->sin_port, .idiag_dport = dst->sin_port,
-			       .idiag_src = {src->sin_addr.s_addr}, .idiag_dst = {dst->sin_addr.s_addr},
+			.id = {.idiag_sport = sport, .idiag_dport = dport,
 			       .idiag_cookie = {INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE}}},
 	};
+	size_t addr_len = family == AF_INET ? 4 : 16;
 	char buf[1024] __attribute__((aligned(NLMSG_ALIGNTO)));
 	int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
 	int rc = -1;
 
 	if (nl < 0)
 		return -1;
+	memcpy(msg.req.id.idiag_src, src, addr_len);
+	memcpy(msg.req.id.idiag_dst, dst, addr_len);
 	ssize_t n = send(nl, &msg, sizeof(msg), 0) < 0 ? -1 : recv(nl, buf, sizeof(buf), 0);
 	const struct nlmsghdr *h = (const void *)buf;
 	if (n > 0 && NLMSG_OK(h, (size_t)n)) {
 		if (h->nlmsg_type == NLMSG_ERROR)
 			kernel_error(h);
-		else if (h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct inet_diag_msg))) {
-			const struct inet_diag_msg *m = NLMSG_DATA(h);
-			*cookie = (uint64_t)m->id.idiag_cookie[1] << 32 | m->id.idiag_cookie[0];
+		else if (h->nlmsg_len >= NLMSG_LENGTH(sizeof(*m))) {
+			memcpy(m, NLMSG_DATA(h), sizeof(*m));
 			rc = 0;
 		}
 	} else if (n >= 0)
 		errno = EPROTO;
 	close(nl);
 	return rc;
+}
+
+int sockdiag_tcp4_cookie(const struct sockaddr_in *src, const struct sockaddr_in *dst,
+			 uint64_t *cookie)
+{
+	struct inet_diag_msg m;
+
+	if (lookup_one(AF_INET, (const uint8_t *)&src->sin_addr, src->sin_port,
+		       (const uint8_t *)&dst->sin_addr, dst->sin_port, &m) < 0)
+		return -1;
+	*cookie = (uint64_t)m.id.idiag_cookie[1] << 32 | m.id.idiag_cookie[0];
+	return 0;
+}
+
+bool sockdiag_listens_at(const struct vmshim_endpoint *bound, uint64_t inode)
+{
+	static const uint8_t none[16];
+	struct inet_diag_msg m;
+
+	return lookup_one(bound->family, bound->addr, htons(bound->port), none, 0, &m) == 0 &&
+	       m.idiag_state == TCP_LISTEN && m.idiag_inode == inode;
 }

@@ -31,4 +31,9 @@ struct sockaddr_in;
 int sockdiag_tcp4_cookie(const struct sockaddr_in *src, const struct sockaddr_in *dst,
 			 uint64_t *cookie);
 
+/* Whether the listener with that inode is the one the kernel finds listening at bound (its
+ * address, or the wildcard, and port), in one exact lookup rather than a list of all: false
+ * also for another member of its SO_REUSEPORT group, which the lookup may pick instead. */
+bool sockdiag_listens_at(const struct vmshim_endpoint *bound, uint64_t inode);
+
 #endif

@@ -44,7 +44,15 @@ fi
 declare -A ADDR=([alpha]=198.18.0.1 [beta]=198.18.0.2 [gamma]=198.18.0.3)
 declare -A BASE=([alpha]=$((1000000 + LANE_PORTS)) [beta]=$((2000000 + LANE_PORTS)))
 
-log() { printf '    %s\n' "$*"; }
+# With TEST_LOG_TIMES set, each line says when it came, in ms from the test's start (run's
+# $start): where a test's time goes (issue 17).
+log() {
+	if [ -n "${TEST_LOG_TIMES:-}" ]; then
+		printf '    [%d ms] %s\n' $((($(date +%s%N) - ${start:-0}) / 1000000)) "$*"
+	else
+		printf '    %s\n' "$*"
+	fi
+}
 
 # kernel_at_least X.Y: whether the running kernel is Linux X.Y or later.
 kernel_at_least() {
@@ -72,10 +80,12 @@ fail() {
 # once could otherwise keep TESTS_LOCK from ever being free.)
 alone_begin() {
 	[ -n "${TESTS_LOCK:-}" ] || return 0
+	local since=$(date +%s%N)
 	flock -u "$TESTS_LOCK" # not held while waiting for the gate: the other lane may be there
 	flock -x "$TESTS_GATE"
 	flock -x "$TESTS_LOCK"
 	flock -u "$TESTS_GATE"
+	[ -z "${TEST_LOG_TIMES:-}" ] || log "alone after waiting $((($(date +%s%N) - since) / 1000000)) ms for the other lane"
 }
 alone_end() { [ -z "${TESTS_LOCK:-}" ] || flock -s "$TESTS_LOCK"; }
 
