@@ -78,6 +78,10 @@ fail() {
 # (tests/vm/run holds TESTS_LOCK shared while a test runs, and takes it only through
 # TESTS_GATE, which alone_begin holds while it waits: a lane that starts its next test at
 # once could otherwise keep TESTS_LOCK from ever being free.)
+# is_alone NAME: whether test NAME must run with no other test alive (its first line reads
+# "# alone: WHY"): what it changes is the whole VM's, and other tests' daemons would see it.
+is_alone() { head -n 1 "$TOP/tests/vm/$1.sh" | grep -q '^# alone:'; }
+
 alone_begin() {
 	[ -n "${TESTS_LOCK:-}" ] || return 0
 	local since=$(date +%s%N)

@@ -225,14 +225,19 @@ chmod 4755 /var/tmp/vmshim-suid/suid
 chmod 755 /var/tmp/vmshim-suid/plain
 start_bg s4 shimmed beta "$PROGS/echo_server" block 7404 0.0.0.0 2
 wait_for "vsock listener" vsock_listening beta "$(vsock_port beta 7404)"
-alone_begin # every process in the VM would load what /etc/ld.so.preload names
-echo "$SHIM_PRELOAD" >/etc/ld.so.preload
+# Only these two commands see the preload file: each runs in a mount namespace of its own,
+# where one that names the shim is bound over /etc/ld.so.preload (written to /etc itself, it
+# would load the shim into every process in the VM, the other lane's too).
+echo "$SHIM_PRELOAD" >"$WORK/ld.so.preload"
+made=
+[ -e /etc/ld.so.preload ] || { : >/etc/ld.so.preload && made=1; } # empty: nothing preloaded
 for b in plain suid; do
-	as_nobody alpha env VMSHIM_DEBUG=1 VMSHIM_RUNDIR="$(rundir alpha)" "/var/tmp/vmshim-suid/$b" \
+	unshare -m sh -c 'mount --bind "$0" /etc/ld.so.preload && exec "$@"' "$WORK/ld.so.preload" \
+		ip netns exec "$(netns alpha)" setpriv --reuid=nobody --regid=nogroup --clear-groups \
+		env VMSHIM_DEBUG=1 VMSHIM_RUNDIR="$(rundir alpha)" "/var/tmp/vmshim-suid/$b" \
 		block 198.18.0.2 7404 1000 >"$WORK/$b.out" 2>&1 || true
 done
-rm -f /etc/ld.so.preload
-alone_end
+[ -z "$made" ] || rm -f /etc/ld.so.preload
 rm -rf /var/tmp/vmshim-suid
 grep -q "connected to sibling" "$WORK/plain.out" || fail "the knobs did nothing without set-user-ID: $(cat "$WORK/plain.out")"
 grep -q "^connected" "$WORK/suid.out" || fail "the set-user-ID client failed: $(cat "$WORK/suid.out")"
