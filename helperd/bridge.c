@@ -21,6 +21,7 @@
 #include "vmshim/handover.h"
 #include "vmshim/log.h"
 #include "vmshim/loop.h"
+#include "vmshim/relayproto.h"
 #include "vmshim/vsock.h"
 #include "vmshim/vsockbuf.h"
 
@@ -31,7 +32,8 @@
 #define BRIDGE_LEAST 4
 
 enum bridge_state {
-	BRIDGE_CONNECTING, /* to the sibling, over vsock */
+	BRIDGE_CONNECTING, /* to the sibling, or to the host's relay, over vsock */
+	BRIDGE_RELAY_REPLY, /* for the relay's answer to the request for the sibling */
 	BRIDGE_HANDOVER,   /* for the sibling's hand-over byte */
 	BRIDGE_FALLBACK,   /* to the destination over TCP */
 	BRIDGE_LISTENING,  /* a sibling's connection: to this guest's listener, over TCP */
@@ -57,6 +59,10 @@ struct bridge_conn {
 	enum bridge_state state;
 	struct flow to_far, to_prog;
 	struct sockaddr_in dest; /* what the program dialled */
+	struct vmshim_route route; /* the table's way to it */
+	uint16_t local_port;     /* the program's, which the relay's request names */
+	uint8_t reply[RELAYPROTO_REPLY_SIZE];
+	unsigned reply_got;
 	int64_t deadline_ms;     /* until COPYING */
 	int refs;                /* one while it lives, and one per watch in the loop */
 	struct share **shares;   /* &user_shares or &peer_shares: whose room it takes */
@@ -269,6 +275,62 @@ static void fall_back(struct bridge_conn *c)
 	}
 }
 
+/* Sends msg, a fresh connection's whole message, on w, then waits there for its answer in
+ * state next; TCP if it cannot. */
+static void say(struct bridge_conn *c, struct watch *w, const void *msg, size_t len,
+		enum bridge_state next)
+{
+	if (send(w->fd, msg, len, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)len) {
+		fall_back(c);
+		return;
+	}
+	c->state = next;
+	loop_mod(w, EPOLLIN);
+}
+
+/* The address the program dialled, which the sibling's helperd routes by; then the
+ * hand-over byte is awaited. */
+static void dial(struct bridge_conn *c, struct watch *w)
+{
+	uint8_t dialled[DIALLED_SIZE];
+	struct vmshim_endpoint dest;
+
+	endpoint_from_sockaddr((const struct sockaddr *)&c->dest, sizeof(c->dest), &dest);
+	dialled_encode(dialled, &dest);
+	say(c, w, dialled, sizeof(dialled), BRIDGE_HANDOVER);
+}
+
+/* Through the host's relay: the request for the sibling's port first. A port the policy
+ * does not list in `without-half-close` asks for a path that carries half-closes. */
+static void ask_relay(struct bridge_conn *c, struct watch *w)
+{
+	uint8_t request[RELAYPROTO_REQUEST_SIZE];
+
+	relayproto_request(request, c->route.cid, c->route.port,
+			   c->route.source_base + c->local_port,
+			   c->route.half_close ? RELAYPROTO_REQUEST_HALF_CLOSE : 0);
+	say(c, w, request, sizeof(request), BRIDGE_RELAY_REPLY);
+}
+
+/* The relay's answer: OK, and the sibling is dialled; anything else, TCP. */
+static void relay_replied(struct bridge_conn *c, struct watch *w)
+{
+	enum relayproto_status status = RELAY_BAD_REQUEST;
+	const char *why = NULL;
+	int whole = relayproto_recv(w->fd, c->reply, sizeof(c->reply), &c->reply_got);
+
+	if (whole == 0)
+		return;
+	if (whole < 0 || relayproto_parse_reply(c->reply, &status, &why) < 0 ||
+	    status != RELAY_OK) {
+		log_debug("bridge: the relay did not reach cid %u port %u: %s", c->route.cid,
+			  c->route.port, why ? why : relayproto_status_name(status));
+		fall_back(c);
+		return;
+	}
+	dial(c, w);
+}
+
 static void on_far(struct watch *w, uint32_t events)
 {
 	struct bridge_conn *c = w->owner;
@@ -286,19 +348,14 @@ static void on_far(struct watch *w, uint32_t events)
 		if (c->state == BRIDGE_FALLBACK) {
 			helperd.counters.bridged_tcp++;
 			start_copying(c);
-			return;
+		} else if (c->route.via_relay) {
+			ask_relay(c, w);
+		} else {
+			dial(c, w);
 		}
-		uint8_t dialled[DIALLED_SIZE];
-		struct vmshim_endpoint dest;
-		endpoint_from_sockaddr((const struct sockaddr *)&c->dest, sizeof(c->dest), &dest);
-		dialled_encode(dialled, &dest);
-		if (send(w->fd, dialled, sizeof(dialled), MSG_DONTWAIT | MSG_NOSIGNAL) !=
-		    (ssize_t)sizeof(dialled)) {
-			fall_back(c);
-			return;
-		}
-		c->state = BRIDGE_HANDOVER;
-		loop_mod(w, EPOLLIN);
+		return;
+	case BRIDGE_RELAY_REPLY:
+		relay_replied(c, w);
 		return;
 	case BRIDGE_HANDOVER: {
 		char byte;
@@ -344,17 +401,20 @@ static void on_prog(struct watch *w, uint32_t events)
 		copy_both(c, w, events);
 }
 
-/* The vsock connection to the sibling route names, from the source port that shows the
- * program's own local port there; -1 if it cannot be begun. */
+/* The vsock connection to the sibling route names (or to the host's relay, for one reached
+ * through it), from the source port that shows the program's own local port there; -1 if it
+ * cannot be begun. */
 static int reach_sibling(const struct vmshim_route *route, uint16_t local_port)
 {
 	int vs = socket(AF_VSOCK, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	uint32_t cid = route->via_relay ? route->relay_cid : route->cid;
+	uint32_t port = route->via_relay ? route->relay_port : route->port;
 
 	if (vs < 0)
 		return -1;
 	vsock_buffer_set(vs, VMSHIM_VSOCK_WINDOW);
 	if (vsock_bind(vs, route->source_base + local_port) < 0 ||
-	    (vsock_connect(vs, route->cid, route->port, VSOCK_FROM_GUEST, route->timeout_ms) < 0 &&
+	    (vsock_connect(vs, cid, port, VSOCK_FROM_GUEST, route->timeout_ms) < 0 &&
 	     errno != EINPROGRESS)) {
 		close(vs);
 		return -1;
@@ -444,13 +504,13 @@ void bridge_take(int fd, const struct sockaddr_in *from, const struct sockaddr_i
 	c->dest = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = (in_port_t)o.port,
 				       .sin_addr.s_addr = o.addr};
 
-	struct vmshim_route route = {0};
 	uint16_t port = ntohs((uint16_t)o.port);
-	bool sibling = guestwide_route((const uint8_t *)&o.addr, port, &route) == VMSHIM_SIBLING &&
-		       !route.via_relay;
-	c->deadline_ms = vmshim_now_ms() + vsock_connect_timeout_ms(route.timeout_ms);
+	bool sibling =
+		guestwide_route((const uint8_t *)&o.addr, port, &c->route) == VMSHIM_SIBLING;
+	c->local_port = ntohs(from->sin_port);
+	c->deadline_ms = vmshim_now_ms() + vsock_connect_timeout_ms(c->route.timeout_ms);
 	c->state = BRIDGE_CONNECTING;
-	c->sibling.fd = sibling ? reach_sibling(&route, ntohs(from->sin_port)) : -1;
+	c->sibling.fd = sibling ? reach_sibling(&c->route, c->local_port) : -1;
 	if (c->sibling.fd >= 0 && watch_add(c, &c->sibling, EPOLLOUT) < 0) {
 		close(c->sibling.fd);
 		c->sibling.fd = -1;

@@ -2,11 +2,15 @@
  * helperd's loopback listener, carried on to the sibling it dialled. Its life:
  *
  *   taken --(by_port names its destination, the kernel's cookie agrees, the table routes it
- *   |        to a sibling: vsock connect begun)--> CONNECTING
+ *   |        to a sibling: vsock connect begun, to the host's relay for a sibling `via
+ *   |        relay`)--> CONNECTING
  *   |        (else: closed, nothing said to the program but a reset)
  *   CONNECTING --(connected: DIALLED sent)--> HANDOVER
+ *   CONNECTING --(connected to the relay: REQUEST sent)--> RELAY_REPLY
+ *   RELAY_REPLY --(OK: DIALLED sent)--> HANDOVER
  *   HANDOVER --(the hand-over byte: the server's program accepted)--> COPYING
- *   CONNECTING, HANDOVER --(refused, reset, no byte within the connect-timeout)--> FALLBACK:
+ *   CONNECTING, RELAY_REPLY, HANDOVER --(refused, reset, the relay's refusal, no byte within
+ *   |        the connect-timeout)--> FALLBACK:
  *   |        a TCP connect of helperd's own to the destination (the programs let helperd's
  *   |        connects pass), so that the program gets what TCP would have given it
  *   FALLBACK --(connected)--> COPYING; --(failed)--> closed, as a reset

@@ -123,7 +123,7 @@ int gw_connect4(struct bpf_sock_addr *ctx)
 	if (peer < 0 || peer >= GW_MAX_PEERS || peer == (int)m->self)
 		return 1;
 	const struct gw_peer *p = &m->peers[peer];
-	if (!(p->flags & GW_PEER_DIRECT) || !serves(gen, p, port))
+	if (!serves(gen, p, port))
 		return 1;
 	__u32 uid = (__u32)bpf_get_current_uid_gid();
 	if (conf.bridge_full || bpf_map_lookup_elem(&full_users, &uid)) {

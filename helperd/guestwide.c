@@ -146,9 +146,7 @@ static bool fill_mirror(const struct vmshim_table_body *b, uint32_t size, uint32
 	for (uint32_t i = 0; i < b->n_ranges4; i++)
 		m->ranges[i] = (struct gw_range){ranges[i].first, ranges[i].last, ranges[i].peer};
 	for (uint32_t i = 0; i < b->n_peers; i++)
-		m->peers[i] = (struct gw_peer){
-			.portset = peers[i].portset,
-			.flags = peers[i].flags & VMSHIM_PEER_VIA_RELAY ? 0 : GW_PEER_DIRECT};
+		m->peers[i] = (struct gw_peer){.portset = peers[i].portset};
 	/* no self: nothing is a sibling (vmshim_table_route) */
 	m->self = b->self;
 	m->self_addr = 0;

@@ -15,8 +15,6 @@
 #define GW_MAX_REDIRECTED 65536
 #define GW_MAX_FULL_USERS 256 /* users at their share of the bridge (bridge.c): a few at most */
 
-#define GW_PEER_DIRECT 1u /* reached over vsock directly (not through the host's relay) */
-
 struct gw_range {
 	__u32 first, last; /* IPv4, host order */
 	__u32 peer;
@@ -24,7 +22,6 @@ struct gw_range {
 
 struct gw_peer {
 	__u32 portset; /* index into the portsets of its copy */
-	__u32 flags;
 };
 
 /* One whole copy of what the programs read. */

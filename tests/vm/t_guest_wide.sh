@@ -10,7 +10,8 @@
 # other way, a server without the shim in beta's cgroup is offered to siblings and sees
 # them as TCP would show them; one bound to loopback, or outside the cgroup, is not. A local
 # user who connects to the bridge gets nothing, and one who connects to beta's server from
-# the bridge's own address is shown as what it is.
+# the bridge's own address is shown as what it is. Through the host's relay, the static
+# binary's connection goes the same way.
 guest_wide_cgroups
 HELPERD_ARGS=--guest-wide=$CG start_helperd alpha
 HELPERD_ARGS=--guest-wide=$CGB start_helperd beta
@@ -214,3 +215,23 @@ start_helperd alpha
 raw in_cg 7951
 [ "$moved" -gt "$BYTES" ] || fail "mode off: only $moved bytes crossed the veth"
 log "mode off: TCP ($moved bytes on the veth)"
+
+# Through the host's relay, as on a host whose vhost-vsock drops guest-to-guest packets:
+# the guests reach each other `via relay`. The bridge asks the relay for beta's port (the
+# relay counts the connection), and the bytes arrive as before, not over the veth.
+write_relay_policy
+write_host_policy "$WORK/relay.policy"
+start_relay "$WORK/relay.policy"
+stop_helperd alpha
+HELPERD_ARGS=--guest-wide=$CG start_helperd alpha
+stop_helperd beta
+HELPERD_ARGS=--guest-wide=$CGB start_helperd beta
+wait_for "alpha to know beta serves 7951 through the relay" serves alpha beta 7951
+r0=$(relayed_total) b0=$(bridged)
+raw in_cg 7951
+[ "$moved" -lt 100000 ] || fail "through the relay: $moved bytes on the veth"
+[ "$(counter alpha bridged_vsock)" -gt "${b0% *}" ] || fail "through the relay: alpha's bridge counted no vsock connection ($(bridged))"
+relayed=$(($(relayed_total) - r0))
+[ "$relayed" -ge 1 ] || fail "the relay counted no connection"
+log "static binary in the cgroup, siblings via relay: through the relay ($relayed connection, $moved bytes on the veth), digest matches; names $names"
+stop_relay
