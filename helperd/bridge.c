@@ -75,8 +75,9 @@ static unsigned n_conns, max_conns = BRIDGE_MAX;
 
 /* The bridge's room is shared as the doorbell pool's is: the programs of one user (their
  * connects out) may hold a quarter of it, one sibling (its connections in) its share as a
- * peer (share_per_peer), so that one crowds out no one but itself. A user whose share is full, or everyone when the bridge is,
- * connects over TCP as without the mode: the programs see to it (guestwide_user_full). */
+ * peer (share_per_peer), so that one crowds out no one but itself. A user whose share is
+ * full, or everyone when the bridge is, connects over TCP as without the mode: the programs
+ * see to it (guestwide_user_full). */
 static struct share *user_shares, *peer_shares;
 
 static unsigned user_share(void)

@@ -5,6 +5,7 @@
 #include "fdbudget.h"
 #include "vmshim/log.h"
 
+/* For all else: control connections, peers, listeners, connections awaiting their preface. */
 #define FD_RESERVE 1536
 #define FD_BUDGET_LEAST 8
 
