@@ -103,8 +103,9 @@ static enum handover swap_arrival(int c, int vs, int family, const struct vmshim
 	(*st)->conn.local_len = endpoint_to_sockaddr(&a->local, family, &(*st)->conn.local);
 	/* What the accepted TCP socket has carries over: O_NONBLOCK and FD_CLOEXEC from
 	 * accept4(), and the socket options it inherited from the listener (SO_KEEPALIVE,
-	 * SO_LINGER, ...). */
-	switch (swap_in(c, vs, c, NULL, *st)) {
+	 * SO_LINGER, ...) where the listener had one set. */
+	bool socket_level = options_set & 1u << FD_OPT_SOCKET_LEVEL;
+	switch (swap_in(c, vs, socket_level ? c : -1, NULL, *st)) {
 	case SWAP_DONE:
 		shim_debug("fd %d: accepted a sibling connection (vsock) on port %u", c,
 			   a->local.port);

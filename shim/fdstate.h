@@ -2,8 +2,8 @@
  *
  * A slot is 0 for the vast majority of descriptors: nothing to do. An odd slot marks a
  * fresh TCP socket from socket(), not yet connected or listening: bit 0 is FD_FRESH_TCP,
- * the bits above it say which options (tcp_opts_bit) the application set on it, so that a
- * swap reads only those; then FD_FRESH_DUPLICATED, and from FD_FRESH_GENERATION_SHIFT on
+ * the bits above it say which options (tcp_opts_bit, FD_OPT_SOCKET_LEVEL) the application
+ * set on it, so that a swap reads only those; then FD_FRESH_DUPLICATED, and from FD_FRESH_GENERATION_SHIFT on
  * the fork generation the socket was made in (fdstate_sharing). Any other slot is a pointer
  * to a struct fd_state, shared (counted) between duplicates.
  *
@@ -31,8 +31,11 @@
 #include "vmshim/proto.h"
 
 #define FD_FRESH_TCP ((uintptr_t)1)
-#define FD_FRESH_DUPLICATED ((uintptr_t)1 << (TCP_OPT_INTS + 2))
-#define FD_FRESH_GENERATION_SHIFT (TCP_OPT_INTS + 3)
+/* The option bit after the TCP options' (tcp_opts_bit): one of the SOL_SOCKET options a swap
+ * carries over was set (swap_carries). */
+#define FD_OPT_SOCKET_LEVEL (TCP_OPT_INTS + 1)
+#define FD_FRESH_DUPLICATED ((uintptr_t)1 << (TCP_OPT_INTS + 3))
+#define FD_FRESH_GENERATION_SHIFT (TCP_OPT_INTS + 4)
 
 enum fd_kind {
 	FD_PRECONNECT = 1, /* a fresh TCP socket with epoll registrations to remember */

@@ -212,7 +212,8 @@ enum swap_result sibling_swap_in(struct sibling_job *job, int kept)
 	}
 	/* As TCP: the first connect() after the connection is made says 0, the next EISCONN. */
 	atomic_init(&st->conn.in_progress, true);
-	enum swap_result result = swap_in(job->fd, job->vs, kept, job->pre, st);
+	bool socket_level = fdstate_options_set((uintptr_t)job->pre) & 1u << FD_OPT_SOCKET_LEVEL;
+	enum swap_result result = swap_in(job->fd, job->vs, socket_level ? kept : -1, job->pre, st);
 	if (result == SWAP_FAILED) {
 		fdstate_release(st);
 		return result;

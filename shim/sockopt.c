@@ -12,6 +12,7 @@
 #include "fdstate.h"
 #include "pending.h"
 #include "shim.h"
+#include "swap.h"
 #include "tcpinfo.h"
 #include "vmshim/vsock.h"
 
@@ -93,8 +94,12 @@ static void note_option(int fd, int level, int name)
 {
 	int bit;
 
-	if (fdstate_peek(fd) && (bit = tcp_opts_bit(level, name)) >= 0)
+	if (!fdstate_peek(fd))
+		return;
+	if ((bit = tcp_opts_bit(level, name)) >= 0)
 		fdstate_note_option(fd, bit);
+	else if (swap_carries(level, name))
+		fdstate_note_option(fd, FD_OPT_SOCKET_LEVEL);
 }
 
 static int set_redirected(int fd, struct fd_state *st, int level, int name, const void *val,

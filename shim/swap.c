@@ -14,6 +14,16 @@
 /* SOL_SOCKET options that vsock honours too; the application may have set them already. */
 static const int inherited_options[] = {SO_KEEPALIVE, SO_RCVTIMEO, SO_SNDTIMEO, SO_PRIORITY};
 
+bool swap_carries(int level, int name)
+{
+	if (level != SOL_SOCKET)
+		return false;
+	for (size_t i = 0; i < sizeof(inherited_options) / sizeof(inherited_options[0]); i++)
+		if (name == inherited_options[i])
+			return true;
+	return name == SO_LINGER;
+}
+
 /* fd's file status flags, signal owner, and the socket options of `from` (a socket, or -1:
  * none) go over to vs. */
 static void copy_settings(int fd, int from, int vs)

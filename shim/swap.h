@@ -1,6 +1,8 @@
 #ifndef VMSHIM_SWAP_H
 #define VMSHIM_SWAP_H
 
+#include <stdbool.h>
+
 #include "fdstate.h"
 
 enum swap_result {
@@ -19,5 +21,10 @@ enum swap_result {
  * nobody else knows yet): the swap happens only while the slot holds it
  * (fdstate_swap_begin). */
 enum swap_result swap_in(int fd, int vs, int from, struct fd_state *pre, struct fd_state *st);
+
+/* Whether a swap carries this option over from `from` (a SOL_SOCKET option that vsock
+ * honours too): one set on a socket is noted as FD_OPT_SOCKET_LEVEL, and a socket without it
+ * is swapped with from -1, which saves reading them all. */
+bool swap_carries(int level, int name);
 
 #endif
