@@ -6,18 +6,34 @@
 #include "aside.h"
 #include "shim.h"
 
-int fd_aside(int fd)
+/* The lowest number of the shim's own descriptors: the top quarter of RLIMIT_NOFILE; -1 if
+ * there is none to know. */
+static int aside_floor(void)
 {
 	struct rlimit lim;
 
-	if (fd < 0 || getrlimit(RLIMIT_NOFILE, &lim) < 0 || lim.rlim_cur > INT_MAX)
-		return fd;
-	int floor = (int)(lim.rlim_cur - lim.rlim_cur / 4);
-	if (fd >= floor)
+	if (getrlimit(RLIMIT_NOFILE, &lim) < 0 || lim.rlim_cur > INT_MAX)
+		return -1;
+	return (int)(lim.rlim_cur - lim.rlim_cur / 4);
+}
+
+int fd_aside(int fd)
+{
+	int floor = fd < 0 ? -1 : aside_floor();
+
+	if (floor < 0 || fd >= floor)
 		return fd;
 	int high = real.fcntl(fd, F_DUPFD_CLOEXEC, floor);
 	if (high < 0)
 		return fd;
 	real.close(fd);
 	return high;
+}
+
+int fd_aside_dup(int fd)
+{
+	int floor = aside_floor();
+	int high = floor < 0 ? -1 : real.fcntl(fd, F_DUPFD_CLOEXEC, floor);
+
+	return high >= 0 ? high : real.fcntl(fd, F_DUPFD_CLOEXEC, 0);
 }

@@ -8,4 +8,8 @@
  * range is full. */
 int fd_aside(int fd);
 
+/* A close-on-exec duplicate of fd there, made in one call (anywhere when that range is
+ * full); -1 on error. */
+int fd_aside_dup(int fd);
+
 #endif

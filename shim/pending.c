@@ -317,8 +317,9 @@ static int placeholder(int ends[2])
 
 	if (pipe2(ends, O_CLOEXEC | O_NONBLOCK) < 0)
 		return -1;
-	real.fcntl(ends[1], F_SETPIPE_SZ, PLACEHOLDER_PAGE);
-	for (int i = 0; i < PLACEHOLDER_PAGES_MAX; i++)
+	int size = real.fcntl(ends[1], F_SETPIPE_SZ, PLACEHOLDER_PAGE);
+	int pages = size > 0 ? size / PLACEHOLDER_PAGE : PLACEHOLDER_PAGES_MAX;
+	for (int i = 0; i < pages && i < PLACEHOLDER_PAGES_MAX; i++)
 		if (write(ends[1], page, sizeof(page)) < 0)
 			break;
 	return 0;
@@ -367,7 +368,7 @@ enum pending_start pending_start(struct sibling_job *job)
 
 	job->deadline = fd_aside(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
 	if (ep < 0 || job->deadline < 0 || placeholder(ends) < 0 ||
-	    (kept = fd_aside(real.fcntl(job->fd, F_DUPFD_CLOEXEC, 0))) < 0)
+	    (kept = fd_aside_dup(job->fd)) < 0)
 		goto undo;
 	ends[0] = fd_aside(ends[0]);
 	job->placeholder = ends[0];
