@@ -71,17 +71,20 @@ fail() {
 	exit 1
 }
 
-# alone_begin ... alone_end: the part of a test between them runs while no test runs in the
-# other lane (tests/vm/lanes): alone_begin waits until the test there has ended, and that
-# lane waits for alone_end. For a part that changes what the whole VM shares (a kernel
-# module, a global sysctl, /etc/ld.so.preload) or times something to the millisecond.
+# is_alone NAME: whether test NAME must run with no other test alive (its first line reads
+# "# alone: WHY"): what it changes is the whole VM's (a kernel module, /etc), and other
+# tests' daemons would see it. tests/vm/lanes runs such tests first, by themselves.
+is_alone() { head -n 1 "$TOP/tests/vm/$1.sh" | grep -q '^# alone:'; }
+
+# alone_begin ... alone_end: the part of a test between them runs while no test script runs
+# in the other lane (tests/vm/lanes): alone_begin waits until the test there has ended, or
+# has itself reached alone_begin (its daemons then still run), and that lane waits for
+# alone_end. For a part that times something to the millisecond, or changes what the whole
+# VM shares for a moment that the other lane's daemons may see (a global sysctl); a change
+# they must not see belongs in a test of its own that runs alone (is_alone).
 # (tests/vm/run holds TESTS_LOCK shared while a test runs, and takes it only through
 # TESTS_GATE, which alone_begin holds while it waits: a lane that starts its next test at
 # once could otherwise keep TESTS_LOCK from ever being free.)
-# is_alone NAME: whether test NAME must run with no other test alive (its first line reads
-# "# alone: WHY"): what it changes is the whole VM's, and other tests' daemons would see it.
-is_alone() { head -n 1 "$TOP/tests/vm/$1.sh" | grep -q '^# alone:'; }
-
 alone_begin() {
 	[ -n "${TESTS_LOCK:-}" ] || return 0
 	local since=$(date +%s%N)
