@@ -506,12 +506,23 @@ def main():
                        for who in ("server", "helperd")]
             vals = [o["total_calls"] / o["n"] if o else float("nan") for o in others_]
             w(f"| {PATH_NAMES[p]} | {client:.1f} | {vals[0]:.1f} | {vals[1]:.1f} | {client + sum(vals):.1f} |")
-        helperd = strace_table(os.path.join(rawdir, "setup-shim-helperd.strace"))
-        if helperd:
-            n = next(o["n"] for (q, who, _), o in setup.items() if q == "shim" and who == "helperd")
+        # Each one's calls by name, per redirected connection: the client's as the
+        # difference of its runs, the others' over the connections they were attached for.
+        clients = sorted((r["n"], strace_table(os.path.join(rawdir, r["file"]))) for r in rows
+                         if r["section"] == "setup" and r["path"] == "shim" and r["who"] == "client")
+        per_conn = []
+        if len(clients) == 2 and clients[0][1] and clients[1][1]:
+            (n1, t1), (n2, t2) = clients
+            per_conn.append(("the client", {k: (v - t1.get(k, 0)) / (n2 - n1) for k, v in t2.items()}))
+        for who, name in (("server", "beta's server"), ("helperd", "beta's helperd")):
+            o = next((o for (q, who_, _), o in setup.items() if q == "shim" and who_ == who), None)
+            calls = strace_table(os.path.join(rawdir, o["file"])) if o else {}
+            if calls:
+                per_conn.append((name, {k: v / o["n"] for k, v in calls.items()}))
+        for name, calls in per_conn:
             w("")
-            w("beta's helperd, per redirected connection: " + ", ".join(
-                f"{k} {v / n:.1f}" for k, v in sorted(helperd.items(), key=lambda x: -x[1])))
+            w(f"{name}, per redirected connection: " + ", ".join(
+                f"{k} {v:.1f}" for k, v in sorted(calls.items(), key=lambda x: -x[1]) if v >= 0.05))
     relay_calls = [r for r in rows if r["section"] == "relay-calls" and r.get("bytes")]
     if relay_calls:
         r = relay_calls[-1]
