@@ -6,9 +6,7 @@
 #include "aside.h"
 #include "shim.h"
 
-/* The lowest number of the shim's own descriptors: the top quarter of RLIMIT_NOFILE; -1 if
- * there is none to know. */
-static int aside_floor(void)
+int fd_aside_floor(void)
 {
 	struct rlimit lim;
 
@@ -17,11 +15,9 @@ static int aside_floor(void)
 	return (int)(lim.rlim_cur - lim.rlim_cur / 4);
 }
 
-int fd_aside(int fd)
+int fd_aside(int fd, int floor)
 {
-	int floor = fd < 0 ? -1 : aside_floor();
-
-	if (floor < 0 || fd >= floor)
+	if (fd < 0 || floor < 0 || fd >= floor)
 		return fd;
 	int high = real.fcntl(fd, F_DUPFD_CLOEXEC, floor);
 	if (high < 0)
@@ -30,9 +26,8 @@ int fd_aside(int fd)
 	return high;
 }
 
-int fd_aside_dup(int fd)
+int fd_aside_dup(int fd, int floor)
 {
-	int floor = aside_floor();
 	int high = floor < 0 ? -1 : real.fcntl(fd, F_DUPFD_CLOEXEC, floor);
 
 	return high >= 0 ? high : real.fcntl(fd, F_DUPFD_CLOEXEC, 0);

@@ -288,7 +288,7 @@ static int engine_epoll(void)
 		 * process's life at the lowest free number, it would take the number that a
 		 * close() on another thread had just freed, and every later open() would get a
 		 * number one higher than without the shim. */
-		ep = fd_aside(epoll_create1(EPOLL_CLOEXEC));
+		ep = fd_aside(epoll_create1(EPOLL_CLOEXEC), fd_aside_floor());
 		if (ep >= 0 && start_thread(ep) < 0) {
 			real.close(ep);
 			ep = -1;
@@ -366,11 +366,12 @@ enum pending_start pending_start(struct sibling_job *job)
 	int ends[2] = {-1, -1}, kept = -1, ep = engine_epoll();
 	enum swap_result swapped = SWAP_FAILED;
 
-	job->deadline = fd_aside(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
+	job->deadline = fd_aside(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC),
+				 job->aside);
 	if (ep < 0 || job->deadline < 0 || placeholder(ends) < 0 ||
-	    (kept = fd_aside_dup(job->fd)) < 0)
+	    (kept = fd_aside_dup(job->fd, job->aside)) < 0)
 		goto undo;
-	ends[0] = fd_aside(ends[0]);
+	ends[0] = fd_aside(ends[0], job->aside);
 	job->placeholder = ends[0];
 	pthread_mutex_lock(&pre->pre.lock);
 	pre->pre.kept = kept;

@@ -283,7 +283,9 @@ static struct sibling_job *new_job(int fd, struct fd_state *pre, const struct so
 static struct sibling_job *start_job(struct sibling_job *job, const char **why,
 				     enum vmshim_count *fallback)
 {
-	job->vs = fd_aside(real.socket(AF_VSOCK, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+	job->aside = fd_aside_floor();
+	job->vs = fd_aside(real.socket(AF_VSOCK, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0),
+			   job->aside);
 	if (job->vs < 0) {
 		*why = strerror(errno);
 		return NULL;

@@ -40,6 +40,7 @@ struct sibling_job {
 	int fd, vs;
 	int placeholder; /* the read end of the pipe whose write end stands on fd */
 	int deadline;    /* a timerfd: connect-timeout from the start, for every step */
+	int aside;       /* where the job's own descriptors go (fd_aside_floor) */
 	bool connect_tcp; /* on failure, start TCP's connect of fd's own socket */
 	int app_family;
 	enum sibling_step step;
