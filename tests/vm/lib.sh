@@ -284,6 +284,14 @@ as_nobody() {
 # reaching it needs no trip into GUEST's namespace.
 status_json() { "$VMSHIMCTL" -r "$(rundir "$1")" status --json; }
 
+# status_check GUEST PYTHON-CONDITION: d is GUEST's status, peer(NAME) one of its peers.
+status_check() {
+	status_json "$1" | python3 -S -c 'import json, sys
+d = json.load(sys.stdin)
+peer = lambda n: next(x for x in d["peers"] if x["name"] == n)
+sys.exit(0 if eval(sys.argv[1]) else 1)' "$2"
+}
+
 # status_value GUEST KEY...: the value at KEY... in GUEST's status (json_pick).
 status_value() {
 	local g=$1
