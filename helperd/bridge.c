@@ -408,11 +408,11 @@ static void on_prog(struct watch *w, uint32_t events)
 static int reach_sibling(const struct vmshim_route *route, uint16_t local_port)
 {
 	int vs = socket(AF_VSOCK, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	uint32_t cid = route->via_relay ? route->relay_cid : route->cid;
-	uint32_t port = route->via_relay ? route->relay_port : route->port;
+	uint32_t cid, port;
 
 	if (vs < 0)
 		return -1;
+	vmshim_route_dial(route, &cid, &port);
 	vsock_buffer_set(vs, VMSHIM_VSOCK_WINDOW);
 	if (vsock_bind(vs, route->source_base + local_port) < 0 ||
 	    (vsock_connect(vs, cid, port, VSOCK_FROM_GUEST, route->timeout_ms) < 0 &&

@@ -298,8 +298,8 @@ static struct sibling_job *start_job(struct sibling_job *job, const char **why,
 		return NULL;
 	}
 	local_end(job, (uint16_t)port);
-	uint32_t cid = job->route.via_relay ? job->route.relay_cid : job->route.cid;
-	uint32_t vport = job->route.via_relay ? job->route.relay_port : job->route.port;
+	uint32_t cid, vport;
+	vmshim_route_dial(&job->route, &cid, &vport);
 	/* Non-blocking: a signal never cancels it, so the server never sees a connection
 	 * given up and made again from the same source port (7cecdbb). */
 	if (vsock_connect(job->vs, cid, vport, VSOCK_FROM_GUEST, job->route.timeout_ms) < 0 &&

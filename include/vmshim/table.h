@@ -89,6 +89,15 @@ struct vmshim_route {
 	uint8_t self_addr[16]; /* this guest's address in the destination's family */
 };
 
+/* The vsock address a connection on route r dials: the host's relay for a sibling reached
+ * through it, else the sibling's listener. */
+static inline void vmshim_route_dial(const struct vmshim_route *r, uint32_t *cid,
+				     uint32_t *port)
+{
+	*cid = r->via_relay ? r->relay_cid : r->cid;
+	*port = r->via_relay ? r->relay_port : r->port;
+}
+
 enum vmshim_verdict {
 	VMSHIM_TORN = -1,  /* the body is inconsistent (being rewritten): read again */
 	VMSHIM_DIRECT = 0, /* plain TCP */
