@@ -422,11 +422,14 @@ stop_helperd() {
 # 0.05 s and double up to 0.4 s: a probe costs 0.1-0.3 s of CPU under emulation, and a wait
 # that polled every 0.1 s took much of a CPU from what it waited for. Not paced by the
 # probe's cost: a test that races a timeout (t_accept_nowait) failed when pauses grew long.
+# A probe may put what it last saw in WAIT_SAW for the failure to say.
 wait_for() {
 	local what=$1 pause=0.05 deadline=$((${EPOCHREALTIME/./} + 40000000))
 	shift
+	WAIT_SAW=
 	until "$@" >/dev/null 2>&1; do
-		[ "${EPOCHREALTIME/./}" -lt "$deadline" ] || fail "timed out waiting for $what"
+		[ "${EPOCHREALTIME/./}" -lt "$deadline" ] ||
+			fail "timed out waiting for $what${WAIT_SAW:+ (last seen: $WAIT_SAW)}"
 		sleep "$pause"
 		case $pause in 0.05) pause=0.1 ;; 0.1) pause=0.2 ;; *) pause=0.4 ;; esac
 	done
