@@ -101,9 +101,12 @@ $(BUILD)/helperd: $(HELPERD_OBJ) $(POLICY_OBJ) $(COMMON_OBJ)
 	$(CC) $(LINKFLAGS) -o $@ $^ $(GUESTWIDE_LIBS)
 
 # The host side: policy/statements.o and file_owner.o for its host policy's syntax and
-# file, libbpf for the sockmap engine (relay/splice.mk).
+# file, libbpf for the sockmap engine (relay/splice.mk), libvirt and libxml2 to follow the
+# domains libvirt runs and read their CIDs (relay/libvirt.c).
+LIBVIRT_LIBS = $(shell pkg-config --libs libvirt libxml-2.0) -lpthread
+$(BUILD)/obj/relay/libvirt.o: ALLFLAGS += $(shell pkg-config --cflags libvirt libxml-2.0)
 $(BUILD)/vmshim-relay: $(RELAY_OBJ) $(call obj,policy/statements.c policy/file_owner.c) $(COMMON_OBJ)
-	$(CC) $(LINKFLAGS) -o $@ $^ $(SPLICE_LIBS)
+	$(CC) $(LINKFLAGS) -o $@ $^ $(SPLICE_LIBS) $(LIBVIRT_LIBS)
 
 $(BUILD)/vmshimctl: helperd/ctl/vmshimctl.c
 	$(CC) $(ALLFLAGS) $(LINKFLAGS) -o $@ $<
@@ -147,7 +150,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(HELPERD_LIB) $(POLICY_OBJ) $(COMMON_OBJ)
 		$(filter %.c %.o %.a,$^) -lcmocka $(TEST_LIBS) $(GUESTWIDE_LIBS)
 
 # test_relay tests the relay's host policy, what a reload keeps, its hybrid handshake and paths.
-$(BUILD)/tests/test_relay: $(call obj,relay/host_policy.c relay/regrant.c relay/hybrid_line.c relay/hybrid_path.c)
+$(BUILD)/tests/test_relay: $(call obj,relay/host_policy.c relay/host_domains.c relay/regrant.c relay/hybrid_line.c relay/hybrid_path.c)
 $(BUILD)/tests/test_relay: ALLFLAGS += -Irelay
 
 # test_shim_parts also links a few shim pieces, without the hooks (init.o needs dlsym).

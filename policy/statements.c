@@ -151,13 +151,19 @@ int policy_parse_number(const char *s, uint64_t *out)
 	return 0;
 }
 
-int stmt_name(struct stmt_reader *r, const char *s, const char *what)
+bool stmt_name_ok(const char *s)
 {
 	size_t n = strlen(s);
+
+	return n >= 1 && n <= 32 &&
+	       strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+}
+
+int stmt_name(struct stmt_reader *r, const char *s, const char *what)
+{
 	char q[80];
 
-	if (n < 1 || n > 32 ||
-	    strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") != n)
+	if (!stmt_name_ok(s))
 		return stmt_fail(r, "bad %s name %s: a name is 1-32 of A-Z a-z 0-9 . _ -", what,
 				 stmt_quote(s, q));
 	return 0;

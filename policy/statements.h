@@ -3,6 +3,7 @@
 #ifndef VMSHIM_STATEMENTS_H
 #define VMSHIM_STATEMENTS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -34,7 +35,10 @@ __attribute__((format(printf, 2, 3))) int stmt_fail(struct stmt_reader *r, const
 /* A word for a message: 'word', or 'wo...' if long. */
 const char *stmt_quote(const char *s, char buf[80]);
 
-/* Checks a name (1-32 of A-Z a-z 0-9 . _ -); what says what it names ("peer", "guest"). */
+/* Whether s is a name: 1-32 of A-Z a-z 0-9 . _ - */
+bool stmt_name_ok(const char *s);
+
+/* Checks a name (stmt_name_ok); what says what it names ("peer", "guest"). */
 int stmt_name(struct stmt_reader *r, const char *s, const char *what);
 
 /* Parses "N" or "N-M", min <= N <= M <= max; what names one item ("port", "vsock port"). */

@@ -25,8 +25,9 @@ struct pending_reach {
 struct host_build {
 	struct host_policy *pol;
 	unsigned port_line, max_line, per_guest_line, buffer_line, connect_line, request_line;
+	unsigned libvirt_line;
 	struct guest_lines {
-		unsigned cid, base, control, hybrid; /* where each was given; 0: not yet */
+		unsigned cid, base, control, hybrid, domains; /* where each was given; 0: not yet */
 	} *lines; /* per guest */
 	struct pending_reach *reach;
 	size_t n_reach;
@@ -96,6 +97,30 @@ static int st_request_timeout(struct stmt_reader *r)
 {
 	return global_number(r, "request-timeout", &build(r)->request_line, 1, 60000, "ms",
 			     &build(r)->pol->request_timeout_ms);
+}
+
+/* libvirt URI: the guests' CIDs come from the libvirt daemon at URI (README, "Host side").
+ * Read-only access is all the relay asks of it. */
+static int st_libvirt(struct stmt_reader *r)
+{
+	struct host_build *b = build(r);
+	const char *uri = r->args[0];
+	char q[80];
+
+	if (b->pol->n_guests)
+		return stmt_fail(r, "libvirt must come before the first guest");
+	if (b->libvirt_line)
+		return stmt_fail(r, "libvirt given twice (first at line %u)", b->libvirt_line);
+	/* status prints it in a JSON string: no quote or backslash */
+	if (!strstr(uri, ":/") || strlen(uri) >= sizeof b->pol->libvirt_uri ||
+	    strspn(uri, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+			"-._~:/?#[]@!$&'()*+,;=%") != strlen(uri))
+		return stmt_fail(r, "libvirt %s is not a libvirt URI of at most %zu bytes "
+				    "(qemu:///system)",
+				 stmt_quote(uri, q), sizeof b->pol->libvirt_uri - 1);
+	b->libvirt_line = r->line;
+	snprintf(b->pol->libvirt_uri, sizeof b->pol->libvirt_uri, "%s", uri);
+	return 0;
 }
 
 static int st_guest(struct stmt_reader *r)
@@ -208,6 +233,32 @@ static int st_hybrid(struct stmt_reader *r)
 	return 0;
 }
 
+/* domains PATTERN...: the block is a group of libvirt domains, each running one whose name
+ * matches a pattern (fnmatch) a guest of its own. */
+static int st_domains(struct stmt_reader *r)
+{
+	struct guest_lines *lines = block_lines(r, "domains");
+	char q[80];
+
+	if (!lines || once_in_block(r, "domains", &lines->domains) < 0)
+		return -1;
+	struct host_guest *g = block_guest(r);
+	if (!(g->patterns = calloc(r->n_args, sizeof *g->patterns)))
+		return stmt_fail(r, "out of memory");
+	for (size_t i = 0; i < r->n_args; i++) {
+		const char *pat = r->args[i];
+		size_t n = strlen(pat);
+		if (n > 64 || strspn(pat, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+					  "0123456789._-*?[]!") != n)
+			return stmt_fail(r, "domains: bad pattern %s: 1-64 of A-Z a-z 0-9 . _ - "
+					    "and * ? [ ] !",
+					 stmt_quote(pat, q));
+		if (!(g->patterns[g->n_patterns++] = strdup(pat)))
+			return stmt_fail(r, "out of memory");
+	}
+	return 0;
+}
+
 static int st_reach(struct stmt_reader *r)
 {
 	struct host_build *b = build(r);
@@ -239,11 +290,13 @@ static const struct stmt_def statements[] = {
 	{"buffer", "buffer BYTES", NULL, st_buffer},
 	{"connect-timeout", "connect-timeout MS", NULL, st_connect_timeout},
 	{"request-timeout", "request-timeout MS", NULL, st_request_timeout},
+	{"libvirt", "libvirt URI", NULL, st_libvirt},
 	{"guest", "guest NAME", NULL, st_guest},
 	{"cid", "cid N", NULL, st_cid},
 	{"vsock-base", "vsock-base N", NULL, st_vsock_base},
 	{"control-port", "control-port N", NULL, st_control_port},
 	{"hybrid", "hybrid PATH [half-close]", "argument", st_hybrid},
+	{"domains", "domains PATTERN...", "pattern", st_domains},
 	{"reach", "reach GUEST [VSOCK-PORTS...]", "guest", st_reach},
 };
 
@@ -263,10 +316,25 @@ static int check_guests(struct stmt_reader *r)
 	for (size_t i = 0; i < pol->n_guests; i++) {
 		struct host_guest *g = &pol->guests[i];
 		r->line = g->line;
-		if (!b->lines[i].cid)
-			return stmt_fail(r, "guest %s has no cid", g->name);
+		snprintf(g->block, sizeof g->block, "%s", g->name);
 		if (!b->lines[i].control)
 			g->control_port = g->vsock_base + VMSHIM_CONTROL_OFFSET;
+		if (!b->lines[i].cid && !pol->libvirt_uri[0])
+			return stmt_fail(r, "guest %s has no cid (nor is there a libvirt statement "
+					    "to learn its domain's)",
+					 g->name);
+		if (b->lines[i].cid && b->lines[i].domains)
+			return stmt_fail(r, "guest %s has a cid and domains: a group of libvirt "
+					    "domains learns their CIDs from libvirt",
+					 g->name);
+		/* a block for libvirt domains: each domain's CID is its own (host_domains.c) */
+		if ((g->libvirt = !b->lines[i].cid)) {
+			if (b->lines[i].hybrid)
+				return stmt_fail(r, "guest %s: hybrid is for VMMs that libvirt does "
+						    "not run; give it a cid",
+						 g->name);
+			continue;
+		}
 		if (g->cid == 1 && !g->hybrid[0] &&
 		    pol->port < g->vsock_base + VMSHIM_PORT_BLOCK &&
 		    g->vsock_base <= pol->port + RELAYPROTO_SOURCE_PORTS)
@@ -275,6 +343,8 @@ static int check_guests(struct stmt_reader *r)
 					 g->name, pol->port, pol->port + RELAYPROTO_SOURCE_PORTS);
 		for (size_t j = 0; j < i; j++) {
 			struct host_guest *o = &pol->guests[j];
+			if (o->libvirt)
+				continue;
 			if (g->hybrid[0] && strcmp(g->hybrid, o->hybrid) == 0)
 				return stmt_fail(r, "guest %s has the hybrid socket of guest %s (line "
 						    "%u)",
@@ -309,7 +379,8 @@ static int resolve_reach(struct stmt_reader *r)
 			to++;
 		if (to == pol->n_guests)
 			return stmt_fail(r, "reach %s: no such guest", pr->to);
-		if (to == pr->from)
+		/* a group's members may reach each other, a guest never itself */
+		if (to == pr->from && !from->n_patterns)
 			return stmt_fail(r, "guest %s reaches itself: the relay is for siblings",
 					 from->name);
 		for (size_t i = 0; i < from->n_reach; i++)
@@ -382,6 +453,9 @@ void host_policy_free(struct host_policy *p)
 		for (size_t k = 0; k < p->guests[i].n_reach; k++)
 			free(p->guests[i].reach[k].ranges);
 		free(p->guests[i].reach);
+		for (size_t k = 0; k < p->guests[i].n_patterns; k++)
+			free(p->guests[i].patterns[k]);
+		free(p->guests[i].patterns);
 	}
 	free(p->guests);
 	free(p);

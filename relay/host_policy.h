@@ -1,6 +1,13 @@
 /* The relay's host policy: which guests it serves, how each is reached (vhost-vsock by CID,
  * or hybrid vsock by its Unix socket), which guest may reach which, and the limits.
- * Format: relay/FORMAT.md. */
+ * Format: relay/FORMAT.md.
+ *
+ * Two forms. As written (host_policy_load), a block without `cid` stands for libvirt
+ * domains: the running one of its name, or with `domains PATTERN...`, every running one
+ * whose name matches (a group). In force (host_domains_in_force), every guest is one VM
+ * with its CID: the written guests as they are and a guest of its own for each domain a
+ * block stands for, its reach that of its block. Every question below is asked of the
+ * policy in force. */
 #ifndef RELAY_HOST_POLICY_H
 #define RELAY_HOST_POLICY_H
 
@@ -31,8 +38,11 @@ struct host_reach {
 	unsigned line;
 };
 
+#define HOST_GUEST_NAME_MAX 32
+#define HOST_UUID_LEN 36 /* as libvirt prints it */
+
 struct host_guest {
-	char name[33];
+	char name[HOST_GUEST_NAME_MAX + 1];
 	unsigned line;
 	uint32_t cid;
 	bool shares_cid;      /* with another guest (tests): known by its vsock port block */
@@ -42,6 +52,14 @@ struct host_guest {
 	bool loses_half_close; /* its VMM (hybrid, without `half-close`) drops half-closes */
 	struct host_reach *reach;
 	size_t n_reach;
+	/* As written: whether the block stands for libvirt domains, and its patterns (none:
+	 * the domain of its name). In force: whether the guest is a domain, its UUID, and the
+	 * block it came from (for a written guest, its own name). */
+	bool libvirt;
+	char **patterns;
+	size_t n_patterns;
+	char uuid[HOST_UUID_LEN + 1];
+	char block[HOST_GUEST_NAME_MAX + 1];
 };
 
 struct host_policy {
@@ -49,6 +67,7 @@ struct host_policy {
 	uint32_t max_connections, max_per_guest;
 	uint32_t buffer; /* bytes per direction of a copied connection */
 	uint32_t connect_timeout_ms, request_timeout_ms;
+	char libvirt_uri[256]; /* empty: no guests from libvirt */
 	struct host_guest *guests;
 	size_t n_guests;
 };

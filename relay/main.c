@@ -17,6 +17,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "libvirt.h"
 #include "relay.h"
 #include "reload.h"
 #include "session.h"
@@ -60,6 +61,17 @@ static void on_tick(struct watch *w, uint32_t events)
 	log_limited_flush();
 }
 
+/* libvirt has a new list of domains. */
+static void on_libvirt(struct watch *w, uint32_t events)
+{
+	struct host_domain *domains;
+	size_t n;
+
+	(void)w, (void)events;
+	if (libvirt_take(&domains, &n))
+		relay_domains_changed(domains, n);
+}
+
 void relay_describe(void)
 {
 	const struct host_policy *p = relay.policy;
@@ -70,11 +82,25 @@ void relay_describe(void)
 		 p->buffer);
 	for (size_t i = 0; i < p->n_guests; i++) {
 		const struct host_guest *g = &p->guests[i];
-		log_info("guest %s: cid %u, %s%s%s, reaches %zu guests", g->name, g->cid,
+		log_info("guest %s: cid %u, %s%s%s%s%s, reaches %zu guests", g->name, g->cid,
 			 g->hybrid[0] ? "hybrid vsock at " : "vhost-vsock", g->hybrid,
 			 g->loses_half_close ? " (loses half-closes: only without-half-close ports)"
 					     : "",
-			 g->n_reach);
+			 g->libvirt ? ", libvirt domain " : "", g->uuid, g->n_reach);
+	}
+	if (!p->libvirt_uri[0])
+		return;
+	for (size_t i = 0; i < relay.written->n_guests; i++) {
+		const struct host_guest *b = &relay.written->guests[i];
+		char patterns[256] = "";
+		for (size_t k = 0, at = 0; k < b->n_patterns && at < sizeof patterns; k++)
+			at += (size_t)snprintf(patterns + at, sizeof patterns - at, " %s",
+					       b->patterns[k]);
+		if (b->libvirt)
+			log_info("block %s: %s%s, while it runs (%s)", b->name,
+				 b->n_patterns ? "each libvirt domain whose name matches"
+					       : "the libvirt domain of that name",
+				 patterns, p->libvirt_uri);
 	}
 }
 
@@ -145,6 +171,14 @@ static int run(int foreground, int to_syslog, int debug, bool copy_only)
 		log_err("cannot start: %m");
 		return 1;
 	}
+	/* after the signals are blocked: the thread inherits the mask, so signalfd gets them */
+	struct watch domains = {.on_event = on_libvirt};
+	if (relay.written->libvirt_uri[0] &&
+	    (libvirt_start(relay.written->libvirt_uri) < 0 || (domains.fd = libvirt_fd()) < 0 ||
+	     loop_add(&domains, EPOLLIN) < 0)) {
+		log_err("cannot start following libvirt at %s", relay.written->libvirt_uri);
+		return 1;
+	}
 	/* before the status socket, which tells that the relay is up: every change of the
 	 * file from then on is seen (t_relay_attacks wrote it while the BPF programs loaded) */
 	policy_watch_start(relay.policy_path, relay_reload);
@@ -158,6 +192,7 @@ static int run(int foreground, int to_syslog, int debug, bool copy_only)
 	daemon_notify_ready();
 	int rc = loop_run(&stopping, NULL);
 
+	libvirt_stop();
 	policy_watch_stop();
 	session_close_all();
 	transport_close();
@@ -210,16 +245,19 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	log_open("vmshim-relay", 0, debug);
-	if (host_policy_load(relay.policy_path, &relay.policy, err, sizeof err) < 0) {
+	if (host_policy_load(relay.policy_path, &relay.written, err, sizeof err) < 0) {
 		fprintf(stderr, "vmshim-relay: %s\n", err);
 		return 1;
 	}
-	if (check) {
-		relay_describe();
-		host_policy_free(relay.policy);
-		return 0;
+	/* libvirt's domains join once its thread has listed them */
+	if (host_domains_in_force(relay.written, NULL, 0, &relay.policy) < 0) {
+		fprintf(stderr, "vmshim-relay: out of memory\n");
+		host_policy_free(relay.written);
+		return 1;
 	}
-	int rc = run(foreground, to_syslog, debug, copy_only);
+	int rc = check ? (relay_describe(), 0) : run(foreground, to_syslog, debug, copy_only);
 	host_policy_free(relay.policy);
+	host_policy_free(relay.written);
+	free(relay.domains);
 	return rc;
 }

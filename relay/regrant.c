@@ -7,7 +7,8 @@
 static bool same_guest(const struct host_guest *a, const struct host_guest *b)
 {
 	return strcmp(a->name, b->name) == 0 && a->cid == b->cid &&
-	       a->vsock_base == b->vsock_base && strcmp(a->hybrid, b->hybrid) == 0;
+	       a->vsock_base == b->vsock_base && strcmp(a->hybrid, b->hybrid) == 0 &&
+	       strcmp(a->uuid, b->uuid) == 0;
 }
 
 int *regrant_map(const struct host_policy *old, const struct host_policy *new)

@@ -10,8 +10,9 @@
 #include "host_policy.h"
 
 /* For each guest of old, its index in new, or -1: the same guest is the one with the same
- * name that is recognised and reached the same way (cid, vsock-base, hybrid socket); a name
- * whose CID or socket changed is another VM now. An array of old->n_guests (NULL: no
+ * name that is recognised and reached the same way (cid, vsock-base, hybrid socket) and,
+ * for a libvirt domain, has its UUID; a name whose CID, socket or domain changed is another
+ * VM now. An array of old->n_guests (NULL: no
  * memory), freed by the caller. */
 int *regrant_map(const struct host_policy *old, const struct host_policy *new);
 

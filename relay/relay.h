@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "host_domains.h"
 #include "host_policy.h"
 
 /* What the relay counts, in total and per calling guest (`vmshim-relay status`). */
@@ -29,7 +30,11 @@ struct splice_engine;
 struct relay {
 	const char *policy_path;
 	const char *rundir;
-	struct host_policy *policy;
+	struct host_policy *written;    /* as its file says (host_policy.h) */
+	struct host_domain *domains;    /* libvirt's running domains, as last listed */
+	size_t n_domains;
+	struct host_policy *policy;     /* in force: written, with the domains */
+	unsigned long domain_updates;   /* lists of domains put in force */
 	struct splice_engine *splice; /* NULL: every connection is copied in user space */
 	unsigned splice_pairs;        /* what it has room for: max-connections at start */
 	char splice_why[160];         /* why not, when splice is NULL */

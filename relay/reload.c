@@ -1,5 +1,6 @@
-/* A new host policy for a running relay (reload.h). */
+/* A new host policy in force for a running relay (reload.h). */
 #include <stdlib.h>
+#include <string.h>
 
 #include "regrant.h"
 #include "relay.h"
@@ -11,7 +12,7 @@
 /* What a reload cannot change, kept as it was, and said so. */
 static void keep_what_needs_restart(struct host_policy *new)
 {
-	const struct host_policy *old = relay.policy;
+	const struct host_policy *old = relay.written;
 
 	/* the listeners (vsock, and each hybrid guest's PATH_PORT) and the relay's source
 	 * ports toward guests are made from it */
@@ -19,6 +20,12 @@ static void keep_what_needs_restart(struct host_policy *new)
 		log_warn("policy %s: port %u needs a restart: the relay keeps port %u",
 			 relay.policy_path, new->port, old->port);
 		new->port = old->port;
+	}
+	/* the thread that follows libvirt is started once */
+	if (strcmp(new->libvirt_uri, old->libvirt_uri) != 0) {
+		log_warn("policy %s: libvirt '%s' needs a restart: the relay keeps '%s'",
+			 relay.policy_path, new->libvirt_uri, old->libvirt_uri);
+		memcpy(new->libvirt_uri, old->libvirt_uri, sizeof new->libvirt_uri);
 	}
 	/* the kernel's maps are sized once; connections past them are copied */
 	if (relay.splice && new->max_connections > relay.splice_pairs)
@@ -39,32 +46,28 @@ static void carry_per_guest(const int *map, unsigned *per_guest, struct relay_co
 	}
 }
 
-void relay_reload(void)
+/* Puts in force what written says with domains: 0, or -1 (out of memory: the policy in
+ * force stays, and neither is taken). The caller frees nothing it passed on success. */
+static int put_in_force(struct host_policy *written, struct host_domain *domains, size_t n,
+			unsigned *closed)
 {
 	struct host_policy *new;
-	char err[512];
 
-	if (host_policy_load(relay.policy_path, &new, err, sizeof err) < 0) {
-		relay.reloads_refused++;
-		log_err("reload refused, keeping the policy in force: %s", err);
-		return;
-	}
-	keep_what_needs_restart(new);
-	size_t n = new->n_guests ? new->n_guests : 1;
+	if (host_domains_in_force(written, domains, n, &new) < 0)
+		return -1;
+	size_t room = new->n_guests ? new->n_guests : 1;
 	int *map = regrant_map(relay.policy, new);
-	unsigned *per_guest = calloc(n, sizeof *per_guest);
-	struct relay_counters *counters = calloc(n, sizeof *counters);
+	unsigned *per_guest = calloc(room, sizeof *per_guest);
+	struct relay_counters *counters = calloc(room, sizeof *counters);
 	if (!map || !per_guest || !counters) {
-		relay.reloads_refused++;
-		log_err("reload refused, keeping the policy in force: out of memory");
 		free(map);
 		free(per_guest);
 		free(counters);
 		host_policy_free(new);
-		return;
+		return -1;
 	}
 	/* the sessions it closes are counted and let go under the old policy's numbering */
-	unsigned closed = session_regrant(new, map);
+	*closed = session_regrant(new, map);
 	carry_per_guest(map, per_guest, counters);
 	free(relay.per_guest);
 	free(relay.per_guest_counters);
@@ -74,8 +77,54 @@ void relay_reload(void)
 	relay.policy = new;
 	transport_regrant(map);
 	free(map);
+	if (written != relay.written) {
+		host_policy_free(relay.written);
+		relay.written = written;
+	}
+	if (domains != relay.domains) {
+		free(relay.domains);
+		relay.domains = domains;
+		relay.n_domains = n;
+	}
+	return 0;
+}
+
+void relay_reload(void)
+{
+	struct host_policy *written;
+	unsigned closed;
+	char err[512];
+
+	if (host_policy_load(relay.policy_path, &written, err, sizeof err) < 0) {
+		relay.reloads_refused++;
+		log_err("reload refused, keeping the policy in force: %s", err);
+		return;
+	}
+	keep_what_needs_restart(written);
+	if (put_in_force(written, relay.domains, relay.n_domains, &closed) < 0) {
+		relay.reloads_refused++;
+		log_err("reload refused, keeping the policy in force: out of memory");
+		host_policy_free(written);
+		return;
+	}
 	relay.reloads++;
 	log_info("policy %s reloaded (reload %lu); connections it no longer grants, closed: %u",
 		 relay.policy_path, relay.reloads, closed);
+	relay_describe();
+}
+
+void relay_domains_changed(struct host_domain *domains, size_t n)
+{
+	unsigned closed;
+
+	if (put_in_force(relay.written, domains, n, &closed) < 0) {
+		log_err("libvirt: %zu domains: out of memory; the guests in force stay", n);
+		free(domains);
+		return;
+	}
+	relay.domain_updates++;
+	log_info("libvirt: %zu running domains with a vsock device; connections no longer "
+		 "granted, closed: %u",
+		 n, closed);
 	relay_describe();
 }

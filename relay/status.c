@@ -13,6 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "libvirt.h"
 #include "relay.h"
 #include "session.h"
 #include "status.h"
@@ -60,15 +61,26 @@ static char *render(size_t *len)
 		relay.policy->port, relay.reloads, relay.reloads_refused);
 	fprintf(out, " \"forwarding\": \"%s\", \"forwarding_note\": \"%s\",\n",
 		relay.splice ? "sockmap" : "copy", relay.splice ? "" : relay.splice_why);
+	if (relay.written->libvirt_uri[0]) {
+		bool connected;
+		unsigned long lists;
+		libvirt_state(&connected, &lists);
+		fprintf(out, " \"libvirt\": {\"uri\": \"%s\", \"connected\": %s, \"domains\": %zu, "
+			     "\"lists\": %lu, \"updates\": %lu},\n",
+			relay.written->libvirt_uri, connected ? "true" : "false", relay.n_domains,
+			lists, relay.domain_updates);
+	}
 	fprintf(out, " \"connections\": %u, \"unknown_callers\": %lu, \"counters\": ",
 		relay.n_sessions, relay.unknown_callers);
 	print_counters(out, &relay.total);
 	fputs(",\n \"guests\": [", out);
 	for (size_t i = 0; i < relay.policy->n_guests; i++) {
 		const struct host_guest *g = &relay.policy->guests[i];
-		fprintf(out, "%s\n  {\"name\": \"%s\", \"cid\": %u, \"transport\": \"%s\", "
+		fprintf(out, "%s\n  {\"name\": \"%s\", \"cid\": %u, \"source\": \"%s\", "
+			     "\"uuid\": \"%s\", \"block\": \"%s\", \"transport\": \"%s\", "
 			     "\"half_close\": %s, \"connections\": %u, \"counters\": ",
-			i ? "," : "", g->name, g->cid, g->hybrid[0] ? "hybrid" : "vsock",
+			i ? "," : "", g->name, g->cid, g->libvirt ? "libvirt" : "policy", g->uuid,
+			g->block, g->hybrid[0] ? "hybrid" : "vsock",
 			g->loses_half_close ? "false" : "true", relay.per_guest[i]);
 		print_counters(out, &relay.per_guest_counters[i]);
 		fputc('}', out);

@@ -1,7 +1,8 @@
 /* Unit tests of the relay's messages (common/relayproto.c) and its host policy
  * (relay/host_policy.c, relay/FORMAT.md): every rule of a message refuses when broken, and
- * every error of a host policy names its file and line; what a reloaded host policy keeps of
- * the old one's grants (relay/regrant.c). */
+ * every error of a host policy names its file and line; which guests libvirt's domains are
+ * (relay/host_domains.c); what a reloaded host policy keeps of the old one's grants
+ * (relay/regrant.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -17,6 +18,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include "host_domains.h"
 #include "host_policy.h"
 #include "hybrid_line.h"
 #include "hybrid_path.h"
@@ -424,6 +426,140 @@ static void test_regrant(void **state)
 	host_policy_free(old);
 }
 
+/* --- guests from libvirt ------------------------------------------------------------------ */
+
+/* The guest of p named name: its index, or -1. */
+static int guest_named(const struct host_policy *p, const char *name)
+{
+	for (size_t i = 0; i < p->n_guests; i++)
+		if (strcmp(p->guests[i].name, name) == 0)
+			return (int)i;
+	return -1;
+}
+
+static void test_host_domains(void **state)
+{
+	struct host_policy *written = load("libvirt qemu:///system\n"
+					   "guest alpha\n cid 1\n reach pool\n"
+					   "guest solo\n reach pool 5000\n"
+					   "guest pool\n domains pool-* batch?\n reach pool\n reach alpha\n"
+					   "guest lone\n domains lone-*\n");
+	/* unsorted, as libvirt may list them */
+	const struct host_domain domains[] = {
+		{"pool-b", "00000000-0000-0000-0000-00000000000b", 4},
+		{"stray", "00000000-0000-0000-0000-000000000005", 5},
+		{"solo", "00000000-0000-0000-0000-00000000000a", 10},
+		{"pool-a", "00000000-0000-0000-0000-00000000000a", 3},
+		{"batch7", "00000000-0000-0000-0000-000000000007", 7},
+		{"lone-1", "00000000-0000-0000-0000-000000000008", 8},
+		{"lone-2", "00000000-0000-0000-0000-000000000009", 9},
+		{"pool-twin", "00000000-0000-0000-0000-00000000000c", 4}, /* pool-b's CID */
+		{"pool-alpha-cid", "00000000-0000-0000-0000-00000000000d", 1},
+		{"pool-much-too-long-a-name-for-a-guest", "00000000-0000-0000-0000-00000000000e", 11},
+		{"pool-x\n", "00000000-0000-0000-0000-00000000000f", 12},
+	};
+	struct host_policy *p;
+
+	(void)state;
+	assert_string_equal(written->libvirt_uri, "qemu:///system");
+	assert_int_equal(written->n_guests, 4);
+	assert_true(written->guests[1].libvirt);
+	assert_int_equal(written->guests[2].n_patterns, 2);
+	/* before libvirt has listed anything: the written guests with a CID */
+	assert_int_equal(host_domains_in_force(written, NULL, 0, &p), 0);
+	assert_int_equal(p->n_guests, 1);
+	assert_int_equal(p->guests[0].n_reach, 0);
+	host_policy_free(p);
+
+	assert_int_equal(host_domains_in_force(written, domains, sizeof domains / sizeof domains[0],
+					       &p),
+			 0);
+	int alpha = guest_named(p, "alpha"), solo = guest_named(p, "solo"),
+	    a = guest_named(p, "pool-a"), b = guest_named(p, "pool-b"),
+	    batch = guest_named(p, "batch7"), l1 = guest_named(p, "lone-1"),
+	    l2 = guest_named(p, "lone-2");
+	assert_true(alpha >= 0 && solo >= 0 && a >= 0 && b >= 0 && batch >= 0 && l1 >= 0 && l2 >= 0);
+	/* no block: no guest; a CID taken (pool-b's, first by name; alpha's), a name that is no
+	 * policy name: no guest either */
+	assert_int_equal(p->n_guests, 7);
+	assert_int_equal(guest_named(p, "stray"), -1);
+	assert_int_equal(guest_named(p, "pool-twin"), -1);
+	assert_int_equal(host_guest_calling(p, 4, 1), b);
+	assert_int_equal(host_guest_calling(p, 3, 1), a);
+	assert_int_equal(host_guest_calling(p, 5, 1), -1);
+	assert_int_equal(host_guest_calling(p, 1, 1048576 + 131072 + 1), alpha);
+	assert_string_equal(p->guests[a].uuid, "00000000-0000-0000-0000-00000000000a");
+	assert_string_equal(p->guests[a].block, "pool");
+	assert_string_equal(p->guests[alpha].block, "alpha");
+	assert_true(p->guests[a].libvirt);
+	assert_false(p->guests[alpha].libvirt);
+	/* a block's reach is each of its domains': the group's members each other, not
+	 * themselves; solo only on port 5000; lone reaches no one, and nobody it */
+	uint32_t vmshim_port = 1048576 + 80;
+	assert_true(host_may_reach(p, (size_t)a, (size_t)b, vmshim_port));
+	assert_true(host_may_reach(p, (size_t)batch, (size_t)a, vmshim_port));
+	assert_false(host_may_reach(p, (size_t)a, (size_t)a, vmshim_port));
+	assert_true(host_may_reach(p, (size_t)a, (size_t)alpha, vmshim_port));
+	assert_true(host_may_reach(p, (size_t)alpha, (size_t)b, vmshim_port));
+	assert_false(host_may_reach(p, (size_t)alpha, (size_t)solo, vmshim_port));
+	assert_true(host_may_reach(p, (size_t)solo, (size_t)a, 5000));
+	assert_false(host_may_reach(p, (size_t)solo, (size_t)a, vmshim_port));
+	assert_false(host_may_reach(p, (size_t)l1, (size_t)l2, vmshim_port));
+	assert_false(host_may_reach(p, (size_t)a, (size_t)l1, vmshim_port));
+
+	/* pool-a is destroyed and pool-c gets its CID: pool-c is another VM, and a session of
+	 * pool-a's is not pool-c's */
+	struct host_domain next[] = {domains[0], domains[2], domains[3]};
+	snprintf(next[2].name, sizeof next[2].name, "pool-c");
+	next[2].uuid[35] = 'c';
+	struct host_policy *q;
+	assert_int_equal(host_domains_in_force(written, next, 3, &q), 0);
+	int *map = regrant_map(p, q);
+	assert_int_equal(map[a], -1);
+	assert_int_equal(map[b], guest_named(q, "pool-b"));
+	assert_int_equal(host_guest_calling(q, 3, 1), guest_named(q, "pool-c"));
+	struct regrant_session s = {.from = a, .to = b, .source_port = 1048576 + 131072 + 9,
+				    .port_seen = true, .dest_port = vmshim_port};
+	assert_non_null(strstr(regrant_verdict(p, q, map, &s), "caller"));
+	s = (struct regrant_session){.from = b, .to = alpha, .source_port = 1048576 + 131072 + 9,
+				     .port_seen = true, .dest_port = vmshim_port};
+	assert_null(regrant_verdict(p, q, map, &s));
+	free(map);
+	host_policy_free(q);
+	/* the same name and CID with another UUID: another domain */
+	next[2] = domains[3];
+	next[2].uuid[35] = 'f';
+	assert_int_equal(host_domains_in_force(written, next, 3, &q), 0);
+	map = regrant_map(p, q);
+	assert_int_equal(map[a], -1);
+	free(map);
+	host_policy_free(q);
+	host_policy_free(p);
+	host_policy_free(written);
+}
+
+static void test_host_domains_errors(void **state)
+{
+	(void)state;
+	expect_error("guest a\n reach b\n", 1, "guest a has no cid (nor is there a libvirt");
+	expect_error("libvirt qemu:///system\nguest a\n cid 3\n domains a*\n", 2,
+		     "guest a has a cid and domains");
+	expect_error("libvirt qemu:///system\nguest a\n hybrid /run/a/v.sock\n", 2,
+		     "guest a: hybrid is for VMMs that libvirt does not run");
+	expect_error("guest a\n cid 3\nlibvirt qemu:///system\n", 3,
+		     "libvirt must come before the first guest");
+	expect_error("libvirt qemu:///system\nlibvirt qemu:///session\n", 2,
+		     "libvirt given twice (first at line 1)");
+	expect_error("libvirt system\n", 1, "libvirt 'system' is not a libvirt URI");
+	expect_error("libvirt qemu:///sys\"tem\n", 1, "is not a libvirt URI");
+	expect_error("libvirt qemu:///system\nguest a\n domains a/b\n", 3,
+		     "domains: bad pattern 'a/b'");
+	expect_error("libvirt qemu:///system\nguest a\n domains a*\n domains b*\n", 4,
+		     "domains given twice for guest a (first at line 3)");
+	expect_error("libvirt qemu:///system\nguest a\n reach a\n", 3,
+		     "guest a reaches itself");
+}
+
 /* The VMM's answer to CONNECT, to the byte: a hostile VMM user gets no lenient reading. */
 static void test_hybrid_ok(void **state)
 {
@@ -545,6 +681,8 @@ int main(void)
 		cmocka_unit_test(test_host_policy_errors),
 		cmocka_unit_test(test_host_policy_owner),
 		cmocka_unit_test(test_regrant),
+		cmocka_unit_test(test_host_domains),
+		cmocka_unit_test(test_host_domains_errors),
 		cmocka_unit_test(test_hybrid_ok),
 		cmocka_unit_test(test_hybrid_path),
 	};
