@@ -100,12 +100,12 @@ $(BUILD)/libvmshim.so: $(SHIM_OBJ) $(SHIM_COMMON_OBJ) $(BUILD)/obj/common/table.
 $(BUILD)/helperd: $(HELPERD_OBJ) $(POLICY_OBJ) $(COMMON_OBJ)
 	$(CC) $(LINKFLAGS) -o $@ $^ $(GUESTWIDE_LIBS)
 
-# The host side: policy/statements.o and file_owner.o for its host policy's syntax and
-# file, libbpf for the sockmap engine (relay/splice.mk), libvirt and libxml2 to follow the
+# The host side: policy/statements.o, file_owner.o and addr.o for its host policy's syntax,
+# file and addresses, libbpf for the sockmap engine (relay/splice.mk), libvirt and libxml2 to follow the
 # domains libvirt runs and read their CIDs (relay/libvirt.c).
 LIBVIRT_LIBS = $(shell pkg-config --libs libvirt libxml-2.0) -lpthread
 $(BUILD)/obj/relay/libvirt.o: ALLFLAGS += $(shell pkg-config --cflags libvirt libxml-2.0)
-$(BUILD)/vmshim-relay: $(RELAY_OBJ) $(call obj,policy/statements.c policy/file_owner.c) $(COMMON_OBJ)
+$(BUILD)/vmshim-relay: $(RELAY_OBJ) $(call obj,policy/statements.c policy/file_owner.c policy/addr.c) $(COMMON_OBJ)
 	$(CC) $(LINKFLAGS) -o $@ $^ $(SPLICE_LIBS) $(LIBVIRT_LIBS)
 
 $(BUILD)/vmshimctl: helperd/ctl/vmshimctl.c

@@ -6,6 +6,7 @@
 #include "vmshim/log.h"
 #include "peers.h"
 #include "publish.h"
+#include "reload.h"
 #include "siblings.h"
 #include "table_build.h"
 
@@ -35,9 +36,12 @@ static bool take(enum helperd_change what)
 	return marked;
 }
 
-/* The sweep first: it may mark the served ports and the registrations. */
+/* A new policy first: it marks the rest. Then the sweep: it may mark the served ports and
+ * the registrations. */
 void helperd_before_sleep(void)
 {
+	if (take(CHANGED_HOST_PEERS))
+		helperd_reload();
 	if (take(CHANGED_LISTENER_MAY_BE_GONE))
 		siblings_sweep();
 	if (take(CHANGED_SERVED_PORTS)) {

@@ -28,6 +28,7 @@ enum helperd_change {
 	CHANGED_SERVED_PORTS = 1 << 1,         /* announce the ports siblings reach now */
 	CHANGED_REGISTRATIONS = 1 << 2,        /* write RUNDIR/listeners again */
 	CHANGED_TABLE_INPUTS = 1 << 3,         /* the policy or a peer: publish the table */
+	CHANGED_HOST_PEERS = 1 << 4,           /* the relay's list of siblings: load the policy */
 };
 
 struct helperd {

@@ -9,6 +9,7 @@
 #include "vmshim/clock.h"
 #include "vmshim/log.h"
 #include "vmshim/ports.h"
+#include "vmshim/vsock.h"
 
 static void close_connections(struct link *l)
 {
@@ -79,5 +80,19 @@ static bool cid_shared(uint32_t cid)
  * block. */
 uint32_t link_first_control_source(const struct policy_peer *peer)
 {
-	return cid_shared(peer->cid) ? vmshim_source_port(peer->vsock_base, 1) : 1;
+	const struct policy *pol = helperd.policy;
+	/* a relay on this CID means guests share it (tests), though the file may name no
+	 * other (`peers relay`): the relay tells them apart by their blocks */
+	bool shared = cid_shared(peer->cid) || (pol->has_relay && pol->relay_cid == peer->cid);
+
+	return shared ? vmshim_source_port(peer->vsock_base, 1) : 1;
+}
+
+int link_control_socket(void)
+{
+	static uint32_t next;
+	const struct policy_peer *self = helperd_self();
+
+	return vsock_source_socket(self ? link_first_control_source(self) : 1,
+				   PRIVILEGED_PORTS - 1, &next);
 }

@@ -8,8 +8,9 @@
  *   PEER_UP   -> PEER_DOWN   none for 2/3 of the liveness timeout (peers.c's tick), or the
  *                            connection that carried the last one closed
  *   Going down closes every connection to and from the peer, the link too: new ones come
- *   when it is back. A peer the policy no longer has as it was (name, CID, ports, route) is
- *   forgotten with its connections (link_free) and, if still there, starts again as DOWN.
+ *   when it is back. A peer the policy no longer has as it was (name, CID, ports, route,
+ *   and the libvirt domain the relay says it is) is forgotten with its connections
+ *   (link_free) and, if still there, starts again as DOWN.
  *
  * The link (outbound.c):
  *
@@ -52,6 +53,7 @@ struct outbound;
 
 struct link {
 	char name[POLICY_NAME_MAX + 1];
+	char uuid[37]; /* its libvirt domain's, as the relay said (`peers relay`); else empty */
 	uint32_t cid, base, control_port;
 	bool via_relay;
 	enum peer_liveness liveness;
@@ -91,5 +93,10 @@ void link_free(struct link *l);
 /* The first of the PRIVILEGED_PORTS - 1 vsock ports the control connections of peer's
  * helperd come from. */
 uint32_t link_first_control_source(const struct policy_peer *peer);
+
+/* A socket bound to a free control source port of this guest (the privileged ports while
+ * it knows no entry of its own), taken in turn (vsock_source_socket says why): for its
+ * links, and for its connection to the relay that tells its siblings (hostpeers.h). */
+int link_control_socket(void);
 
 #endif

@@ -5,16 +5,13 @@
  *   helperd --check [-c POLICY] [-s SELF]
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
-#include <linux/vm_sockets.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
@@ -22,19 +19,20 @@
 #include <unistd.h>
 
 #include "control.h"
-#include "policy_risks.h"
 #include "counters.h"
 #include "bridge.h"
 #include "doorbell.h"
 #include "fdbudget.h"
 #include "guestwide.h"
 #include "helperd.h"
+#include "hostpeers.h"
 #include "vmshim/daemon.h"
 #include "vmshim/log.h"
 #include "vmshim/loop.h"
 #include "peers.h"
 #include "vmshim/policy_watch.h"
 #include "publish.h"
+#include "reload.h"
 #include "preface.h"
 #include "siblings.h"
 #include "table_build.h"
@@ -44,93 +42,6 @@
 
 static volatile int stopping;
 
-/* This guest's CID, as the hypervisor set it, or VMADDR_CID_ANY if there is no vsock. */
-static uint32_t local_cid(void)
-{
-	uint32_t cid = VMADDR_CID_ANY;
-	int fd = open("/dev/vsock", O_RDONLY | O_CLOEXEC);
-
-	if (fd >= 0) {
-		if (ioctl(fd, IOCTL_VM_SOCKETS_GET_LOCAL_CID, &cid) < 0)
-			cid = VMADDR_CID_ANY;
-		close(fd);
-	}
-	return cid;
-}
-
-/* Which peer this guest is: --self, else the policy's `self`, else the one peer whose CID
- * is ours. A policy without peers needs none. */
-static int find_self(const struct policy *policy, char *err, size_t errlen)
-{
-	if (helperd.self_name) {
-		int i = policy_find_peer(policy, helperd.self_name);
-		if (i < 0)
-			snprintf(err, errlen, "%s: --self %s: no such peer", helperd.policy_path,
-				 helperd.self_name);
-		return i;
-	}
-	if (policy->self >= 0 || policy->n_peers == 0)
-		return policy->self;
-	uint32_t cid = local_cid();
-	int found = -1;
-	for (size_t i = 0; i < policy->n_peers; i++) {
-		if (policy->peers[i].cid != cid)
-			continue;
-		if (found >= 0) {
-			found = -1;
-			break;
-		}
-		found = (int)i;
-	}
-	if (found < 0)
-		snprintf(err, errlen,
-			 "%s: no `self` line, and no single peer has this guest's CID %u: "
-			 "say which peer this guest is with `self NAME` or --self",
-			 helperd.policy_path, cid);
-	return found;
-}
-
-/* Loads and checks the policy file; on success it becomes the one in force. */
-static int load_policy(char *err, size_t errlen)
-{
-	struct policy *policy;
-
-	if (policy_load(helperd.policy_path, &policy, err, errlen) < 0)
-		return -1;
-	int self = find_self(policy, err, errlen);
-	if (self < 0 && policy->n_peers > 0) {
-		policy_free(policy);
-		return -1;
-	}
-	policy_free(helperd.policy);
-	helperd.policy = policy;
-	helperd.self = self;
-	return 0;
-}
-
-static void describe(void)
-{
-	const struct policy_peer *self = helperd_self();
-
-	log_info("policy %s: %zu peers, this guest is %s", helperd.policy_path,
-		 helperd.policy->n_peers, self ? self->name : "none of them");
-	policy_warn_risks(helperd.policy, helperd.self);
-}
-
-static void reload(void)
-{
-	char err[512];
-
-	if (load_policy(err, sizeof(err)) < 0) {
-		log_err("reload refused, keeping the policy in force: %s", err);
-		return;
-	}
-	describe();
-	peers_policy_changed();
-	helperd_mark(CHANGED_TABLE_INPUTS);
-	siblings_sync();
-}
-
 static void on_signal(struct watch *w, uint32_t events)
 {
 	struct signalfd_siginfo si;
@@ -138,7 +49,7 @@ static void on_signal(struct watch *w, uint32_t events)
 	(void)events;
 	while (read(w->fd, &si, sizeof(si)) == sizeof(si)) {
 		if (si.ssi_signo == SIGHUP)
-			reload();
+			helperd_reload();
 		else
 			stopping = 1;
 	}
@@ -165,6 +76,7 @@ static void on_tick(struct watch *w, uint32_t events)
 	if (read(w->fd, &ticks, sizeof(ticks)) != sizeof(ticks))
 		return;
 	publish_heartbeat();
+	hostpeers_tick();
 	helperd_mark(CHANGED_LISTENER_MAY_BE_GONE);
 	doorbell_expire(vmshim_now_ms());
 	control_expire(vmshim_now_ms());
@@ -228,12 +140,12 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	log_open("helperd", 0, debug);
-	if (load_policy(err, sizeof(err)) < 0) {
+	if (helperd_load_policy(err, sizeof(err)) < 0) {
 		fprintf(stderr, "helperd: %s\n", err);
 		return 1;
 	}
 	if (check) {
-		describe();
+		helperd_describe();
 		return 0;
 	}
 	int lock = daemon_rundir(helperd.rundir, "helperd");
@@ -278,8 +190,8 @@ int main(int argc, char **argv)
 	}
 	siblings_restore();
 	counters_open();
-	policy_watch_start(helperd.policy_path, reload);
-	describe();
+	policy_watch_start(helperd.policy_path, helperd_reload);
+	helperd_describe();
 	log_info("ready: run directory %s", helperd.rundir);
 	daemon_notify_ready();
 	int rc = loop_run(&stopping, helperd_before_sleep);
@@ -294,6 +206,7 @@ int main(int argc, char **argv)
 	preface_shutdown();
 	siblings_shutdown();
 	peers_stop();
+	hostpeers_stop();
 	policy_watch_stop();
 	policy_free(helperd.policy);
 	close(sig.fd);

@@ -115,23 +115,13 @@ static void on_outbound(struct watch *w, uint32_t events)
 	outbound_close(l);
 }
 
-/* A socket bound to a free control source port of this guest (link_first_control_source),
- * taken in turn (vsock_source_socket says why). */
-static int control_socket(void)
-{
-	static uint32_t next;
-
-	return vsock_source_socket(link_first_control_source(helperd_self()),
-				   PRIVILEGED_PORTS - 1, &next);
-}
-
 void outbound_dial(struct link *l)
 {
 	const struct policy *pol = helperd.policy;
 	uint32_t cid = l->via_relay ? pol->relay_cid : l->cid;
 	uint32_t port = l->via_relay ? pol->relay_port : l->control_port;
 	struct outbound *o = calloc(1, sizeof(*o));
-	int s = o ? control_socket() : -1;
+	int s = o ? link_control_socket() : -1;
 
 	if (s < 0 || (vsock_connect(s, cid, port, VSOCK_FROM_GUEST, 0) < 0 && errno != EINPROGRESS)) {
 		log_debug("peer %s: cannot connect to its control port: %m", l->name);

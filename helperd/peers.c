@@ -99,9 +99,9 @@ static struct link *link_for(const struct policy_peer *pp)
 {
 	for (size_t j = 0; j < n_links; j++) {
 		struct link *l = links[j];
-		if (l && !strcmp(l->name, pp->name) && l->cid == pp->cid &&
-		    l->base == pp->vsock_base && l->control_port == pp->control_port &&
-		    l->via_relay == pp->via_relay) {
+		if (l && !strcmp(l->name, pp->name) && !strcmp(l->uuid, pp->uuid) &&
+		    l->cid == pp->cid && l->base == pp->vsock_base &&
+		    l->control_port == pp->control_port && l->via_relay == pp->via_relay) {
 			links[j] = NULL;
 			return l;
 		}
@@ -112,6 +112,7 @@ static struct link *link_for(const struct policy_peer *pp)
 		exit(1);
 	}
 	snprintf(l->name, sizeof(l->name), "%s", pp->name);
+	memcpy(l->uuid, pp->uuid, sizeof(l->uuid));
 	l->cid = pp->cid;
 	l->base = pp->vsock_base;
 	l->control_port = pp->control_port;

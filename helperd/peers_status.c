@@ -44,8 +44,9 @@ void peers_status(FILE *out, bool json)
 		if ((int)i == helperd.self)
 			continue;
 		if (json) {
-			fprintf(out, "%s{\"name\":\"%s\",\"cid\":%u,\"state\":\"%s\",\"addresses\":[",
-				shown++ ? "," : "", l->name, l->cid, liveness);
+			fprintf(out, "%s{\"name\":\"%s\",\"cid\":%u,\"uuid\":\"%s\",\"state\":\"%s\","
+				     "\"addresses\":[",
+				shown++ ? "," : "", l->name, l->cid, l->uuid, liveness);
 			print_owned(out, l, true);
 			fputs("],\"ports4\":[", out);
 			print_ports(out, l->served4, true);

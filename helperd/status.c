@@ -7,6 +7,7 @@
 #include "bridge.h"
 #include "guestwide.h"
 #include "helperd.h"
+#include "hostpeers.h"
 #include "peers.h"
 #include "status.h"
 #include "vmshim/clock.h"
@@ -53,9 +54,13 @@ char *status_render(bool json, size_t *len)
 	};
 	if (json) {
 		fprintf(out, "{\"self\":\"%s\",\"uptime_ms\":%ld,\"liveness_timeout_ms\":%u,"
-			     "\"heap_in_use_bytes\":%zu,\"heap_free_bytes\":%zu,\"peers\":",
+			     "\"heap_in_use_bytes\":%zu,\"heap_free_bytes\":%zu,",
 			self ? self->name : "", uptime, helperd.policy->liveness_ms, heap.uordblks,
 			heap.fordblks);
+		if (helperd.policy->peers_from_relay)
+			fprintf(out, "\"peers_from_relay\":{\"following\":%s,\"told\":%d},",
+				hostpeers_following() ? "true" : "false", hostpeers_count());
+		fputs("\"peers\":", out);
 		peers_status(out, true);
 		fputs(",\"counters\":{", out);
 		for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++)
@@ -66,6 +71,10 @@ char *status_render(bool json, size_t *len)
 			self ? self->name : "none of the peers", uptime / 1000, helperd.policy_path,
 			helperd.policy->liveness_ms);
 		fprintf(out, "heap: %zu bytes in use, %zu free\n", heap.uordblks, heap.fordblks);
+		if (helperd.policy->peers_from_relay)
+			fprintf(out, "peers from the relay: %s, %d in its last list\n",
+				hostpeers_following() ? "following" : "not connected",
+				hostpeers_count());
 		peers_status(out, false);
 		for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++)
 			fprintf(out, "%s: %lu\n", counts[i].label, counts[i].value);

@@ -137,6 +137,22 @@ static int st_relay(struct stmt_reader *ps)
 	return 0;
 }
 
+/* peers relay: the host's relay tells the peers, beside those the file lists. */
+static int st_peers(struct stmt_reader *ps)
+{
+	struct policy_build *b = build(ps);
+	char q[80];
+
+	if (before_peers(ps, "peers") < 0)
+		return -1;
+	if (strcmp(ps->args[0], "relay") != 0)
+		return stmt_fail(ps, "peers %s: the one source of peers is 'relay' (peers relay)",
+				 stmt_quote(ps->args[0], q));
+	b->pol->peers_from_relay = true;
+	b->peers_line = ps->line;
+	return 0;
+}
+
 static int grow_peers(struct stmt_reader *ps)
 {
 	struct policy_build *b = build(ps);
@@ -332,6 +348,7 @@ static const struct stmt_def statements[] = {
 	{ "liveness-timeout", "liveness-timeout MS", NULL, st_liveness },
 	{ "relay", "relay CID PORT [hybrid]", "argument", st_relay },
 	{ "via", "via relay|direct", NULL, st_via },
+	{ "peers", "peers relay", NULL, st_peers },
 	{ "without-half-close", "without-half-close PORTS...", "port", st_without_half_close },
 };
 
@@ -377,9 +394,30 @@ out:
 	return rc;
 }
 
-int policy_load(const char *path, struct policy **out, char *err, size_t errlen)
+/* The file's text (trusted: checked on the stream it is read from) and more after it, in
+ * one stream. NULL with err set. */
+static FILE *file_and_more(FILE *f, const char *path, const char *more, char **text,
+			   size_t *len, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "re");
+	FILE *all = open_memstream(text, len);
+	char buf[4096];
+	size_t n;
+
+	while (all && (n = fread(buf, 1, sizeof buf, f)) > 0)
+		fwrite(buf, 1, n, all);
+	if (!all || ferror(f) || fprintf(all, "\n%s", more) < 0 || fclose(all) != 0) {
+		policy_error(err, errlen, path, 0, "cannot read: %s", strerror(errno));
+		return NULL;
+	}
+	return fmemopen(*text, *len, "r");
+}
+
+int policy_load_more(const char *path, const char *more, struct policy **out, char *err,
+		     size_t errlen)
+{
+	FILE *f = fopen(path, "re"), *all = NULL;
+	char *text = NULL;
+	size_t len = 0;
 
 	if (!f) {
 		policy_error(err, errlen, path, 0, "cannot open: %s", strerror(errno));
@@ -387,10 +425,21 @@ int policy_load(const char *path, struct policy **out, char *err, size_t errlen)
 	}
 	/* whoever could change it could give a peer this guest's addresses */
 	int rc = policy_file_trusted(f, path, "the policy", err, errlen);
-	if (rc == 0)
+	if (rc == 0 && more) {
+		all = file_and_more(f, path, more, &text, &len, err, errlen);
+		rc = all ? policy_read(all, path, out, err, errlen) : -1;
+	} else if (rc == 0)
 		rc = policy_read(f, path, out, err, errlen);
+	if (all)
+		fclose(all);
+	free(text);
 	fclose(f);
 	return rc;
+}
+
+int policy_load(const char *path, struct policy **out, char *err, size_t errlen)
+{
+	return policy_load_more(path, NULL, out, err, errlen);
 }
 
 void policy_free(struct policy *policy)

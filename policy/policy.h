@@ -39,6 +39,7 @@ struct policy_peer {
 	size_t n_prefixes;
 	struct policy_ports ports; /* own rules, or the global ones */
 	bool via_relay; /* reached through the host's vmshim-relay, not directly */
+	char uuid[37];  /* told by the relay (`peers relay`): its libvirt domain's; else empty */
 };
 
 struct policy {
@@ -51,6 +52,7 @@ struct policy {
 	 * connections come from the 1023 vsock ports from relay_first_source on, or, on a host
 	 * with hybrid vsock, from any port (FORMAT.md). */
 	bool has_relay, relay_hybrid;
+	bool peers_from_relay; /* `peers relay`: the host tells the siblings (helperd/hostpeers.h) */
 	uint32_t relay_cid, relay_port, relay_first_source;
 	/* TCP ports that may be relayed where half-closes are lost (`without-half-close`) */
 	struct policy_ports without_half_close;
@@ -63,6 +65,11 @@ int policy_load(const char *path, struct policy **out, char *err, size_t errlen)
 
 /* The same from an open stream; path names it in the errors. */
 int policy_read(FILE *f, const char *path, struct policy **out, char *err, size_t errlen);
+
+/* policy_load, with more statements read after the file's as if they ended it (peers the
+ * relay told of: helperd/hostpeers.h); their lines count on from the file's last. */
+int policy_load_more(const char *path, const char *more, struct policy **out, char *err,
+		     size_t errlen);
 
 void policy_free(struct policy *policy);
 

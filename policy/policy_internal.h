@@ -35,6 +35,7 @@ struct policy_build {
 	unsigned timeout_line; /* 0: no `connect-timeout` */
 	unsigned liveness_line; /* 0: no `liveness-timeout` */
 	unsigned relay_line;    /* 0: no `relay` */
+	unsigned peers_line;    /* 0: no `peers relay` */
 };
 
 /* Runs the checks that need the whole file, then fills in ports, addr4/addr6 and self.

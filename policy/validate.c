@@ -219,12 +219,15 @@ static void check_control_ports(const struct policy_build *b, struct check *c)
 	}
 }
 
-/* Peers reached via the relay need one; the relay's ports (its own and the 1023 its
- * connections come from, when it shares a CID with peers) must lie outside their blocks. */
+/* Peers reached via the relay, and peers from it, need one; the relay's ports (its own and
+ * the 1023 its connections come from, when it shares a CID with peers) must lie outside
+ * their blocks. */
 static void check_relay(const struct policy_build *b, struct check *c)
 {
 	const struct policy *pol = b->pol;
 
+	if (b->peers_line && !b->relay_line)
+		report(c, b->peers_line, "peers relay, but the file has no 'relay CID PORT'");
 	for (size_t i = 0; i < pol->n_peers; i++) {
 		const struct policy_peer *q = &pol->peers[i];
 		if (q->via_relay && !b->relay_line)

@@ -94,8 +94,10 @@ static void add_domain(struct host_policy *p, const struct host_guest *b,
 		.cid = d->cid,
 		.vsock_base = b->vsock_base,
 		.control_port = b->control_port,
+		.n_owned = b->n_owned,
 		.libvirt = true,
 	};
+	memcpy(g->owned, b->owned, sizeof g->owned);
 	memcpy(g->name, d->name, strlen(d->name) + 1); /* refusal checked its length */
 	snprintf(g->uuid, sizeof g->uuid, "%s", d->uuid);
 	snprintf(g->block, sizeof g->block, "%s", b->name);

@@ -8,6 +8,7 @@
 
 #include "host_policy.h"
 #include "policy.h"
+#include "policy_addr.h"
 #include "statements.h"
 #include "vmshim/ports.h"
 #include "vmshim/relayproto.h"
@@ -233,6 +234,28 @@ static int st_hybrid(struct stmt_reader *r)
 	return 0;
 }
 
+/* address A[/LEN]...: what the guest (each guest of a group) may own, as in a guest
+ * policy's peer block; its siblings are told (siblings.h). */
+static int st_address(struct stmt_reader *r)
+{
+	char why[256];
+
+	if (!current_guest(r, "address"))
+		return -1;
+	struct host_guest *g = block_guest(r);
+	for (size_t i = 0; i < r->n_args; i++) {
+		if (g->n_owned == RELAYPROTO_SIBLING_ADDRS)
+			return stmt_fail(r, "guest %s: more than %u addresses", g->name,
+					 RELAYPROTO_SIBLING_ADDRS);
+		struct policy_prefix *p = &g->owned[g->n_owned];
+		if (policy_prefix_parse(r->args[i], p, why, sizeof why) < 0)
+			return stmt_fail(r, "%s", why);
+		p->line = r->line;
+		g->n_owned++;
+	}
+	return 0;
+}
+
 /* domains PATTERN...: the block is a group of libvirt domains, each running one whose name
  * matches a pattern (fnmatch) a guest of its own. */
 static int st_domains(struct stmt_reader *r)
@@ -297,6 +320,7 @@ static const struct stmt_def statements[] = {
 	{"control-port", "control-port N", NULL, st_control_port},
 	{"hybrid", "hybrid PATH [half-close]", "argument", st_hybrid},
 	{"domains", "domains PATTERN...", "pattern", st_domains},
+	{"address", "address A[/LEN]...", "address", st_address},
 	{"reach", "reach GUEST [VSOCK-PORTS...]", "guest", st_reach},
 };
 
@@ -496,6 +520,13 @@ bool host_vmshim_port(const struct host_guest *g, uint32_t port)
 	if (port == g->control_port)
 		return true;
 	return offset < VMSHIM_CONTROL_OFFSET && offset != 0 && offset != VMSHIM_V6_OFFSET;
+}
+
+bool host_helperd_port(const struct host_guest *g, uint32_t port)
+{
+	uint32_t first = g->shares_cid ? vmshim_source_port(g->vsock_base, 1) : 1;
+
+	return g->hybrid[0] || (port >= first && port - first < VMSHIM_TCP_PRIVILEGED_PORTS - 1);
 }
 
 bool host_half_close(const struct host_policy *p, size_t from, size_t to)

@@ -16,6 +16,9 @@
 #include <stdint.h>
 #include <sys/un.h>
 
+#include "policy.h"
+#include "vmshim/relayproto.h"
+
 #define HOST_DEFAULT_PORT 5460u
 #define HOST_DEFAULT_MAX_CONNECTIONS 4096u
 #define HOST_DEFAULT_MAX_PER_GUEST 512u
@@ -52,6 +55,9 @@ struct host_guest {
 	bool loses_half_close; /* its VMM (hybrid, without `half-close`) drops half-closes */
 	struct host_reach *reach;
 	size_t n_reach;
+	/* The addresses it may own, told to its siblings (`address`) */
+	struct policy_prefix owned[RELAYPROTO_SIBLING_ADDRS];
+	size_t n_owned;
 	/* As written: whether the block stands for libvirt domains, and its patterns (none:
 	 * the domain of its name). In force: whether the guest is a domain, its UUID, and the
 	 * block it came from (for a written guest, its own name). */
@@ -85,6 +91,12 @@ int host_guest_owning(const struct host_policy *p, uint32_t cid, uint32_t port);
 /* Whether `port` is one of the vsock ports vmshim uses in guest g: where its helperd accepts
  * sibling connections (base + 1..65535, base + 65537..131071) and its control port. */
 bool host_vmshim_port(const struct host_guest *g, uint32_t port);
+
+/* Whether a connection from `port` of guest g comes from its helperd: the privileged ports
+ * 1..1023, which only its root binds, or where guests share a CID (tests), the source ports
+ * of TCP ports 1..1023 in its block, which no shim connection uses (vmshim/ports.h). A
+ * hybrid guest's port is what it says: true. */
+bool host_helperd_port(const struct host_guest *g, uint32_t port);
 
 /* Whether a half-close crosses a session from guest `from` to guest `to`: not where
  * either one's VMM loses them (README, "Host side"). */

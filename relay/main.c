@@ -21,6 +21,7 @@
 #include "relay.h"
 #include "reload.h"
 #include "session.h"
+#include "siblings.h"
 #include "splice.h"
 #include "status.h"
 #include "transport.h"
@@ -194,6 +195,7 @@ static int run(int foreground, int to_syslog, int debug, bool copy_only)
 
 	libvirt_stop();
 	policy_watch_stop();
+	siblings_close_all();
 	session_close_all();
 	transport_close();
 	status_close(relay.rundir);

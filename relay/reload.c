@@ -6,6 +6,7 @@
 #include "relay.h"
 #include "reload.h"
 #include "session.h"
+#include "siblings.h"
 #include "transport.h"
 #include "vmshim/log.h"
 
@@ -55,7 +56,7 @@ static int put_in_force(struct host_policy *written, struct host_domain *domains
 
 	if (host_domains_in_force(written, domains, n, &new) < 0)
 		return -1;
-	size_t room = new->n_guests ? new->n_guests : 1;
+	size_t room = new->n_guests ? new->n_guests : 1, old_n = relay.policy->n_guests;
 	int *map = regrant_map(relay.policy, new);
 	unsigned *per_guest = calloc(room, sizeof *per_guest);
 	struct relay_counters *counters = calloc(room, sizeof *counters);
@@ -76,6 +77,7 @@ static int put_in_force(struct host_policy *written, struct host_domain *domains
 	relay.per_guest_counters = counters;
 	relay.policy = new;
 	transport_regrant(map);
+	siblings_regrant(map, old_n);
 	free(map);
 	if (written != relay.written) {
 		host_policy_free(relay.written);

@@ -11,6 +11,7 @@
 #include "regrant.h"
 #include "relay.h"
 #include "session.h"
+#include "siblings.h"
 #include "splice.h"
 #include "transport.h"
 #include "vmshim/clock.h"
@@ -312,6 +313,7 @@ static void on_request(struct session *s)
 	struct relayproto_addr dest;
 	uint32_t told_port;
 	const char *why;
+	bool asks_siblings;
 
 	if (got == 0)
 		return;
@@ -320,11 +322,28 @@ static void on_request(struct session *s)
 		session_end(s, errno ? strerror(errno) : "closed before its request");
 		return;
 	}
-	if (relayproto_parse_request(s->request, &dest, &told_port, &why) < 0) {
+	if (relayproto_parse_request(s->request, &dest, &told_port, &asks_siblings, &why) < 0) {
 		COUNT(s->from, bad_requests);
 		log_limited(source_of(s->from), LOG_INFO, "connection from %s: bad request (%s), closed",
 			    name_of(s->from), why);
 		refuse(s, RELAY_BAD_REQUEST, why);
+		return;
+	}
+	if (asks_siblings && !host_helperd_port(&relay.policy->guests[s->from], s->source_port)) {
+		COUNT(s->from, refused);
+		log_limited(source_of(s->from), LOG_INFO,
+			    "connection from %s port %u asks for its siblings, not from its helperd's "
+			    "ports: refused",
+			    name_of(s->from), s->source_port);
+		refuse(s, RELAY_REFUSED, "asks for siblings, not from its helperd");
+		return;
+	}
+	if (asks_siblings) { /* a connection of its own from now on (siblings.h) */
+		int fd = s->caller.w.fd, from = s->from;
+		loop_retire(&s->caller.w);
+		s->caller.w.fd = -1;
+		session_end(s, "asks whom the host says its siblings are");
+		siblings_take(fd, from);
 		return;
 	}
 	if (!s->port_seen)

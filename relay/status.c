@@ -16,6 +16,7 @@
 #include "libvirt.h"
 #include "relay.h"
 #include "session.h"
+#include "siblings.h"
 #include "status.h"
 #include "vmshim/clock.h"
 #include "vmshim/log.h"
@@ -70,8 +71,9 @@ static char *render(size_t *len)
 			relay.written->libvirt_uri, connected ? "true" : "false", relay.n_domains,
 			lists, relay.domain_updates);
 	}
-	fprintf(out, " \"connections\": %u, \"unknown_callers\": %lu, \"counters\": ",
-		relay.n_sessions, relay.unknown_callers);
+	fprintf(out, " \"connections\": %u, \"following_siblings\": %zu, \"unknown_callers\": %lu, "
+		     "\"counters\": ",
+		relay.n_sessions, siblings_following(), relay.unknown_callers);
 	print_counters(out, &relay.total);
 	fputs(",\n \"guests\": [", out);
 	for (size_t i = 0; i < relay.policy->n_guests; i++) {

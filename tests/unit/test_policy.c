@@ -477,6 +477,9 @@ static const struct invalid_case invalid_cases[] = {
 	{ "without_half_close_empty", 1, "without-half-close needs at least one port" },
 	{ "without_half_close_port_zero", 1, "port '0' is out of range 1..65535" },
 	{ "without_half_close_junk", 1, "bad port 'http'" },
+	{ "peers_without_relay", 1, "peers relay, but the file has no 'relay CID PORT'" },
+	{ "peers_bad", 2, "peers 'libvirt': the one source of peers is 'relay'" },
+	{ "peers_after_peer", 4, "peers must come before the first peer (peer a at line 2)" },
 };
 
 #define N_INVALID (sizeof invalid_cases / sizeof invalid_cases[0])
@@ -514,6 +517,40 @@ static void test_relay_shared_hybrid(void **state)
 	assert_true(policy_from_relay(pol, 1, 2131072));
 	assert_false(policy_from_relay(pol, 2, 5461));
 	policy_free(pol);
+}
+
+/* `peers relay`: the file names only this guest; the relay's siblings are read after it
+ * (helperd/hostpeers.c) and checked as if the file had them, on lines after its own. */
+static void test_peers_relay(void **state)
+{
+	struct policy *pol = load_valid("peers_relay.policy"), *merged;
+	char err[512];
+
+	(void)state;
+	assert_true(pol->peers_from_relay);
+	assert_int_equal(pol->n_peers, 1);
+	policy_free(pol);
+	assert_int_equal(policy_load_more(PDIR "/valid/peers_relay.policy",
+					  "peer beta\n cid 1\n vsock-base 3000000\n"
+					  " control-port 3500000\n via relay\n address 198.18.0.2\n",
+					  &merged, err, sizeof err),
+			 0);
+	assert_int_equal(merged->n_peers, 2);
+	assert_string_equal(merged->peers[1].name, "beta");
+	assert_true(merged->peers[1].via_relay);
+	assert_int_equal(merged->peers[1].control_port, 3500000);
+	/* the file's port rules are the sibling's too */
+	assert_true(policy_port_allowed(&merged->peers[1].ports, 80));
+	assert_false(policy_port_allowed(&merged->peers[1].ports, 81));
+	policy_free(merged);
+	/* a sibling that overlaps the file's own is refused as the file would be, its lines
+	 * counted on after the file's (8 lines, a blank one, then the sibling's block) */
+	assert_int_equal(policy_load_more(PDIR "/valid/peers_relay.policy",
+					  "peer beta\n cid 1\n vsock-base 2000000\n via relay\n",
+					  &merged, err, sizeof err),
+			 -1);
+	assert_non_null(strstr(err, "peers_relay.policy:12: "));
+	assert_non_null(strstr(err, "overlap"));
 }
 
 static void test_without_half_close(void **state)
@@ -851,6 +888,7 @@ int main(void)
 		cmocka_unit_test(test_fixture_dirs),
 		cmocka_unit_test(test_relay),
 		cmocka_unit_test(test_relay_shared_hybrid),
+		cmocka_unit_test(test_peers_relay),
 		cmocka_unit_test(test_without_half_close),
 		cmocka_unit_test(test_long_comment_line),
 		cmocka_unit_test(test_longest_line),

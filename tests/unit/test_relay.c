@@ -9,6 +9,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,15 +39,91 @@ static void test_request_round_trip(void **state)
 	(void)state;
 	relayproto_request(msg, 4, 2008080, 1131072 + 40000, 0);
 	assert_memory_equal(msg, "VMSR\x01\x01\x00\x00", 8);
-	assert_int_equal(relayproto_parse_request(msg, &dest, &source, &why), 0);
+	assert_int_equal(relayproto_parse_request(msg, &dest, &source, NULL, &why), 0);
 	assert_int_equal(dest.cid, 4);
 	assert_int_equal(dest.port, 2008080);
 	assert_int_equal(dest.flags, 0);
 	assert_int_equal(source, 1131072 + 40000);
 	relayproto_request(msg, 4, 2008080, 1131072 + 40000, RELAYPROTO_REQUEST_HALF_CLOSE);
 	assert_memory_equal(msg, "VMSR\x01\x01\x00\x01", 8);
-	assert_int_equal(relayproto_parse_request(msg, &dest, &source, &why), 0);
+	assert_int_equal(relayproto_parse_request(msg, &dest, &source, NULL, &why), 0);
 	assert_int_equal(dest.flags, RELAYPROTO_REQUEST_HALF_CLOSE);
+}
+
+/* ASK_SIBLINGS and SIBLINGS: a round trip of each, and the rules a hostile relay or guest
+ * would break. */
+static void test_siblings_messages(void **state)
+{
+	uint8_t ask[RELAYPROTO_REQUEST_SIZE], head[RELAYPROTO_SIBLINGS_HEADER_SIZE],
+		msg[RELAYPROTO_SIBLING_SIZE];
+	struct relayproto_sibling in = {.name = "pool-a",
+					.uuid = "0f0e0d0c-0b0a-0908-0706-050403020100",
+					.cid = 3,
+					.vsock_base = 1048576,
+					.control_port = 1179648,
+					.flags = RELAYPROTO_SIBLING_REACHES,
+					.n_addrs = 2,
+					.addrs = {{AF_INET, 32, {198, 18, 0, 9}},
+						  {AF_INET6, 64, {0x20, 0x01, 0x0d, 0xb8}}}},
+				   out;
+	struct relayproto_addr dest;
+	uint32_t source;
+	uint16_t count;
+	bool asks;
+	const char *why = NULL;
+
+	(void)state;
+	relayproto_ask_siblings(ask, 1131072 + 7);
+	assert_int_equal(relayproto_parse_request(ask, &dest, &source, &asks, &why), 0);
+	assert_true(asks);
+	assert_int_equal(source, 1131072 + 7);
+	/* a relay that knows only REQUEST takes it for a bad request */
+	assert_int_equal(relayproto_parse_request(ask, &dest, &source, NULL, &why), -1);
+	assert_string_equal(why, "unexpected message type");
+	ask[11] = 1;
+	assert_int_equal(relayproto_parse_request(ask, &dest, &source, &asks, &why), -1);
+	assert_string_equal(why, "a destination in ASK_SIBLINGS");
+
+	relayproto_siblings_header(head, 2);
+	assert_int_equal(relayproto_parse_siblings_header(head, &count, &why), 0);
+	assert_int_equal(count, 2);
+	relayproto_siblings_header(head, RELAYPROTO_SIBLINGS_MAX + 1);
+	assert_int_equal(relayproto_parse_siblings_header(head, &count, &why), -1);
+
+	relayproto_sibling(msg, &in);
+	assert_int_equal(relayproto_parse_sibling(msg, &out, &why), 0);
+	assert_string_equal(out.name, "pool-a");
+	assert_string_equal(out.uuid, in.uuid);
+	assert_int_equal(out.cid, 3);
+	assert_int_equal(out.control_port, 1179648);
+	assert_int_equal(out.n_addrs, 2);
+	assert_int_equal(out.addrs[1].family, AF_INET6);
+	assert_memory_equal(out.addrs[0].addr, in.addrs[0].addr, 4);
+	static const struct {
+		size_t offset;
+		uint8_t value;
+		const char *why;
+	} broken[] = {
+		{0, 0, "a name that is not a policy name"},
+		{3, '/', "a name that is not a policy name"},
+		{7, 'x', "a name that is not a policy name"}, /* after its NUL */
+		{44, 8, "unknown flags"},
+		{45, 5, "too many addresses"},
+		{46, 1, "reserved bytes not zero"},
+		{50, 'X', "a UUID that is not one"},
+		{84, 5, "an address of no known family"},
+		{85, 33, "a prefix longer than its address"},
+		{92, 1, "reserved bytes of an address not zero"}, /* past an IPv4 address */
+		{84 + 2 * 20, 4, "an unused address not zero"},
+	};
+	for (size_t i = 0; i < sizeof broken / sizeof broken[0]; i++) {
+		uint8_t bad[RELAYPROTO_SIBLING_SIZE];
+		memcpy(bad, msg, sizeof bad);
+		bad[broken[i].offset] = broken[i].value;
+		why = NULL;
+		assert_int_equal(relayproto_parse_sibling(bad, &out, &why), -1);
+		assert_string_equal(why, broken[i].why);
+	}
 }
 
 /* Each rule: the message with one byte changed is refused, and says why. */
@@ -72,7 +149,7 @@ static void test_request_rules(void **state)
 		const char *why = NULL;
 		relayproto_request(msg, 4, 5, 6, RELAYPROTO_REQUEST_HALF_CLOSE);
 		msg[broken[i].offset] = broken[i].value;
-		assert_int_equal(relayproto_parse_request(msg, &dest, &source, &why), -1);
+		assert_int_equal(relayproto_parse_request(msg, &dest, &source, NULL, &why), -1);
 		assert_string_equal(why, broken[i].why);
 	}
 }
@@ -673,6 +750,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_request_round_trip),
 		cmocka_unit_test(test_request_rules),
+		cmocka_unit_test(test_siblings_messages),
 		cmocka_unit_test(test_reply),
 		cmocka_unit_test(test_from),
 		cmocka_unit_test(test_host_policy),

@@ -25,7 +25,7 @@ BUILD=${BUILD:-build}
 SHIM=$TOP/$BUILD/libvmshim.so
 HELPERD=$TOP/$BUILD/helperd
 VMSHIMCTL=$TOP/$BUILD/vmshimctl
-RELAY=$TOP/$BUILD/vmshim-relay
+RELAY=$TOP/${RELAY_BUILD:-$BUILD}/vmshim-relay # RELAY_BUILD=build-tsan: its libvirt thread
 PROGS=$TOP/$BUILD/progs
 LANE=${VMSHIM_LANE:-}
 NS_SUFFIX=${LANE:+-$LANE}
@@ -313,12 +313,13 @@ fallbacks() {
 
 # peer_up GUEST PEER: GUEST's helperd knows PEER is up. serves GUEST PEER PORT
 # [ports4|ports6]: and that PEER serves PORT. Tests poll these in wait_for, so they read
-# helperd's JSON (helperd/peers_status.c writes each peer as {"name":..,"cid":..,"state":..,
-# "addresses":[..],"ports4":[..],"ports6":[..],..}) with a bash pattern: under emulation a
-# python3 or jq takes 0.3 s to start (measured in the test VM), vmshimctl 0.03-0.13 s.
+# helperd's JSON (helperd/peers_status.c writes each peer as {"name":..,"cid":..,"uuid":..,
+# "state":..,"addresses":[..],"ports4":[..],"ports6":[..],..}) with a bash pattern: under
+# emulation a python3 or jq takes 0.3 s to start (measured in the test VM), vmshimctl
+# 0.03-0.13 s.
 peer_up() { serves "$1" "$2" any; }
 serves() {
-	local peer='"name":"'$2'","cid":[0-9]+,"state":"up","addresses":\[[^]]*\],"ports4":\[([0-9,]*)\],"ports6":\[([0-9,]*)\]'
+	local peer='"name":"'$2'","cid":[0-9]+,"uuid":"[^"]*","state":"up","addresses":\[[^]]*\],"ports4":\[([0-9,]*)\],"ports6":\[([0-9,]*)\]'
 	[[ $(status_json "$1") =~ $peer ]] || return 1
 	[ "$3" = any ] && return 0
 	local ports=${BASH_REMATCH[1]}
@@ -605,3 +606,87 @@ with open(sys.argv[2], "wb") as f:
 print(len(body) / (time.monotonic() - start))
 PY
 }
+
+# libvirt in the test VM (t_relay_libvirt): the machine's own libvirtd (Debian 12, 9.0), run
+# by hand: the VM has no systemd, dbus or polkit, and libvirtd needs none of them. Its
+# domains are TCG qemus with a vhost-vsock device and nothing to boot. What it writes to
+# /etc and /var lies in the VM's overlay, gone with the VM.
+LIBVIRT_URI=qemu:///system
+
+# vsh ARGS...: virsh on LIBVIRT_URI, bounded: a libvirtd that hangs fails the call, not the run.
+vsh() { timeout 60 virsh -q -c "$LIBVIRT_URI" "$@"; }
+
+# libvirt_up: loads vhost_vsock (/dev/vhost-vsock: the qemus' CIDs), gives libvirtd what it
+# needs, starts it (start_bg libvirtd) and returns once virsh gets an answer from it. The
+# caller sets `trap libvirt_down EXIT` first.
+libvirt_up() {
+	modprobe -a vhost_iotlb vhost vhost_vsock
+	# libvirtd looks its default user up before it reads qemu.conf, and without it does not
+	# start ("Failed to parse user 'libvirt-qemu'"); libvirt-daemon-system would make it.
+	getent group libvirt-qemu >/dev/null || groupadd --system libvirt-qemu
+	getent passwd libvirt-qemu >/dev/null || useradd --system --gid libvirt-qemu \
+		--home-dir /var/lib/libvirt --no-create-home --shell /usr/sbin/nologin libvirt-qemu
+	mkdir -p /run/libvirt /var/lib/libvirt/qemu /var/cache/libvirt/qemu /var/log/libvirt/qemu
+	# No virtlogd: libvirtd writes each qemu's output to /var/log/libvirt/qemu/NAME.log itself.
+	echo 'stdio_handler = "file"' >/etc/libvirt/qemu.conf
+	start_bg libvirtd /usr/sbin/libvirtd
+	wait_for "libvirtd" vsh list
+}
+
+# libvirt_down: ends libvirtd and every qemu it started (each has a pid file in
+# /run/libvirt/qemu; they outlive libvirtd), forgets its domains (a second run starts
+# afresh), and unloads the vhost modules once the last /dev/vhost-vsock is closed: the next
+# test's vsock is as it was. The libvirt-qemu user and qemu.conf stay: no test minds them.
+libvirt_down() {
+	local f pids=() i
+	stop_bg libvirtd
+	for f in /run/libvirt/qemu/*.pid; do
+		[ -s "$f" ] && pids+=("$(cat "$f")")
+	done
+	if [ ${#pids[@]} -gt 0 ]; then
+		kill -9 "${pids[@]}" 2>/dev/null || true
+		for i in $(seq 100); do # 10 s; a dead qemu may linger as a zombie, its files closed
+			ps -o stat= -p "$(IFS=,; echo "${pids[*]}")" | grep -qv '^Z' || break
+			sleep 0.1
+		done
+	fi
+	rm -rf /run/libvirt /etc/libvirt/qemu /var/lib/libvirt /var/cache/libvirt
+	# A vsock socket closed toward a guest that never answered (a paused domain) holds the
+	# module for up to 8 s (the kernel's close timeout).
+	for i in $(seq 100); do
+		modprobe -r vhost_vsock vhost vhost_iotlb 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "    libvirt_down: vhost modules stay loaded" >&2
+}
+
+# libvirt_define NAME [CID|auto]: defines domain NAME (not started): 64 MiB, TCG, no disk,
+# no network, a virtio vsock device with CID CID or, with auto (the default), one that
+# libvirt picks when it starts. It boots nothing: SeaBIOS finds no device and, with the
+# reboot timeout off, halts (idle) instead of rebooting every 60 s.
+libvirt_define() {
+	local name=$1 cid=${2:-auto} xml=$WORK/$1.xml
+	if [ "$cid" = auto ]; then cid="auto='yes'"; else cid="auto='no' address='$cid'"; fi
+	cat >"$xml" <<-XML
+		<domain type='qemu'>
+		  <name>$name</name>
+		  <memory unit='MiB'>64</memory>
+		  <vcpu>1</vcpu>
+		  <os><type arch='x86_64' machine='pc'>hvm</type><bios rebootTimeout='-1'/></os>
+		  <devices>
+		    <controller type='usb' model='none'/>
+		    <memballoon model='none'/>
+		    <vsock model='virtio'><cid $cid/></vsock>
+		  </devices>
+		</domain>
+	XML
+	vsh define "$xml" >/dev/null
+}
+
+# domain_cid NAME: running domain NAME's CID, from its live XML, where libvirt-ssh-proxy reads
+# it; domain_uuid NAME: its UUID.
+domain_cid() {
+	vsh dumpxml "$1" --xpath /domain/devices/vsock/cid/@address |
+		sed -n 's/^ *address="\([0-9]*\)"$/\1/p' | grep .
+}
+domain_uuid() { vsh domuuid "$1"; }
