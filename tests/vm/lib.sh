@@ -138,6 +138,7 @@ write_host_policy() {
 			echo "guest $g"
 			echo "    cid 1"
 			echo "    vsock-base ${BASE[$g]}"
+			echo "    address ${ADDR[$g]}" # told to guests with `peers relay`
 			for h in $guests; do
 				if [ "$g:$h" = alpha:beta ]; then
 					echo "    reach beta ${REACH_BETA:-}"

@@ -13,7 +13,8 @@
 # Domains start paused (`virsh start --paused`): running, their vsock device and CID in
 # place, as libvirt lists and tells them, but without the nested TCG guest's firmware
 # taking the VM's two CPUs from what is timed here. The policy's hand-written guests (alpha
-# and beta, CID 1) stay throughout. alpha's
+# and beta, CID 1) stay throughout, and a connection from alpha to beta held open through
+# the relay across every change comes out byte-intact: no domain event touches it. alpha's
 # helperd has no list of siblings (`peers relay`): the relay tells it the domains its block
 # reaches, and each change shows in its status within 1 s of virsh's return too, a CID that
 # passes to another domain as that other domain (its name and UUID).
@@ -177,18 +178,27 @@ for g in alpha beta; do
 	grep -q "^$g 1 policy " <<<"$GUESTS" || fail "the policy's guest $g: $(guest_line "$g")"
 done
 log "relay up ($(libvirt_state)), domains defined, none running: no libvirt guests; alpha and beta from the policy (CID 1)"
-cat >"$WORK/policy-alpha" <<EOF
-relay 1 $RELAY_PORT
-peers relay
-allow 1024-65535
-peer alpha
-    cid 1
-    vsock-base ${BASE[alpha]}
-EOF
-start_helperd alpha "$WORK/policy-alpha"
+for g in alpha beta; do
+	cat >"$WORK/policy-$g" <<-EOF
+		relay 1 $RELAY_PORT
+		peers relay
+		allow 1024-65535
+		peer $g
+		    cid 1
+		    vsock-base ${BASE[$g]}
+		    address ${ADDR[$g]}
+	EOF
+	start_helperd "$g" "$WORK/policy-$g"
+done
 wait_for "alpha's helperd to follow the relay" status_check alpha 'd["peers_from_relay"]["following"]'
 status_check alpha '[p["name"] for p in d["peers"]] == ["beta"]' ||
 	fail "alpha's helperd, before any domain runs: $(status_json alpha)"
+start_bg server shimmed beta "$PROGS/echo_server" epoll-lt 7700 0.0.0.0 10
+wait_for "beta's listener offered to alpha" serves alpha beta 7700
+start_bg held shimmed alpha python3 -S -u "$TOP/tests/vm/apps/held_echo.py" 198.18.0.2 7700 "$WORK/go"
+wait_for "the held connection" grep -q open "$WORK/held.out"
+[ "$(relay_value "len([s for s in d['sessions'] if s['port'] == $(vsock_port beta 7700)])")" = 1 ] ||
+	fail "the held connection is not relayed: sessions $(relay_value 'd["sessions"]'); alpha's redirected $(counter alpha redirected), fallbacks $(fallbacks alpha)"
 
 # solo, a block of its own, with a fixed CID.
 virsh_do start solo --paused
@@ -273,3 +283,7 @@ relay_guests
 [ "$GUESTS" = "$before" ] ||
 	fail "after libvirtd's restart the relay's guests: $(guests_brief); before: $(GUESTS=$before guests_brief)"
 log "libvirtd started again: connected and listed $ms ms after virsh answered ($(libvirt_state)), the same $(wc -l <<<"$GUESTS") guests"
+touch "$WORK/go"
+join_bg held 30 || fail "the held connection: $(cat "$WORK/held.out")"
+grep -q intact "$WORK/held.out" || fail "the held connection: $(cat "$WORK/held.out")"
+log "the connection from alpha to beta held open through the relay all along: intact"
