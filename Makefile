@@ -101,12 +101,19 @@ $(BUILD)/helperd: $(HELPERD_OBJ) $(POLICY_OBJ) $(COMMON_OBJ)
 	$(CC) $(LINKFLAGS) -o $@ $^ $(GUESTWIDE_LIBS)
 
 # The host side: policy/statements.o, file_owner.o and addr.o for its host policy's syntax,
-# file and addresses, libbpf for the sockmap engine (relay/splice.mk), libvirt and libxml2 to follow the
-# domains libvirt runs and read their CIDs (relay/libvirt.c).
-LIBVIRT_LIBS = $(shell pkg-config --libs libvirt libxml-2.0) -lpthread
-$(BUILD)/obj/relay/libvirt.o: ALLFLAGS += $(shell pkg-config --cflags libvirt libxml-2.0)
+# file and addresses, libbpf for the sockmap engine (relay/splice.mk); libvirt and libxml2,
+# to follow the domains libvirt runs and read their CIDs, only their headers: the relay
+# loads them when its policy asks (relay/libvirt_api.h).
+LIBVIRT_CFLAGS = $(shell pkg-config --cflags libvirt libxml-2.0)
+$(BUILD)/obj/relay/libvirt.o $(BUILD)/obj/relay/libvirt_api.o: ALLFLAGS += $(LIBVIRT_CFLAGS)
+# A sanitizer intercepts libtirpc's xdr calls, which libvirt makes, and finds the real ones
+# as the program starts: with libvirt loaded later, libvirt called a null one (SEGV at pc
+# 0 in virNetMessageEncodeHeader, ASan and TSan). So a sanitized relay has libtirpc from
+# the start.
+RELAY_TIRPC = -Wl,--no-as-needed -l:libtirpc.so.3 -Wl,--as-needed
+RELAY_SAN_LIBS = $(if $(SANFLAGS),$(RELAY_TIRPC))
 $(BUILD)/vmshim-relay: $(RELAY_OBJ) $(call obj,policy/statements.c policy/file_owner.c policy/addr.c) $(COMMON_OBJ)
-	$(CC) $(LINKFLAGS) -o $@ $^ $(SPLICE_LIBS) $(LIBVIRT_LIBS)
+	$(CC) $(LINKFLAGS) -o $@ $^ $(SPLICE_LIBS) -ldl -lpthread $(RELAY_SAN_LIBS)
 
 $(BUILD)/vmshimctl: helperd/ctl/vmshimctl.c
 	$(CC) $(ALLFLAGS) $(LINKFLAGS) -o $@ $<

@@ -79,7 +79,10 @@ static void take_list(void)
 	hp.list = list;
 	hp.raw = raw;
 	hp.n_list = hp.count;
-	log_info("the relay says this guest has %d siblings", hp.count ? hp.count - 1 : 0);
+	int siblings = 0;
+	for (int i = 0; i < hp.n_list; i++)
+		siblings += !(list[i].flags & RELAYPROTO_SIBLING_SELF);
+	log_info("the relay says this guest has %d siblings", siblings);
 	helperd_mark(CHANGED_HOST_PEERS);
 }
 

@@ -1,8 +1,4 @@
 /* Following libvirt from a thread of its own (libvirt.h). */
-#include <libvirt/libvirt.h>
-#include <libvirt/virterror.h>
-#include <libxml/parser.h>
-#include <libxml/xpath.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -12,6 +8,7 @@
 #include <unistd.h>
 
 #include "libvirt.h"
+#include "libvirt_api.h"
 #include "statements.h"
 #include "vmshim/log.h"
 
@@ -52,10 +49,10 @@ static void on_libvirt_error(void *opaque, virErrorPtr e)
  * none. */
 static int vsock_cid(const char *xml, uint32_t *cid)
 {
-	xmlDocPtr doc = xmlReadMemory(xml, (int)strlen(xml), "domain.xml", NULL,
+	xmlDocPtr doc = lv.xmlReadMemory(xml, (int)strlen(xml), "domain.xml", NULL,
 				      XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
-	xmlXPathContextPtr ctx = doc ? xmlXPathNewContext(doc) : NULL;
-	xmlXPathObjectPtr o = ctx ? xmlXPathEvalExpression(
+	xmlXPathContextPtr ctx = doc ? lv.xmlXPathNewContext(doc) : NULL;
+	xmlXPathObjectPtr o = ctx ? lv.xmlXPathEvalExpression(
 					    BAD_CAST "string(/domain/devices/vsock/cid/@address)", ctx)
 				  : NULL;
 	uint64_t v;
@@ -66,9 +63,9 @@ static int vsock_cid(const char *xml, uint32_t *cid)
 		*cid = (uint32_t)v;
 		rc = 0;
 	}
-	xmlXPathFreeObject(o);
-	xmlXPathFreeContext(ctx);
-	xmlFreeDoc(doc);
+	lv.xmlXPathFreeObject(o);
+	lv.xmlXPathFreeContext(ctx);
+	lv.xmlFreeDoc(doc);
 	return rc;
 }
 
@@ -95,21 +92,21 @@ static void publish(struct host_domain *domains, size_t n, bool connected)
 static int list_domains(struct host_domain **out, size_t *count)
 {
 	virDomainPtr *doms = NULL;
-	int n = virConnectListAllDomains(me.conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+	int n = lv.virConnectListAllDomains(me.conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
 	struct host_domain *v = n >= 0 ? calloc((size_t)n + 1, sizeof *v) : NULL;
 	size_t m = 0;
 
 	for (int i = 0; i < (n > 0 ? n : 0); i++) {
-		char *xml = v ? virDomainGetXMLDesc(doms[i], 0) : NULL;
-		const char *name = virDomainGetName(doms[i]);
+		char *xml = v ? lv.virDomainGetXMLDesc(doms[i], 0) : NULL;
+		const char *name = lv.virDomainGetName(doms[i]);
 		/* one that stopped meanwhile has no XML: its stop comes as an event */
 		if (xml && name && vsock_cid(xml, &v[m].cid) == 0 &&
-		    virDomainGetUUIDString(doms[i], v[m].uuid) == 0) {
+		    lv.virDomainGetUUIDString(doms[i], v[m].uuid) == 0) {
 			snprintf(v[m].name, sizeof v[m].name, "%s", name);
 			m++;
 		}
 		free(xml);
-		virDomainFree(doms[i]);
+		lv.virDomainFree(doms[i]);
 	}
 	free(doms);
 	if (!v)
@@ -121,7 +118,7 @@ static int list_domains(struct host_domain **out, size_t *count)
 
 static void list_soon(void)
 {
-	virEventUpdateTimeout(me.timer, 0);
+	lv.virEventUpdateTimeout(me.timer, 0);
 }
 
 static void on_lifecycle(virConnectPtr c, virDomainPtr d, int event, int detail, void *opaque)
@@ -152,29 +149,29 @@ static void disconnect(void)
 	int *ids[] = {&me.lifecycle, &me.added, &me.removed};
 	for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
 		if (*ids[i] >= 0)
-			virConnectDomainEventDeregisterAny(me.conn, *ids[i]);
+			lv.virConnectDomainEventDeregisterAny(me.conn, *ids[i]);
 		*ids[i] = -1;
 	}
-	virConnectUnregisterCloseCallback(me.conn, on_close);
-	virConnectClose(me.conn);
+	lv.virConnectUnregisterCloseCallback(me.conn, on_close);
+	lv.virConnectClose(me.conn);
 	me.conn = NULL;
 	me.lost = false;
 }
 
 static int connect_libvirtd(void)
 {
-	if (!(me.conn = virConnectOpenReadOnly(me.uri)))
+	if (!(me.conn = lv.virConnectOpenReadOnly(me.uri)))
 		return -1;
-	me.lifecycle = virConnectDomainEventRegisterAny(
+	me.lifecycle = lv.virConnectDomainEventRegisterAny(
 		me.conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE, VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle),
 		NULL, NULL);
-	me.added = virConnectDomainEventRegisterAny(me.conn, NULL, VIR_DOMAIN_EVENT_ID_DEVICE_ADDED,
+	me.added = lv.virConnectDomainEventRegisterAny(me.conn, NULL, VIR_DOMAIN_EVENT_ID_DEVICE_ADDED,
 						    VIR_DOMAIN_EVENT_CALLBACK(on_device), NULL, NULL);
-	me.removed = virConnectDomainEventRegisterAny(
+	me.removed = lv.virConnectDomainEventRegisterAny(
 		me.conn, NULL, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED, VIR_DOMAIN_EVENT_CALLBACK(on_device),
 		NULL, NULL);
 	if (me.lifecycle < 0 || me.added < 0 || me.removed < 0 ||
-	    virConnectRegisterCloseCallback(me.conn, on_close, NULL, NULL) < 0) {
+	    lv.virConnectRegisterCloseCallback(me.conn, on_close, NULL, NULL) < 0) {
 		disconnect();
 		return -1;
 	}
@@ -189,7 +186,7 @@ static void on_timer(int timer, void *opaque)
 	size_t n;
 
 	(void)timer, (void)opaque;
-	virEventUpdateTimeout(me.timer, -1);
+	lv.virEventUpdateTimeout(me.timer, -1);
 	if (me.lost) {
 		disconnect();
 		publish(NULL, 0, false);
@@ -208,7 +205,7 @@ static void on_timer(int timer, void *opaque)
 			 "last list in force meanwhile",
 			 me.uri, me.error, RECONNECT_MS);
 	me.failing = true;
-	virEventUpdateTimeout(me.timer, RECONNECT_MS);
+	lv.virEventUpdateTimeout(me.timer, RECONNECT_MS);
 }
 
 static void on_stop(int watch, int fd, int events, void *opaque)
@@ -220,28 +217,34 @@ static void on_stop(int watch, int fd, int events, void *opaque)
 static void *follow(void *arg)
 {
 	(void)arg;
-	int stop_watch = virEventAddHandle(me.stop, VIR_EVENT_HANDLE_READABLE, on_stop, NULL, NULL);
+	int stop_watch = lv.virEventAddHandle(me.stop, VIR_EVENT_HANDLE_READABLE, on_stop, NULL, NULL);
 
-	me.timer = virEventAddTimeout(0, on_timer, NULL, NULL);
+	me.timer = lv.virEventAddTimeout(0, on_timer, NULL, NULL);
 	if (stop_watch < 0 || me.timer < 0)
 		log_err("libvirt: cannot start libvirt's event loop: not following %s", me.uri);
 	else
-		while (!me.stopping && virEventRunDefaultImpl() == 0)
+		while (!me.stopping && lv.virEventRunDefaultImpl() == 0)
 			;
 	disconnect();
 	if (me.timer >= 0)
-		virEventRemoveTimeout(me.timer);
+		lv.virEventRemoveTimeout(me.timer);
 	if (stop_watch >= 0)
-		virEventRemoveHandle(stop_watch);
+		lv.virEventRemoveHandle(stop_watch);
 	return NULL;
 }
 
 int libvirt_start(const char *uri)
 {
+	char err[512];
+
 	snprintf(me.uri, sizeof me.uri, "%s", uri);
-	xmlInitParser();
-	virSetErrorFunc(NULL, on_libvirt_error);
-	if (virInitialize() < 0 || virEventRegisterDefaultImpl() < 0)
+	if (libvirt_api_load(err, sizeof err) < 0) {
+		log_err("libvirt: %s", err);
+		return -1;
+	}
+	lv.xmlInitParser();
+	lv.virSetErrorFunc(NULL, on_libvirt_error);
+	if (lv.virInitialize() < 0 || lv.virEventRegisterDefaultImpl() < 0)
 		return -1;
 	me.wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	me.stop = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

@@ -16,7 +16,8 @@
 
 #include "host_domains.h"
 
-/* Starts following libvirt at uri. 0, or -1 (the thread could not start). */
+/* Loads libvirt (libvirt_api.h) and starts following it at uri. 0, or -1 (logged: the
+ * library is missing, or the thread could not start). */
 int libvirt_start(const char *uri);
 
 /* Readable when a new list is there; -1 when not started. */
