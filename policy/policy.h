@@ -34,7 +34,7 @@ struct policy_peer {
 	uint32_t cid;
 	uint32_t vsock_base;
 	uint32_t control_port; /* vsock port of its helperd, for the other helperds */
-	/* The addresses it may own; none: whatever it claims that no other peer owns. */
+	/* The addresses it may own; none: no address (helperd refuses every claim and warns) */
 	struct policy_prefix *prefixes; /* the first single address of a family stands for it */
 	size_t n_prefixes;
 	struct policy_ports ports; /* own rules, or the global ones */

@@ -28,7 +28,7 @@ trap 'stop_relay; libvirt_down' EXIT
 relay_guests() {
 	local json entry line lines=() re='\{"name": ?"([^"]*)"(.*)'
 	GUESTS=
-	json=$("$RELAY" -r "$RUN/vmshim-relay" status) || return 1
+	json=$(relay_status) || return 1
 	json=${json#*\"guests\":}
 	json=${json%%\"sessions\":*}
 	while [[ $json =~ $re ]]; do
