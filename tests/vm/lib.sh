@@ -125,6 +125,23 @@ guest_policy() {
 
 write_policy() { guest_policy alpha beta >"$POLICY"; }
 
+# own_policy G: a policy for guest G that names only G and the relay, which tells it its
+# siblings (`peers relay`), on stdout. (G keeps its own block: guests that share CID 1 are
+# told apart by their port blocks.)
+own_policy() {
+	cat <<-EOF
+		relay 1 $RELAY_PORT
+		peers relay
+		liveness-timeout 6000
+		connect-timeout 2000
+		allow 1024-65535
+		peer $1
+		    cid 1
+		    vsock-base ${BASE[$1]}
+		    address ${ADDR[$1]}
+	EOF
+}
+
 # The guests' policy with the host's relay: alpha and beta reach each other through it.
 write_relay_policy() { guest_policy --relay alpha/relay beta/relay >"$POLICY"; }
 
@@ -285,9 +302,12 @@ as_nobody() {
 	in_guest "$g" setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"
 }
 
-# GUEST's helperd status as JSON (vmshimctl status --json). helperd's socket is a file:
-# reaching it needs no trip into GUEST's namespace.
-status_json() { "$VMSHIMCTL" -r "$(rundir "$1")" status --json; }
+# status_json GUEST: GUEST's helperd's status as JSON (vmshimctl status --json). helperd's
+# socket is a file: reaching it needs no trip into GUEST's namespace. Asked with the plain
+# build's vmshimctl, which only prints what the helperd under test answers: tests poll it
+# hundreds of times, and a sanitized one takes several times as long to start under
+# emulation ($VMSHIMCTL, the build under test, runs where a test checks vmshimctl itself).
+status_json() { "$TOP/build/vmshimctl" -r "$(rundir "$1")" status --json; }
 
 # status_check GUEST PYTHON-CONDITION: d is GUEST's status, peer(NAME) one of its peers.
 status_check() {

@@ -179,15 +179,7 @@ for g in alpha beta; do
 done
 log "relay up ($(libvirt_state)), domains defined, none running: no libvirt guests; alpha and beta from the policy (CID 1)"
 for g in alpha beta; do
-	cat >"$WORK/policy-$g" <<-EOF
-		relay 1 $RELAY_PORT
-		peers relay
-		allow 1024-65535
-		peer $g
-		    cid 1
-		    vsock-base ${BASE[$g]}
-		    address ${ADDR[$g]}
-	EOF
+	own_policy "$g" >"$WORK/policy-$g"
 	start_helperd "$g" "$WORK/policy-$g"
 done
 wait_for "alpha's helperd to follow the relay" status_check alpha 'd["peers_from_relay"]["following"]'

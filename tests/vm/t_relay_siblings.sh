@@ -30,20 +30,9 @@ host_policy() {
 	mv "$HOST_POLICY.new" "$HOST_POLICY"
 }
 
-# Each guest's policy: the relay, and its own block (guests that share CID 1 are told apart
-# by their port blocks); no peer.
+# Each guest's policy: the relay, and its own block; no peer.
 for g in alpha beta; do
-	cat >"$WORK/policy-$g" <<-EOF
-		relay 1 $RELAY_PORT
-		peers relay
-		liveness-timeout 6000
-		connect-timeout 2000
-		allow 1024-65535
-		peer $g
-		    cid 1
-		    vsock-base ${BASE[$g]}
-		    address ${ADDR[$g]}
-	EOF
+	own_policy "$g" >"$WORK/policy-$g"
 done
 
 host_policy yes
