@@ -12,6 +12,7 @@
 #include "preface.h"
 #include "vmshim/log.h"
 #include "vmshim/loop.h"
+#include "vmshim/ports.h"
 #include "vmshim/vsock.h"
 
 #define FRAMES_PER_WAKEUP 16
@@ -104,7 +105,7 @@ static int identify_helperd(const struct sockaddr_vm *from, const char **why)
 		if ((int)i == helperd.self || p->cid != from->svm_cid)
 			continue;
 		uint32_t first = link_first_control_source(p);
-		if (from->svm_port >= first && from->svm_port < first + PRIVILEGED_PORTS - 1)
+		if (vmshim_is_control_source(first, from->svm_port))
 			return (int)i;
 		/* Peers sharing this CID may own other blocks; keep looking. */
 		*why = first > 1 ? "not from its helperd's port range" : "not from a privileged port";

@@ -85,7 +85,7 @@ uint32_t link_first_control_source(const struct policy_peer *peer)
 	 * other (`peers relay`): the relay tells them apart by their blocks */
 	bool shared = cid_shared(peer->cid) || (pol->has_relay && pol->relay_cid == peer->cid);
 
-	return shared ? vmshim_source_port(peer->vsock_base, 1) : 1;
+	return vmshim_control_source_first(peer->vsock_base, shared);
 }
 
 int link_control_socket(void)
@@ -94,5 +94,5 @@ int link_control_socket(void)
 	const struct policy_peer *self = helperd_self();
 
 	return vsock_source_socket(self ? link_first_control_source(self) : 1,
-				   PRIVILEGED_PORTS - 1, &next);
+				   VMSHIM_CONTROL_SOURCES, &next);
 }

@@ -41,7 +41,6 @@
 #include "policy.h"
 #include "vmshim/peerproto.h"
 
-#define PRIVILEGED_PORTS 1024 /* control connections come from these source ports */
 #define INBOUND_PER_PEER 4    /* a restarted peer's new connection may meet its old one */
 
 enum peer_liveness { PEER_DOWN, PEER_UP };
@@ -90,8 +89,8 @@ void link_down(struct link *l, const char *why);
 /* Closes every connection to and from the peer and frees l (the policy dropped it). */
 void link_free(struct link *l);
 
-/* The first of the PRIVILEGED_PORTS - 1 vsock ports the control connections of peer's
- * helperd come from. */
+/* The first of the VMSHIM_CONTROL_SOURCES vsock ports the control connections of peer's
+ * helperd come from (vmshim/ports.h). */
 uint32_t link_first_control_source(const struct policy_peer *peer);
 
 /* A socket bound to a free control source port of this guest (the privileged ports while

@@ -524,9 +524,9 @@ bool host_vmshim_port(const struct host_guest *g, uint32_t port)
 
 bool host_helperd_port(const struct host_guest *g, uint32_t port)
 {
-	uint32_t first = g->shares_cid ? vmshim_source_port(g->vsock_base, 1) : 1;
-
-	return g->hybrid[0] || (port >= first && port - first < VMSHIM_TCP_PRIVILEGED_PORTS - 1);
+	return g->hybrid[0] ||
+	       vmshim_is_control_source(vmshim_control_source_first(g->vsock_base, g->shares_cid),
+					port);
 }
 
 bool host_half_close(const struct host_policy *p, size_t from, size_t to)

@@ -92,10 +92,8 @@ int host_guest_owning(const struct host_policy *p, uint32_t cid, uint32_t port);
  * sibling connections (base + 1..65535, base + 65537..131071) and its control port. */
 bool host_vmshim_port(const struct host_guest *g, uint32_t port);
 
-/* Whether a connection from `port` of guest g comes from its helperd: the privileged ports
- * 1..1023, which only its root binds, or where guests share a CID (tests), the source ports
- * of TCP ports 1..1023 in its block, which no shim connection uses (vmshim/ports.h). A
- * hybrid guest's port is what it says: true. */
+/* Whether a connection from `port` of guest g comes from its helperd's control ports
+ * (vmshim/ports.h). A hybrid guest's port is what it says: true. */
 bool host_helperd_port(const struct host_guest *g, uint32_t port);
 
 /* Whether a half-close crosses a session from guest `from` to guest `to`: not where

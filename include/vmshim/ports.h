@@ -7,6 +7,7 @@
 #ifndef VMSHIM_PORTS_H
 #define VMSHIM_PORTS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define VMSHIM_PORT_BLOCK 196608u
@@ -27,6 +28,22 @@ static inline uint32_t vmshim_listen_port(uint32_t base, int ipv6, uint16_t tcp_
 static inline uint32_t vmshim_source_port(uint32_t base, uint16_t tcp_port)
 {
 	return base + VMSHIM_SOURCE_OFFSET + tcp_port;
+}
+
+/* A helperd's control connections come from VMSHIM_CONTROL_SOURCES ports from
+ * vmshim_control_source_first: the privileged vsock ports 1..1023, which only its guest's
+ * root binds, or where guests share a CID (tests), the source ports of TCP ports 1..1023 in
+ * its block, which no shim connection uses. Its peers and the relay take them by this. */
+#define VMSHIM_CONTROL_SOURCES (VMSHIM_TCP_PRIVILEGED_PORTS - 1)
+
+static inline uint32_t vmshim_control_source_first(uint32_t base, bool shared_cid)
+{
+	return shared_cid ? vmshim_source_port(base, 1) : 1;
+}
+
+static inline bool vmshim_is_control_source(uint32_t first, uint32_t port)
+{
+	return port >= first && port - first < VMSHIM_CONTROL_SOURCES;
 }
 
 #endif
