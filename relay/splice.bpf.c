@@ -100,6 +100,9 @@ int splice_verdict(struct __sk_buff *skb)
 	/* Not one of ours: pass keeps the bytes readable on the socket, never drops them. */
 	if (!s)
 		return SK_PASS;
+	/* A TCP FIN without data (tcp_read_skb hands it over like any skb): splice.h. */
+	if (skb->len == 0)
+		return SK_DROP;
 	struct splice_dir *d = bpf_map_lookup_elem(&dirs, &s->dir_out);
 	if (!d)
 		return SK_PASS;
@@ -160,7 +163,8 @@ __u32 n_dropping;
 SEC("fentry/sk_psock_verdict_apply")
 int BPF_PROG(splice_rescue, struct sk_psock *psock, struct sk_buff *skb, int verdict)
 {
-	if (verdict != SK_DROP_VERDICT) /* splice_verdict never drops: no program ran */
+	/* splice_verdict drops only what has no bytes: otherwise no program ran */
+	if (verdict != SK_DROP_VERDICT || skb->len == 0)
 		return 0;
 	__u64 cookie;
 	struct splice_sock *s = ours(psock->sk, &cookie);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -348,6 +349,7 @@ int splice_add(struct splice_engine *e, int a, int b, unsigned *id)
 {
 	int fd[2] = { a, b };
 	uint64_t cookie[2];
+	bool vsock[2];
 
 	if (!e->n_free) {
 		errno = ENOSPC;
@@ -355,27 +357,31 @@ int splice_add(struct splice_engine *e, int a, int b, unsigned *id)
 	}
 	for (int i = 0; i < 2; i++) {
 		socklen_t len = sizeof(cookie[i]);
-		int domain, type;
+		int domain, type, protocol;
 		socklen_t ilen = sizeof(int);
 
 		if (getsockopt(fd[i], SOL_SOCKET, SO_DOMAIN, &domain, &ilen) < 0 ||
 		    getsockopt(fd[i], SOL_SOCKET, SO_TYPE, &type, &ilen) < 0 ||
+		    getsockopt(fd[i], SOL_SOCKET, SO_PROTOCOL, &protocol, &ilen) < 0 ||
 		    getsockopt(fd[i], SOL_SOCKET, SO_COOKIE, &cookie[i], &len) < 0)
 			return -1;
 		/* AF_UNIX: a peer's shutdown() throws the socket out of every sockmap
 		 * (unix_shutdown -> sock_map_unhash), dropping what its psock still held. */
-		if (domain != AF_VSOCK || type != SOCK_STREAM) {
+		bool tcp = (domain == AF_INET || domain == AF_INET6) && protocol == IPPROTO_TCP;
+		if ((domain != AF_VSOCK && !tcp) || type != SOCK_STREAM) {
 			errno = EOPNOTSUPP;
 			return -1;
 		}
+		vsock[i] = domain == AF_VSOCK;
 		if (waiting(fd[i])) {
 			errno = EBUSY;
 			return -1;
 		}
 	}
 
-	let_backlog_send(a);
-	let_backlog_send(b);
+	for (int i = 0; i < 2; i++)
+		if (vsock[i]) /* TCP's own buffer sizing serves the backlog */
+			let_backlog_send(fd[i]);
 	unsigned n = e->ring[e->head];
 	e->head = (e->head + 1) % e->max_pairs;
 	e->n_free--;

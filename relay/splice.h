@@ -1,7 +1,16 @@
-/* Forwarding in the kernel: a connected pair of AF_VSOCK stream sockets spliced through BPF
- * sockmaps, so that bytes never cross into user space. Needs vsock in sockmap (Linux 6.4 and
- * later), a tracing program that may read an skb (bpf_dynptr_from_skb in tp_btf: seen in
- * 6.12) for splice_pause's rescue, BTF, and CAP_BPF with CAP_NET_ADMIN (or root).
+/* Forwarding in the kernel: a connected pair of AF_VSOCK or TCP stream sockets (vsock to
+ * vsock, as the relay has them, or vsock to TCP, as the guest-wide bridge has) spliced
+ * through BPF sockmaps, so that bytes never cross into user space. Needs vsock in sockmap
+ * (Linux 6.4 and later), a tracing program that may read an skb (bpf_dynptr_from_skb in
+ * tp_btf: seen in 6.12) for splice_pause's rescue, BTF, and CAP_BPF with CAP_NET_ADMIN (or
+ * root).
+ *
+ * How fast the kernel sends into a vsock socket depends on the receiver's buffer there
+ * (SO_VM_SOCKETS_BUFFER_SIZE, the sender's credit): the psock's backlog, finding no credit
+ * (EAGAIN), schedules itself again a jiffy later (sk_psock_backlog). One 64 MiB stream on 6.12
+ * under TCG, every vsock buffer of the pair set alike (bench/results/2026-12-07-splice-tcp):
+ * spliced/copied into vsock 0.60 with 256 KiB buffers, 0.91-1.14 with 1 MiB, 1.08-1.30 with
+ * 4 MiB; into TCP 1.44-1.94 whatever the size.
  *
  * AF_UNIX is refused (EOPNOTSUPP: copy it in user space): its peer's shutdown(), of any
  * kind, takes the socket out of every sockmap (unix_shutdown calls the peer's
@@ -9,6 +18,10 @@
  * had to send or to hand to user space.
  *
  * While a pair is spliced:
+ * - A TCP FIN without data reaches the verdict as an empty skb, which it drops (the EOF is
+ *   marked on the socket already): redirected, its send of 0 bytes would count in the
+ *   kernel's backlog as a broken pipe and stop all sending to the other socket (seen on
+ *   6.12: a half-closed request's response never came).
  * - EOF from a peer shows as EPOLLRDHUP and EPOLLIN on its socket, but read() is no guide:
  *   it returns 0 only while bytes wait to be sent on that socket, else fails with EAGAIN
  *   (vsock_bpf_recvmsg looks at the socket's own shutdown flags, not the peer's). Watch

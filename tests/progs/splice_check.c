@@ -2,11 +2,14 @@
  * test VM only: its vsock connections go to CID 1 (loopback).
  *
  *   splice_check COMBO:EXPECT...   COMBO is the types of the relay's two sockets a and b
- *                                  (vv, vu, uu: v AF_VSOCK, u AF_UNIX); EXPECT is splice
+ *                                  (v AF_VSOCK, u AF_UNIX, t TCP on loopback, as the
+ *                                  guest-wide bridge has); EXPECT is splice
  *                                  (every check must pass spliced), fallback (splice_open
  *                                  or splice_add must refuse, and the sockets still work) or
  *                                  any (whichever happens, checked as such)
- *   splice_check bench MIB         one vsock<->vsock pair: spliced vs a user-space copy loop
+ *   splice_check bench MIB [COMBO [BUFFER]]
+ *                                  one pair (vv unless COMBO says): spliced vs a user-space
+ *                                  copy loop; BUFFER: every vsock socket's buffer (bytes)
  *
  * Each pair is relay socket a <-> guest end A, relay socket b <-> guest end B; this program
  * plays the guests (threads) and the relay (main thread, epoll). */
@@ -24,11 +27,11 @@
 #include "splice.h"
 #include "vmshim/vsock.h"
 
-#define PORT 7790
+#define PORT 7790 /* vsock, and TCP on 127.0.0.1 */
 #define TIMEOUT_S 30 /* every blocking call and wait of the test */
 #define BANNER 100
 
-static int listener = -1;
+static int listener = -1, tcp_listener = -1;
 static int failures;
 
 static void check(bool ok, const char *fmt, ...)
@@ -70,6 +73,17 @@ static void connection(char kind, int *relay, int *guest)
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 			die("socketpair");
 		*relay = sv[0], *guest = sv[1];
+	} else if (kind == 't') {
+		struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(PORT),
+					  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+		if (c < 0 || connect(c, (struct sockaddr *)&to, sizeof(to)) < 0)
+			die("TCP connect to 127.0.0.1:%d", PORT);
+		int s = accept4(tcp_listener, NULL, NULL, SOCK_CLOEXEC);
+		if (s < 0)
+			die("TCP accept");
+		*relay = s, *guest = c; /* the bridge's end is the one its listener accepted */
 	} else {
 		int c = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
@@ -286,7 +300,7 @@ static void join(struct guest *g)
 
 static const char *kind_name(char k)
 {
-	return k == 'v' ? "vsock" : "unix";
+	return k == 'v' ? "vsock" : k == 't' ? "TCP" : "unix";
 }
 
 /* The guests write and read at once (full duplex): a thread each way. */
@@ -359,7 +373,15 @@ static void slow_reader(struct splice_engine *e, unsigned id, const int fd[2], s
 {
 	size_t n = 2u << 20;
 	struct relay_run r = { .wait = wait };
+	int domain;
 
+	/* TCP's autotuned buffers on b and at B would take all 2 MiB out of the kernel's queue
+	 * for b at once: a reader's small buffer, as a program may set it, keeps them there. */
+	if (getsockopt(fd[1], SOL_SOCKET, SO_DOMAIN, &domain, &(socklen_t){ sizeof(int) }) == 0 &&
+	    domain == AF_INET &&
+	    (setsockopt(fd[1], SOL_SOCKET, SO_SNDBUF, &(int){ 32768 }, sizeof(int)) < 0 ||
+	     setsockopt(g[1].fd, SOL_SOCKET, SO_RCVBUF, &(int){ 32768 }, sizeof(int)) < 0))
+		die("small TCP buffers");
 	g[0].write_n = n;
 	g[1].read_n = n, g[1].slow_us = 1000;
 	start(&g[0]), start(&g[1]);
@@ -659,15 +681,20 @@ static void run_combo(struct splice_engine *e, const char *combo, const char *ex
 	close_pair(fd, g);
 }
 
-/* One stream of `total` bytes from A to B through a vsock pair, spliced (e) or copied by
+/* One stream of `total` bytes from A to B through a pair of kinds combo, spliced (e) or copied by
  * this thread with 256 KiB reads and writes. MB/s, or a negative number on failure. */
-static double bench_one(struct splice_engine *e, size_t total)
+static double bench_one(struct splice_engine *e, const char *combo, size_t total,
+			uint64_t buffer)
 {
 	int fd[2];
 	struct guest g[2];
 	unsigned id = 0;
 
-	fresh("vv", fd, g);
+	fresh(combo, fd, g);
+	for (int i = 0; i < 2 && buffer; i++)
+		if (combo[i] == 'v' &&
+		    (vsock_buffer_set(fd[i], buffer) < 0 || vsock_buffer_set(g[i].fd, buffer) < 0))
+			die("bench: vsock buffer of %llu bytes", (unsigned long long)buffer);
 	if (e && splice_add(e, fd[0], fd[1], &id) < 0)
 		die("bench: splice_add");
 	g[0].write_n = total;
@@ -704,13 +731,21 @@ int main(int argc, char **argv)
 	if (getenv("VMSHIM_IN_TESTVM") == NULL || strcmp(getenv("VMSHIM_IN_TESTVM"), "1"))
 		die("runs only inside the test VM (scripts/testvm): it connects over vsock");
 	if (argc < 2)
-		die("usage: splice_check COMBO:EXPECT... | splice_check bench MIB");
+		die("usage: splice_check COMBO:EXPECT... | splice_check bench MIB [COMBO [BUFFER]]");
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN); /* ends cut short on purpose fail with EPIPE (vsock too, in 6.12) */
 
 	listener = vsock_listen(PORT, 16, SOCK_CLOEXEC);
 	if (listener < 0)
 		die("vsock listener on port %d", PORT);
+	struct sockaddr_in at = { .sin_family = AF_INET, .sin_port = htons(PORT),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	tcp_listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (tcp_listener < 0 ||
+	    setsockopt(tcp_listener, SOL_SOCKET, SO_REUSEADDR, &(int){ 1 }, sizeof(int)) < 0 ||
+	    bind(tcp_listener, (struct sockaddr *)&at, sizeof(at)) < 0 ||
+	    listen(tcp_listener, 16) < 0)
+		die("TCP listener on 127.0.0.1:%d", PORT);
 
 	struct splice_engine *e = NULL;
 	char why[300];
@@ -721,25 +756,32 @@ int main(int argc, char **argv)
 
 	if (!strcmp(argv[1], "bench")) {
 		size_t mib = argc > 2 ? strtoul(argv[2], NULL, 10) : 64;
-		if (!e || mib == 0 || mib > 1024)
-			die("bench needs the engine and 1..1024 MiB");
-		double copy = bench_one(NULL, mib << 20), spliced = bench_one(e, mib << 20);
-		printf("bench: %zu MiB vsock->vsock: user-space copy (256 KiB read/write) %.1f MB/s, "
-		       "spliced %.1f MB/s, spliced/copy %.2f\n", mib, copy, spliced, spliced / copy);
+		const char *combo = argc > 3 ? argv[3] : "vv";
+		uint64_t buffer = argc > 4 ? strtoull(argv[4], NULL, 0) : 0;
+		if (!e || mib == 0 || mib > 1024 || strlen(combo) != 2 ||
+		    strspn(combo, "vt") != 2)
+			die("bench needs the engine, 1..1024 MiB and a pair of v and t");
+		double copy = bench_one(NULL, combo, mib << 20, buffer),
+		       spliced = bench_one(e, combo, mib << 20, buffer);
+		printf("bench: %zu MiB %s->%s, vsock buffers %s: user-space copy (256 KiB "
+		       "read/write) %.1f MB/s, spliced %.1f MB/s, spliced/copy %.2f\n", mib,
+		       kind_name(combo[0]), kind_name(combo[1]), argc > 4 ? argv[4] : "default",
+		       copy, spliced, spliced / copy);
 		splice_close(e);
 		return copy > 0 && spliced > 0 ? 0 : 1;
 	}
 	for (int i = 1; i < argc; i++) {
 		char combo[3] = { 0 };
 		const char *expect = strchr(argv[i], ':');
-		if (!expect || expect - argv[i] != 2 || !strchr("vu", argv[i][0]) ||
-		    !strchr("vu", argv[i][1]))
+		if (!expect || expect - argv[i] != 2 || !strchr("vut", argv[i][0]) ||
+		    !strchr("vut", argv[i][1]))
 			die("bad argument %s", argv[i]);
 		memcpy(combo, argv[i], 2);
 		run_combo(e, combo, expect + 1);
 	}
 	splice_close(e);
 	close(listener);
+	close(tcp_listener);
 	printf("splice_check: %d failed\n", failures);
 	return failures ? 1 : 0;
 }
