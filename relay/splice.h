@@ -9,8 +9,8 @@
  * (SO_VM_SOCKETS_BUFFER_SIZE, the sender's credit): the psock's backlog, finding no credit
  * (EAGAIN), schedules itself again a jiffy later (sk_psock_backlog). One 64 MiB stream on 6.12
  * under TCG, every vsock buffer of the pair set alike (bench/results/2026-12-07-splice-tcp):
- * spliced/copied into vsock 0.60 with 256 KiB buffers, 0.91-1.14 with 1 MiB, 1.08-1.30 with
- * 4 MiB; into TCP 1.44-1.94 whatever the size.
+ * spliced/copied into vsock 0.58-0.60 with 256 KiB buffers, 0.87-0.99 with 1 MiB, 1.05-1.27
+ * with 4 MiB; into TCP 1.52-1.72, 0.90-0.99 of a direct connection, whatever the size.
  *
  * AF_UNIX is refused (EOPNOTSUPP: copy it in user space): its peer's shutdown(), of any
  * kind, takes the socket out of every sockmap (unix_shutdown calls the peer's

@@ -9,7 +9,9 @@
  *                                  any (whichever happens, checked as such)
  *   splice_check bench MIB [COMBO [BUFFER]]
  *                                  one pair (vv unless COMBO says): spliced vs a user-space
- *                                  copy loop; BUFFER: every vsock socket's buffer (bytes)
+ *                                  copy loop vs A's connection read directly (no relay), with
+ *                                  the VM's CPU time per MiB; BUFFER: every vsock socket's
+ *                                  buffer (bytes)
  *
  * Each pair is relay socket a <-> guest end A, relay socket b <-> guest end B; this program
  * plays the guests (threads) and the relay (main thread, epoll). */
@@ -681,10 +683,28 @@ static void run_combo(struct splice_engine *e, const char *combo, const char *ex
 	close_pair(fd, g);
 }
 
-/* One stream of `total` bytes from A to B through a pair of kinds combo, spliced (e) or copied by
- * this thread with 256 KiB reads and writes. MB/s, or a negative number on failure. */
-static double bench_one(struct splice_engine *e, const char *combo, size_t total,
-			uint64_t buffer)
+/* The VM's CPU time spent so far (all CPUs, not idle), in ms: what a path costs when the
+ * emulated CPUs, not the path, are the limit. */
+static double busy_ms(void)
+{
+	unsigned long long v[8] = { 0 };
+	FILE *f = fopen("/proc/stat", "r");
+
+	if (!f || fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
+			 &v[3], &v[4], &v[5], &v[6], &v[7]) != 8)
+		die("/proc/stat");
+	fclose(f);
+	return (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) * 1000.0 / (double)sysconf(_SC_CLK_TCK);
+}
+
+enum bench_mode { BENCH_DIRECT, BENCH_COPY, BENCH_SPLICE };
+
+/* One stream of `total` bytes from A to B: straight from A to the other end of its own
+ * connection (DIRECT: no relay, one connection), or through a pair of kinds combo, copied by
+ * this thread with 256 KiB reads and writes or spliced by e. MB/s, or a negative number on
+ * failure; the VM's CPU time per MiB in *cpu_ms. */
+static double bench_one(struct splice_engine *e, enum bench_mode mode, const char *combo,
+			size_t total, uint64_t buffer, double *cpu_ms)
 {
 	int fd[2];
 	struct guest g[2];
@@ -695,16 +715,21 @@ static double bench_one(struct splice_engine *e, const char *combo, size_t total
 		if (combo[i] == 'v' &&
 		    (vsock_buffer_set(fd[i], buffer) < 0 || vsock_buffer_set(g[i].fd, buffer) < 0))
 			die("bench: vsock buffer of %llu bytes", (unsigned long long)buffer);
-	if (e && splice_add(e, fd[0], fd[1], &id) < 0)
+	if (mode == BENCH_DIRECT) { /* B reads A's connection itself */
+		close(g[1].fd);
+		g[1].fd = fd[0];
+		fd[0] = -1;
+	}
+	if (mode == BENCH_SPLICE && splice_add(e, fd[0], fd[1], &id) < 0)
 		die("bench: splice_add");
 	g[0].write_n = total;
 	g[1].read_n = total;
-	double t0 = now();
+	double t0 = now(), cpu0 = busy_ms();
 	start(&g[0]), start(&g[1]);
-	if (e) {
+	if (mode == BENCH_SPLICE) {
 		struct relay_run r = { .wait = true };
 		relay_half_closes(e, id, fd, &r, 1);
-	} else {
+	} else if (mode == BENCH_COPY) {
 		size_t len = 256u << 10;
 		char *buf = malloc(len);
 		ssize_t n;
@@ -719,8 +744,9 @@ static double bench_one(struct splice_engine *e, const char *combo, size_t total
 	}
 	join(&g[0]), join(&g[1]);
 	double secs = g[1].done_at - t0;
+	*cpu_ms = (busy_ms() - cpu0) / (double)(total >> 20);
 	bool ok = g[1].got == total && g[1].eof && !g[1].bad;
-	if (e)
+	if (mode == BENCH_SPLICE)
 		splice_remove(e, id);
 	close_pair(fd, g);
 	return ok ? (double)total / secs / 1e6 : -1;
@@ -761,14 +787,17 @@ int main(int argc, char **argv)
 		if (!e || mib == 0 || mib > 1024 || strlen(combo) != 2 ||
 		    strspn(combo, "vt") != 2)
 			die("bench needs the engine, 1..1024 MiB and a pair of v and t");
-		double copy = bench_one(NULL, combo, mib << 20, buffer),
-		       spliced = bench_one(e, combo, mib << 20, buffer);
-		printf("bench: %zu MiB %s->%s, vsock buffers %s: user-space copy (256 KiB "
-		       "read/write) %.1f MB/s, spliced %.1f MB/s, spliced/copy %.2f\n", mib,
+		double cpu[3], direct = bench_one(e, BENCH_DIRECT, combo, mib << 20, buffer, &cpu[0]),
+			       copy = bench_one(e, BENCH_COPY, combo, mib << 20, buffer, &cpu[1]),
+			       spliced = bench_one(e, BENCH_SPLICE, combo, mib << 20, buffer, &cpu[2]);
+		printf("bench: %zu MiB %s->%s, vsock buffers %s: MB/s (CPU ms per MiB) direct "
+		       "%.1f (%.1f), user-space copy (256 KiB read/write) %.1f (%.1f), spliced %.1f "
+		       "(%.1f); spliced/copy %.2f, spliced/direct %.2f, copy/direct %.2f\n", mib,
 		       kind_name(combo[0]), kind_name(combo[1]), argc > 4 ? argv[4] : "default",
-		       copy, spliced, spliced / copy);
+		       direct, cpu[0], copy, cpu[1], spliced, cpu[2], spliced / copy,
+		       spliced / direct, copy / direct);
 		splice_close(e);
-		return copy > 0 && spliced > 0 ? 0 : 1;
+		return direct > 0 && copy > 0 && spliced > 0 ? 0 : 1;
 	}
 	for (int i = 1; i < argc; i++) {
 		char combo[3] = { 0 };

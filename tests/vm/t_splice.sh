@@ -8,4 +8,9 @@ IFS=. read -r major minor _ <<<"$(uname -r)"
 [ "$major" -lt 6 ] || { [ "$major" = 6 ] && [ "$minor" -lt 4 ]; } || expect=splice
 "$PROGS/splice_check" vv:$expect vt:$expect tv:$expect vu:fallback uu:fallback >"$WORK/splice.out" 2>&1 ||
 	fail "splice_check: $(cat "$WORK/splice.out")"
+# Its benchmark (bench/results/2026-12-07-splice-tcp), briefly, so that it cannot rot.
+if [ $expect = splice ]; then
+	"$PROGS/splice_check" bench 2 vt 1048576 >"$WORK/bench.out" 2>&1 ||
+		fail "splice_check bench: $(cat "$WORK/bench.out")"
+fi
 log "$(uname -r): $(grep -c '^    ok:' "$WORK/splice.out") splice checks passed; pairs $(grep -c 'spliced (id' "$WORK/splice.out") of 3 spliced"
