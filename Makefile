@@ -33,7 +33,10 @@ WARN      = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototy
 ALLFLAGS  = -std=gnu11 -D_GNU_SOURCE -Iinclude -Ipolicy $(WARN) $(CPPFLAGS) $(CFLAGS) $(SANFLAGS) -MMD -MP
 LINKFLAGS = $(LDFLAGS) $(SANFLAGS)
 
-COMMON_SRC  = $(wildcard common/*.c)
+# The forwarding of the relay and of helperd's guest-wide bridge, with its sockmap engine
+# (common/splice.mk), linked only into those two: it needs libbpf.
+FORWARD_SRC = common/forward.c common/forward_copy.c common/splice.c
+COMMON_SRC  = $(filter-out $(FORWARD_SRC) %.bpf.c,$(wildcard common/*.c))
 POLICY_SRC  = $(wildcard policy/*.c)
 SHIM_SRC    = $(wildcard shim/*.c)
 HELPERD_SRC = $(filter-out %.bpf.c,$(wildcard helperd/*.c))
@@ -44,6 +47,7 @@ PROG_SRC    = $(filter-out tests/progs/failalloc.c,$(wildcard tests/progs/*.c))
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 COMMON_OBJ  = $(call obj,$(COMMON_SRC))
+FORWARD_OBJ = $(call obj,$(FORWARD_SRC))
 # The shim takes only what it uses: no daemon loop or log inside applications.
 # Of these, the ones that make system calls are built again with the real calls (SHIM_REAL_OBJ).
 SHIM_REAL_OBJ = $(BUILD)/obj/shim/fdpass.o $(BUILD)/obj/shim/vsock.o
@@ -101,7 +105,7 @@ $(BUILD)/helperd: $(HELPERD_OBJ) $(POLICY_OBJ) $(COMMON_OBJ)
 	$(CC) $(LINKFLAGS) -o $@ $^ $(GUESTWIDE_LIBS)
 
 # The host side: policy/statements.o, file_owner.o and addr.o for its host policy's syntax,
-# file and addresses, libbpf for the sockmap engine (relay/splice.mk); libvirt and libxml2,
+# file and addresses, libbpf for the sockmap engine (common/splice.mk); libvirt and libxml2,
 # to follow the domains libvirt runs and read their CIDs, only their headers: the relay
 # loads them when its policy asks (relay/libvirt_api.h).
 LIBVIRT_CFLAGS = $(shell pkg-config --cflags libvirt libxml-2.0)
@@ -112,7 +116,8 @@ $(BUILD)/obj/relay/libvirt.o $(BUILD)/obj/relay/libvirt_api.o: ALLFLAGS += $(LIB
 # the start.
 RELAY_TIRPC = -Wl,--no-as-needed -l:libtirpc.so.3 -Wl,--as-needed
 RELAY_SAN_LIBS = $(if $(SANFLAGS),$(RELAY_TIRPC))
-$(BUILD)/vmshim-relay: $(RELAY_OBJ) $(call obj,policy/statements.c policy/file_owner.c policy/addr.c) $(COMMON_OBJ)
+$(BUILD)/vmshim-relay: $(RELAY_OBJ) $(call obj,policy/statements.c policy/file_owner.c policy/addr.c) $(COMMON_OBJ) \
+		$(FORWARD_OBJ)
 	$(CC) $(LINKFLAGS) -o $@ $^ $(SPLICE_LIBS) -ldl -lpthread $(RELAY_SAN_LIBS)
 
 $(BUILD)/vmshimctl: helperd/ctl/vmshimctl.c
@@ -245,7 +250,7 @@ $(BUILD)/bench/%: bench/%.c
 	$(CC) $(ALLFLAGS) -Itests/progs $(LINKFLAGS) -o $@ $<
 
 # The relay's sockmap engine and its test program.
-include relay/splice.mk
+include common/splice.mk
 include helperd/guestwide.mk
 
 # Every dependency file, also of what is built from its source in one step (vmshimctl, the

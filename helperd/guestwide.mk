@@ -1,6 +1,6 @@
 # helperd's guest-wide mode (helperd/guestwide.*), for the Makefile to include: the BPF
 # object, its bpftool skeleton, and $(BUILD)/obj/helperd/guestwide.o, which needs
-# GUESTWIDE_LIBS when linked. BPF_CLANG and BPF_CFLAGS are relay/splice.mk's.
+# GUESTWIDE_LIBS when linked. BPF_CLANG and BPF_CFLAGS are common/splice.mk's.
 GUESTWIDE_GEN  = $(BUILD)/gen/helperd
 GUESTWIDE_LIBS = -lbpf
 

@@ -22,7 +22,7 @@
 #include "reload.h"
 #include "session.h"
 #include "siblings.h"
-#include "splice.h"
+#include "vmshim/splice.h"
 #include "status.h"
 #include "transport.h"
 #include "vmshim/clock.h"

@@ -1,4 +1,4 @@
-/* splice_check: the relay's sockmap engine (relay/splice.c) on real socket pairs. Inside the
+/* splice_check: the sockmap engine (common/splice.c) on real socket pairs. Inside the
  * test VM only: its vsock connections go to CID 1 (loopback).
  *
  *   splice_check COMBO:EXPECT...   COMBO is the types of the relay's two sockets a and b
@@ -26,7 +26,7 @@
 #include <unistd.h>
 
 #include "progs.h"
-#include "splice.h"
+#include "vmshim/splice.h"
 #include "vmshim/vsock.h"
 
 #define PORT 7790 /* vsock, and TCP on 127.0.0.1 */

@@ -1,4 +1,4 @@
-# The relay's sockmap engine (relay/splice.c) on vsock loopback, TCP loopback and unix
+# The sockmap engine (common/splice.c) on vsock loopback, TCP loopback and unix
 # pairs: on a kernel with vsock in sockmap (scripts/testvm --kernel 6.12) every splice check
 # runs, vsock to vsock and vsock to TCP both ways (the guest-wide bridge's pairs); on the
 # stock 6.1 splice_add refuses vsock cleanly and the sockets still work. AF_UNIX is always

@@ -17,7 +17,7 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
-#include "splice.h"
+#include "vmshim/splice.h"
 #include "splice.skel.h"
 
 /* The layouts of splice.bpf.c's `socks` and `dirs` values; splice_open checks the sizes. */

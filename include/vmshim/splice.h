@@ -35,8 +35,8 @@
  *   vsock socket returns credit as soon as the verdict takes the bytes): a peer that does
  *   not read lets the other side fill kernel memory. Watch splice_bytes against what you
  *   allow. */
-#ifndef RELAY_SPLICE_H
-#define RELAY_SPLICE_H
+#ifndef VMSHIM_SPLICE_H
+#define VMSHIM_SPLICE_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,7 +1,7 @@
-/* The kernel side of relay/splice.c (AF_VSOCK stream sockets). Every socket of a pair sits
- * in two sockmaps: `redir`, without programs, where the verdict finds the other socket, and
- * `verd`, which carries the verdict program. A socket joins `verd` only once both are in
- * `redir`, so a redirect never misses its target.
+/* The kernel side of common/splice.c (AF_VSOCK and TCP stream sockets). Every socket of a
+ * pair sits in two sockmaps: `redir`, without programs, where the verdict finds the other
+ * socket, and `verd`, which carries the verdict program. A socket joins `verd` only once both
+ * are in `redir`, so a redirect never misses its target.
  *
  * Per direction two counts, in an array that user space maps: `in` is what the verdict took
  * off the source socket and queued on the target's psock; `out` is what the psock's
