@@ -34,7 +34,7 @@ ALLFLAGS  = -std=gnu11 -D_GNU_SOURCE -Iinclude -Ipolicy $(WARN) $(CPPFLAGS) $(CF
 LINKFLAGS = $(LDFLAGS) $(SANFLAGS)
 
 # The forwarding of the relay and of helperd's guest-wide bridge, with its sockmap engine
-# (common/splice.mk), linked only into those two: it needs libbpf.
+# (common/splice.mk), linked only into those two (and helperd's unit tests): it needs libbpf.
 FORWARD_SRC = common/forward.c common/forward_copy.c common/splice.c
 COMMON_SRC  = $(filter-out $(FORWARD_SRC) %.bpf.c,$(wildcard common/*.c))
 POLICY_SRC  = $(wildcard policy/*.c)
@@ -101,7 +101,7 @@ $(BUILD)/libvmshim.so: $(SHIM_OBJ) $(SHIM_COMMON_OBJ) $(BUILD)/obj/common/table.
 	$(CC) -shared -Wl,--version-script=shim/libvmshim.map -Wl,-z,defs,-z,now $(LINKFLAGS) \
 		-o $@ $(filter %.o,$^) -ldl -lpthread
 
-$(BUILD)/helperd: $(HELPERD_OBJ) $(POLICY_OBJ) $(COMMON_OBJ)
+$(BUILD)/helperd: $(HELPERD_OBJ) $(POLICY_OBJ) $(COMMON_OBJ) $(FORWARD_OBJ)
 	$(CC) $(LINKFLAGS) -o $@ $^ $(GUESTWIDE_LIBS)
 
 # The host side: policy/statements.o, file_owner.o and addr.o for its host policy's syntax,
@@ -156,7 +156,7 @@ $(FUZZ_RUNS): run-fuzz_%: build-fuzz/fuzz_%
 		build-fuzz/corpus-$* tests/fuzz/corpus/$* >build-fuzz/$*.log 2>&1 || rc=$$?; \
 		tail -n 12 build-fuzz/$*.log; exit $$rc
 
-$(BUILD)/tests/%: tests/unit/%.c $(HELPERD_LIB) $(POLICY_OBJ) $(COMMON_OBJ)
+$(BUILD)/tests/%: tests/unit/%.c $(HELPERD_LIB) $(POLICY_OBJ) $(COMMON_OBJ) $(FORWARD_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(ALLFLAGS) -Ihelperd -Ishim -DFIXTURES='"tests/unit/fixtures"' $(LINKFLAGS) -o $@ \
 		$(filter %.c %.o %.a,$^) -lcmocka $(TEST_LIBS) $(GUESTWIDE_LIBS)

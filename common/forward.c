@@ -48,7 +48,7 @@ static int try_splice(struct forward *f)
 {
 	if (!f->engine)
 		return 0;
-	if (splice_add(f->engine, f->end[0].w.fd, f->end[1].w.fd, &f->splice_id) < 0) {
+	if (splice_add(f->engine, f->end[0]->w.fd, f->end[1]->w.fd, &f->splice_id) < 0) {
 		if (errno == EIO)
 			return -1;
 		f->splice_retry_ms = errno == EBUSY ? vmshim_now_ms() + FORWARD_RETRY_MS : INT64_MAX;
@@ -85,7 +85,7 @@ static void take_back(struct forward *f, const char *why)
 	f->path = FORWARD_LEAVING;
 	f->ops->counted(f, FORWARD_TAKE_BACK);
 	if (copy_start(f) < 0) {
-		f->ops->ended(f, "no memory for its buffers");
+		f->ops->ended(f, "no memory for its buffers", true);
 		return;
 	}
 	/* a packet the kernel dropped while pausing goes first (splice_rescued) */
@@ -93,11 +93,11 @@ static void take_back(struct forward *f, const char *why)
 		const uint8_t *bytes;
 		ssize_t n = splice_rescued(f->engine, f->splice_id, from, &bytes);
 		if (n < 0) {
-			f->ops->ended(f, LOST_IN_KERNEL);
+			f->ops->ended(f, LOST_IN_KERNEL, true);
 			return;
 		}
 		if (n && copy_preload(f, from, bytes, (size_t)n) < 0) {
-			f->ops->ended(f, "no memory for its buffers");
+			f->ops->ended(f, "no memory for its buffers", true);
 			return;
 		}
 		if (n) {
@@ -108,9 +108,9 @@ static void take_back(struct forward *f, const char *why)
 	/* an EOF seen while spliced but not passed on may have bytes before it: read() finds
 	 * it again after them; a hang-up, the copies hear (or their sends find) again */
 	for (int i = 0; i < 2; i++) {
-		if (!f->end[!i].shut)
-			f->end[i].eof = false;
-		f->end[i].gone = false;
+		if (!f->end[!i]->shut)
+			f->end[i]->eof = false;
+		f->end[i]->gone = false;
 	}
 	forward_settle(f);
 }
@@ -133,7 +133,7 @@ bool forward_kernel_sending(const struct forward *f, const struct forward_end *t
 	uint64_t queued;
 
 	return f->path == FORWARD_LEAVING &&
-	       splice_queued(f->engine, f->splice_id, to == &f->end[0] ? 1 : 0, &queued) == 0 &&
+	       splice_queued(f->engine, f->splice_id, to == f->end[0] ? 1 : 0, &queued) == 0 &&
 	       queued > 0;
 }
 
@@ -154,7 +154,7 @@ static int drained(struct forward *f, int i)
 void forward_settle(struct forward *f)
 {
 	for (int i = 0; i < 2; i++) {
-		struct forward_end *e = &f->end[i], *other = &f->end[!i];
+		struct forward_end *e = f->end[i], *other = f->end[!i];
 		if (!e->eof || other->shut)
 			continue;
 		int done = drained(f, i);
@@ -163,7 +163,7 @@ void forward_settle(struct forward *f)
 			return;
 		}
 		if (done < 0) {
-			f->ops->ended(f, "reset");
+			f->ops->ended(f, "reset", true);
 			return;
 		}
 		if (!done)
@@ -172,12 +172,12 @@ void forward_settle(struct forward *f)
 		other->shut = true;
 		/* an end that takes nothing more ends the other direction too */
 		if (e->gone) {
-			f->ops->ended(f, "closed");
+			f->ops->ended(f, "closed", false);
 			return;
 		}
 	}
-	if (f->end[0].shut && f->end[1].shut) {
-		f->ops->ended(f, "closed");
+	if (f->end[0]->shut && f->end[1]->shut) {
+		f->ops->ended(f, "closed", false);
 		return;
 	}
 	if (f->path == FORWARD_SPLICED) {
@@ -185,12 +185,12 @@ void forward_settle(struct forward *f)
 		 * (EPOLLIN without EPOLLRDHUP), each once; an end past EOF stays silent (the
 		 * tick sees its direction drain) */
 		for (int i = 0; i < 2; i++)
-			if (!f->end[i].eof)
-				forward_watch(&f->end[i], EPOLLIN | EPOLLRDHUP | EPOLLONESHOT);
+			if (!f->end[i]->eof)
+				forward_watch(f->end[i], EPOLLIN | EPOLLRDHUP | EPOLLONESHOT);
 		return;
 	}
 	for (int i = 0; i < 2; i++) {
-		struct forward_end *e = &f->end[i];
+		struct forward_end *e = f->end[i];
 		uint32_t events = copy_interest(f, e);
 		/* a gone end may hang up for ever (level): armed once, only for bytes to read */
 		if (!e->gone)
@@ -203,7 +203,7 @@ void forward_settle(struct forward *f)
 static void on_spliced_event(struct forward *f, struct forward_end *e, uint32_t events)
 {
 	if (events & EPOLLERR) {
-		f->ops->ended(f, "error");
+		f->ops->ended(f, "error", true);
 		return;
 	}
 	if (!(events & (EPOLLRDHUP | EPOLLHUP))) {
@@ -238,7 +238,7 @@ static void tick_spliced(struct forward *f)
 
 		f->window_full_seen[from] = full;
 		if (splice_queued(f->engine, f->splice_id, from, &queued) < 0) {
-			f->ops->ended(f, "reset");
+			f->ops->ended(f, "reset", true);
 			return;
 		}
 		if (lagging && queued > f->buffer) {
@@ -252,7 +252,7 @@ static void tick_spliced(struct forward *f)
 		}
 	}
 	/* a direction whose source closed waits for the kernel's queue */
-	if (f->end[0].eof || f->end[1].eof)
+	if (f->end[0]->eof || f->end[1]->eof)
 		forward_settle(f);
 }
 
@@ -263,11 +263,14 @@ void forward_tick(struct forward *f, int64_t now_ms)
 		tick_spliced(f);
 		break;
 	case FORWARD_LEAVING:
+		/* the kernel's queue shrinks with no event: an EOF that waits for it is passed on
+		 * from here (seen: a bridged server's answer whose EOF never came) */
 		copy_over(f);
-		copy_tick(f);
+		if (!copy_tick(f))
+			forward_settle(f);
 		break;
 	case FORWARD_COPY: {
-		int spliced = now_ms >= f->splice_retry_ms && !f->end[0].eof && !f->end[1].eof &&
+		int spliced = now_ms >= f->splice_retry_ms && !f->end[0]->eof && !f->end[1]->eof &&
 				      !copy_pending(f, 0) && !copy_pending(f, 1)
 				      ? try_splice(f)
 				      : 0;
@@ -276,7 +279,7 @@ void forward_tick(struct forward *f, int64_t now_ms)
 		else if (spliced == 0)
 			copy_tick(f);
 		else
-			f->ops->ended(f, LOST_IN_KERNEL);
+			f->ops->ended(f, LOST_IN_KERNEL, true);
 		break;
 	}
 	}

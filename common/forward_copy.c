@@ -12,7 +12,7 @@
 
 static int index_of(const struct forward *f, const struct forward_end *e)
 {
-	return e == &f->end[0] ? 0 : 1;
+	return e == f->end[0] ? 0 : 1;
 }
 
 int copy_start(struct forward *f)
@@ -90,7 +90,7 @@ static void lost_reader(struct forward *f, struct forward_end *e)
 static int flush(struct forward *f, int i)
 {
 	struct forward_dir *d = &f->dir[i];
-	struct forward_end *to = &f->end[!i];
+	struct forward_end *to = f->end[!i];
 
 	if (forward_kernel_sending(f, to))
 		return 0; /* its turn comes after the kernel's (a tick) */
@@ -114,7 +114,7 @@ static int flush(struct forward *f, int i)
 static int fill(struct forward *f, int i)
 {
 	struct forward_dir *d = &f->dir[i];
-	struct forward_end *from = &f->end[i];
+	struct forward_end *from = f->end[i];
 	uint32_t size = d->size;
 
 	for (int k = 0; k < READS_PER_EVENT && !from->eof; k++) {
@@ -146,26 +146,27 @@ void copy_on_event(struct forward *f, struct forward_end *e, uint32_t events)
 	if (events & EPOLLHUP)
 		lost_reader(f, e);
 	if ((events & EPOLLERR) || fill(f, i) < 0 || (!e->gone && flush(f, !i) < 0)) {
-		f->ops->ended(f, "reset");
+		f->ops->ended(f, "reset", true);
 		return;
 	}
 	forward_settle(f);
 }
 
-void copy_tick(struct forward *f)
+bool copy_tick(struct forward *f)
 {
 	bool owing = false;
 
 	for (int i = 0; i < 2; i++) {
 		struct forward_dir *owed = &f->dir[!i];
-		if (f->end[i].gone || owed->head == owed->tail)
+		if (f->end[i]->gone || owed->head == owed->tail)
 			continue;
 		owing = true;
 		if (flush(f, !i) < 0) {
-			f->ops->ended(f, "reset");
-			return;
+			f->ops->ended(f, "reset", true);
+			return true;
 		}
 	}
 	if (owing)
 		forward_settle(f);
+	return owing;
 }

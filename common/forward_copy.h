@@ -14,8 +14,9 @@ int copy_start(struct forward *f);
 /* Moves what it can after events on end e, then settles the forward (which may end it). */
 void copy_on_event(struct forward *f, struct forward_end *e, uint32_t events);
 
-/* Writes again what is owed to an end that had no room. */
-void copy_tick(struct forward *f);
+/* Writes again what is owed to an end that had no room, and settles the forward if it did
+ * (true: the forward may have ended). */
+bool copy_tick(struct forward *f);
 
 /* Puts n bytes from end i ahead of anything read from it later (splice_rescued's); 0, or -1
  * without the memory. */

@@ -230,6 +230,9 @@ fail:;
 
 	snprintf(err, errlen, "%s: %s%s%s%s", step, strerror(saved),
 		 libbpf_msg[0] ? " (libbpf: " : "", libbpf_msg, libbpf_msg[0] ? ")" : "");
+	for (char *c = err; *c; c++) /* shown as is in JSON status answers */
+		if (*c == '"' || *c == '\\' || (unsigned char)*c < ' ')
+			*c = '\'';
 	splice_close(e);
 	libbpf_set_print(old_print);
 	errno = saved;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "bridge.h"
@@ -18,15 +19,16 @@
 #include "tcpsock.h"
 #include "vmshim/clock.h"
 #include "vmshim/dialled.h"
+#include "vmshim/forward.h"
 #include "vmshim/handover.h"
 #include "vmshim/log.h"
 #include "vmshim/loop.h"
 #include "vmshim/relayproto.h"
+#include "vmshim/splice.h"
 #include "vmshim/vsock.h"
 #include "vmshim/vsockbuf.h"
 
-#define BRIDGE_BUFFER (64u * 1024) /* per direction */
-#define MOVES_PER_EVENT 16         /* so that one busy connection cannot hold the loop */
+#define BRIDGE_BUFFER (64u * 1024) /* per direction, and the most the kernel queues for one */
 #define BRIDGE_TCP_TIMEOUT_MS 60000 /* a fallback's connect, as long as a patient TCP's */
 #define LOG_KIND_BRIDGE 3          /* log_limited's source: the port a stranger came from */
 #define BRIDGE_LEAST 4
@@ -40,24 +42,17 @@ enum bridge_state {
 	BRIDGE_COPYING,
 };
 
-/* Bytes on their way from one end to the other. */
-struct flow {
-	uint8_t *buf;
-	uint32_t head, tail; /* pending bytes are buf[head, tail) */
-	bool eof;            /* its source will send no more */
-	bool shut;           /* shutdown(SHUT_WR) passed on to its destination */
-};
+enum { PROG, FAR }; /* the forward's ends (forward.h) */
 
 struct bridge_conn {
-	struct watch prog;    /* the program's connection (to the listener, for a sibling's) */
-	struct watch sibling; /* the vsock connection with the sibling */
-	struct watch tcp;     /* TCP of helperd's own, after a fallback */
-	struct watch *far;    /* &sibling, or &tcp */
+	struct forward fwd;         /* first: an end's forward is its connection; from COPYING */
+	struct forward_end prog;    /* the program's connection (to the listener, for a sibling's) */
+	struct forward_end sibling; /* the vsock connection with the sibling */
+	struct forward_end tcp;     /* TCP of helperd's own, after a fallback */
+	struct forward_end *far;    /* &sibling, or &tcp */
 	unsigned in_loop;     /* which of the three the loop watches (bit()) */
-	unsigned hung_up;     /* which of them hung up (bit()): armed one event at a time */
 	uint16_t inbound_port; /* a sibling's: the local port its names are filed by; else 0 */
 	enum bridge_state state;
-	struct flow to_far, to_prog;
 	struct sockaddr_in dest; /* what the program dialled */
 	struct vmshim_route route; /* the table's way to it */
 	uint16_t local_port;     /* the program's, which the relay's request names */
@@ -72,6 +67,16 @@ struct bridge_conn {
 
 static struct bridge_conn *conns;
 static unsigned n_conns, max_conns = BRIDGE_MAX;
+static unsigned long next_id = 1;
+
+/* The kernel's sockmap, where it can splice TCP to vsock (Linux 6.4 and later); NULL: the
+ * bridge copies, for the reason in engine_why. */
+static struct splice_engine *engine;
+static char engine_why[160];
+
+/* forward_tick's timer, armed while some connection is COPYING. */
+static struct watch ticker = {.fd = -1};
+static unsigned n_forwarding;
 
 /* The bridge's room is shared as the doorbell pool's is: the programs of one user (their
  * connects out) may hold a quarter of it, one sibling (its connections in) its share as a
@@ -92,6 +97,16 @@ void bridge_init(unsigned max)
 		log_warn("guest-wide mode: the bridge has room for %u connections, %u per user or "
 			 "sibling (fewer per sibling with more than four peers)", max_conns,
 			 user_share());
+	if (splice_open(&engine, max_conns, engine_why, sizeof(engine_why)) < 0)
+		log_info("guest-wide mode: the bridge copies in user space: %s", engine_why);
+	else
+		log_info("guest-wide mode: the bridge splices in the kernel (sockmap)");
+}
+
+const char *bridge_forwarding(const char **why)
+{
+	*why = engine ? "" : engine_why;
+	return engine ? "sockmap" : "copy";
 }
 
 unsigned bridge_count(void)
@@ -99,46 +114,49 @@ unsigned bridge_count(void)
 	return n_conns;
 }
 
+/* The connection of a watch: its owner is one of the connection's ends. */
+static struct bridge_conn *conn_of(const struct watch *w)
+{
+	return (struct bridge_conn *)((const struct forward_end *)w->owner)->f;
+}
+
 static void drop(struct bridge_conn *c)
 {
-	if (--c->refs > 0)
-		return;
-	free(c->to_far.buf);
-	free(c->to_prog.buf);
-	free(c);
+	if (--c->refs == 0)
+		free(c);
 }
 
 static void release(struct watch *w)
 {
-	drop(w->owner);
+	drop(conn_of(w));
 }
 
-static unsigned bit(const struct bridge_conn *c, const struct watch *w)
+static unsigned bit(const struct bridge_conn *c, const struct forward_end *e)
 {
-	return w == &c->prog ? 1u : w == &c->sibling ? 2u : 4u;
+	return e == &c->prog ? 1u : e == &c->sibling ? 2u : 4u;
 }
 
-/* Watches w (its fd set) for events; -1 if the loop cannot. */
-static int watch_add(struct bridge_conn *c, struct watch *w, uint32_t events)
+/* Watches e (its fd set) for events; -1 if the loop cannot. */
+static int watch_add(struct bridge_conn *c, struct forward_end *e, uint32_t events)
 {
-	if (loop_add(w, events) < 0)
+	if (loop_add(&e->w, events) < 0)
 		return -1;
 	c->refs++;
-	c->in_loop |= bit(c, w);
+	c->in_loop |= bit(c, e);
 	return 0;
 }
 
-/* Closes w's descriptor, and stops watching it if the loop did. */
-static void watch_end(struct bridge_conn *c, struct watch *w)
+/* Closes e's descriptor, and stops watching it if the loop did. */
+static void watch_end(struct bridge_conn *c, struct forward_end *e)
 {
-	if (w->fd < 0)
+	if (e->w.fd < 0)
 		return;
-	if (c->in_loop & bit(c, w)) {
-		loop_retire(w);
-		c->in_loop &= ~bit(c, w);
+	if (c->in_loop & bit(c, e)) {
+		loop_retire(&e->w);
+		c->in_loop &= ~bit(c, e);
 	}
-	close(w->fd);
-	w->fd = -1;
+	close(e->w.fd);
+	e->w.fd = -1;
 }
 
 /* Makes fd's close a reset. */
@@ -152,8 +170,12 @@ static void abort_on_close(int fd)
 /* Ends c: a reset for the program where its connection did not end cleanly. */
 static void finish(struct bridge_conn *c, bool reset)
 {
-	if (reset && c->prog.fd >= 0)
-		abort_on_close(c->prog.fd);
+	if (c->state == BRIDGE_COPYING) {
+		forward_stop(&c->fwd);
+		n_forwarding--;
+	}
+	if (reset && c->prog.w.fd >= 0)
+		abort_on_close(c->prog.w.fd);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -173,88 +195,88 @@ static void finish(struct bridge_conn *c, bool reset)
 	drop(c);
 }
 
-/* Moves what it can from src to dst through f; -1 on an error of either. */
-static int pump(int src, int dst, struct flow *f)
+
+static void forward_ended(struct forward *f, const char *why, bool reset)
 {
-	for (int i = 0; i < MOVES_PER_EVENT; i++) {
-		bool moved = false;
-		if (!f->eof && f->tail < BRIDGE_BUFFER) {
-			ssize_t n = recv(src, f->buf + f->tail, BRIDGE_BUFFER - f->tail, MSG_DONTWAIT);
-			if (n < 0 && errno != EAGAIN && errno != EINTR)
-				return -1;
-			f->eof = n == 0;
-			f->tail += n > 0 ? (uint32_t)n : 0;
-			moved = n > 0;
-		}
-		while (f->head < f->tail) {
-			ssize_t n = send(dst, f->buf + f->head, f->tail - f->head,
-					 MSG_DONTWAIT | MSG_NOSIGNAL);
-			if (n < 0 && (errno == EAGAIN || errno == EINTR))
-				break;
-			if (n < 0)
-				return -1;
-			f->head += (uint32_t)n;
-		}
-		if (f->head == f->tail)
-			f->head = f->tail = 0;
-		if (!moved || f->tail == BRIDGE_BUFFER)
-			break;
-	}
-	if (f->eof && f->head == f->tail && !f->shut) {
-		shutdown(dst, SHUT_WR);
-		f->shut = true;
-	}
-	return 0;
+	log_debug("bridge: connection %lu: %s", f->id, why);
+	finish((struct bridge_conn *)f, reset);
 }
 
-static uint32_t interest(const struct flow *out, const struct flow *in)
+static void forward_counted(struct forward *f, enum forward_event what)
 {
-	return (!out->eof && out->tail < BRIDGE_BUFFER ? EPOLLIN : 0) |
-	       (in->head < in->tail ? EPOLLOUT : 0);
+	(void)f;
+	if (what == FORWARD_SPLICE)
+		helperd.counters.bridge_spliced++;
+	else if (what == FORWARD_TAKE_BACK)
+		helperd.counters.bridge_taken_back++;
 }
 
-/* A hang-up is level and comes whatever a watch asks for, so an end that hung up is armed
- * for one event at a time, and only while there is something to do with it: the bytes it
- * sent before are still read whenever the other end has room (its events pump both ways),
- * and what it is owed fails at the next send, which ends the connection as a reset. */
-static void arm(struct bridge_conn *c, struct watch *w, uint32_t events, bool just_hung_up)
-{
-	if (!(c->hung_up & bit(c, w)))
-		loop_mod(w, events);
-	else if (events || just_hung_up)
-		loop_mod(w, events | EPOLLONESHOT);
-}
+static const struct forward_ops bridge_forward_ops = {.ended = forward_ended,
+						      .counted = forward_counted};
 
-/* After events on `from` (NULL: none), moves what it can both ways. */
-static void copy_both(struct bridge_conn *c, struct watch *from, uint32_t events)
+/* Every FORWARD_TICK_MS while some connection is COPYING; disarmed once none is. */
+static void on_ticker(struct watch *w, uint32_t events)
 {
-	bool just = from && (events & (EPOLLHUP | EPOLLERR)) && !(c->hung_up & bit(c, from));
+	uint64_t ticks;
+	int64_t now = vmshim_now_ms();
 
-	if (just)
-		c->hung_up |= bit(c, from);
-	if (pump(c->prog.fd, c->far->fd, &c->to_far) < 0 ||
-	    pump(c->far->fd, c->prog.fd, &c->to_prog) < 0) {
-		finish(c, true);
+	(void)events;
+	if (read(w->fd, &ticks, sizeof(ticks)) != sizeof(ticks))
 		return;
+	for (struct bridge_conn *c = conns, *next; c; c = next) {
+		next = c->next;
+		if (c->state == BRIDGE_COPYING)
+			forward_tick(&c->fwd, now);
 	}
-	if (c->to_far.shut && c->to_prog.shut) {
-		finish(c, false);
-		return;
-	}
-	arm(c, &c->prog, interest(&c->to_far, &c->to_prog), just && from == &c->prog);
-	arm(c, c->far, interest(&c->to_prog, &c->to_far), just && from == c->far);
+	if (!n_forwarding)
+		timerfd_settime(w->fd, 0, &(struct itimerspec){0}, NULL);
 }
 
+/* The ticker running; -1 if it cannot be had. */
+static int tick_forwards(void)
+{
+	const struct timespec every = {.tv_nsec = FORWARD_TICK_MS * 1000000L};
+
+	if (ticker.fd < 0) {
+		ticker = (struct watch){.fd = timerfd_create(CLOCK_MONOTONIC,
+							     TFD_NONBLOCK | TFD_CLOEXEC),
+					.on_event = on_ticker};
+		if (ticker.fd < 0 || loop_add(&ticker, EPOLLIN) < 0) {
+			if (ticker.fd >= 0)
+				close(ticker.fd);
+			ticker.fd = -1;
+			return -1;
+		}
+	}
+	return timerfd_settime(ticker.fd, 0,
+			       &(struct itimerspec){.it_interval = every, .it_value = every}, NULL);
+}
+
+/* Both ends connected: the bytes flow, in the kernel where it takes the pair, else by
+ * copies (forward.h). */
 static void start_copying(struct bridge_conn *c)
 {
 	c->state = BRIDGE_COPYING;
 	c->deadline_ms = INT64_MAX;
+	n_forwarding++;
 	if ((!(c->in_loop & bit(c, &c->prog)) && watch_add(c, &c->prog, EPOLLIN) < 0) ||
-	    (!(c->in_loop & bit(c, c->far)) && watch_add(c, c->far, EPOLLIN) < 0)) {
+	    (!(c->in_loop & bit(c, c->far)) && watch_add(c, c->far, EPOLLIN) < 0) ||
+	    (n_forwarding == 1 && tick_forwards() < 0)) {
 		finish(c, true);
 		return;
 	}
-	copy_both(c, NULL, 0);
+	c->prog.armed = c->far->armed = FORWARD_ARMED_UNKNOWN; /* each set by hand so far */
+	c->fwd.end[PROG] = &c->prog;
+	c->fwd.end[FAR] = c->far;
+	c->fwd.ops = &bridge_forward_ops;
+	c->fwd.engine = engine;
+	c->fwd.buffer = BRIDGE_BUFFER;
+	if (forward_begin(&c->fwd) < 0) {
+		log_warn("bridge: connection %lu: %m", c->fwd.id);
+		finish(c, true);
+		return;
+	}
+	forward_settle(&c->fwd);
 }
 
 /* The sibling path is not certain: TCP of helperd's own, which the programs let pass. */
@@ -264,14 +286,14 @@ static void fall_back(struct bridge_conn *c)
 	c->far = &c->tcp;
 	c->state = BRIDGE_FALLBACK;
 	c->deadline_ms = vmshim_now_ms() + BRIDGE_TCP_TIMEOUT_MS;
-	c->tcp.fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (c->tcp.fd < 0 ||
-	    (connect(c->tcp.fd, (struct sockaddr *)&c->dest, sizeof(c->dest)) < 0 &&
+	c->tcp.w.fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->tcp.w.fd < 0 ||
+	    (connect(c->tcp.w.fd, (struct sockaddr *)&c->dest, sizeof(c->dest)) < 0 &&
 	     errno != EINPROGRESS) ||
 	    watch_add(c, &c->tcp, EPOLLOUT) < 0) {
-		if (c->tcp.fd >= 0)
-			close(c->tcp.fd);
-		c->tcp.fd = -1;
+		if (c->tcp.w.fd >= 0)
+			close(c->tcp.w.fd);
+		c->tcp.w.fd = -1;
 		finish(c, true);
 	}
 }
@@ -334,7 +356,7 @@ static void relay_replied(struct bridge_conn *c, struct watch *w)
 
 static void on_far(struct watch *w, uint32_t events)
 {
-	struct bridge_conn *c = w->owner;
+	struct bridge_conn *c = conn_of(w);
 
 	switch (c->state) {
 	case BRIDGE_CONNECTING:
@@ -371,9 +393,10 @@ static void on_far(struct watch *w, uint32_t events)
 		start_copying(c);
 		return;
 	}
-	case BRIDGE_LISTENING:
+	case BRIDGE_LISTENING: /* not watched until COPYING */
+		return;
 	case BRIDGE_COPYING:
-		copy_both(c, w, events);
+		forward_on_event(w->owner, events);
 		return;
 	}
 }
@@ -383,23 +406,23 @@ static void listener_reached(struct bridge_conn *c)
 {
 	char handover = VMSHIM_HANDOVER_BYTE;
 
-	if (sock_int_option(c->prog.fd, SOL_SOCKET, SO_ERROR) != 0 ||
-	    send(c->sibling.fd, &handover, 1, MSG_DONTWAIT | MSG_NOSIGNAL) != 1) {
+	if (sock_int_option(c->prog.w.fd, SOL_SOCKET, SO_ERROR) != 0 ||
+	    send(c->sibling.w.fd, &handover, 1, MSG_DONTWAIT | MSG_NOSIGNAL) != 1) {
 		finish(c, true); /* no hand-over: the sibling goes over TCP */
 		return;
 	}
-	loop_mod(&c->prog, EPOLLIN);
 	start_copying(c);
 }
 
+/* The program's end is watched only while LISTENING and from COPYING on. */
 static void on_prog(struct watch *w, uint32_t events)
 {
-	struct bridge_conn *c = w->owner;
+	struct bridge_conn *c = conn_of(w);
 
 	if (c->state == BRIDGE_LISTENING)
 		listener_reached(c);
 	else
-		copy_both(c, w, events);
+		forward_on_event(w->owner, events);
 }
 
 /* The vsock connection to the sibling route names (or to the host's relay, for one reached
@@ -453,20 +476,23 @@ static struct bridge_conn *new_conn(int fd, struct share **shares, uint64_t key,
 			    max_conns);
 		return NULL;
 	}
-	if (!(c = calloc(1, sizeof(*c))) || !(c->to_far.buf = malloc(BRIDGE_BUFFER)) ||
-	    !(c->to_prog.buf = malloc(BRIDGE_BUFFER))) {
+	if (!(c = calloc(1, sizeof(*c)))) {
 		log_err("bridge: out of memory");
-		if (c)
-			free(c->to_far.buf);
-		free(c);
 		share_give(shares, sh);
 		return NULL;
 	}
 	c->shares = shares;
 	c->share = sh;
-	c->prog = (struct watch){.fd = fd, .on_event = on_prog, .owner = c, .release = release};
-	c->sibling = (struct watch){.fd = -1, .on_event = on_far, .owner = c, .release = release};
-	c->tcp = c->sibling;
+	c->fwd.id = next_id++;
+	c->prog = (struct forward_end){
+		.w = {.fd = fd, .on_event = on_prog, .owner = &c->prog, .release = release},
+		.f = &c->fwd};
+	c->sibling = (struct forward_end){
+		.w = {.fd = -1, .on_event = on_far, .owner = &c->sibling, .release = release},
+		.f = &c->fwd};
+	c->tcp = (struct forward_end){
+		.w = {.fd = -1, .on_event = on_far, .owner = &c->tcp, .release = release},
+		.f = &c->fwd};
 	c->far = &c->sibling;
 	c->refs = 1;
 	c->next = conns;
@@ -511,12 +537,12 @@ void bridge_take(int fd, const struct sockaddr_in *from, const struct sockaddr_i
 	c->local_port = ntohs(from->sin_port);
 	c->deadline_ms = vmshim_now_ms() + vsock_connect_timeout_ms(c->route.timeout_ms);
 	c->state = BRIDGE_CONNECTING;
-	c->sibling.fd = sibling ? reach_sibling(&c->route, c->local_port) : -1;
-	if (c->sibling.fd >= 0 && watch_add(c, &c->sibling, EPOLLOUT) < 0) {
-		close(c->sibling.fd);
-		c->sibling.fd = -1;
+	c->sibling.w.fd = sibling ? reach_sibling(&c->route, c->local_port) : -1;
+	if (c->sibling.w.fd >= 0 && watch_add(c, &c->sibling, EPOLLOUT) < 0) {
+		close(c->sibling.w.fd);
+		c->sibling.w.fd = -1;
 	}
-	if (c->sibling.fd < 0)
+	if (c->sibling.w.fd < 0)
 		fall_back(c);
 }
 
@@ -550,7 +576,7 @@ int bridge_inbound(int vs, const struct policy_peer *sibling,
 		return -1;
 	}
 	c->inbound_port = ntohs(from.sin_port);
-	c->sibling.fd = vs;
+	c->sibling.w.fd = vs;
 	c->state = BRIDGE_LISTENING;
 	c->deadline_ms = vmshim_now_ms() + BRIDGE_TCP_TIMEOUT_MS;
 	if ((connect(fd, (const struct sockaddr *)target, len) < 0 && errno != EINPROGRESS) ||

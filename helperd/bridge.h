@@ -15,6 +15,8 @@
  *   |        connects pass), so that the program gets what TCP would have given it
  *   FALLBACK --(connected)--> COPYING; --(failed)--> closed, as a reset
  *   COPYING --(both directions shut, each once its bytes are through; or an error)--> closed
+ *            (forward.h: spliced in the kernel, TCP to vsock, where it takes the pair, Linux
+ *            6.4 and later; else by copies; an error ends the program's connection as a reset)
  *
  * The program's connect() returned as soon as the bridge's listener took it: its first bytes
  * wait in the kernel until COPYING.
@@ -40,6 +42,9 @@
 #define BRIDGE_MAX 1024
 #define BRIDGE_FDS_PER_CONN 2
 void bridge_init(unsigned max);
+
+/* "sockmap" or "copy", how COPYING moves the bytes; *why, why not sockmap ("" if it is). */
+const char *bridge_forwarding(const char **why);
 
 /* Takes fd, a connection accepted from `from` on the bridge at `bridge`; by_port is the
  * programs' map of redirected connects by local port. */

@@ -17,6 +17,8 @@ struct helperd_counters {
 	unsigned long bridged_vsock;    /* guest-wide: connections the bridge took to siblings */
 	unsigned long bridged_tcp;      /* guest-wide: ... and over TCP, the sibling uncertain */
 	unsigned long bridge_strangers; /* guest-wide: at the bridge, from no redirected connect */
+	unsigned long bridge_spliced;   /* guest-wide: handed to the kernel (sockmap) */
+	unsigned long bridge_taken_back; /* ... and taken back to be copied (forward.h) */
 };
 
 /* What changed in the current batch of events. Modules only mark it; helperd_before_sleep

@@ -46,12 +46,18 @@ char *status_render(bool json, size_t *len)
 		 c->bridge_strangers},
 		{"bridge_no_room", "guest-wide: connects left on TCP, the bridge or its user's share full",
 		 guestwide_no_room()},
+		{"bridge_spliced", "guest-wide: bridged connections the kernel forwarded (sockmap)",
+		 c->bridge_spliced},
+		{"bridge_taken_back", "guest-wide: ... and took back, to be copied",
+		 c->bridge_taken_back},
 		{"redirected", "connections redirected by the shims", shim[VMSHIM_COUNT_REDIRECTED]},
 		{"fallback_refused", "fallbacks to TCP, refused", shim[VMSHIM_COUNT_FALLBACK_REFUSED]},
 		{"fallback_timeout", "fallbacks to TCP, timed out", shim[VMSHIM_COUNT_FALLBACK_TIMEOUT]},
 		{"fallback_error", "fallbacks to TCP, other errors", shim[VMSHIM_COUNT_FALLBACK_ERROR]},
 		{"fallback_local", "fallbacks to TCP, not set up", shim[VMSHIM_COUNT_FALLBACK_LOCAL]},
 	};
+	const char *why, *forwarding = bridge_forwarding(&why);
+
 	if (json) {
 		fprintf(out, "{\"self\":\"%s\",\"uptime_ms\":%ld,\"liveness_timeout_ms\":%u,"
 			     "\"heap_in_use_bytes\":%zu,\"heap_free_bytes\":%zu,",
@@ -60,6 +66,9 @@ char *status_render(bool json, size_t *len)
 		if (helperd.policy->peers_from_relay)
 			fprintf(out, "\"peers_from_relay\":{\"following\":%s,\"told\":%d},",
 				hostpeers_following() ? "true" : "false", hostpeers_count());
+		if (guestwide_on())
+			fprintf(out, "\"bridge\":{\"forwarding\":\"%s\",\"note\":\"%s\"},", forwarding,
+				why);
 		fputs("\"peers\":", out);
 		peers_status(out, true);
 		fputs(",\"counters\":{", out);
@@ -75,6 +84,9 @@ char *status_render(bool json, size_t *len)
 			fprintf(out, "peers from the relay: %s, %d in its last list\n",
 				hostpeers_following() ? "following" : "not connected",
 				hostpeers_count());
+		if (guestwide_on())
+			fprintf(out, "guest-wide bridge: forwards by %s%s%s\n", forwarding,
+				*why ? ": " : "", why);
 		peers_status(out, false);
 		for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++)
 			fprintf(out, "%s: %lu\n", counts[i].label, counts[i].value);

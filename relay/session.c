@@ -59,7 +59,7 @@ static void reply(struct session *s, enum relayproto_status status)
 
 	relayproto_reply(msg, status);
 	/* a fresh connection takes 8 bytes; if not, the caller is gone anyway */
-	send(s->fwd.end[CALLER].w.fd, msg, sizeof msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+	send(s->ends[CALLER].w.fd, msg, sizeof msg, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
 static const char *name_of(int guest)
@@ -85,7 +85,7 @@ void session_end(struct session *s, const char *why)
 	c->bytes_down += down;
 	relay.total.bytes_up += up;
 	relay.total.bytes_down += down;
-	for (struct forward_end *e = s->fwd.end; e < s->fwd.end + 2; e++) {
+	for (struct forward_end *e = s->ends; e < s->ends + 2; e++) {
 		if (e->w.fd < 0)
 			continue;
 		loop_retire(&e->w);
@@ -112,7 +112,7 @@ static void forward(struct session *s)
 	const struct host_guest *g = &relay.policy->guests[s->from];
 
 	relayproto_from(from, g->cid, s->source_port, s->port_seen ? RELAYPROTO_FROM_PORT_SEEN : 0);
-	if (send(s->fwd.end[DEST].w.fd, from, sizeof from, MSG_DONTWAIT | MSG_NOSIGNAL) != sizeof from) {
+	if (send(s->ends[DEST].w.fd, from, sizeof from, MSG_DONTWAIT | MSG_NOSIGNAL) != sizeof from) {
 		COUNT(s->from, unreachable);
 		refuse(s, RELAY_UNREACHABLE, "destination closed before FROM");
 		return;
@@ -139,7 +139,7 @@ static void forward(struct session *s)
 
 static void on_request(struct session *s)
 {
-	int got = relayproto_recv(s->fwd.end[CALLER].w.fd, s->request, sizeof s->request, &s->have);
+	int got = relayproto_recv(s->ends[CALLER].w.fd, s->request, sizeof s->request, &s->have);
 	struct relayproto_addr dest;
 	uint32_t told_port;
 	const char *why;
@@ -169,9 +169,9 @@ static void on_request(struct session *s)
 		return;
 	}
 	if (asks_siblings) { /* a connection of its own from now on (siblings.h) */
-		int fd = s->fwd.end[CALLER].w.fd, from = s->from;
-		loop_retire(&s->fwd.end[CALLER].w);
-		s->fwd.end[CALLER].w.fd = -1;
+		int fd = s->ends[CALLER].w.fd, from = s->from;
+		loop_retire(&s->ends[CALLER].w);
+		s->ends[CALLER].w.fd = -1;
 		session_end(s, "asks whom the host says its siblings are");
 		siblings_take(fd, from);
 		return;
@@ -198,10 +198,10 @@ static void on_request(struct session *s)
 	if (fd < 0)
 		log_limited(source_of(s->from), LOG_INFO, "connection from %s to %s port %u: %m",
 			    name_of(s->from), name_of(s->to), dest.port);
-	if (fd < 0 || watch_end(s, &s->fwd.end[DEST], fd, EPOLLOUT) < 0) {
+	if (fd < 0 || watch_end(s, &s->ends[DEST], fd, EPOLLOUT) < 0) {
 		if (fd >= 0)
 			close(fd);
-		s->fwd.end[DEST].w.fd = -1;
+		s->ends[DEST].w.fd = -1;
 		COUNT(s->from, unreachable);
 		refuse(s, RELAY_UNREACHABLE, "cannot connect to the destination");
 		return;
@@ -210,7 +210,7 @@ static void on_request(struct session *s)
 	s->deadline_ms = vmshim_now_ms() + relay.policy->connect_timeout_ms;
 	s->have = 0;
 	/* until the reply, only the caller's hang-up matters */
-	forward_watch(&s->fwd.end[CALLER], EPOLLRDHUP);
+	forward_watch(&s->ends[CALLER], EPOLLRDHUP);
 }
 
 static void on_dialed(struct session *s)
@@ -218,7 +218,7 @@ static void on_dialed(struct session *s)
 	int err = 0;
 	socklen_t len = sizeof err;
 
-	if (getsockopt(s->fwd.end[DEST].w.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err) {
+	if (getsockopt(s->ends[DEST].w.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err) {
 		COUNT(s->from, unreachable);
 		refuse(s, RELAY_UNREACHABLE, err ? strerror(err) : "SO_ERROR");
 		return;
@@ -229,13 +229,13 @@ static void on_dialed(struct session *s)
 	}
 	char line[24];
 	int n = hybrid_connect_line(line, s->dest_port);
-	if (send(s->fwd.end[DEST].w.fd, line, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) != n) {
+	if (send(s->ends[DEST].w.fd, line, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) != n) {
 		COUNT(s->from, unreachable);
 		refuse(s, RELAY_UNREACHABLE, "hybrid socket closed");
 		return;
 	}
 	s->state = SESSION_HANDSHAKE;
-	forward_watch(&s->fwd.end[DEST], EPOLLIN);
+	forward_watch(&s->ends[DEST], EPOLLIN);
 }
 
 /* Reads the hybrid answer up to its newline, never past it: what follows belongs to the
@@ -243,13 +243,13 @@ static void on_dialed(struct session *s)
 static void on_handshake(struct session *s)
 {
 	size_t room = sizeof s->line - 1 - s->have;
-	ssize_t n = recv(s->fwd.end[DEST].w.fd, s->line + s->have, room, MSG_PEEK);
+	ssize_t n = recv(s->ends[DEST].w.fd, s->line + s->have, room, MSG_PEEK);
 
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	char *nl = n > 0 ? memchr(s->line + s->have, '\n', (size_t)n) : NULL;
 	size_t take = nl ? (size_t)(nl - (s->line + s->have)) + 1 : (size_t)(n > 0 ? n : 0);
-	if (n <= 0 || recv(s->fwd.end[DEST].w.fd, s->line + s->have, take, 0) != (ssize_t)take ||
+	if (n <= 0 || recv(s->ends[DEST].w.fd, s->line + s->have, take, 0) != (ssize_t)take ||
 	    (!nl && s->have + take == sizeof s->line - 1)) {
 		COUNT(s->from, unreachable);
 		refuse(s, RELAY_UNREACHABLE, "hybrid socket refused the port");
@@ -279,7 +279,7 @@ static void on_end_event(struct watch *w, uint32_t events)
 		break;
 	case SESSION_DIALING:
 	case SESSION_HANDSHAKE:
-		if (e == &s->fwd.end[CALLER]) {
+		if (e == &s->ends[CALLER]) {
 			COUNT(s->from, unreachable);
 			session_end(s, "caller left while dialing");
 		} else if (s->state == SESSION_DIALING) {
@@ -294,8 +294,9 @@ static void on_end_event(struct watch *w, uint32_t events)
 	}
 }
 
-static void forward_ended(struct forward *f, const char *why)
+static void forward_ended(struct forward *f, const char *why, bool reset)
 {
+	(void)reset; /* the guests' own connections end as they end */
 	session_end((struct session *)f, why);
 }
 
@@ -337,14 +338,14 @@ void session_start(int fd, int from, uint32_t source_port, bool port_seen)
 		close(fd);
 		return;
 	}
-	if (!(s = calloc(1, sizeof *s)) || watch_end(s, &s->fwd.end[CALLER], fd, EPOLLIN) < 0) {
+	if (!(s = calloc(1, sizeof *s)) || watch_end(s, &s->ends[CALLER], fd, EPOLLIN) < 0) {
 		log_err("connection from %s closed: %s", pol->guests[from].name,
 			s ? "epoll_ctl failed" : "out of memory");
 		free(s);
 		close(fd);
 		return;
 	}
-	s->fwd.end[DEST].w.fd = -1;
+	s->ends[DEST].w.fd = -1;
 	s->from = from;
 	s->to = -1;
 	s->source_port = source_port;
@@ -352,6 +353,8 @@ void session_start(int fd, int from, uint32_t source_port, bool port_seen)
 	s->started_ms = vmshim_now_ms();
 	s->deadline_ms = s->started_ms + pol->request_timeout_ms;
 	s->fwd.id = next_id++;
+	s->fwd.end[CALLER] = &s->ends[CALLER];
+	s->fwd.end[DEST] = &s->ends[DEST];
 	s->fwd.ops = &session_forward_ops;
 	s->prev = last;
 	*(last ? &last->next : &first) = s;

@@ -18,12 +18,13 @@
 
 enum session_state { SESSION_REQUEST, SESSION_DIALING, SESSION_HANDSHAKE, SESSION_FORWARD };
 
-/* Its two ends, fwd.end[CALLER] and fwd.end[DEST]: watched from the start, forwarded
- * (forward.h) from FORWARD on. */
+/* Its two ends, ends[CALLER] and ends[DEST]: watched from the start, forwarded (forward.h)
+ * from FORWARD on. */
 enum { CALLER, DEST };
 
 struct session {
 	struct forward fwd; /* first: an end's forward is its session */
+	struct forward_end ends[2];
 	enum session_state state;
 	int from, to; /* guest indices in relay.policy */
 	uint32_t dest_port, source_port;

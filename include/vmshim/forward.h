@@ -37,8 +37,8 @@ enum forward_path {
 /* How often the owner calls forward_tick. */
 #define FORWARD_TICK_MS 100
 
-/* One side: the owner makes its watch (loop_add) with this end as the owner's handle, and
- * hands its events to forward_on_event once forwarding has begun. */
+/* One side: the owner keeps it, makes its watch (loop_add) with this end as the watch's
+ * owner, and hands its events to forward_on_event once forwarding has begun. */
 struct forward_end {
 	struct watch w;
 	struct forward *f;
@@ -59,15 +59,16 @@ struct forward_dir {
 enum forward_event { FORWARD_SPLICE, FORWARD_TAKE_BACK, FORWARD_RESCUE };
 
 struct forward_ops {
-	/* The forward is over (why, for the log): the owner stops it (forward_stop), closes
-	 * both ends and counts its bytes (forward_bytes). */
-	void (*ended)(struct forward *f, const char *why);
+	/* The forward is over (why, for the log; reset: by an error, not because both sides
+	 * closed): the owner stops it (forward_stop), closes both ends and counts its bytes
+	 * (forward_moved). */
+	void (*ended)(struct forward *f, const char *why, bool reset);
 	/* It was spliced, taken back, or got bytes the kernel dropped while pausing. */
 	void (*counted)(struct forward *f, enum forward_event what);
 };
 
 struct forward {
-	struct forward_end end[2]; /* forward_dir dir[i] carries end[i]'s bytes to the other */
+	struct forward_end *end[2]; /* the owner's; dir[i] carries end[i]'s bytes to the other */
 	const struct forward_ops *ops;
 	struct splice_engine *engine; /* NULL: copies only */
 	uint32_t buffer;              /* bytes per direction, and the kernel's queue's bound */
@@ -83,7 +84,7 @@ struct forward {
 /* The end across from e. */
 static inline struct forward_end *forward_other(struct forward *f, const struct forward_end *e)
 {
-	return e == &f->end[0] ? &f->end[1] : &f->end[0];
+	return e == f->end[0] ? f->end[1] : f->end[0];
 }
 
 /* Begins forwarding between the ends' sockets (non-blocking, watched): 0, or -1 with errno

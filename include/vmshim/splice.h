@@ -45,7 +45,8 @@
 struct splice_engine;
 
 /* Loads the BPF programs and maps for up to max_pairs pairs. -1 with a reason in err when
- * this kernel cannot splice at all (no BPF, no BTF, not privileged). A kernel that loads
+ * this kernel cannot splice at all (no BPF, no BTF, not privileged), without double quotes,
+ * backslashes or control characters (JSON takes it as is). A kernel that loads
  * them may still refuse a socket type: splice_add says so. */
 int splice_open(struct splice_engine **out, unsigned max_pairs, char *err, size_t errlen);
 

@@ -10,8 +10,9 @@
 # other way, a server without the shim in beta's cgroup is offered to siblings and sees
 # them as TCP would show them; one bound to loopback, or outside the cgroup, is not. A local
 # user who connects to the bridge gets nothing, and one who connects to beta's server from
-# the bridge's own address is shown as what it is. Through the host's relay, the static
-# binary's connection goes the same way.
+# the bridge's own address is shown as what it is. On Linux 6.4 and later both bridges
+# splice in the kernel a connection whose first bytes are not yet waiting; on 6.1 they copy.
+# Through the host's relay, the static binary's connection goes the same way.
 guest_wide_cgroups
 HELPERD_ARGS=--guest-wide=$CG start_helperd alpha
 HELPERD_ARGS=--guest-wide=$CGB start_helperd beta
@@ -159,6 +160,47 @@ moved=$(($(veth_bytes alpha) - before))
 	fail "a half-close, then a large answer: got $got"
 [ "$moved" -lt 100000 ] || fail "a half-close, then a large answer: $moved bytes on alpha's veth"
 log "a half-close, then 4 MiB read slowly after the server closed: all of it, identical, over vsock ($moved bytes on the veth)"
+
+# The kernel's path (forward.h): on Linux 6.4 and later both bridges splice, alpha's TCP to
+# vsock and beta's vsock to TCP, a connection whose first bytes are not yet waiting when they
+# take it (here the client waits before it writes), the half-close passed on where the
+# kernel's queue is drained; on 6.1 both copy, and their status says why.
+IFS=. read -r major minor _ <<<"$(uname -r)"
+path_want=copy
+[ "$major" -lt 6 ] || { [ "$major" = 6 ] && [ "$minor" -lt 4 ]; } || path_want=sockmap
+for g in alpha beta; do
+	fwd=$(status_value $g bridge forwarding)
+	[ "$fwd" = $path_want ] || fail "$g's bridge forwards by $fwd on $(uname -r), want $path_want: $(status_value $g bridge note)"
+done
+start_bg answerer2 in_cg beta python3 -S "$TOP/tests/vm/apps/pyserve.py" answer-server 0.0.0.0 7956 "$WORK/answer"
+wait_for "beta to offer 7956" serves alpha beta 7956
+spliced0=$(($(counter alpha bridge_spliced) + $(counter beta bridge_spliced)))
+before=$(veth_bytes alpha)
+got=$(in_cg alpha python3 -S -c '
+import hashlib, socket, time
+s = socket.create_connection(("198.18.0.2", 7956), timeout=30)
+time.sleep(0.5)  # both bridges reach the other end meanwhile, with nothing waiting
+s.sendall(b"q" * 1000)
+s.shutdown(socket.SHUT_WR)
+h, n = hashlib.sha256(), 0
+while chunk := s.recv(65536):
+    h.update(chunk)
+    n += len(chunk)
+print(h.hexdigest(), n)
+' 2>&1) || fail "a request, then an answer through the bridges' $path_want: $got"
+moved=$(($(veth_bytes alpha) - before))
+join_bg answerer2 10 || fail "beta's answer-server on 7956 did not end"
+[ "$got" = "$(sha256sum <"$WORK/answer" | cut -d' ' -f1) $((4 << 20))" ] ||
+	fail "a request, then an answer through the bridges' $path_want: $got"
+[ "$moved" -lt 100000 ] || fail "through the bridges' $path_want: $moved bytes on the veth"
+spliced=$(($(counter alpha bridge_spliced) + $(counter beta bridge_spliced) - spliced0))
+if [ $path_want = sockmap ]; then
+	[ "$spliced" -ge 2 ] || fail "the bridges spliced $spliced times, want both (2)"
+	log "the bridges splice on $(uname -r): a request, its half-close and a 4 MiB answer through both kernels ($spliced splices, taken back $(counter alpha bridge_taken_back) + $(counter beta bridge_taken_back) times in this test), identical, $moved bytes on the veth"
+else
+	[ "$spliced" = 0 ] || fail "the bridges spliced on $(uname -r)"
+	log "the bridges copy on $(uname -r) ($(status_value alpha bridge note)): a request, its half-close and a 4 MiB answer, identical, $moved bytes on the veth"
+fi
 
 # nobody, in beta, connects to beta's server from the bridge's own address: the server sees
 # that address, not a sibling's (only helperd files the names it shows, by a port it holds).
