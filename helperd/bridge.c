@@ -39,13 +39,13 @@ enum bridge_state {
 	BRIDGE_HANDOVER,   /* for the sibling's hand-over byte */
 	BRIDGE_FALLBACK,   /* to the destination over TCP */
 	BRIDGE_LISTENING,  /* a sibling's connection: to this guest's listener, over TCP */
-	BRIDGE_COPYING,
+	BRIDGE_FORWARDING,
 };
 
 enum { PROG, FAR }; /* the forward's ends (forward.h) */
 
 struct bridge_conn {
-	struct forward fwd;         /* first: an end's forward is its connection; from COPYING */
+	struct forward fwd;         /* first: an end's forward is its connection; from FORWARDING */
 	struct forward_end prog;    /* the program's connection (to the listener, for a sibling's) */
 	struct forward_end sibling; /* the vsock connection with the sibling */
 	struct forward_end tcp;     /* TCP of helperd's own, after a fallback */
@@ -58,7 +58,7 @@ struct bridge_conn {
 	uint16_t local_port;     /* the program's, which the relay's request names */
 	uint8_t reply[RELAYPROTO_REPLY_SIZE];
 	unsigned reply_got;
-	int64_t deadline_ms;     /* until COPYING */
+	int64_t deadline_ms;     /* until FORWARDING */
 	int refs;                /* one while it lives, and one per watch in the loop */
 	struct share **shares;   /* &user_shares or &peer_shares: whose room it takes */
 	struct share *share;
@@ -74,7 +74,7 @@ static unsigned long next_id = 1;
 static struct splice_engine *engine;
 static char engine_why[160];
 
-/* forward_tick's timer, armed while some connection is COPYING. */
+/* forward_tick's timer, armed while some connection is FORWARDING. */
 static struct watch ticker = {.fd = -1};
 static unsigned n_forwarding;
 
@@ -170,7 +170,7 @@ static void abort_on_close(int fd)
 /* Ends c: a reset for the program where its connection did not end cleanly. */
 static void finish(struct bridge_conn *c, bool reset)
 {
-	if (c->state == BRIDGE_COPYING) {
+	if (c->state == BRIDGE_FORWARDING) {
 		forward_stop(&c->fwd);
 		n_forwarding--;
 	}
@@ -195,7 +195,6 @@ static void finish(struct bridge_conn *c, bool reset)
 	drop(c);
 }
 
-
 static void forward_ended(struct forward *f, const char *why, bool reset)
 {
 	log_debug("bridge: connection %lu: %s", f->id, why);
@@ -214,7 +213,7 @@ static void forward_counted(struct forward *f, enum forward_event what)
 static const struct forward_ops bridge_forward_ops = {.ended = forward_ended,
 						      .counted = forward_counted};
 
-/* Every FORWARD_TICK_MS while some connection is COPYING; disarmed once none is. */
+/* Every FORWARD_TICK_MS while some connection is FORWARDING; disarmed once none is. */
 static void on_ticker(struct watch *w, uint32_t events)
 {
 	uint64_t ticks;
@@ -225,7 +224,7 @@ static void on_ticker(struct watch *w, uint32_t events)
 		return;
 	for (struct bridge_conn *c = conns, *next; c; c = next) {
 		next = c->next;
-		if (c->state == BRIDGE_COPYING)
+		if (c->state == BRIDGE_FORWARDING)
 			forward_tick(&c->fwd, now);
 	}
 	if (!n_forwarding)
@@ -254,9 +253,9 @@ static int tick_forwards(void)
 
 /* Both ends connected: the bytes flow, in the kernel where it takes the pair, else by
  * copies (forward.h). */
-static void start_copying(struct bridge_conn *c)
+static void start_forwarding(struct bridge_conn *c)
 {
-	c->state = BRIDGE_COPYING;
+	c->state = BRIDGE_FORWARDING;
 	c->deadline_ms = INT64_MAX;
 	n_forwarding++;
 	if ((!(c->in_loop & bit(c, &c->prog)) && watch_add(c, &c->prog, EPOLLIN) < 0) ||
@@ -370,7 +369,7 @@ static void on_far(struct watch *w, uint32_t events)
 		}
 		if (c->state == BRIDGE_FALLBACK) {
 			helperd.counters.bridged_tcp++;
-			start_copying(c);
+			start_forwarding(c);
 		} else if (c->route.via_relay) {
 			ask_relay(c, w);
 		} else {
@@ -390,12 +389,12 @@ static void on_far(struct watch *w, uint32_t events)
 			return;
 		}
 		helperd.counters.bridged_vsock++;
-		start_copying(c);
+		start_forwarding(c);
 		return;
 	}
-	case BRIDGE_LISTENING: /* not watched until COPYING */
+	case BRIDGE_LISTENING: /* not watched until FORWARDING */
 		return;
-	case BRIDGE_COPYING:
+	case BRIDGE_FORWARDING:
 		forward_on_event(w->owner, events);
 		return;
 	}
@@ -411,10 +410,10 @@ static void listener_reached(struct bridge_conn *c)
 		finish(c, true); /* no hand-over: the sibling goes over TCP */
 		return;
 	}
-	start_copying(c);
+	start_forwarding(c);
 }
 
-/* The program's end is watched only while LISTENING and from COPYING on. */
+/* The program's end is watched only while LISTENING and from FORWARDING on. */
 static void on_prog(struct watch *w, uint32_t events)
 {
 	struct bridge_conn *c = conn_of(w);

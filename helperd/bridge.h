@@ -8,23 +8,23 @@
  *   CONNECTING --(connected: DIALLED sent)--> HANDOVER
  *   CONNECTING --(connected to the relay: REQUEST sent)--> RELAY_REPLY
  *   RELAY_REPLY --(OK: DIALLED sent)--> HANDOVER
- *   HANDOVER --(the hand-over byte: the server's program accepted)--> COPYING
+ *   HANDOVER --(the hand-over byte: the server's program accepted)--> FORWARDING
  *   CONNECTING, RELAY_REPLY, HANDOVER --(refused, reset, the relay's refusal, no byte within
  *   |        the connect-timeout)--> FALLBACK:
  *   |        a TCP connect of helperd's own to the destination (the programs let helperd's
  *   |        connects pass), so that the program gets what TCP would have given it
- *   FALLBACK --(connected)--> COPYING; --(failed)--> closed, as a reset
- *   COPYING --(both directions shut, each once its bytes are through; or an error)--> closed
+ *   FALLBACK --(connected)--> FORWARDING; --(failed)--> closed, as a reset
+ *   FORWARDING --(both directions shut, each once its bytes are through; or an error)--> closed
  *            (forward.h: spliced in the kernel, TCP to vsock, where it takes the pair, Linux
  *            6.4 and later; else by copies; an error ends the program's connection as a reset)
  *
  * The program's connect() returned as soon as the bridge's listener took it: its first bytes
- * wait in the kernel until COPYING.
+ * wait in the kernel until FORWARDING.
  *
  * The other way, a sibling's connection to a listener of a program without the shim:
  *
  *   inbound --(TCP connect to the listener begun, names filed)--> LISTENING
- *   LISTENING --(the listener's kernel took it: the hand-over byte to the sibling)--> COPYING
+ *   LISTENING --(the listener's kernel took it: the hand-over byte to the sibling)--> FORWARDING
  *   LISTENING --(refused, or no answer in BRIDGE_TCP_TIMEOUT_MS)--> closed: the sibling,
  *            without its hand-over, goes over TCP */
 #ifndef HELPERD_BRIDGE_H
@@ -43,7 +43,7 @@
 #define BRIDGE_FDS_PER_CONN 2
 void bridge_init(unsigned max);
 
-/* "sockmap" or "copy", how COPYING moves the bytes; *why, why not sockmap ("" if it is). */
+/* "sockmap" or "copy", how FORWARDING moves the bytes; *why, why not sockmap ("" if it is). */
 const char *bridge_forwarding(const char **why);
 
 /* Takes fd, a connection accepted from `from` on the bridge at `bridge`; by_port is the
