@@ -59,8 +59,10 @@ def read_raw(d):
         for line in f:
             if line.startswith("result "):
                 rows.append({k: num(v) for k, v in kv(line).items()})
-            elif line.startswith("vm ") or line.startswith("relay "):
+            elif line.startswith(("vm ", "relay ")):
                 header.update(kv(line))
+            elif line.startswith("bridge "):
+                header.update({"bridge_" + k: v for k, v in kv(line).items()})
             elif line.startswith("skip "):
                 head, _, reason = line.rstrip("\n").partition(" reason=")
                 skipped[kv(head)["path"]] = reason
@@ -415,9 +417,13 @@ def main():
         w("")
         w("alpha's client and beta's server, neither under the shim, each in the cgroup its helperd "
           "covers with `--guest-wide` (path 8): the client's connect goes to alpha's bridge, which "
-          "carries it over vsock to beta's bridge, which connects to the server (a copy in each "
-          "helperd per direction). Ratios of medians with their ranges; no targets. Throughput and "
-          "connection rate: above 1 the first path is faster; latency: below 1.")
+          "carries it over vsock to beta's bridge, which connects to the server (each bridge "
+          "spliced in the kernel where it can, on Linux 6.4 and later, else copying in user "
+          "space: `bridge_spliced` in helperd's status). Ratios of medians with their ranges; no targets. Throughput and "
+          "connection rate: above 1 the first path is faster; latency: below 1."
+          + (f" Over the whole run the two bridges handed {vm['bridge_spliced']} connections to "
+             f"the kernel and took {vm['bridge_taken_back']} back."
+             if "bridge_spliced" in vm else ""))
         ratio_table(w, guestwide_table, GUESTWIDE_RATIOS, paths)
     # A stream's time covers the delivery of every byte: far beyond the time the client wrote
     # for (STREAM_SECONDS), the bytes waited on the way (in the relay, say).

@@ -518,5 +518,8 @@ for f in "$WORK"/srv-*.pid "$WORK"/socat-*.pid; do
 done
 stop_relay
 echo "relay restarts=$RELAY_RESTARTS" >>"$RAW"
+# how the guest-wide bridges forwarded, over the whole run (both guests' helperds)
+echo "bridge spliced=$(($(counter alpha bridge_spliced) + $(counter beta bridge_spliced)))" \
+	"taken_back=$(($(counter alpha bridge_taken_back) + $(counter beta bridge_taken_back)))" >>"$RAW"
 echo "vm seconds=$SECONDS" >>"$RAW" # this script's time: no wait for the test VM's lock, no boot
 echo "done" >>"$RAW"
