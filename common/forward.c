@@ -9,9 +9,6 @@
 #include "vmshim/splice.h"
 #include "vmshim/vsockbuf.h"
 
-/* Why a forward ends when the kernel dropped bytes of it that could not be rescued. */
-#define LOST_IN_KERNEL "reset: the kernel lost bytes giving it back"
-
 void forward_watch(struct forward_end *e, uint32_t events)
 {
 	if (events == e->armed)
@@ -93,7 +90,7 @@ static void take_back(struct forward *f, const char *why)
 		const uint8_t *bytes;
 		ssize_t n = splice_rescued(f->engine, f->splice_id, from, &bytes);
 		if (n < 0) {
-			f->ops->ended(f, LOST_IN_KERNEL, true);
+			f->ops->ended(f, FORWARD_LOST_IN_KERNEL, true);
 			return;
 		}
 		if (n && copy_preload(f, from, bytes, (size_t)n) < 0) {
@@ -279,7 +276,7 @@ void forward_tick(struct forward *f, int64_t now_ms)
 		else if (spliced == 0)
 			copy_tick(f);
 		else
-			f->ops->ended(f, LOST_IN_KERNEL, true);
+			f->ops->ended(f, FORWARD_LOST_IN_KERNEL, true);
 		break;
 	}
 	}

@@ -121,7 +121,7 @@ static void forward(struct session *s)
 	s->fwd.buffer = relay.policy->buffer;
 	if (forward_begin(&s->fwd) < 0) {
 		if (errno == EIO) {
-			session_end(s, "reset: the kernel lost bytes giving it back");
+			session_end(s, FORWARD_LOST_IN_KERNEL);
 			return;
 		}
 		COUNT(s->from, busy);

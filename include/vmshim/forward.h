@@ -36,6 +36,8 @@ enum forward_path {
 #define FORWARD_RETRY_MS 1000
 /* How often the owner calls forward_tick. */
 #define FORWARD_TICK_MS 100
+/* Why a forward ends when the kernel dropped bytes of it that could not be rescued. */
+#define FORWARD_LOST_IN_KERNEL "reset: the kernel lost bytes giving it back"
 
 /* One side: the owner keeps it, makes its watch (loop_add) with this end as the watch's
  * owner, and hands its events to forward_on_event once forwarding has begun. */
