@@ -418,7 +418,7 @@ def main():
         w("alpha's client and beta's server, neither under the shim, each in the cgroup its helperd "
           "covers with `--guest-wide` (path 8): the client's connect goes to alpha's bridge, which "
           "carries it over vsock to beta's bridge, which connects to the server (each bridge "
-          "spliced in the kernel where it can, on Linux 6.4 and later, else copying in user "
+          "spliced in the kernel where it can, as on 6.12, else copying in user "
           "space: `bridge_spliced` in helperd's status). Ratios of medians with their ranges; no targets. Throughput and "
           "connection rate: above 1 the first path is faster; latency: below 1."
           + (f" Over the whole run the two bridges handed {vm['bridge_spliced']} connections to "

@@ -69,14 +69,14 @@ static struct bridge_conn *conns;
 static unsigned n_conns, max_conns = BRIDGE_MAX;
 static unsigned long next_id = 1;
 
-/* The kernel's sockmap, where it can splice TCP to vsock (Linux 6.4 and later); NULL: the
- * bridge copies, for the reason in engine_why. */
+/* The kernel's sockmap, where it can splice TCP to vsock (splice.h says what it needs);
+ * NULL: the bridge copies, for the reason in engine_why. */
 static struct splice_engine *engine;
 static char engine_why[160];
 
-/* forward_tick's timer, armed while some connection is FORWARDING. */
+/* forward_tick's timer, armed from a connection's FORWARDING on until a tick finds none. */
 static struct watch ticker = {.fd = -1};
-static unsigned n_forwarding;
+static bool ticking;
 
 /* The bridge's room is shared as the doorbell pool's is: the programs of one user (their
  * connects out) may hold a quarter of it, one sibling (its connections in) its share as a
@@ -170,10 +170,8 @@ static void abort_on_close(int fd)
 /* Ends c: a reset for the program where its connection did not end cleanly. */
 static void finish(struct bridge_conn *c, bool reset)
 {
-	if (c->state == BRIDGE_FORWARDING) {
+	if (c->state == BRIDGE_FORWARDING)
 		forward_stop(&c->fwd);
-		n_forwarding--;
-	}
 	if (reset && c->prog.w.fd >= 0)
 		abort_on_close(c->prog.w.fd);
 	if (c->prev)
@@ -218,17 +216,22 @@ static void on_ticker(struct watch *w, uint32_t events)
 {
 	uint64_t ticks;
 	int64_t now = vmshim_now_ms();
+	bool any = false;
 
 	(void)events;
 	if (read(w->fd, &ticks, sizeof(ticks)) != sizeof(ticks))
 		return;
 	for (struct bridge_conn *c = conns, *next; c; c = next) {
 		next = c->next;
-		if (c->state == BRIDGE_FORWARDING)
+		if (c->state == BRIDGE_FORWARDING) {
+			any = true;
 			forward_tick(&c->fwd, now);
+		}
 	}
-	if (!n_forwarding)
+	if (!any) {
 		timerfd_settime(w->fd, 0, &(struct itimerspec){0}, NULL);
+		ticking = false;
+	}
 }
 
 /* The ticker running; -1 if it cannot be had. */
@@ -247,8 +250,11 @@ static int tick_forwards(void)
 			return -1;
 		}
 	}
-	return timerfd_settime(ticker.fd, 0,
-			       &(struct itimerspec){.it_interval = every, .it_value = every}, NULL);
+	if (timerfd_settime(ticker.fd, 0,
+			    &(struct itimerspec){.it_interval = every, .it_value = every}, NULL) < 0)
+		return -1;
+	ticking = true;
+	return 0;
 }
 
 /* Both ends connected: the bytes flow, in the kernel where it takes the pair, else by
@@ -257,10 +263,9 @@ static void start_forwarding(struct bridge_conn *c)
 {
 	c->state = BRIDGE_FORWARDING;
 	c->deadline_ms = INT64_MAX;
-	n_forwarding++;
 	if ((!(c->in_loop & bit(c, &c->prog)) && watch_add(c, &c->prog, EPOLLIN) < 0) ||
 	    (!(c->in_loop & bit(c, c->far)) && watch_add(c, c->far, EPOLLIN) < 0) ||
-	    (n_forwarding == 1 && tick_forwards() < 0)) {
+	    (!ticking && tick_forwards() < 0)) {
 		finish(c, true);
 		return;
 	}

@@ -15,8 +15,8 @@
  *   |        connects pass), so that the program gets what TCP would have given it
  *   FALLBACK --(connected)--> FORWARDING; --(failed)--> closed, as a reset
  *   FORWARDING --(both directions shut, each once its bytes are through; or an error)--> closed
- *            (forward.h: spliced in the kernel, TCP to vsock, where it takes the pair, Linux
- *            6.4 and later; else by copies; an error ends the program's connection as a reset)
+ *            (forward.h: spliced in the kernel, TCP to vsock, where it takes the pair and can
+ *            (splice.h); else by copies; an error ends the program's connection as a reset)
  *
  * The program's connect() returned as soon as the bridge's listener took it: its first bytes
  * wait in the kernel until FORWARDING.

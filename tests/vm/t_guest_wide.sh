@@ -10,8 +10,8 @@
 # other way, a server without the shim in beta's cgroup is offered to siblings and sees
 # them as TCP would show them; one bound to loopback, or outside the cgroup, is not. A local
 # user who connects to the bridge gets nothing, and one who connects to beta's server from
-# the bridge's own address is shown as what it is. On Linux 6.4 and later both bridges
-# splice in the kernel a connection whose first bytes are not yet waiting; on 6.1 they copy.
+# the bridge's own address is shown as what it is. On 6.12 both bridges splice in the kernel
+# a connection whose first bytes are not yet waiting; on 6.1 they copy.
 # Through the host's relay, the static binary's connection goes the same way.
 guest_wide_cgroups
 HELPERD_ARGS=--guest-wide=$CG start_helperd alpha
@@ -161,13 +161,12 @@ moved=$(($(veth_bytes alpha) - before))
 [ "$moved" -lt 100000 ] || fail "a half-close, then a large answer: $moved bytes on alpha's veth"
 log "a half-close, then 4 MiB read slowly after the server closed: all of it, identical, over vsock ($moved bytes on the veth)"
 
-# The kernel's path (forward.h): on Linux 6.4 and later both bridges splice, alpha's TCP to
+# The kernel's path (forward.h): on 6.12, as the relay, both bridges splice, alpha's TCP to
 # vsock and beta's vsock to TCP, a connection whose first bytes are not yet waiting when they
 # take it (here the client waits before it writes), the half-close passed on where the
 # kernel's queue is drained; on 6.1 both copy, and their status says why.
-IFS=. read -r major minor _ <<<"$(uname -r)"
 path_want=copy
-[ "$major" -lt 6 ] || { [ "$major" = 6 ] && [ "$minor" -lt 4 ]; } || path_want=sockmap
+! kernel_at_least 6.12 || path_want=sockmap
 for g in alpha beta; do
 	fwd=$(status_value $g bridge forwarding)
 	[ "$fwd" = $path_want ] || fail "$g's bridge forwards by $fwd on $(uname -r), want $path_want: $(status_value $g bridge note)"
