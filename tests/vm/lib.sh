@@ -6,7 +6,7 @@
 #   beta  198.18.0.2   in the policy, vsock-base 2000000
 #   gamma 198.18.0.3   not in the policy: an ordinary remote host
 #
-# A second runner may run beside the first in the same VM (tests/vm/lanes), as lane N
+# Other runners may run beside the first in the same VM (tests/vm/lanes), each as lane N
 # (VMSHIM_LANE=N): its guests' namespaces, veths and bridge carry "-N", its run directories
 # lie under /run/laneN, its WORK is its own, and its vsock port blocks (vsock ports are not
 # namespaced) lie N*100000000 higher. Tests that run there name their guests' namespaces
