@@ -415,11 +415,22 @@ start_helperd() {
 	touch "$WORK/helperd-$g.common"
 }
 
+# children PID: PID's child processes, one a line, from /proc (what pgrep -P finds, which
+# reads every process's stat: 90 ms under emulation, hundreds of times in a run).
+children() {
+	local f kids
+	for f in /proc/"$1"/task/*/children; do
+		kids=()
+		read -ra kids 2>/dev/null <"$f" || true # one line, without a newline
+		[ ${#kids[@]} -eq 0 ] || printf '%s\n' "${kids[@]}"
+	done
+}
+
 # Ends a background job started from a function: the job's pid is a subshell, and the
 # program is its child.
 end_job() {
 	local pid=$1 sig=${2:-TERM}
-	pkill "-$sig" -P "$pid" 2>/dev/null || true
+	kill "-$sig" $(children "$pid") 2>/dev/null || true
 	kill "-$sig" "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
 }
@@ -427,11 +438,11 @@ end_job() {
 # The process at the end of a background job's chain of single children (start_bg and
 # start_helperd record the pid of a subshell; the program is its descendant).
 leaf_pid() {
-	local pid=$1 child
+	local pid=$1 kids
 	for _ in 1 2 3 4 5 6; do
-		child=$(pgrep -P "$pid" | head -n 1) || true
-		[ -n "$child" ] || break
-		pid=$child
+		kids=($(children "$pid"))
+		[ ${#kids[@]} -gt 0 ] || break
+		pid=${kids[0]}
 	done
 	echo "$pid"
 }

@@ -8,7 +8,7 @@ echo "hello from beta" >"$WORK/www/index.html"
 head -c $((16 << 20)) /dev/urandom >"$WORK/www/large"
 
 port=8080
-workers() { [ "$(pgrep -c -P "$master")" = "$1" ]; }
+workers() { [ "$(children "$master" | wc -l)" = "$1" ]; }
 nginx_gone() {
 	local p
 	for p in $nginx_pids; do
@@ -31,7 +31,7 @@ for variant in "accept_mutex on" "accept_mutex off" "reuseport"; do
 	# the master (nginx_conf); the workers come after the listener.
 	master=$(cat "$WORK/nginx.pid")
 	wait_for "4 workers" workers 4
-	nginx_pids="$master $(pgrep -P "$master" | tr '\n' ' ')"
+	nginx_pids="$master $(children "$master" | tr '\n' ' ')"
 	before=$(veth_bytes alpha)
 
 	timeout 60 env VMSHIM_RUNDIR="$(rundir alpha)" LD_PRELOAD="$SHIM_PRELOAD" \
