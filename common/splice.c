@@ -414,10 +414,10 @@ int splice_add(struct splice_engine *e, int a, int b, unsigned *id)
 				saved = errno;
 		}
 	}
-	/* Bytes that came in between the check above and the verdict stay on their socket
-	 * and would wait there for the next ones to push them through: give the pair back. */
-	if (!saved && (waiting(a) || waiting(b)))
-		saved = EBUSY;
+	/* Bytes that came in between the check above and the verdict stay on their socket;
+	 * the next ones push them through, or they poll readable and the caller takes the pair
+	 * back. Giving it back here would wait for what the verdict already took, and toward
+	 * a reader whose window is full, that never comes (splice_check: late bytes). */
 	if (saved) {
 		if (take_out(e, n, 1) == 0)
 			errno = saved;

@@ -50,9 +50,12 @@ struct splice_engine;
  * them may still refuse a socket type: splice_add says so. */
 int splice_open(struct splice_engine **out, unsigned max_pairs, char *err, size_t errlen);
 
-/* Hands a connected pair to the kernel; *id names it. 0, or -1 with errno, both sockets out
- * of the kernel's hands, and every byte either still waiting on its own socket or already
- * sent, in order, on the other one, so that the caller can copy instead:
+/* Hands a connected pair to the kernel; *id names it. 0: bytes that arrived while it worked
+ * may still wait on their socket, ahead of the verdict, until the next ones push them
+ * through; such a socket polls readable, and the caller takes the pair back (splice_pause).
+ * Or -1 with errno, both sockets out of the kernel's hands, and every byte either still
+ * waiting on its own socket or already sent, in order, on the other one, so that the caller
+ * can copy instead:
  *   EOPNOTSUPP  not two AF_VSOCK stream sockets, or a kernel without vsock in sockmap
  *   EBUSY       bytes were waiting on a socket (the kernel only forwards what arrives after
  *               the splice starts): read and forward them, then try again or keep copying
