@@ -12,7 +12,7 @@ wait_for "alpha to learn beta serves 7000" serves alpha beta 7000
 
 # A helperd that stops answering (SIGSTOP: its connections stay open) is dropped by the
 # liveness timeout (3 s by default); new connections to its guest go over TCP.
-beta_helperd=$(pgrep -P "$(cat "$WORK/helperd-beta.pid")" helperd || cat "$WORK/helperd-beta.pid")
+beta_helperd=$(leaf_pid "$(cat "$WORK/helperd-beta.pid")")
 kill -STOP "$beta_helperd"
 stopped=$(date +%s%3N)
 wait_for "alpha to drop beta" status_check alpha 'peer("beta")["state"] == "down"'
