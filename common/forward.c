@@ -39,16 +39,16 @@ void forward_stop(struct forward *f)
 }
 
 /* Hands the pair to the kernel if it takes it (1), else leaves it with the copies (0), to
- * try again later if only bytes in flight stood in the way. -1 (errno EIO): the kernel lost
- * bytes giving it back. */
-static int try_splice(struct forward *f)
+ * try again after `wait_ms` if only bytes in flight stood in the way. -1 (errno EIO): the
+ * kernel lost bytes giving it back. */
+static int try_splice(struct forward *f, int64_t wait_ms)
 {
 	if (!f->engine)
 		return 0;
 	if (splice_add(f->engine, f->end[0]->w.fd, f->end[1]->w.fd, &f->splice_id) < 0) {
 		if (errno == EIO)
 			return -1;
-		f->splice_retry_ms = errno == EBUSY ? vmshim_now_ms() + FORWARD_RETRY_MS : INT64_MAX;
+		f->splice_retry_ms = errno == EBUSY ? vmshim_now_ms() + wait_ms : INT64_MAX;
 		return 0;
 	}
 	copy_free(f);
@@ -60,7 +60,9 @@ static int try_splice(struct forward *f)
 
 int forward_begin(struct forward *f)
 {
-	int spliced = try_splice(f);
+	/* Bytes waiting now are mostly a program's first (a request written while the way was
+	 * made): the copies pass them on at once, and the next tick tries the kernel again. */
+	int spliced = try_splice(f, 0);
 
 	if (spliced < 0)
 		return -1;
@@ -269,7 +271,7 @@ void forward_tick(struct forward *f, int64_t now_ms)
 	case FORWARD_COPY: {
 		int spliced = now_ms >= f->splice_retry_ms && !f->end[0]->eof && !f->end[1]->eof &&
 				      !copy_pending(f, 0) && !copy_pending(f, 1)
-				      ? try_splice(f)
+				      ? try_splice(f, FORWARD_RETRY_MS)
 				      : 0;
 		if (spliced > 0)
 			forward_settle(f);

@@ -244,6 +244,39 @@ taken=$(($(counter alpha bridge_taken_back) + $(counter beta bridge_taken_back) 
 	fail "a writer to a server that never reads: the bridges never took it back from the kernel ($((written >> 20)) MiB written)"
 log "a writer to a server that never reads: blocked after $((written >> 20)) MiB (the bridges took it back from the kernel $taken times)"
 
+# A program that writes at once, as most clients do (a request): its first bytes wait on
+# the bridges' ends when they take them, which the kernel refuses (it forwards only what
+# arrives after it took a pair); the copies pass them on at once and the next tick (100 ms)
+# splices. Before, the bridges copied for a second (FORWARD_RETRY_MS) first.
+if [ $path_want = sockmap ]; then
+	start_bg echo7958 in_cg beta "$PROGS/echo_server" block 7958 0.0.0.0 1
+	wait_for "beta to offer 7958" serves alpha beta 7958
+	spliced0=$(($(counter alpha bridge_spliced) + $(counter beta bridge_spliced)))
+	start_bg eager in_cg alpha python3 -S -c '
+import socket, time
+s = socket.create_connection(("198.18.0.2", 7958), timeout=30)
+s.sendall(b"q" * 1000)
+got = b""
+while len(got) < 1000 and (chunk := s.recv(1000 - len(got))):
+    got += chunk
+print("echoed" if got == b"q" * 1000 else "got %r" % got, flush=True)
+time.sleep(3)
+'
+	wait_for "the echo" grep -q echoed "$WORK/eager.out"
+	t0=$(date +%s%N)
+	for _ in $(seq 60); do
+		spliced=$(($(counter alpha bridge_spliced) + $(counter beta bridge_spliced) - spliced0))
+		[ "$spliced" -lt 2 ] || break
+		sleep 0.05
+	done
+	took=$((($(date +%s%N) - t0) / 1000000))
+	[ "$spliced" -ge 2 ] && [ "$took" -lt 600 ] ||
+		fail "a program that writes at once: the bridges spliced $spliced times, $took ms after its echo came back (want both within 600 ms)"
+	join_bg eager 10 || fail "the eager client did not end"
+	join_bg echo7958 10 || fail "beta's echo server on 7958 did not end"
+	log "a program that writes at once: both bridges spliced within $took ms after its echo came back"
+fi
+
 # nobody, in beta, connects to beta's server from the bridge's own address: the server sees
 # that address, not a sibling's (only helperd files the names it shows, by a port it holds).
 got=$(as_nobody beta python3 -S -c '
