@@ -10,7 +10,9 @@
  * from, and checks the cookie against the kernel's (sock_diag) before it trusts it. The
  * other way, the bridge connects to a listener of a program without the shim from its own
  * address and files the sibling by its local port (`inbound`). The getpeername4 and
- * getsockname4 programs show each program the names TCP would have given.
+ * getsockname4 programs show each program the names TCP would have given. Their `6` twins
+ * do the same for IPv4 reached through dual-stack IPv6 sockets (IPv4-mapped addresses);
+ * IPv6 itself is left to TCP.
  *
  * The table is mirrored here twice over (`gen` says which copy is whole), so that a connect
  * never sees half of an update. */
@@ -104,38 +106,67 @@ static __always_inline int serves(__u32 gen, const struct gw_peer *p, __u16 port
 	return set && (set->bits[word & (GW_PORT_WORDS - 1)] >> (port % 64)) & 1;
 }
 
-SEC("cgroup/connect4")
-int gw_connect4(struct bpf_sock_addr *ctx)
+/* Whether a connect to addr:port (network order) goes to the bridge; if so, files its
+ * original destination by the socket's cookie. */
+static __always_inline int steer(struct bpf_sock_addr *ctx, __u32 addr_n, __u32 port_n)
 {
 	__u32 gen = conf.gen & 1;
 	const struct gw_mirror *m = &mirror[gen];
-	__u32 addr = bpf_ntohl(ctx->user_ip4);
-	__u16 port = bpf_ntohs((__u16)ctx->user_port);
+	__u32 addr = bpf_ntohl(addr_n);
+	__u16 port = bpf_ntohs((__u16)port_n);
 
 	if (!conf.on || ctx->type != SOCK_STREAM || ctx->protocol != IPPROTO_TCP ||
 	    bpf_get_netns_cookie(ctx) != conf.netns_cookie)
-		return 1; /* a container of its own namespace has no bridge: TCP */
+		return 0; /* a container of its own namespace has no bridge: TCP */
 	if (bpf_get_current_pid_tgid() >> 32 == conf.helperd_tgid)
-		return 1; /* the bridge's own way out, over TCP */
+		return 0; /* the bridge's own way out, over TCP */
 	if (ctx->sk && bpf_sk_storage_get(&own_path, ctx->sk, 0, 0))
-		return 1; /* the shim's fallback: it tried vsock already */
+		return 0; /* the shim's fallback: it tried vsock already */
 	int peer = find_peer(m, addr);
 	if (peer < 0 || peer >= GW_MAX_PEERS || peer == (int)m->self)
-		return 1;
+		return 0;
 	const struct gw_peer *p = &m->peers[peer];
 	if (!serves(gen, p, port))
-		return 1;
+		return 0;
 	__u32 uid = (__u32)bpf_get_current_uid_gid();
 	if (conf.bridge_full || bpf_map_lookup_elem(&full_users, &uid)) {
 		__sync_fetch_and_add(&no_room, 1);
-		return 1; /* as without the mode, rather than crowd out other users */
+		return 0; /* as without the mode, rather than crowd out other users */
 	}
-	struct gw_orig o = {.cookie = bpf_get_socket_cookie(ctx), .addr = ctx->user_ip4,
-			    .port = ctx->user_port, .self_addr = m->self_addr, .uid = uid};
-	if (bpf_map_update_elem(&redirected, &o.cookie, &o, BPF_ANY))
-		return 1; /* not kept: TCP */
-	ctx->user_ip4 = conf.bridge_addr;
-	ctx->user_port = conf.bridge_port;
+	struct gw_orig o = {.cookie = bpf_get_socket_cookie(ctx), .addr = addr_n,
+			    .port = port_n, .self_addr = m->self_addr, .uid = uid};
+	return bpf_map_update_elem(&redirected, &o.cookie, &o, BPF_ANY) == 0; /* else TCP */
+}
+
+SEC("cgroup/connect4")
+int gw_connect4(struct bpf_sock_addr *ctx)
+{
+	if (steer(ctx, ctx->user_ip4, ctx->user_port)) {
+		ctx->user_ip4 = conf.bridge_addr;
+		ctx->user_port = conf.bridge_port;
+	}
+	return 1;
+}
+
+/* An IPv4-mapped address (::ffff:a.b.c.d) on an IPv6 socket: a dual-stack socket's way to
+ * IPv4, Java's by default. Its 32 bits of IPv4, or 0 for any other address. */
+static __always_inline __u32 mapped_ip4(const struct bpf_sock_addr *ctx)
+{
+	if (ctx->user_ip6[0] || ctx->user_ip6[1] || ctx->user_ip6[2] != bpf_htonl(0xffff))
+		return 0;
+	return ctx->user_ip6[3];
+}
+
+/* IPv4 reached through IPv6 sockets; IPv6 itself stays TCP (README, guest-wide mode). */
+SEC("cgroup/connect6")
+int gw_connect6(struct bpf_sock_addr *ctx)
+{
+	__u32 addr = mapped_ip4(ctx);
+
+	if (addr && steer(ctx, addr, ctx->user_port)) {
+		ctx->user_ip6[3] = conf.bridge_addr; /* still ::ffff: */
+		ctx->user_port = conf.bridge_port;
+	}
 	return 1;
 }
 
@@ -160,7 +191,8 @@ int gw_setsockopt(struct bpf_sockopt *ctx)
 SEC("sockops")
 int gw_sockops(struct bpf_sock_ops *skops)
 {
-	if (skops->op != BPF_SOCK_OPS_TCP_CONNECT_CB || skops->family != 2 /* AF_INET */)
+	if (skops->op != BPF_SOCK_OPS_TCP_CONNECT_CB ||
+	    (skops->family != 2 /* AF_INET */ && skops->family != 10 /* AF_INET6, mapped */))
 		return 1;
 	__u64 cookie = bpf_get_socket_cookie(skops);
 	struct gw_orig *o = bpf_map_lookup_elem(&redirected, &cookie);
@@ -190,33 +222,80 @@ static __always_inline struct gw_inbound *from_bridge(__u32 peer_addr, __u32 pee
 	return bpf_map_lookup_elem(&inbound, &key);
 }
 
-SEC("cgroup/getpeername4")
-int gw_getpeername4(struct bpf_sock_addr *ctx)
+/* What getpeername shows for ip4:port (network order, rewritten in place): the original
+ * destination on a socket still connected to the bridge, the sibling on a listener's
+ * connection from the bridge. */
+static __always_inline void peer_name(struct bpf_sock_addr *ctx, __u32 *ip4, __u32 *port)
 {
 	struct gw_orig *o = bridged(ctx);
 	struct gw_inbound *in;
 
-	if (o && ctx->user_ip4 == conf.bridge_addr && ctx->user_port == conf.bridge_port) {
-		ctx->user_ip4 = o->addr;
-		ctx->user_port = o->port;
-	} else if ((in = from_bridge(ctx->user_ip4, ctx->user_port))) {
-		ctx->user_ip4 = in->peer_addr;
-		ctx->user_port = in->peer_port;
+	if (o && *ip4 == conf.bridge_addr && *port == conf.bridge_port) {
+		*ip4 = o->addr;
+		*port = o->port;
+	} else if ((in = from_bridge(*ip4, *port))) {
+		*ip4 = in->peer_addr;
+		*port = in->peer_port;
 	}
+}
+
+/* What getsockname shows for ip4: the guest's own address where the bridge's loopback
+ * connection would show a loopback one. */
+static __always_inline void sock_name(struct bpf_sock_addr *ctx, __u32 *ip4)
+{
+	struct gw_orig *o = bridged(ctx);
+	struct bpf_sock *sk = ctx->sk;
+	struct gw_inbound *in;
+
+	if (o && o->self_addr && (bpf_ntohl(*ip4) & 0xff000000u) == LOOPBACK_NET)
+		*ip4 = o->self_addr;
+	else if (sk && (in = from_bridge(sk->dst_ip4, sk->dst_port)))
+		*ip4 = in->local_addr;
+}
+
+SEC("cgroup/getpeername4")
+int gw_getpeername4(struct bpf_sock_addr *ctx)
+{
+	__u32 ip4 = ctx->user_ip4, port = ctx->user_port;
+
+	peer_name(ctx, &ip4, &port);
+	ctx->user_ip4 = ip4;
+	ctx->user_port = port;
 	return 1;
 }
 
 SEC("cgroup/getsockname4")
 int gw_getsockname4(struct bpf_sock_addr *ctx)
 {
-	struct gw_orig *o = bridged(ctx);
-	struct bpf_sock *sk = ctx->sk;
-	struct gw_inbound *in;
+	__u32 ip4 = ctx->user_ip4;
 
-	if (o && o->self_addr && (bpf_ntohl(ctx->user_ip4) & 0xff000000u) == LOOPBACK_NET)
-		ctx->user_ip4 = o->self_addr;
-	else if (sk && (in = from_bridge(sk->dst_ip4, sk->dst_port)))
-		ctx->user_ip4 = in->local_addr;
+	sock_name(ctx, &ip4);
+	ctx->user_ip4 = ip4;
+	return 1;
+}
+
+SEC("cgroup/getpeername6")
+int gw_getpeername6(struct bpf_sock_addr *ctx)
+{
+	__u32 ip4 = mapped_ip4(ctx), port = ctx->user_port;
+
+	if (!ip4)
+		return 1;
+	peer_name(ctx, &ip4, &port);
+	ctx->user_ip6[3] = ip4;
+	ctx->user_port = port;
+	return 1;
+}
+
+SEC("cgroup/getsockname6")
+int gw_getsockname6(struct bpf_sock_addr *ctx)
+{
+	__u32 ip4 = mapped_ip4(ctx);
+
+	if (!ip4)
+		return 1;
+	sock_name(ctx, &ip4);
+	ctx->user_ip6[3] = ip4;
 	return 1;
 }
 

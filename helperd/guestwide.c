@@ -26,7 +26,7 @@
 
 static struct {
 	struct guestwide_bpf *skel;
-	struct bpf_link *links[5];
+	struct bpf_link *links[8];
 	int cgroup;
 	char *cgroup_path;
 	struct watch listener; /* the bridge's; fd -1 while closed */
@@ -105,9 +105,10 @@ int guestwide_start(const char *cgroup_path)
 	conf->bridge_addr = gw.bridge.sin_addr.s_addr;
 	conf->bridge_port = gw.bridge.sin_port;
 	inet_pton(AF_INET, GUESTWIDE_INBOUND_ADDR, &conf->inbound_addr);
-	struct bpf_program *progs[] = {gw.skel->progs.gw_connect4, gw.skel->progs.gw_sockops,
-				       gw.skel->progs.gw_getpeername4, gw.skel->progs.gw_getsockname4,
-				       gw.skel->progs.gw_setsockopt};
+	struct bpf_program *progs[] = {gw.skel->progs.gw_connect4,     gw.skel->progs.gw_connect6,
+				       gw.skel->progs.gw_sockops,       gw.skel->progs.gw_getpeername4,
+				       gw.skel->progs.gw_getsockname4,  gw.skel->progs.gw_getpeername6,
+				       gw.skel->progs.gw_getsockname6,  gw.skel->progs.gw_setsockopt};
 	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
 		gw.links[i] = bpf_program__attach_cgroup(progs[i], gw.cgroup);
 		if (!gw.links[i]) {

@@ -61,6 +61,61 @@ raw in_cg 7951 uring_client
 [[ $names =~ ^local=198\.18\.0\.1:[0-9]+\ peer=198\.18\.0\.2:7951$ ]] || fail "io_uring names: $names"
 log "io_uring connect, send, shutdown and recv, in the cgroup: over vsock ($moved bytes on the veth), digest matches; names $names"
 
+# A dual-stack socket (AF_INET6, Java's by default) reaches IPv4 through an IPv4-mapped
+# address: connect6 takes it to the bridge as connect4 does, and the names it is shown are
+# the mapped ones TCP would give.
+b0=$(bridged)
+before=$(veth_bytes alpha)
+got=$(in_cg alpha python3 -S -c '
+import socket, sys
+n = int(sys.argv[1])
+s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+s.settimeout(30)
+s.connect(("::ffff:198.18.0.2", 7951))
+names = "names local=%s:%d peer=%s:%d" % (s.getsockname()[:2] + s.getpeername()[:2])
+s.sendall(bytes(((i * 2654435761) >> 13) & 255 for i in range(n)))
+s.shutdown(socket.SHUT_WR)
+answer = b""
+while chunk := s.recv(4096):
+    answer += chunk
+print(*answer.decode().split()[:2], names)
+' "$BYTES" 2>&1) || fail "a dual-stack socket to ::ffff:198.18.0.2: $got"
+moved=$(($(veth_bytes alpha) - before))
+[[ $got =~ ^$want\ (::ffff:)?198\.18\.0\.1\ names\ local=::ffff:198\.18\.0\.1:[0-9]+\ peer=::ffff:198\.18\.0\.2:7951$ ]] ||
+	fail "a dual-stack socket to ::ffff:198.18.0.2 (want the digest, the server's view and TCP's names): $got"
+[ "$moved" -lt 100000 ] || fail "a dual-stack socket to ::ffff:198.18.0.2: $moved bytes crossed alpha's veth"
+[ "$(counter alpha bridged_vsock)" -gt "${b0% *}" ] || fail "a dual-stack socket: alpha's bridge counted no vsock connection ($(bridged))"
+log "a dual-stack socket to ::ffff:198.18.0.2, in the cgroup: over vsock ($moved bytes on the veth), digest matches; the server saw $(echo "$got" | cut -d' ' -f2), ${got#* names }"
+
+# The other way, a dual-stack listener ([::], AF_INET6) of a program without the shim in
+# beta's cgroup takes an IPv4 sibling from beta's bridge: it is shown the sibling's address,
+# IPv4-mapped, as TCP would show it, not the bridge's.
+start_bg dual in_cg beta python3 -S -c '
+import socket
+ls = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("::", 7959))
+ls.listen()
+print("listening", flush=True)
+ls.settimeout(30)
+c, peer = ls.accept()
+c.sendall(("%s %s\n" % (peer[0], c.getpeername()[0])).encode())
+c.close()
+'
+wait_for "beta to offer 7959" serves alpha beta 7959
+before=$(veth_bytes alpha)
+got=$(in_cg alpha python3 -S -c '
+import socket
+s = socket.create_connection(("198.18.0.2", 7959), timeout=30)
+print(s.recv(200).decode().strip())
+' 2>&1) || fail "to a dual-stack listener: $got"
+moved=$(($(veth_bytes alpha) - before))
+join_bg dual 10 || fail "beta's dual-stack server did not end: $(cat "$WORK/dual.out")"
+[ "$got" = "::ffff:198.18.0.1 ::ffff:198.18.0.1" ] ||
+	fail "a dual-stack listener saw its sibling as '$got' (accept, getpeername), want ::ffff:198.18.0.1"
+[ "$moved" -lt 100000 ] || fail "to a dual-stack listener: $moved bytes crossed alpha's veth"
+log "a dual-stack listener in beta's cgroup, without the shim: a sibling over vsock ($moved bytes on the veth), shown as $got (accept, getpeername)"
+
 raw in_guest 7951
 [ "$moved" -gt "$BYTES" ] || fail "outside the cgroup: only $moved bytes crossed the veth"
 log "outside the cgroup: TCP ($moved bytes on the veth)"
