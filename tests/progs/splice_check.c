@@ -504,12 +504,15 @@ static bool give_back(struct splice_engine *e, unsigned id, const int fd[2], uin
 
 /* B reads slowly and the kernel's queue for it grows past LIMIT: the relay pauses the pair,
  * waits until splice_release gives it back, and copies the rest itself. Every byte arrives,
- * in order, and the queue stops growing at the pause. */
+ * in order, and the queue stops growing at the pause: once splice_pause has returned, no
+ * verdict takes more (what one under way took counts by then). The queue as last read
+ * before the pause is no bound: packets keep coming until it (two of 64 KiB seen in CI-70,
+ * under load). */
 static void taken_back(struct splice_engine *e, unsigned id, const int fd[2], struct guest g[2])
 {
 	const uint64_t limit = 256u << 10;
 	size_t n = 4u << 20, copied = 0;
-	uint64_t queued = 0, at_pause, most = 0, ab = 0;
+	uint64_t queued = 0, passed, at_pause = 0, most = 0, ab = 0;
 	double end = now() + TIMEOUT_S;
 	int err = 0;
 
@@ -518,8 +521,9 @@ static void taken_back(struct splice_engine *e, unsigned id, const int fd[2], st
 	start(&g[0]), start(&g[1]);
 	while (splice_queued(e, id, 0, &queued) == 0 && queued <= limit && now() < end)
 		usleep(1000);
-	at_pause = queued;
+	passed = queued;
 	splice_pause(e, id);
+	splice_queued(e, id, 0, &at_pause);
 	while (splice_queued(e, id, 0, &queued) == 0 && queued > 0 && now() < end) {
 		most = queued > most ? queued : most;
 		usleep(1000);
@@ -530,9 +534,10 @@ static void taken_back(struct splice_engine *e, unsigned id, const int fd[2], st
 		;
 	shutdown(fd[1], SHUT_WR);
 	join(&g[0]), join(&g[1]);
-	check(at_pause > limit && most <= at_pause + (64u << 10),
-	      "slow reader: the kernel's queue reached %llu bytes; paused, it grew to no more "
-	      "than %llu", (unsigned long long)at_pause, (unsigned long long)most);
+	check(passed > limit && most <= at_pause,
+	      "slow reader: the kernel's queue passed the limit at %llu bytes, held %llu once "
+	      "paused, and grew no more (at most %llu after)", (unsigned long long)passed,
+	      (unsigned long long)at_pause, (unsigned long long)most);
 	check(g[1].got == n && g[1].eof && !g[1].bad && ab + copied == n,
 	      "taken back: B got %zu of %zu bytes in order then EOF (%llu spliced, %zu copied)",
 	      g[1].got, n, (unsigned long long)ab, copied);
