@@ -724,25 +724,39 @@ static enum late_outcome late_try(struct splice_engine *e, const char *combo, un
  * place, stay on their socket: the verdict sees only packets that come after it. Toward a
  * reader whose window is full (the relay's copies filled it), splice_add must neither wait
  * for them nor fail: it splices, the socket polls readable, and the relay takes the pair
- * back (forward.c) and copies them. splice_add starts at delays swept across the burst's
- * arrival, until that race has been met LATE_WANTED times (before the mend, splice_add
- * failed with EIO after 1.2 s at the fourth try). Only vsock to vsock: a TCP socket's next
- * packet pushes all that waits on it through the verdict, so no bytes stay to show it. */
+ * back (forward.c) and copies them. How long splice_add waits after the burst began:
+ * every other try a delay swept across 0-800 us (the race met 3 times in 12-13 tries in
+ * a quiet VM), and in between one steered to where the burst arrives while it runs,
+ * longer after a try that took every byte (the burst came after it), shorter after one
+ * refused (before it), as the loopback worker's delay grows with the load (the sweep alone
+ * never met the race in 80 tries in CI-72); until the race has been met LATE_WANTED times (before the mend, splice_add failed
+ * with EIO after 1.2 s at the fourth try). Only vsock to vsock: a TCP socket's next packet
+ * pushes all that waits on it through the verdict, so no bytes stay to show it. */
 #define LATE_WANTED 3
 #define LATE_TRIES 80
+#define LATE_MAX_DELAY_US 5000
 #define LATE_SLOW_MS 250 /* a splice_add that waited for a reader; its work takes < 10 ms */
 
 static void late_bytes(struct splice_engine *e, const char *combo)
 {
-	unsigned n[LATE_LEFT + 1] = { 0 }, tries = 0;
+	unsigned n[LATE_LEFT + 1] = { 0 }, tries = 0, delay_us = 0;
 	double slowest = 0, end = now() + TIMEOUT_S;
 
 	while (tries < LATE_TRIES && n[LATE_LEFT] < LATE_WANTED && !n[LATE_FAILED] &&
 	       now() < end) {
 		double took;
+		bool swept = tries % 2 == 0;
+		enum late_outcome out =
+			late_try(e, combo, swept ? (tries / 2 * 17) % 800 : delay_us, &took);
 
-		n[late_try(e, combo, (tries++ * 17) % 800, &took)]++;
+		n[out]++, tries++;
 		slowest = took > slowest ? took : slowest;
+		if (swept)
+			continue;
+		if (out == LATE_ALL_TAKEN && delay_us < LATE_MAX_DELAY_US)
+			delay_us += 41;
+		else if (out == LATE_REFUSED)
+			delay_us = delay_us > 29 ? delay_us - 29 : 0;
 	}
 	check(!n[LATE_FAILED] && n[LATE_LEFT] > 0 && slowest < LATE_SLOW_MS,
 	      "bytes arriving during splice_add, B's window full: %u tries: %u refused, %u "
