@@ -188,9 +188,21 @@ paths_for_rep() {
 # strace_attach NAME PID: counts PID's system calls (strace -c) into $OUT/NAME.strace
 # until strace_detach NAME.
 strace_attach() {
+	local tracer task traced
 	strace -f -c -o "$OUT/$1.strace" -p "$2" 2>>"$OUT/log.txt" &
-	echo $! >"$WORK/strace-$1.pid"
-	sleep 1 # strace reports nothing on attaching; give it time to get there
+	tracer=$!
+	echo "$tracer" >"$WORK/strace-$1.pid"
+	# strace says nothing once attached: wait until every thread of PID names it its tracer.
+	for _ in $(seq 100); do
+		traced=1
+		for task in /proc/"$2"/task/*; do
+			[ "$(sed -n 's/^TracerPid:\t//p' "$task/status" 2>/dev/null)" = "$tracer" ] || traced=0
+		done
+		[ "$traced" = 0 ] || return 0
+		sleep 0.05
+	done
+	note "strace_attach $1: pid $2 not traced within 5 s"
+	exit 1
 }
 strace_detach() {
 	local pid
