@@ -188,21 +188,17 @@ paths_for_rep() {
 # strace_attach NAME PID: counts PID's system calls (strace -c) into $OUT/NAME.strace
 # until strace_detach NAME.
 strace_attach() {
-	local tracer task traced
 	strace -f -c -o "$OUT/$1.strace" -p "$2" 2>>"$OUT/log.txt" &
-	tracer=$!
-	echo "$tracer" >"$WORK/strace-$1.pid"
-	# strace says nothing once attached: wait until every thread of PID names it its tracer.
-	for _ in $(seq 100); do
-		traced=1
-		for task in /proc/"$2"/task/*; do
-			[ "$(sed -n 's/^TracerPid:\t//p' "$task/status" 2>/dev/null)" = "$tracer" ] || traced=0
-		done
-		[ "$traced" = 0 ] || return 0
-		sleep 0.05
+	echo $! >"$WORK/strace-$1.pid"
+	# strace says nothing once attached
+	wait_for "strace to attach to $1" traced_by "$2" $!
+}
+# traced_by PID TRACER: whether every thread of PID names TRACER its tracer.
+traced_by() {
+	local task
+	for task in /proc/"$1"/task/*; do
+		[ "$(sed -n 's/^TracerPid:\t//p' "$task/status" 2>/dev/null)" = "$2" ] || return 1
 	done
-	note "strace_attach $1: pid $2 not traced within 5 s"
-	exit 1
 }
 strace_detach() {
 	local pid
