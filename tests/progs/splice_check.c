@@ -729,9 +729,10 @@ static enum late_outcome late_try(struct splice_engine *e, const char *combo, un
  * a quiet VM), and in between one steered to where the burst arrives while it runs,
  * longer after a try that took every byte (the burst came after it), shorter after one
  * refused (before it), as the loopback worker's delay grows with the load (the sweep alone
- * never met the race in 80 tries in CI-72); until the race has been met LATE_WANTED times (before the mend, splice_add failed
- * with EIO after 1.2 s at the fourth try). Only vsock to vsock: a TCP socket's next packet
- * pushes all that waits on it through the verdict, so no bytes stay to show it. */
+ * never met the race in 80 tries in CI-72); until the race has been met LATE_WANTED times
+ * (before the mend, splice_add failed with EIO after 1.2 s at the fourth try). Only vsock
+ * to vsock: a TCP socket's next packet pushes all that waits on it through the verdict, so
+ * no bytes stay to show it. */
 #define LATE_WANTED 3
 #define LATE_TRIES 80
 #define LATE_MAX_DELAY_US 5000
