@@ -244,6 +244,7 @@ clean:
 BENCH_BIN = $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 .PHONY: bench
 bench: $(BUILD)/libvmshim.so $(BUILD)/helperd $(BUILD)/vmshimctl $(BUILD)/vmshim-relay $(BENCH_BIN)
+vm-programs: $(BENCH_BIN) # tests/vm/t_bench_smoke runs them
 
 $(BUILD)/bench/%: bench/%.c
 	@mkdir -p $(@D)

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The part of bench/run that runs inside the test VM (scripts/testvm --out DIR): sets up the
-# guests of tests/vm/lib.sh, the servers of every path, and measures. Leaves in DIR:
+# guests of tests/vm/lib.sh, the servers of every path, and measures; or, sourced by
+# tests/vm/t_bench_smoke (BENCH_IN_SUITE=1, BENCH_OUT=DIR), the same in the guests that
+# tests/vm/run set up for it, in whichever lane it runs (lib.sh). Leaves in DIR:
 #   raw.txt        one line per measurement: "result section=S path=P rep=R ... <netbench's line>"
 #   commands.txt   every benchmark command exactly as run, in order
 #   *.callgrind    callgrind profiles, *.strace strace -c summaries
@@ -29,9 +31,10 @@
 #
 # Sizes come from the environment (bench/run passes them; defaults are the full run).
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-source "$here/../tests/vm/lib.sh"
+[ "${BENCH_IN_SUITE:-}" = 1 ] || source "$here/../tests/vm/lib.sh"
 
-OUT=${VMSHIM_TESTVM_OUT:?run me through bench/run}
+OUT=${BENCH_OUT:-${VMSHIM_TESTVM_OUT:?run me through bench/run}}
+bench_start=$SECONDS
 NB=$TOP/$BUILD/bench/netbench
 REPS=${REPS:-5}
 STREAM_SECONDS=${STREAM_SECONDS:-2}
@@ -49,7 +52,7 @@ MEMCPY_MIB=${MEMCPY_MIB:-2048}
 PATHS=(tcp shim vsock socat bypass relay-copy relay-sockmap guestwide)
 BYPASS_ADDR=198.18.0.12
 ADDR[delta]=198.18.0.4
-BASE[delta]=3000000
+BASE[delta]=$((3000000 + LANE_PORTS))
 RELAY_POLICY=$WORK/relay.policy
 RAW=$OUT/raw.txt
 CMDS=$OUT/commands.txt
@@ -61,10 +64,11 @@ note() { echo "$*" >&3; echo "bench: $*" >&2; }
 
 # Ports in beta: TCP servers (sink = reads and discards, echo = sends back) and vsock ports
 # of the native server and the socat pair (vsock ports are global: these are far from the
-# guests' blocks at 1000000 and 2000000).
+# guests' blocks at 1000000 and 2000000, and a lane's own, as those are).
 declare -A PORT=([tcp-sink]=7201 [tcp-echo]=7202 [shim-sink]=7211 [shim-echo]=7212
 	[guestwide-sink]=7231 [guestwide-echo]=7232
-	[vsock-sink]=40001 [vsock-echo]=40002 [socat-sink]=40011 [socat-echo]=40012
+	[vsock-sink]=$((40001 + LANE_PORTS)) [vsock-echo]=$((40002 + LANE_PORTS))
+	[socat-sink]=$((40011 + LANE_PORTS)) [socat-echo]=$((40012 + LANE_PORTS))
 	[alpha-socat-sink]=7221 [alpha-socat-echo]=7222)
 
 # The argv of CMD... run in guest G, in CMD_ARGV, HOW: plain, under the shim (shim), or in
@@ -73,7 +77,7 @@ declare -A PORT=([tcp-sink]=7201 [tcp-echo]=7202 [shim-sink]=7211 [shim-echo]=72
 guest_argv() {
 	local g=$1 how=$2 cg=$CG
 	shift 2
-	CMD_ARGV=(ip netns exec "$g" env VMSHIM_RUNDIR="$(rundir "$g")")
+	CMD_ARGV=(ip netns exec "$(netns "$g")" env VMSHIM_RUNDIR="$(rundir "$g")")
 	[ "$g" = alpha ] || cg=$CGB
 	[ "$how" != cg ] || CMD_ARGV+=(sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$cg")
 	[ "$how" != shim ] || CMD_ARGV+=(LD_PRELOAD="$SHIM_PRELOAD")
@@ -154,11 +158,11 @@ rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 # leftovers do not slow the next one. helperd's own connections to the other helperds
 # (local ports base + 131072 .. + 1023) stay.
 beta_busy() {
-	ip netns exec beta ss -Hn --vsock state established |
+	ss_in beta -Hn --vsock state established |
 		awk -v lo=$((BASE[beta] + 131072)) '{ split($4, a, ":"); if (a[2] < lo || a[2] > lo + 1023) busy = 1 }
 			END { exit !busy }' ||
-		ip netns exec beta ss -Htn state established | grep -q . ||
-		ip netns exec beta ss -Htn state syn-recv | grep -q .
+		ss_in beta -Htn state established | grep -q . ||
+		ss_in beta -Htn state syn-recv | grep -q .
 }
 wait_drained() {
 	for _ in $(seq 300); do
@@ -294,8 +298,8 @@ trap finish EXIT
 
 # --- guests, helperds, servers -----------------------------------------------------------
 ulimit -n 8192
-setup_guests
-ip -n beta addr add "$BYPASS_ADDR/24" dev eth0
+[ "${BENCH_IN_SUITE:-}" = 1 ] || setup_guests
+ip -n "$(netns beta)" addr add "$BYPASS_ADDR/24" dev eth0
 add_guest delta
 # alpha keeps the common policy (beta directly); beta's also takes delta through the relay,
 # delta's knows only beta, through the relay.
@@ -344,8 +348,8 @@ for kind in sink echo; do
 	wait_for "beta's tcp-$kind" tcp_listening beta "${PORT[tcp-$kind]}"
 	wait_for "beta's shim-$kind on vsock" vsock_listening beta "$(vsock_port beta "${PORT[shim-$kind]}")"
 	wait_for "delta to know beta's shim-$kind" serves delta beta "${PORT[shim-$kind]}"
-	wait_for "beta's vsock-$kind" sh -c "ip netns exec beta ss -Hln --vsock | grep -q ':${PORT[vsock-$kind]} '"
-	wait_for "beta's socat-$kind" sh -c "ip netns exec beta ss -Hln --vsock | grep -q ':${PORT[socat-$kind]} '"
+	wait_for "beta's vsock-$kind" vsock_listener beta "${PORT[vsock-$kind]}"
+	wait_for "beta's socat-$kind" vsock_listener beta "${PORT[socat-$kind]}"
 	wait_for "alpha's socat-$kind" tcp_listening alpha "${PORT[alpha-socat-$kind]}"
 	wait_for "beta to offer guest-wide's $kind" serves alpha beta "${PORT[guestwide-$kind]}"
 done
@@ -529,5 +533,5 @@ echo "relay restarts=$RELAY_RESTARTS" >>"$RAW"
 # how the guest-wide bridges forwarded, over the whole run (both guests' helperds)
 echo "bridge spliced=$(($(counter alpha bridge_spliced) + $(counter beta bridge_spliced)))" \
 	"taken_back=$(($(counter alpha bridge_taken_back) + $(counter beta bridge_taken_back)))" >>"$RAW"
-echo "vm seconds=$SECONDS" >>"$RAW" # this script's time: no wait for the test VM's lock, no boot
+echo "vm seconds=$((SECONDS - bench_start))" >>"$RAW" # this script's time: no wait for the test VM's lock, no boot
 echo "done" >>"$RAW"

@@ -475,12 +475,16 @@ wait_for() {
 # Whether a TCP listener on PORT exists in guest G.
 tcp_listening() { ss_in "$1" -Hltn "sport = :$2" | grep -q .; }
 
+# vsock_listener G PORT: whether a vsock socket listens on PORT in guest G. vsock ports are
+# global, but each socket belongs to the namespace that made it, and ss (vsock_diag) lists
+# only its own.
+vsock_listener() { ss_in "$1" -Hln --vsock | grep -Eq ":$2([[:space:]]|\$)"; }
+
 # Whether a vsock listener on PORT exists in guest G, and the other guests' helperds know
-# G serves it. vsock ports are global, but each socket belongs to the namespace that made
-# it, and ss (vsock_diag) lists only its own.
+# G serves it.
 vsock_listening() {
 	local g=$1 vport=$2 h tcp family=ports4
-	ss_in "$g" -Hln --vsock | grep -Eq ":$vport([[:space:]]|\$)" || return 1
+	vsock_listener "$g" "$vport" || return 1
 	tcp=$((vport - BASE[$g]))
 	[ "$tcp" -lt 65536 ] || { tcp=$((tcp - 65536)); family=ports6; }
 	for h in $(common_helperds); do
