@@ -39,8 +39,10 @@ void forward_stop(struct forward *f)
 }
 
 /* Hands the pair to the kernel if it takes it (1), else leaves it with the copies (0), to
- * try again after `wait_ms` if only bytes in flight stood in the way. -1 (errno EIO): the
- * kernel lost bytes giving it back. */
+ * try again after `wait_ms` if only bytes in flight stood in the way, or a retry's wait later
+ * if every pair of the engine was taken (one may end; a reload can raise max-connections
+ * past the pairs the engine was sized for). -1 (errno EIO): the kernel lost bytes giving
+ * it back. */
 static int try_splice(struct forward *f, int64_t wait_ms)
 {
 	if (!f->engine)
@@ -48,7 +50,9 @@ static int try_splice(struct forward *f, int64_t wait_ms)
 	if (splice_add(f->engine, f->end[0]->w.fd, f->end[1]->w.fd, &f->splice_id) < 0) {
 		if (errno == EIO)
 			return -1;
-		f->splice_retry_ms = errno == EBUSY ? vmshim_now_ms() + wait_ms : INT64_MAX;
+		f->splice_retry_ms = errno == EBUSY    ? vmshim_now_ms() + wait_ms
+				     : errno == ENOSPC ? vmshim_now_ms() + FORWARD_RETRY_MS
+						       : INT64_MAX;
 		return 0;
 	}
 	copy_free(f);

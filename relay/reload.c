@@ -31,7 +31,7 @@ static void keep_what_needs_restart(struct host_policy *new)
 	/* the kernel's maps are sized once; connections past them are copied */
 	if (relay.splice && new->max_connections > relay.splice_pairs)
 		log_warn("policy %s: max-connections %u: the kernel splices at most %u connections "
-			 "at once until a restart, and copies the others",
+			 "at once until a restart; the others are copied until one of those ends",
 			 relay.policy_path, new->max_connections, relay.splice_pairs);
 }
 

@@ -7,6 +7,7 @@
  *   COPY --(splice_add refused: bytes in flight)--> COPY, tried again FORWARD_RETRY_MS later
  *          (at the next tick when it was the first try: a program's first bytes, which the
  *          copies pass on at once)
+ *   COPY --(splice_add refused: every pair taken)--> COPY, tried again FORWARD_RETRY_MS later
  *   SPLICED --(bytes queue in the kernel beyond the buffer: a slow reader, or a kernel
  *   |          slower than the writer; bytes left where the kernel will not forward them)
  *   |          --> LEAVING: the kernel takes no more; the copy reads at once, writes a

@@ -2,7 +2,8 @@
 # (README, "Host side"): a new policy applies to new requests at once; a session it no
 # longer grants is closed, an unrelated one goes on byte-intact; caps apply to new
 # connections; a port change is kept for a restart; a broken or deleted file is refused
-# with its file and line and the policy in force stays.
+# with its file and line and the policy in force stays; where the relay splices, sessions
+# past the kernel's maps (a raised max-connections) are copied until a spliced one ends.
 write_relay_policy
 HOST_POLICY=$WORK/relay.policy
 write_host_policy "$HOST_POLICY"
@@ -133,3 +134,40 @@ join_bg held7701 30 || fail "held connection to 7701: $(cat "$WORK/held7701.out"
 grep -q intact "$WORK/held7701.out" || fail "held connection to 7701: $(cat "$WORK/held7701.out")"
 [ "$(relay_value 'd["counters"]["revoked"]')" = 1 ] || fail "a reload closed more than the one session"
 log "the connection to 7701 held through $(reloads) reloads and $(refused_reloads) refusals: intact"
+
+# Where the relay splices (6.12), its kernel maps are sized to the start's max-connections: a
+# reload that raises it lets more sessions in, copied while every pair is taken, and each is
+# spliced within a second of a spliced one's end (forward.h), not copied to its own end.
+[ "$(relay_value 'd["forwarding"]')" = sockmap ] || { log "no splice on $(uname -r): the maps' size not tried"; return 0; }
+# path_to PORT: the path of the relay's session to beta's TCP PORT (sockmap, copy, ...).
+path_to() {
+	relay_value "' '.join(s['path'] for s in d['sessions'] if s['port'] == $(vsock_port beta "$1"))"
+}
+path_is() { [ "$(path_to "$1")" = "$2" ]; }
+spliced_are() { [ "$(relay_value "sum(s['path'] == 'sockmap' for s in d['sessions'])")" = "$1" ]; }
+write_host_policy "$HOST_POLICY" "max-connections 3" # the helperds' two and one more
+stop_relay
+start_relay "$HOST_POLICY"
+wait_for "alpha to find beta again" peer_up alpha beta
+wait_for "beta to find alpha again" peer_up beta alpha
+start_bg full7700 shimmed alpha python3 -S -u "$TOP/tests/vm/apps/held_echo.py" 198.18.0.2 7700 "$WORK/go7700"
+wait_for "the held connection to 7700" grep -q open "$WORK/full7700.out"
+wait_for "every one of the 3 pairs spliced" spliced_are 3
+r0=$(reloads)
+write_host_policy "$HOST_POLICY" "max-connections 5"
+wait_for "the relay to notice the file" reloads_reach $((r0 + 1))
+grep -q "max-connections 5: the kernel splices at most 3 connections at once until a restart" "$WORK/relay.log" ||
+	fail "no word that the kernel splices at most 3"
+start_bg past7701 shimmed alpha python3 -S -u "$TOP/tests/vm/apps/held_echo.py" 198.18.0.2 7701 "$WORK/go7701"
+wait_for "the held connection to 7701" grep -q open "$WORK/past7701.out"
+path_is 7701 copy || fail "a fourth session with 3 pairs spliced: $(path_to 7701), want copy"
+touch "$WORK/go7700"
+join_bg full7700 30 || fail "held connection to 7700: $(cat "$WORK/full7700.out")"
+ended=$(date +%s%N)
+wait_for "the session past the maps to be spliced" path_is 7701 sockmap
+took=$((($(date +%s%N) - ended) / 1000000))
+[ "$took" -le 3000 ] || fail "the session past the maps spliced $took ms after a spliced one ended, want within 3000"
+log "max-connections 3 -> 5 by reload: a fourth session copied while 3 were spliced, spliced $took ms after one of them ended"
+touch "$WORK/go7701"
+join_bg past7701 30 || fail "held connection to 7701: $(cat "$WORK/past7701.out")"
+grep -q intact "$WORK/past7701.out" || fail "the session spliced late: $(cat "$WORK/past7701.out")"
