@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
@@ -53,7 +54,7 @@ struct bridge_conn {
 	unsigned in_loop;     /* which of the three the loop watches (bit()) */
 	uint16_t inbound_port; /* a sibling's: the local port its names are filed by; else 0 */
 	enum bridge_state state;
-	struct sockaddr_in dest; /* what the program dialled */
+	struct vmshim_endpoint dest; /* what the program dialled */
 	struct vmshim_route route; /* the table's way to it */
 	uint16_t local_port;     /* the program's, which the relay's request names */
 	uint8_t reply[RELAYPROTO_REPLY_SIZE];
@@ -287,13 +288,15 @@ static void start_forwarding(struct bridge_conn *c)
 static void fall_back(struct bridge_conn *c)
 {
 	watch_end(c, &c->sibling);
+	struct sockaddr_storage dest;
+	socklen_t len = endpoint_to_sockaddr(&c->dest, c->dest.family, &dest);
+
 	c->far = &c->tcp;
 	c->state = BRIDGE_FALLBACK;
 	c->deadline_ms = vmshim_now_ms() + BRIDGE_TCP_TIMEOUT_MS;
-	c->tcp.w.fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	c->tcp.w.fd = socket(c->dest.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (c->tcp.w.fd < 0 ||
-	    (connect(c->tcp.w.fd, (struct sockaddr *)&c->dest, sizeof(c->dest)) < 0 &&
-	     errno != EINPROGRESS) ||
+	    (connect(c->tcp.w.fd, (struct sockaddr *)&dest, len) < 0 && errno != EINPROGRESS) ||
 	    watch_add(c, &c->tcp, EPOLLOUT) < 0) {
 		if (c->tcp.w.fd >= 0)
 			close(c->tcp.w.fd);
@@ -320,10 +323,8 @@ static void say(struct bridge_conn *c, struct watch *w, const void *msg, size_t 
 static void dial(struct bridge_conn *c, struct watch *w)
 {
 	uint8_t dialled[DIALLED_SIZE];
-	struct vmshim_endpoint dest;
 
-	endpoint_from_sockaddr((const struct sockaddr *)&c->dest, sizeof(c->dest), &dest);
-	dialled_encode(dialled, &dest);
+	dialled_encode(dialled, &c->dest);
 	say(c, w, dialled, sizeof(dialled), BRIDGE_HANDOVER);
 }
 
@@ -454,16 +455,16 @@ static int reach_sibling(const struct vmshim_route *route, uint16_t local_port)
  * there is the one they saw connect: the cookie is the kernel's, not the connection's word.
  * Anything else at the bridge (a local user who connected to it, or took the port of a
  * redirected connect gone meanwhile) gets nothing. */
-static bool destination_of(const struct sockaddr_in *from, const struct sockaddr_in *bridge,
-			   int by_port, struct gw_orig *o)
+static bool destination_of(const struct vmshim_endpoint *from,
+			   const struct vmshim_endpoint *bridge, int by_port, struct gw_orig *o)
 {
-	uint32_t key = ntohs(from->sin_port);
+	uint32_t key = GW_BY_PORT_KEY(from->port, from->family == AF_INET6);
 	uint64_t cookie;
 
 	if (bpf_map_lookup_elem(by_port, &key, o) < 0)
 		return false;
 	bpf_map_delete_elem(by_port, &key);
-	return sockdiag_tcp4_cookie(from, bridge, &cookie) == 0 && cookie == o->cookie;
+	return sockdiag_tcp_cookie(from, bridge, &cookie) == 0 && cookie == o->cookie;
 }
 
 /* A connection of the bridge's, in its list, with the program's end fd, taking its room
@@ -509,17 +510,17 @@ static struct bridge_conn *new_conn(int fd, struct share **shares, uint64_t key,
 	return c;
 }
 
-void bridge_take(int fd, const struct sockaddr_in *from, const struct sockaddr_in *bridge,
-		 int by_port)
+void bridge_take(int fd, const struct vmshim_endpoint *from,
+		 const struct vmshim_endpoint *bridge, int by_port)
 {
 	struct gw_orig o;
 	struct bridge_conn *c;
 
 	if (!destination_of(from, bridge, by_port, &o)) {
 		helperd.counters.bridge_strangers++;
-		log_limited(LOG_SOURCE(LOG_KIND_BRIDGE, ntohs(from->sin_port)), LOG_WARNING,
+		log_limited(LOG_SOURCE(LOG_KIND_BRIDGE, from->port), LOG_WARNING,
 			    "a connection to the bridge from port %u that no redirected connect "
-			    "made: closed", ntohs(from->sin_port));
+			    "made: closed", from->port);
 		close(fd);
 		return;
 	}
@@ -532,13 +533,12 @@ void bridge_take(int fd, const struct sockaddr_in *from, const struct sockaddr_i
 	}
 	if (c->share->n == user_share())
 		guestwide_user_full(o.uid, true);
-	c->dest = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = (in_port_t)o.port,
-				       .sin_addr.s_addr = o.addr};
+	c->dest = (struct vmshim_endpoint){.family = o.v6 ? AF_INET6 : AF_INET,
+					   .port = ntohs((uint16_t)o.port)};
+	memcpy(c->dest.addr, o.v6 ? (const void *)o.addr6 : (const void *)&o.addr, o.v6 ? 16 : 4);
 
-	uint16_t port = ntohs((uint16_t)o.port);
-	bool sibling =
-		guestwide_route((const uint8_t *)&o.addr, port, &c->route) == VMSHIM_SIBLING;
-	c->local_port = ntohs(from->sin_port);
+	bool sibling = guestwide_route(&c->dest, &c->route) == VMSHIM_SIBLING;
+	c->local_port = from->port;
 	c->deadline_ms = vmshim_now_ms() + vsock_connect_timeout_ms(c->route.timeout_ms);
 	c->state = BRIDGE_CONNECTING;
 	c->sibling.w.fd = sibling ? reach_sibling(&c->route, c->local_port) : -1;

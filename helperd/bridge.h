@@ -1,5 +1,6 @@
 /* The bridge of guest-wide mode: a program's TCP connection that guestwide.bpf.c sent to
- * helperd's loopback listener, carried on to the sibling it dialled. Its life:
+ * one of helperd's loopback listeners (IPv4, or IPv6 at ::1), carried on to the sibling it
+ * dialled. Its life:
  *
  *   taken --(by_port names its destination, the kernel's cookie agrees, the table routes it
  *   |        to a sibling: vsock connect begun, to the host's relay for a sibling `via
@@ -46,10 +47,10 @@ void bridge_init(unsigned max);
 /* "sockmap" or "copy", how FORWARDING moves the bytes; *why, why not sockmap ("" if it is). */
 const char *bridge_forwarding(const char **why);
 
-/* Takes fd, a connection accepted from `from` on the bridge at `bridge`; by_port is the
- * programs' map of redirected connects by local port. */
-void bridge_take(int fd, const struct sockaddr_in *from, const struct sockaddr_in *bridge,
-		 int by_port);
+/* Takes fd, a connection accepted from `from` on the bridge's listener at `bridge` (IPv4
+ * or IPv6); by_port is the programs' map of redirected connects by local port. */
+void bridge_take(int fd, const struct vmshim_endpoint *from,
+		 const struct vmshim_endpoint *bridge, int by_port);
 
 /* Carries vs, a connection from sibling to a listener of a program without the shim, to
  * that listener at target over TCP, from GUESTWIDE_INBOUND_ADDR: once the listener's kernel

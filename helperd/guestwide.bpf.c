@@ -11,8 +11,8 @@
  * other way, the bridge connects to a listener of a program without the shim from its own
  * address and files the sibling by its local port (`inbound`). The getpeername4 and
  * getsockname4 programs show each program the names TCP would have given. Their `6` twins
- * do the same for IPv4 reached through dual-stack IPv6 sockets (IPv4-mapped addresses);
- * IPv6 itself is left to TCP.
+ * do the same for IPv4 reached through dual-stack IPv6 sockets (IPv4-mapped addresses),
+ * and for IPv6 itself, whose connects go to the bridge's second listener, at ::1.
  *
  * The table is mirrored here twice over (`gen` says which copy is whole), so that a connect
  * never sees half of an update. */
@@ -71,7 +71,7 @@ struct gw_mirror mirror[2];
 __u64 no_room;
 
 /* The peer whose range holds addr (host order), or -1: the ranges are sorted and disjoint. */
-static __always_inline int find_peer(const struct gw_mirror *m, __u32 addr)
+static __always_inline int find_peer4(const struct gw_mirror *m, __u32 addr)
 {
 	__u32 lo = 0, hi = m->n_ranges;
 
@@ -92,12 +92,43 @@ static __always_inline int find_peer(const struct gw_mirror *m, __u32 addr)
 	return -1;
 }
 
-static __always_inline int serves(__u32 gen, const struct gw_peer *p, __u16 port)
+/* a < b, for IPv6 addresses as (high, low) halves */
+static __always_inline int before6(__u64 a_hi, __u64 a_lo, __u64 b_hi, __u64 b_lo)
 {
-	__u32 key = gen * GW_MAX_PORTSETS + p->portset;
+	return a_hi < b_hi || (a_hi == b_hi && a_lo < b_lo);
+}
+
+/* find_peer4's twin for IPv6, the address as network-order words. */
+static __always_inline int find_peer6(const struct gw_mirror *m, const __u32 addr[4])
+{
+	__u64 hi = (__u64)bpf_ntohl(addr[0]) << 32 | bpf_ntohl(addr[1]);
+	__u64 lo = (__u64)bpf_ntohl(addr[2]) << 32 | bpf_ntohl(addr[3]);
+	__u32 first = 0, end = m->n_ranges6;
+
+	if (end > GW_MAX_RANGES)
+		return -1;
+	for (int i = 0; i < GW_SEARCH_STEPS && first < end; i++) {
+		__u32 mid = (first + end) / 2;
+		asm volatile("" : "+r"(mid));
+		const struct gw_range6 *r = &m->ranges6[mid & (GW_MAX_RANGES - 1)];
+		if (before6(hi, lo, r->first_hi, r->first_lo))
+			end = mid;
+		else if (before6(r->last_hi, r->last_lo, hi, lo))
+			first = mid + 1;
+		else
+			return (int)r->peer;
+	}
+	return -1;
+}
+
+/* Whether the peer serves port (host order) to IPv4, or with v6 to IPv6. */
+static __always_inline int serves(__u32 gen, const struct gw_peer *p, int v6, __u16 port)
+{
+	__u32 portset = v6 ? p->portset6 : p->portset;
+	__u32 key = gen * GW_MAX_PORTSETS + portset;
 	const struct gw_portset *set;
 
-	if (p->portset >= GW_MAX_PORTSETS)
+	if (portset >= GW_MAX_PORTSETS)
 		return 0;
 	__u32 word = port / 64;
 
@@ -106,15 +137,10 @@ static __always_inline int serves(__u32 gen, const struct gw_peer *p, __u16 port
 	return set && (set->bits[word & (GW_PORT_WORDS - 1)] >> (port % 64)) & 1;
 }
 
-/* Whether a connect to addr:port (network order) goes to the bridge; if so, files its
- * original destination by the socket's cookie. */
-static __always_inline int steer(struct bpf_sock_addr *ctx, __u32 addr_n, __u32 port_n)
+/* Whether a connect to a sibling goes to the bridge: the connect's own kind and whose it
+ * is. */
+static __always_inline int may_steer(struct bpf_sock_addr *ctx)
 {
-	__u32 gen = conf.gen & 1;
-	const struct gw_mirror *m = &mirror[gen];
-	__u32 addr = bpf_ntohl(addr_n);
-	__u16 port = bpf_ntohs((__u16)port_n);
-
 	if (!conf.on || ctx->type != SOCK_STREAM || ctx->protocol != IPPROTO_TCP ||
 	    bpf_get_netns_cookie(ctx) != conf.netns_cookie)
 		return 0; /* a container of its own namespace has no bridge: TCP */
@@ -122,26 +148,44 @@ static __always_inline int steer(struct bpf_sock_addr *ctx, __u32 addr_n, __u32 
 		return 0; /* the bridge's own way out, over TCP */
 	if (ctx->sk && bpf_sk_storage_get(&own_path, ctx->sk, 0, 0))
 		return 0; /* the shim's fallback: it tried vsock already */
-	int peer = find_peer(m, addr);
-	if (peer < 0 || peer >= GW_MAX_PEERS || peer == (int)m->self)
+	return 1;
+}
+
+/* Files o, a connect to peer's port (host order), by its socket's cookie if the peer
+ * serves the port that way and the bridge has room for its user: 1, or 0 (TCP). */
+static __always_inline int file_connect(struct bpf_sock_addr *ctx, __u32 gen, int peer,
+					__u16 port, struct gw_orig *o)
+{
+	const struct gw_mirror *m = &mirror[gen];
+
+	if (peer < 0 || peer >= GW_MAX_PEERS || peer == (int)m->self ||
+	    !serves(gen, &m->peers[peer], o->v6, port))
 		return 0;
-	const struct gw_peer *p = &m->peers[peer];
-	if (!serves(gen, p, port))
-		return 0;
-	__u32 uid = (__u32)bpf_get_current_uid_gid();
-	if (conf.bridge_full || bpf_map_lookup_elem(&full_users, &uid)) {
+	o->uid = (__u32)bpf_get_current_uid_gid();
+	if (conf.bridge_full || bpf_map_lookup_elem(&full_users, &o->uid)) {
 		__sync_fetch_and_add(&no_room, 1);
 		return 0; /* as without the mode, rather than crowd out other users */
 	}
-	struct gw_orig o = {.cookie = bpf_get_socket_cookie(ctx), .addr = addr_n,
-			    .port = port_n, .self_addr = m->self_addr, .uid = uid};
-	return bpf_map_update_elem(&redirected, &o.cookie, &o, BPF_ANY) == 0; /* else TCP */
+	o->cookie = bpf_get_socket_cookie(ctx);
+	return bpf_map_update_elem(&redirected, &o->cookie, o, BPF_ANY) == 0; /* else TCP */
+}
+
+/* Whether a connect to addr:port (IPv4, network order) goes to the bridge; if so, files
+ * its original destination. */
+static __always_inline int steer4(struct bpf_sock_addr *ctx, __u32 addr_n, __u32 port_n)
+{
+	__u32 gen = conf.gen & 1;
+	const struct gw_mirror *m = &mirror[gen];
+	struct gw_orig o = {.addr = addr_n, .port = port_n, .self_addr = m->self_addr};
+
+	return may_steer(ctx) &&
+	       file_connect(ctx, gen, find_peer4(m, bpf_ntohl(addr_n)), bpf_ntohs((__u16)port_n), &o);
 }
 
 SEC("cgroup/connect4")
 int gw_connect4(struct bpf_sock_addr *ctx)
 {
-	if (steer(ctx, ctx->user_ip4, ctx->user_port)) {
+	if (steer4(ctx, ctx->user_ip4, ctx->user_port)) {
 		ctx->user_ip4 = conf.bridge_addr;
 		ctx->user_port = conf.bridge_port;
 	}
@@ -157,15 +201,44 @@ static __always_inline __u32 mapped_ip4(const struct bpf_sock_addr *ctx)
 	return ctx->user_ip6[3];
 }
 
-/* IPv4 reached through IPv6 sockets; IPv6 itself stays TCP (README, guest-wide mode). */
+/* The connect's IPv6 destination, as network-order words. */
+static __always_inline void user_ip6(const struct bpf_sock_addr *ctx, __u32 addr[4])
+{
+	addr[0] = ctx->user_ip6[0];
+	addr[1] = ctx->user_ip6[1];
+	addr[2] = ctx->user_ip6[2];
+	addr[3] = ctx->user_ip6[3];
+}
+
+/* steer4's twin for an IPv6 destination: to the bridge's listener at ::1, if it has one. */
+static __always_inline int steer6(struct bpf_sock_addr *ctx)
+{
+	__u32 gen = conf.gen & 1;
+	const struct gw_mirror *m = &mirror[gen];
+	struct gw_orig o = {.port = ctx->user_port, .v6 = 1};
+
+	if (!conf.bridge6_port || !may_steer(ctx))
+		return 0;
+	user_ip6(ctx, o.addr6);
+	__builtin_memcpy(o.self_addr6, m->self_addr6, sizeof(o.self_addr6));
+	return file_connect(ctx, gen, find_peer6(m, o.addr6), bpf_ntohs((__u16)ctx->user_port), &o);
+}
+
+/* IPv4 reached through a dual-stack IPv6 socket, which stays on the IPv4 bridge, and IPv6. */
 SEC("cgroup/connect6")
 int gw_connect6(struct bpf_sock_addr *ctx)
 {
 	__u32 addr = mapped_ip4(ctx);
 
-	if (addr && steer(ctx, addr, ctx->user_port)) {
+	if (addr && steer4(ctx, addr, ctx->user_port)) {
 		ctx->user_ip6[3] = conf.bridge_addr; /* still ::ffff: */
 		ctx->user_port = conf.bridge_port;
+	} else if (!addr && steer6(ctx)) {
+		ctx->user_ip6[0] = 0;
+		ctx->user_ip6[1] = 0;
+		ctx->user_ip6[2] = 0;
+		ctx->user_ip6[3] = bpf_htonl(1); /* ::1 */
+		ctx->user_port = conf.bridge6_port;
 	}
 	return 1;
 }
@@ -198,8 +271,8 @@ int gw_sockops(struct bpf_sock_ops *skops)
 	struct gw_orig *o = bpf_map_lookup_elem(&redirected, &cookie);
 	if (!o)
 		return 1;
-	__u32 local = skops->local_port;
-	bpf_map_update_elem(&by_port, &local, o, BPF_ANY);
+	__u32 key = GW_BY_PORT_KEY(skops->local_port, o->v6);
+	bpf_map_update_elem(&by_port, &key, o, BPF_ANY);
 	return 1;
 }
 
@@ -274,16 +347,43 @@ int gw_getsockname4(struct bpf_sock_addr *ctx)
 	return 1;
 }
 
+/* Whether the name in ctx is ::1. */
+static __always_inline int loopback6(const struct bpf_sock_addr *ctx)
+{
+	return !ctx->user_ip6[0] && !ctx->user_ip6[1] && !ctx->user_ip6[2] &&
+	       ctx->user_ip6[3] == bpf_htonl(1);
+}
+
+static __always_inline void set_user_ip6(struct bpf_sock_addr *ctx, const __u32 addr[4])
+{
+	ctx->user_ip6[0] = addr[0];
+	ctx->user_ip6[1] = addr[1];
+	ctx->user_ip6[2] = addr[2];
+	ctx->user_ip6[3] = addr[3];
+}
+
+/* An IPv6 socket still connected to the bridge's ::1 listener: its IPv6 connect, or NULL. */
+static __always_inline struct gw_orig *bridged6(struct bpf_sock_addr *ctx)
+{
+	struct gw_orig *o = loopback6(ctx) ? bridged(ctx) : 0;
+
+	return o && o->v6 ? o : 0;
+}
+
 SEC("cgroup/getpeername6")
 int gw_getpeername6(struct bpf_sock_addr *ctx)
 {
 	__u32 ip4 = mapped_ip4(ctx), port = ctx->user_port;
+	struct gw_orig *o;
 
-	if (!ip4)
-		return 1;
-	peer_name(ctx, &ip4, &port);
-	ctx->user_ip6[3] = ip4;
-	ctx->user_port = port;
+	if (ip4) {
+		peer_name(ctx, &ip4, &port);
+		ctx->user_ip6[3] = ip4;
+		ctx->user_port = port;
+	} else if ((o = bridged6(ctx)) && port == conf.bridge6_port) {
+		set_user_ip6(ctx, o->addr6);
+		ctx->user_port = o->port;
+	}
 	return 1;
 }
 
@@ -291,11 +391,15 @@ SEC("cgroup/getsockname6")
 int gw_getsockname6(struct bpf_sock_addr *ctx)
 {
 	__u32 ip4 = mapped_ip4(ctx);
+	struct gw_orig *o;
 
-	if (!ip4)
-		return 1;
-	sock_name(ctx, &ip4);
-	ctx->user_ip6[3] = ip4;
+	if (ip4) {
+		sock_name(ctx, &ip4);
+		ctx->user_ip6[3] = ip4;
+	} else if ((o = bridged6(ctx)) &&
+		   (o->self_addr6[0] | o->self_addr6[1] | o->self_addr6[2] | o->self_addr6[3])) {
+		set_user_ip6(ctx, o->self_addr6);
+	}
 	return 1;
 }
 

@@ -24,16 +24,21 @@
 
 #define ACCEPTS_PER_WAKE 16 /* so that a crowd at the bridge cannot hold the loop */
 
+/* One of the bridge's listeners, at `at`. */
+struct bridge_listener {
+	struct watch w; /* first: its watch is it; fd -1 while closed; no owner (static) */
+	struct vmshim_endpoint at;
+};
+
 static struct {
 	struct guestwide_bpf *skel;
 	struct bpf_link *links[8];
 	int cgroup;
 	char *cgroup_path;
-	struct watch listener; /* the bridge's; fd -1 while closed */
-	struct sockaddr_in bridge;
+	struct bridge_listener bridge4, bridge6; /* bridge6: none where the guest has no ::1 */
 	void *table; /* the last table published, for the bridge's routes */
 	uint32_t table_size;
-} gw = {.cgroup = -1, .listener = {.fd = -1}};
+} gw = {.cgroup = -1, .bridge4 = {.w = {.fd = -1}}, .bridge6 = {.w = {.fd = -1}}};
 
 bool guestwide_on(void)
 {
@@ -42,38 +47,58 @@ bool guestwide_on(void)
 
 static void on_bridge_listener(struct watch *w, uint32_t events)
 {
+	const struct bridge_listener *l = (const struct bridge_listener *)w;
+
 	(void)events;
 	for (int i = 0; i < ACCEPTS_PER_WAKE; i++) {
-		struct sockaddr_in from;
+		struct sockaddr_storage from;
+		struct vmshim_endpoint from_ep;
 		socklen_t len = sizeof(from);
 		int fd = accept4(w->fd, (struct sockaddr *)&from, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0)
 			return;
-		bridge_take(fd, &from, &gw.bridge, bpf_map__fd(gw.skel->maps.by_port));
+		if (endpoint_from_sockaddr((struct sockaddr *)&from, len, &from_ep) < 0) {
+			close(fd);
+			continue;
+		}
+		bridge_take(fd, &from_ep, &l->at, bpf_map__fd(gw.skel->maps.by_port));
 	}
 }
 
-static int open_bridge(void)
+/* A listener of the bridge's at addr (of family), on a port the kernel picks; -1 if it
+ * cannot be had. */
+static int open_bridge(struct bridge_listener *l, int family, const char *addr)
 {
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	socklen_t len = sizeof(gw.bridge);
+	struct sockaddr_storage at = {.ss_family = (sa_family_t)family};
+	socklen_t len = family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+	int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
-	gw.bridge = (struct sockaddr_in){.sin_family = AF_INET};
-	inet_pton(AF_INET, GUESTWIDE_BRIDGE_ADDR, &gw.bridge.sin_addr);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&gw.bridge, sizeof(gw.bridge)) < 0 ||
-	    listen(fd, SOMAXCONN) < 0 || getsockname(fd, (struct sockaddr *)&gw.bridge, &len) < 0)
+	inet_pton(family, addr,
+		  family == AF_INET ? (void *)&((struct sockaddr_in *)&at)->sin_addr
+				    : (void *)&((struct sockaddr_in6 *)&at)->sin6_addr);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&at, len) < 0 || listen(fd, SOMAXCONN) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&at, &len) < 0 ||
+	    endpoint_from_sockaddr((struct sockaddr *)&at, len, &l->at) < 0)
 		goto fail;
-	gw.listener = (struct watch){.fd = fd, .on_event = on_bridge_listener};
-	if (loop_add(&gw.listener, EPOLLIN) < 0) {
-		gw.listener.fd = -1;
+	l->w = (struct watch){.fd = fd, .on_event = on_bridge_listener};
+	if (loop_add(&l->w, EPOLLIN) < 0) {
+		l->w.fd = -1;
 		goto fail;
 	}
 	return 0;
 fail:
-	log_err("guest-wide mode: cannot open the bridge at %s: %m", GUESTWIDE_BRIDGE_ADDR);
 	if (fd >= 0)
 		close(fd);
 	return -1;
+}
+
+static void close_bridge(struct bridge_listener *l)
+{
+	if (l->w.fd < 0)
+		return;
+	loop_retire(&l->w);
+	close(l->w.fd);
+	l->w.fd = -1;
 }
 
 int guestwide_start(const char *cgroup_path)
@@ -90,20 +115,25 @@ int guestwide_start(const char *cgroup_path)
 		guestwide_stop();
 		return -1;
 	}
-	if (open_bridge() < 0) {
+	if (open_bridge(&gw.bridge4, AF_INET, GUESTWIDE_BRIDGE_ADDR) < 0) {
+		log_err("guest-wide mode: cannot open the bridge at %s: %m", GUESTWIDE_BRIDGE_ADDR);
 		guestwide_stop();
 		return -1;
 	}
+	if (open_bridge(&gw.bridge6, AF_INET6, GUESTWIDE_BRIDGE_ADDR6) < 0)
+		log_warn("guest-wide mode: cannot open the bridge at %s (IPv6 connects stay TCP): %m",
+			 GUESTWIDE_BRIDGE_ADDR6);
 	struct gw_conf *conf = &gw.skel->bss->conf;
 	socklen_t len = sizeof(conf->netns_cookie);
-	if (getsockopt(gw.listener.fd, SOL_SOCKET, SO_NETNS_COOKIE, &conf->netns_cookie, &len) < 0) {
+	if (getsockopt(gw.bridge4.w.fd, SOL_SOCKET, SO_NETNS_COOKIE, &conf->netns_cookie, &len) < 0) {
 		log_err("guest-wide mode: this kernel has no network namespace cookie: %m");
 		guestwide_stop();
 		return -1;
 	}
 	conf->helperd_tgid = (uint32_t)getpid();
-	conf->bridge_addr = gw.bridge.sin_addr.s_addr;
-	conf->bridge_port = gw.bridge.sin_port;
+	memcpy(&conf->bridge_addr, gw.bridge4.at.addr, 4);
+	conf->bridge_port = htons(gw.bridge4.at.port);
+	conf->bridge6_port = gw.bridge6.w.fd >= 0 ? htons(gw.bridge6.at.port) : 0;
 	inet_pton(AF_INET, GUESTWIDE_INBOUND_ADDR, &conf->inbound_addr);
 	struct bpf_program *progs[] = {gw.skel->progs.gw_connect4,     gw.skel->progs.gw_connect6,
 				       gw.skel->progs.gw_sockops,       gw.skel->progs.gw_getpeername4,
@@ -118,8 +148,11 @@ int guestwide_start(const char *cgroup_path)
 			return -1;
 		}
 	}
+	char at6[64] = "";
+	if (gw.bridge6.w.fd >= 0)
+		snprintf(at6, sizeof(at6), " and [%s]:%u", GUESTWIDE_BRIDGE_ADDR6, gw.bridge6.at.port);
 	log_info("guest-wide mode: TCP connects to siblings from cgroup %s go through the "
-		 "bridge at %s:%u", cgroup_path, GUESTWIDE_BRIDGE_ADDR, ntohs(gw.bridge.sin_port));
+		 "bridge at %s:%u%s", cgroup_path, GUESTWIDE_BRIDGE_ADDR, gw.bridge4.at.port, at6);
 	return 0;
 }
 
@@ -130,12 +163,13 @@ static bool fill_mirror(const struct vmshim_table_body *b, uint32_t size, uint32
 	const uint8_t *base = (const uint8_t *)b;
 	const struct vmshim_table_peer *peers = (const void *)(base + b->peers_off);
 	const struct vmshim_range4 *ranges = (const void *)(base + b->ranges4_off);
+	const struct vmshim_range6 *ranges6 = (const void *)(base + b->ranges6_off);
 	const uint64_t *sets = (const void *)(base + b->portsets_off);
 
-	if (b->n_ranges4 > GW_MAX_RANGES || b->n_peers > GW_MAX_PEERS ||
-	    (b->self != VMSHIM_NO_SELF && b->self >= b->n_peers) ||
+	if (b->n_ranges4 > GW_MAX_RANGES || b->n_ranges6 > GW_MAX_RANGES ||
+	    b->n_peers > GW_MAX_PEERS || (b->self != VMSHIM_NO_SELF && b->self >= b->n_peers) ||
 	    b->n_portsets > GW_MAX_PORTSETS || b->peers_off > size || b->ranges4_off > size ||
-	    b->portsets_off > size)
+	    b->ranges6_off > size || b->portsets_off > size)
 		return false;
 	for (uint32_t i = 0; i < b->n_portsets; i++) {
 		uint32_t key = gen * GW_MAX_PORTSETS + i;
@@ -146,15 +180,26 @@ static bool fill_mirror(const struct vmshim_table_body *b, uint32_t size, uint32
 	m->n_ranges = b->n_ranges4;
 	for (uint32_t i = 0; i < b->n_ranges4; i++)
 		m->ranges[i] = (struct gw_range){ranges[i].first, ranges[i].last, ranges[i].peer};
+	m->n_ranges6 = b->n_ranges6;
+	for (uint32_t i = 0; i < b->n_ranges6; i++)
+		m->ranges6[i] = (struct gw_range6){ranges6[i].first_hi, ranges6[i].first_lo,
+						   ranges6[i].last_hi, ranges6[i].last_lo,
+						   ranges6[i].peer, 0};
 	for (uint32_t i = 0; i < b->n_peers; i++)
-		m->peers[i] = (struct gw_peer){.portset = peers[i].portset};
+		m->peers[i] = (struct gw_peer){.portset = peers[i].portset,
+					       .portset6 = peers[i].portset6};
 	/* no self: nothing is a sibling (vmshim_table_route) */
 	m->self = b->self;
 	m->self_addr = 0;
-	if (b->self == VMSHIM_NO_SELF)
-		m->n_ranges = 0;
-	else if (peers[b->self].flags & VMSHIM_PEER_HAS_ADDR4)
+	memset(m->self_addr6, 0, sizeof(m->self_addr6));
+	if (b->self == VMSHIM_NO_SELF) {
+		m->n_ranges = m->n_ranges6 = 0;
+		return true;
+	}
+	if (peers[b->self].flags & VMSHIM_PEER_HAS_ADDR4)
 		memcpy(&m->self_addr, peers[b->self].addr4, 4);
+	if (peers[b->self].flags & VMSHIM_PEER_HAS_ADDR6)
+		memcpy(m->self_addr6, peers[b->self].addr6, 16);
 	return true;
 }
 
@@ -167,8 +212,9 @@ void guestwide_mirror(const struct vmshim_table_body *body, uint32_t size)
 	void *copy = malloc(size);
 	if (!copy || !fill_mirror(body, size, next & 1)) {
 		/* the copy in force stays: better an old table than none */
-		log_err("guest-wide mode: the table does not fit the kernel's mirror (%u ranges, "
-			"%u peers): keeping the last one", body->n_ranges4, body->n_peers);
+		log_err("guest-wide mode: the table does not fit the kernel's mirror (%u IPv4 and "
+			"%u IPv6 ranges, %u peers): keeping the last one", body->n_ranges4,
+			body->n_ranges6, body->n_peers);
 		free(copy);
 		return;
 	}
@@ -180,12 +226,12 @@ void guestwide_mirror(const struct vmshim_table_body *body, uint32_t size)
 	__atomic_store_n(&conf->on, 1, __ATOMIC_RELEASE);
 }
 
-enum vmshim_verdict guestwide_route(const uint8_t addr[4], uint16_t port,
-				    struct vmshim_route *route)
+enum vmshim_verdict guestwide_route(const struct vmshim_endpoint *dest, struct vmshim_route *route)
 {
 	if (!gw.table)
 		return VMSHIM_DIRECT;
-	return vmshim_table_route(gw.table, gw.table_size, AF_INET, addr, port, route);
+	return vmshim_table_route(gw.table, gw.table_size, dest->family, dest->addr, dest->port,
+				  route);
 }
 
 void guestwide_stop(void)
@@ -194,11 +240,8 @@ void guestwide_stop(void)
 		bpf_link__destroy(gw.links[i]);
 		gw.links[i] = NULL;
 	}
-	if (gw.listener.fd >= 0) {
-		loop_retire(&gw.listener);
-		close(gw.listener.fd);
-		gw.listener.fd = -1;
-	}
+	close_bridge(&gw.bridge4);
+	close_bridge(&gw.bridge6);
 	guestwide_bpf__destroy(gw.skel);
 	gw.skel = NULL;
 	if (gw.cgroup >= 0)

@@ -15,6 +15,7 @@
 /* The address the bridge listens on (and the programs send connects to), and the one its
  * connections to this guest's listeners come from. */
 #define GUESTWIDE_BRIDGE_ADDR "127.86.83.78"
+#define GUESTWIDE_BRIDGE_ADDR6 "::1" /* IPv6's only loopback address */
 #define GUESTWIDE_INBOUND_ADDR "127.86.83.79"
 
 /* Loads and attaches the programs to the cgroup at cgroup_path and opens the bridge.
@@ -28,9 +29,8 @@ bool guestwide_on(void);
  * routes by it. */
 void guestwide_mirror(const struct vmshim_table_body *body, uint32_t size);
 
-/* Where a connect to addr:port (IPv4, network order) goes by the table in force. */
-enum vmshim_verdict guestwide_route(const uint8_t addr[4], uint16_t port,
-				    struct vmshim_route *route);
+/* Where a connect to dest goes by the table in force. */
+enum vmshim_verdict guestwide_route(const struct vmshim_endpoint *dest, struct vmshim_route *route);
 
 /* The ids of the covered cgroup and of every one below it, as of now. */
 struct guestwide_cgroups {

@@ -20,17 +20,26 @@ struct gw_range {
 	__u32 peer;
 };
 
+struct gw_range6 {
+	__u64 first_hi, first_lo, last_hi, last_lo; /* IPv6, each half in host order */
+	__u32 peer;
+	__u32 pad;
+};
+
 struct gw_peer {
-	__u32 portset; /* index into the portsets of its copy */
+	__u32 portset;  /* index into the portsets of its copy: its IPv4 ports */
+	__u32 portset6; /* its IPv6 ports */
 };
 
 /* One whole copy of what the programs read. */
 struct gw_mirror {
 	__u32 n_ranges;
+	__u32 n_ranges6;
 	__u32 self;      /* this guest's peer index, or GW_MAX_PEERS */
 	__u32 self_addr; /* this guest's IPv4 address, network order; 0 if it has none */
-	__u32 pad;
+	__u32 self_addr6[4]; /* its IPv6 address, network order; all 0 if it has none */
 	struct gw_range ranges[GW_MAX_RANGES];
+	struct gw_range6 ranges6[GW_MAX_RANGES];
 	struct gw_peer peers[GW_MAX_PEERS];
 };
 
@@ -41,9 +50,9 @@ struct gw_conf {
 	__u32 helperd_tgid;
 	__u32 bridge_addr; /* network order */
 	__u32 bridge_port; /* network order, in the low 16 bits, as bpf_sock_addr's */
+	__u32 bridge6_port; /* the same, of its IPv6 listener at ::1; 0: none, IPv6 stays TCP */
 	__u32 inbound_addr; /* network order: where the bridge's connections to listeners come from */
 	__u32 bridge_full;  /* the bridge has no room: every connect stays TCP */
-	__u32 pad;
 };
 
 struct gw_portset {
@@ -53,11 +62,18 @@ struct gw_portset {
 /* A connect the programs sent to the bridge. */
 struct gw_orig {
 	__u64 cookie;      /* of the program's socket */
-	__u32 addr;        /* what it dialled, network order */
+	__u32 addr;        /* what it dialled (IPv4), network order */
 	__u32 port;        /* network order, in the low 16 bits */
 	__u32 self_addr;   /* the local address it is shown, network order; 0: as it is */
 	__u32 uid;         /* of the program that connected: its share of the bridge */
+	__u32 v6;          /* 1: it dialled IPv6, addr6, and went to the bridge's ::1 */
+	__u32 addr6[4];    /* network order */
+	__u32 self_addr6[4]; /* all 0: as it is */
 };
+
+/* by_port's key: the connect's local port, and which of the bridge's listeners it went to
+ * (an IPv4 and an IPv6 connect may take the same port). */
+#define GW_BY_PORT_KEY(port, v6) ((__u32)(port) | ((__u32)!!(v6) << 16))
 
 /* A connection of the bridge's to a listener of this guest, by its local port (host order):
  * what the listener's program is shown. */

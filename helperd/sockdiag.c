@@ -188,13 +188,16 @@ static int lookup_one(int family, const uint8_t *src, uint16_t sport, const uint
 	return rc;
 }
 
-int sockdiag_tcp4_cookie(const struct sockaddr_in *src, const struct sockaddr_in *dst,
-			 uint64_t *cookie)
+int sockdiag_tcp_cookie(const struct vmshim_endpoint *src, const struct vmshim_endpoint *dst,
+			uint64_t *cookie)
 {
 	struct inet_diag_msg m;
 
-	if (lookup_one(AF_INET, (const uint8_t *)&src->sin_addr, src->sin_port,
-		       (const uint8_t *)&dst->sin_addr, dst->sin_port, &m) < 0)
+	if (src->family != dst->family) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (lookup_one(src->family, src->addr, htons(src->port), dst->addr, htons(dst->port), &m) < 0)
 		return -1;
 	*cookie = (uint64_t)m.id.idiag_cookie[1] << 32 | m.id.idiag_cookie[0];
 	return 0;

@@ -25,11 +25,11 @@ int sockdiag_listeners(struct sockdiag_listener **listeners, size_t *count);
 /* Whether the listener with that inode is in such an array. */
 bool sockdiag_has(const struct sockdiag_listener *listeners, size_t count, uint64_t inode);
 
-/* The cookie of this network namespace's TCP socket with local address src and peer dst
- * (as bpf_get_socket_cookie() gives it): 0, or -1 with errno (ENOENT: no such socket). */
-struct sockaddr_in;
-int sockdiag_tcp4_cookie(const struct sockaddr_in *src, const struct sockaddr_in *dst,
-			 uint64_t *cookie);
+/* The cookie of this network namespace's TCP socket with local address src and peer dst,
+ * both of one family (as bpf_get_socket_cookie() gives it): 0, or -1 with errno (ENOENT: no
+ * such socket). */
+int sockdiag_tcp_cookie(const struct vmshim_endpoint *src, const struct vmshim_endpoint *dst,
+			uint64_t *cookie);
 
 /* Whether the listener with that inode is the one the kernel finds listening at bound (its
  * address, or the wildcard, and port), in one exact lookup rather than a list of all: false

@@ -12,8 +12,12 @@
 # user who connects to the bridge gets nothing, and one who connects to beta's server from
 # the bridge's own address is shown as what it is. On 6.12 both bridges splice in the kernel
 # a connection whose first bytes are not yet waiting; on 6.1 they copy.
-# Through the host's relay, the static binary's connection goes the same way.
+# Through the host's relay, the static binary's connection goes the same way. IPv6, to an
+# address that only the policy knows, is carried over vsock too, or fails as TCP would.
 guest_wide_cgroups
+# IPv6 addresses that no interface has and no route leads to (2001:db8::/32 exists only in
+# the policy, as in t_noroute): only the bridge can carry a connect there.
+sed -i 's/^    address 198.18.0.1$/    address 198.18.0.1 2001:db8::1/; s/^    address 198.18.0.2$/    address 198.18.0.2 2001:db8::2/' "$POLICY"
 HELPERD_ARGS=--guest-wide=$CG start_helperd alpha
 HELPERD_ARGS=--guest-wide=$CGB start_helperd beta
 grep -q "guest-wide mode: TCP connects to siblings from cgroup $CG" "$WORK/helperd-alpha.log" ||
@@ -74,6 +78,24 @@ raw in_cg 7951 raw_static ::ffff:198.18.0.2
 seen_by_server=$(awk '/^ok / {print $3}' "$WORK/raw.out")
 [[ $seen_by_server =~ ^(::ffff:)?198\.18\.0\.1$ ]] || fail "a dual-stack socket: the server saw the client as $seen_by_server"
 log "a dual-stack socket to ::ffff:198.18.0.2, in the cgroup: over vsock ($moved bytes on the veth), digest matches; names $names; the server saw $seen_by_server"
+
+# IPv6: connect6 takes a connect to beta's IPv6 address and a port it serves over IPv6 to
+# the bridge's second listener, at ::1, and the program is shown IPv6 names. A port beta
+# does not serve stays TCP, which has no route there: the connect fails as TCP's does.
+start_bg server6 shimmed beta python3 -S "$TOP/tests/vm/apps/pyserve.py" threading-server 7953 1 ::
+wait_for "beta's IPv6 listener on vsock" vsock_listening beta $((BASE[beta] + 65536 + 7953))
+b0=$(bridged)
+raw in_cg 7953 raw_static 2001:db8::2
+[ "$(counter alpha bridged_vsock)" -gt "${b0% *}" ] || fail "IPv6: alpha's bridge counted no vsock connection ($(bridged))"
+[[ $names =~ ^local=\[2001:db8::1\]:[0-9]+\ peer=\[2001:db8::2\]:7953$ ]] || fail "IPv6 names: $names"
+seen_by_server=$(awk '/^ok / {print $3}' "$WORK/raw.out")
+[ "$seen_by_server" = 2001:db8::1 ] || fail "IPv6: the server saw the client as $seen_by_server"
+join_bg server6 10 || fail "beta's IPv6 server: $(cat "$WORK/server6.out")"
+if in_cg alpha "$PROGS/raw_static" 2001:db8::2 7954 1000 >"$WORK/raw6.out" 2>&1; then
+	fail "IPv6 to a port beta does not serve, with no route: connected ($(cat "$WORK/raw6.out"))"
+fi
+grep -q "raw connect (errno 101: Network is unreachable)" "$WORK/raw6.out" || fail "IPv6 to a port beta does not serve: $(cat "$WORK/raw6.out")"
+log "IPv6 to 2001:db8::2 (no route), in the cgroup: over vsock, digest matches; names $names; the server saw $seen_by_server; to a port beta does not serve: ENETUNREACH, as TCP's"
 
 # The other way, a dual-stack listener ([::], AF_INET6) of a program without the shim in
 # beta's cgroup takes an IPv4 sibling from beta's bridge: it is shown the sibling's address,
@@ -355,22 +377,25 @@ inside=$(sockopt_errno in_cg) outside=$(sockopt_errno in_guest)
 [ "$inside" = "$outside" ] || fail "IP_OPTIONS of 5000 bytes: errno $inside in the cgroup, $outside outside it"
 log "a setsockopt of 5000 bytes in the cgroup: errno $inside, as outside it"
 
-# nobody connects to the bridge itself.
-port=$(sed -n 's/.*go through the bridge at 127\.86\.83\.78:\([0-9]*\).*/\1/p' "$WORK/helperd-alpha.log" | tail -n 1)
-s0=$(counter alpha bridge_strangers)
-got=$(as_nobody alpha python3 -S -c '
+# nobody connects to the bridge itself, at either of its listeners.
+strangers_above() { [ "$(counter alpha bridge_strangers)" -gt "$1" ]; }
+for at in 127.86.83.78 ::1; do
+	re=${at//./\\.}
+	port=$(sed -n "s/.*go through the bridge at .*\[\?$re\]\?:\([0-9]*\).*/\1/p" "$WORK/helperd-alpha.log" | tail -n 1)
+	s0=$(counter alpha bridge_strangers)
+	got=$(as_nobody alpha python3 -S -c '
 import socket, sys
-s = socket.create_connection(("127.86.83.78", int(sys.argv[1])), timeout=5)
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
 s.sendall(b"GET / HTTP/1.0\r\n\r\n")
 try:
     print("got", len(s.recv(100)), "bytes")
 except OSError as e:
     print("error", e.errno)
-' "$port" 2>&1) || true
-strangers_above() { [ "$(counter alpha bridge_strangers)" -gt "$1" ]; }
-wait_for "the bridge to count nobody's connection" strangers_above "$s0"
-case $got in "got 0 bytes" | error*) ;; *) fail "nobody at the bridge: $got" ;; esac
-log "nobody at the bridge (port $port): $got; counted as a stranger"
+' "$at" "$port" 2>&1) || true
+	wait_for "the bridge to count nobody's connection to $at" strangers_above "$s0"
+	case $got in "got 0 bytes" | error*) ;; *) fail "nobody at the bridge ($at): $got" ;; esac
+	log "nobody at the bridge ($at, port $port): $got; counted as a stranger"
+done
 
 # The mode off: helperd without --guest-wide leaves the cgroup's programs on TCP.
 stop_helperd alpha

@@ -2,9 +2,10 @@
 (and t_relay's slow reader).
 
     pyserve.py asyncio-server PORT COUNT      serve COUNT connections with asyncio (epoll)
-    pyserve.py threading-server PORT COUNT    socketserver.ThreadingTCPServer
-    pyserve.py forking-server PORT COUNT      socketserver.ForkingTCPServer (a child each)
-    pyserve.py slow-server PORT COUNT         threading, reading 16 KiB per 4 ms (~4 MB/s)
+    pyserve.py threading-server PORT COUNT [ADDR]   socketserver.ThreadingTCPServer on ADDR
+                                              (0.0.0.0; an IPv6 one such as :: for IPv6)
+    pyserve.py forking-server PORT COUNT [ADDR]     socketserver.ForkingTCPServer (a child each)
+    pyserve.py slow-server PORT COUNT [ADDR]  threading, reading 16 KiB per 4 ms (~4 MB/s)
     pyserve.py asyncio-client HOST PORT N BYTES   N concurrent connections, BYTES each
     pyserve.py answer-server ADDR PORT FILE   one connection: reads it to EOF, then sends FILE
 
@@ -73,10 +74,11 @@ def answer_server(addr, port, path):
     c.close()
 
 
-def socketserver_main(kind, port, count):
+def socketserver_main(kind, port, count, addr):
     cls = socketserver.ForkingTCPServer if kind == "forking" else socketserver.ThreadingTCPServer
     cls.allow_reuse_address = True
-    with cls(("0.0.0.0", port), SlowHandler if kind == "slow" else Handler) as server:
+    cls.address_family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    with cls((addr, port), SlowHandler if kind == "slow" else Handler) as server:
         print("listening", port, flush=True)
         server.timeout = 60
         for _ in range(count):
@@ -110,7 +112,8 @@ def main():
     if what == "asyncio-server":
         asyncio.run(asyncio_server(int(sys.argv[2]), int(sys.argv[3])))
     elif what in ("threading-server", "forking-server", "slow-server"):
-        socketserver_main(what.split("-")[0], int(sys.argv[2]), int(sys.argv[3]))
+        addr = sys.argv[4] if len(sys.argv) > 4 else "0.0.0.0"
+        socketserver_main(what.split("-")[0], int(sys.argv[2]), int(sys.argv[3]), addr)
     elif what == "answer-server":
         answer_server(sys.argv[2], int(sys.argv[3]), sys.argv[4])
     elif what == "asyncio-client":
