@@ -53,6 +53,7 @@ struct bridge_conn {
 	struct forward_end *far;    /* &sibling, or &tcp */
 	unsigned in_loop;     /* which of the three the loop watches (bit()) */
 	uint16_t inbound_port; /* a sibling's: the local port its names are filed by; else 0 */
+	bool inbound_v6;       /* ... of an IPv6 connection */
 	enum bridge_state state;
 	struct vmshim_endpoint dest; /* what the program dialled */
 	struct vmshim_route route; /* the table's way to it */
@@ -187,7 +188,7 @@ static void finish(struct bridge_conn *c, bool reset)
 		guestwide_user_full((uint32_t)c->share->key, false);
 	share_give(c->shares, c->share);
 	if (c->inbound_port)
-		guestwide_inbound_forget(c->inbound_port);
+		guestwide_inbound_forget(c->inbound_port, c->inbound_v6);
 	watch_end(c, &c->sibling);
 	watch_end(c, &c->tcp);
 	watch_end(c, &c->prog);
@@ -458,7 +459,7 @@ static int reach_sibling(const struct vmshim_route *route, uint16_t local_port)
 static bool destination_of(const struct vmshim_endpoint *from,
 			   const struct vmshim_endpoint *bridge, int by_port, struct gw_orig *o)
 {
-	uint32_t key = GW_BY_PORT_KEY(from->port, from->family == AF_INET6);
+	uint32_t key = GW_PORT_KEY(from->port, from->family == AF_INET6);
 	uint64_t cookie;
 
 	if (bpf_map_lookup_elem(by_port, &key, o) < 0)
@@ -554,17 +555,21 @@ int bridge_inbound(int vs, const struct policy_peer *sibling,
 		   const struct sockaddr_storage *target, socklen_t len,
 		   const struct vmshim_endpoint *peer, const struct vmshim_endpoint *dialled)
 {
-	struct sockaddr_in from = {.sin_family = AF_INET};
-	socklen_t from_len = sizeof(from);
-	int fd = target->ss_family == AF_INET
-			 ? socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
-			 : -1;
+	bool v6 = target->ss_family == AF_INET6;
+	struct vmshim_endpoint from = {.family = v6 ? AF_INET6 : AF_INET};
+	struct sockaddr_storage sa;
+	socklen_t from_len;
+	int fd = socket(from.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	struct bridge_conn *c;
 
-	inet_pton(AF_INET, GUESTWIDE_INBOUND_ADDR, &from.sin_addr);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&from, sizeof(from)) < 0 ||
-	    getsockname(fd, (struct sockaddr *)&from, &from_len) < 0 ||
-	    guestwide_inbound_names(ntohs(from.sin_port), peer, dialled) < 0) {
+	/* IPv4 from an address of its own, which no local program's connection shows; IPv6
+	 * has only ::1 (the names are filed by the port, which the bridge's socket holds) */
+	inet_pton(from.family, v6 ? GUESTWIDE_BRIDGE_ADDR6 : GUESTWIDE_INBOUND_ADDR, from.addr);
+	from_len = endpoint_to_sockaddr(&from, from.family, &sa);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, from_len) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&sa, &from_len) < 0 ||
+	    endpoint_from_sockaddr((struct sockaddr *)&sa, from_len, &from) < 0 ||
+	    guestwide_inbound_names(from.port, v6, peer, dialled) < 0) {
 		log_warn("bridge: cannot connect a sibling to a listener of this guest: %m");
 		if (fd >= 0)
 			close(fd);
@@ -574,12 +579,13 @@ int bridge_inbound(int vs, const struct policy_peer *sibling,
 	if (!(c = new_conn(fd, &peer_shares, share_key_of_peer(sibling),
 			   share_per_peer(max_conns, helperd.policy->n_peers)))) {
 		helperd.counters.sibling_busy++;
-		guestwide_inbound_forget(ntohs(from.sin_port));
+		guestwide_inbound_forget(from.port, v6);
 		close(fd);
 		close(vs);
 		return -1;
 	}
-	c->inbound_port = ntohs(from.sin_port);
+	c->inbound_port = from.port;
+	c->inbound_v6 = v6;
 	c->sibling.w.fd = vs;
 	c->state = BRIDGE_LISTENING;
 	c->deadline_ms = vmshim_now_ms() + BRIDGE_TCP_TIMEOUT_MS;

@@ -53,7 +53,7 @@ void bridge_take(int fd, const struct vmshim_endpoint *from,
 		 const struct vmshim_endpoint *bridge, int by_port);
 
 /* Carries vs, a connection from sibling to a listener of a program without the shim, to
- * that listener at target over TCP, from GUESTWIDE_INBOUND_ADDR: once the listener's kernel
+ * that listener at target over TCP, from GUESTWIDE_INBOUND_ADDR (IPv6: from ::1): once the listener's kernel
  * took it, the hand-over byte goes to the sibling and the bytes flow; the program sees peer
  * as the connection's peer and dialled as its local name. 0, or -1 (vs closed: the sibling
  * falls back to TCP), also when the sibling's share of the bridge is full. */

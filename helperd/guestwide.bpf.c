@@ -44,8 +44,8 @@ struct {
 	} name SEC(".maps")
 
 FILED(redirected, __u64, struct gw_orig); /* by socket cookie */
-FILED(by_port, __u32, struct gw_orig);    /* by the connect's local port, host order */
-FILED(inbound, __u32, struct gw_inbound); /* by the bridge's local port, host order */
+FILED(by_port, __u32, struct gw_orig);    /* by the connect's local port and family */
+FILED(inbound, __u32, struct gw_inbound); /* by the bridge's local port and family */
 
 /* Sockets the shim took care of itself (vmshim/ownpath.h). */
 struct {
@@ -271,7 +271,7 @@ int gw_sockops(struct bpf_sock_ops *skops)
 	struct gw_orig *o = bpf_map_lookup_elem(&redirected, &cookie);
 	if (!o)
 		return 1;
-	__u32 key = GW_BY_PORT_KEY(skops->local_port, o->v6);
+	__u32 key = GW_PORT_KEY(skops->local_port, o->v6);
 	bpf_map_update_elem(&by_port, &key, o, BPF_ANY);
 	return 1;
 }
@@ -288,7 +288,7 @@ static __always_inline struct gw_orig *bridged(struct bpf_sock_addr *ctx)
  * accepted socket is its peer either way, so accept() shows it too. */
 static __always_inline struct gw_inbound *from_bridge(__u32 peer_addr, __u32 peer_port)
 {
-	__u32 key = bpf_ntohs((__u16)peer_port);
+	__u32 key = GW_PORT_KEY(bpf_ntohs((__u16)peer_port), 0);
 
 	if (peer_addr != conf.inbound_addr)
 		return 0;
@@ -347,11 +347,22 @@ int gw_getsockname4(struct bpf_sock_addr *ctx)
 	return 1;
 }
 
-/* Whether the name in ctx is ::1. */
-static __always_inline int loopback6(const struct bpf_sock_addr *ctx)
+/* Whether addr (network-order words) is ::1. */
+static __always_inline int loopback6(const __u32 addr[4])
 {
-	return !ctx->user_ip6[0] && !ctx->user_ip6[1] && !ctx->user_ip6[2] &&
-	       ctx->user_ip6[3] == bpf_htonl(1);
+	return !addr[0] && !addr[1] && !addr[2] && addr[3] == bpf_htonl(1);
+}
+
+/* from_bridge's twin for IPv6, whose connections to listeners come from ::1. */
+static __always_inline struct gw_inbound *from_bridge6(const __u32 peer_addr[4], __u32 peer_port)
+{
+	__u32 key = GW_PORT_KEY(bpf_ntohs((__u16)peer_port), 1);
+	struct gw_inbound *in;
+
+	if (!loopback6(peer_addr))
+		return 0;
+	in = bpf_map_lookup_elem(&inbound, &key);
+	return in && in->v6 ? in : 0;
 }
 
 static __always_inline void set_user_ip6(struct bpf_sock_addr *ctx, const __u32 addr[4])
@@ -362,27 +373,37 @@ static __always_inline void set_user_ip6(struct bpf_sock_addr *ctx, const __u32 
 	ctx->user_ip6[3] = addr[3];
 }
 
-/* An IPv6 socket still connected to the bridge's ::1 listener: its IPv6 connect, or NULL. */
-static __always_inline struct gw_orig *bridged6(struct bpf_sock_addr *ctx)
+/* An IPv6 socket still connected to the bridge's ::1 listener (addr, its name there): its
+ * IPv6 connect, or NULL. */
+static __always_inline struct gw_orig *bridged6(struct bpf_sock_addr *ctx, const __u32 addr[4])
 {
-	struct gw_orig *o = loopback6(ctx) ? bridged(ctx) : 0;
+	struct gw_orig *o = loopback6(addr) ? bridged(ctx) : 0;
 
 	return o && o->v6 ? o : 0;
 }
 
+/* peer_name and sock_name for IPv6: the sibling and this guest's address, from the policy,
+ * where the bridge's connections show ::1. */
 SEC("cgroup/getpeername6")
 int gw_getpeername6(struct bpf_sock_addr *ctx)
 {
-	__u32 ip4 = mapped_ip4(ctx), port = ctx->user_port;
+	__u32 ip4 = mapped_ip4(ctx), port = ctx->user_port, ip6[4];
 	struct gw_orig *o;
+	struct gw_inbound *in;
 
 	if (ip4) {
 		peer_name(ctx, &ip4, &port);
 		ctx->user_ip6[3] = ip4;
 		ctx->user_port = port;
-	} else if ((o = bridged6(ctx)) && port == conf.bridge6_port) {
+		return 1;
+	}
+	user_ip6(ctx, ip6);
+	if ((o = bridged6(ctx, ip6)) && port == conf.bridge6_port) {
 		set_user_ip6(ctx, o->addr6);
 		ctx->user_port = o->port;
+	} else if ((in = from_bridge6(ip6, port))) {
+		set_user_ip6(ctx, in->peer_addr6);
+		ctx->user_port = in->peer_port;
 	}
 	return 1;
 }
@@ -390,15 +411,24 @@ int gw_getpeername6(struct bpf_sock_addr *ctx)
 SEC("cgroup/getsockname6")
 int gw_getsockname6(struct bpf_sock_addr *ctx)
 {
-	__u32 ip4 = mapped_ip4(ctx);
+	__u32 ip4 = mapped_ip4(ctx), ip6[4];
+	struct bpf_sock *sk = ctx->sk;
 	struct gw_orig *o;
+	struct gw_inbound *in;
 
 	if (ip4) {
 		sock_name(ctx, &ip4);
 		ctx->user_ip6[3] = ip4;
-	} else if ((o = bridged6(ctx)) &&
-		   (o->self_addr6[0] | o->self_addr6[1] | o->self_addr6[2] | o->self_addr6[3])) {
+		return 1;
+	}
+	user_ip6(ctx, ip6);
+	if ((o = bridged6(ctx, ip6)) &&
+	    (o->self_addr6[0] | o->self_addr6[1] | o->self_addr6[2] | o->self_addr6[3])) {
 		set_user_ip6(ctx, o->self_addr6);
+	} else if (sk && loopback6(ip6)) {
+		__u32 dst[4] = {sk->dst_ip6[0], sk->dst_ip6[1], sk->dst_ip6[2], sk->dst_ip6[3]};
+		if ((in = from_bridge6(dst, sk->dst_port)))
+			set_user_ip6(ctx, in->local_addr6);
 	}
 	return 1;
 }

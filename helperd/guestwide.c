@@ -253,22 +253,23 @@ void guestwide_stop(void)
 	gw.cgroup_path = NULL;
 }
 
-int guestwide_inbound_names(uint16_t port, const struct vmshim_endpoint *peer,
+int guestwide_inbound_names(uint16_t port, bool v6, const struct vmshim_endpoint *peer,
 			    const struct vmshim_endpoint *local)
 {
-	uint32_t key = port;
-	struct gw_inbound in = {.peer_port = htons(peer->port)};
+	uint32_t key = GW_PORT_KEY(port, v6);
+	struct gw_inbound in = {.peer_port = htons(peer->port), .v6 = v6};
+	int family = v6 ? AF_INET6 : AF_INET;
 
-	if (!gw.skel || peer->family != AF_INET || local->family != AF_INET)
+	if (!gw.skel || peer->family != family || local->family != family)
 		return -1;
-	memcpy(&in.peer_addr, peer->addr, 4);
-	memcpy(&in.local_addr, local->addr, 4);
+	memcpy(v6 ? (void *)in.peer_addr6 : &in.peer_addr, peer->addr, v6 ? 16 : 4);
+	memcpy(v6 ? (void *)in.local_addr6 : &in.local_addr, local->addr, v6 ? 16 : 4);
 	return bpf_map_update_elem(bpf_map__fd(gw.skel->maps.inbound), &key, &in, BPF_ANY);
 }
 
-void guestwide_inbound_forget(uint16_t port)
+void guestwide_inbound_forget(uint16_t port, bool v6)
 {
-	uint32_t key = port;
+	uint32_t key = GW_PORT_KEY(port, v6);
 
 	if (gw.skel)
 		bpf_map_delete_elem(bpf_map__fd(gw.skel->maps.inbound), &key);

@@ -43,11 +43,12 @@ bool guestwide_cgroups_has(const struct guestwide_cgroups *c, uint64_t id);
 void guestwide_cgroups_free(struct guestwide_cgroups *c);
 
 /* Files a connection of the bridge's to a listener of this guest, from local port `port`
- * (of GUESTWIDE_INBOUND_ADDR): the server's program sees peer (the sibling's address and
- * port) as the connection's peer and local as its own name. 0, or -1. */
-int guestwide_inbound_names(uint16_t port, const struct vmshim_endpoint *peer,
+ * (of GUESTWIDE_INBOUND_ADDR, or with v6 of GUESTWIDE_BRIDGE_ADDR6): the server's program
+ * sees peer (the sibling's address and port) as the connection's peer and local as its own
+ * name, both of the connection's family. 0, or -1. */
+int guestwide_inbound_names(uint16_t port, bool v6, const struct vmshim_endpoint *peer,
 			    const struct vmshim_endpoint *local);
-void guestwide_inbound_forget(uint16_t port);
+void guestwide_inbound_forget(uint16_t port, bool v6);
 
 /* What the programs do for want of room in the bridge (bridge.c): with full, every connect
  * stays TCP; with a user full, that user's do. */

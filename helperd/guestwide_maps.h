@@ -71,17 +71,19 @@ struct gw_orig {
 	__u32 self_addr6[4]; /* all 0: as it is */
 };
 
-/* by_port's key: the connect's local port, and which of the bridge's listeners it went to
- * (an IPv4 and an IPv6 connect may take the same port). */
-#define GW_BY_PORT_KEY(port, v6) ((__u32)(port) | ((__u32)!!(v6) << 16))
+/* by_port's and inbound's key: a local port (of the connect, or of the bridge's connection
+ * to a listener) and its family (an IPv4 and an IPv6 socket may have the same port). */
+#define GW_PORT_KEY(port, v6) ((__u32)(port) | ((__u32)!!(v6) << 16))
 
-/* A connection of the bridge's to a listener of this guest, by its local port (host order):
- * what the listener's program is shown. */
+/* A connection of the bridge's to a listener of this guest, by its local port (host order)
+ * and family: what the listener's program is shown. */
 struct gw_inbound {
-	__u32 peer_addr;  /* the sibling's address, network order */
+	__u32 peer_addr;  /* the sibling's address (IPv4), network order */
 	__u32 peer_port;  /* its port, network order in the low 16 bits */
-	__u32 local_addr; /* the address the sibling dialled, network order */
-	__u32 pad;
+	__u32 local_addr; /* the address the sibling dialled (IPv4), network order */
+	__u32 v6;         /* 1: an IPv6 connection, from ::1, with the two below */
+	__u32 peer_addr6[4];
+	__u32 local_addr6[4];
 };
 
 #endif

@@ -509,11 +509,8 @@ static void adopt(const struct sockdiag_listener *live, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		const struct sockdiag_listener *k = &live[i];
 		struct registration *r;
-		/* the bridge carries IPv4 only: an IPv4 listener, or a dual-stack one (Java's) */
-		bool dual = k->bound.family == AF_INET6 && is_wildcard(&k->bound) && !k->v6only;
 		HASH_FIND(hh, registrations, &k->inode, sizeof(k->inode), r);
-		if (r || endpoint_is_loopback(&k->bound) || !exposed(k->bound.port) ||
-		    (k->bound.family != AF_INET && !dual))
+		if (r || endpoint_is_loopback(&k->bound) || !exposed(k->bound.port))
 			continue;
 		if (!walked && guestwide_cgroups(&covered) < 0)
 			return;
@@ -521,7 +518,7 @@ static void adopt(const struct sockdiag_listener *live, size_t n)
 		if (!guestwide_cgroups_has(&covered, k->cgroup) ||
 		    !(r = new_registration(k->inode, &k->bound, k->uid, true)))
 			continue;
-		set_families(r, AF_INET, false); /* a dual-stack one too: IPv4 only */
+		set_families(r, k->bound.family, k->v6only); /* a dual-stack one (Java's): both */
 		log_info("listener on TCP port %u of a program without the shim taken up "
 			 "(guest-wide mode: the bridge carries its sibling connections)", r->port);
 	}

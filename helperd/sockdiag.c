@@ -48,16 +48,23 @@ static int kernel_error(const struct nlmsghdr *h)
 	return -1;
 }
 
-/* One listener as the kernel reports it: the message and its attributes. */
+/* One listener as the kernel reports it: the message and its attributes. Its address as
+ * endpoint.h has it: an IPv6 socket bound to an IPv4-mapped address (::ffff:127.0.0.1) is
+ * IPv4's, and loopback's if that is. */
 static void read_listener(const struct nlmsghdr *h, struct sockdiag_listener *one)
 {
 	const struct inet_diag_msg *m = NLMSG_DATA(h);
 	int left = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof(*m)));
+	struct sockaddr_in6 bound = {.sin6_family = AF_INET6, .sin6_port = m->id.idiag_sport};
 
 	*one = (struct sockdiag_listener){.inode = m->idiag_inode, .uid = m->idiag_uid};
 	one->bound.family = m->idiag_family;
 	one->bound.port = ntohs(m->id.idiag_sport);
 	memcpy(one->bound.addr, m->id.idiag_src, m->idiag_family == AF_INET ? 4 : 16);
+	if (m->idiag_family == AF_INET6) {
+		memcpy(&bound.sin6_addr, m->id.idiag_src, 16);
+		endpoint_from_sockaddr((const struct sockaddr *)&bound, sizeof(bound), &one->bound);
+	}
 	for (const struct rtattr *a = (const void *)(m + 1); RTA_OK(a, left); a = RTA_NEXT(a, left)) {
 		if (a->rta_type == INET_DIAG_CGROUP_ID && RTA_PAYLOAD(a) >= sizeof(uint64_t))
 			memcpy(&one->cgroup, RTA_DATA(a), sizeof(uint64_t));

@@ -13,7 +13,8 @@
 # the bridge's own address is shown as what it is. On 6.12 both bridges splice in the kernel
 # a connection whose first bytes are not yet waiting; on 6.1 they copy.
 # Through the host's relay, the static binary's connection goes the same way. IPv6, to an
-# address that only the policy knows, is carried over vsock too, or fails as TCP would.
+# address that only the policy knows, is carried over vsock too, both ways, or fails as TCP
+# would.
 guest_wide_cgroups
 # IPv6 addresses that no interface has and no route leads to (2001:db8::/32 exists only in
 # the policy, as in t_noroute): only the bridge can carry a connect there.
@@ -97,34 +98,49 @@ fi
 grep -q "raw connect (errno 101: Network is unreachable)" "$WORK/raw6.out" || fail "IPv6 to a port beta does not serve: $(cat "$WORK/raw6.out")"
 log "IPv6 to 2001:db8::2 (no route), in the cgroup: over vsock, digest matches; names $names; the server saw $seen_by_server; to a port beta does not serve: ENETUNREACH, as TCP's"
 
-# The other way, a dual-stack listener ([::], AF_INET6) of a program without the shim in
-# beta's cgroup takes an IPv4 sibling from beta's bridge: it is shown the sibling's address,
-# IPv4-mapped, as TCP would show it, not the bridge's.
-start_bg dual in_cg beta python3 -S -c '
-import socket
+# The other way, an IPv6 listener ([::], AF_INET6) of a program without the shim in beta's
+# cgroup, dual-stack or IPV6_V6ONLY, takes a sibling from beta's bridge: it is shown the
+# sibling's address as TCP would show it (IPv4-mapped, or IPv6), not the bridge's, and the
+# address the sibling dialled as its own.
+# listener_case V6ONLY HOST FAMILY EXPECT: such a listener on 7959, offered to siblings for
+# FAMILY (ports4 or ports6), reached from alpha's cgroup at HOST; it must show EXPECT (what
+# accept() and getpeername() give, then getsockname()). Sets moved (bytes on alpha's veth).
+listener_case() {
+	local v6only=$1 host=$2 family=$3 expect=$4 before got
+	start_bg listener6 in_cg beta python3 -S -c '
+import socket, sys
 ls = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
 ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(sys.argv[1]))
 ls.bind(("::", 7959))
 ls.listen()
 print("listening", flush=True)
 ls.settimeout(30)
 c, peer = ls.accept()
-c.sendall(("%s %s\n" % (peer[0], c.getpeername()[0])).encode())
+c.sendall(("%s %s %s\n" % (peer[0], c.getpeername()[0], c.getsockname()[0])).encode())
 c.close()
-'
-wait_for "beta to offer 7959" serves alpha beta 7959
-before=$(veth_bytes alpha)
-got=$(in_cg alpha python3 -S -c '
-import socket
-s = socket.create_connection(("198.18.0.2", 7959), timeout=30)
+' "$v6only"
+	wait_for "beta to offer 7959 ($family)" serves alpha beta 7959 "$family"
+	before=$(veth_bytes alpha)
+	got=$(in_cg alpha python3 -S -c '
+import socket, sys
+s = socket.create_connection((sys.argv[1], 7959), timeout=30)
 print(s.recv(200).decode().strip())
-' 2>&1) || fail "to a dual-stack listener: $got"
-moved=$(($(veth_bytes alpha) - before))
-join_bg dual 10 || fail "beta's dual-stack server did not end: $(cat "$WORK/dual.out")"
-[ "$got" = "::ffff:198.18.0.1 ::ffff:198.18.0.1" ] ||
-	fail "a dual-stack listener saw its sibling as '$got' (accept, getpeername), want ::ffff:198.18.0.1"
-[ "$moved" -lt 100000 ] || fail "to a dual-stack listener: $moved bytes crossed alpha's veth"
-log "a dual-stack listener in beta's cgroup, without the shim: a sibling over vsock ($moved bytes on the veth), shown as $got (accept, getpeername)"
+' "$host" 2>&1) || fail "to an IPv6 listener (V6ONLY $v6only) at $host: $got"
+	moved=$(($(veth_bytes alpha) - before))
+	join_bg listener6 10 || fail "beta's IPv6 server did not end: $(cat "$WORK/listener6.out")"
+	[ "$got" = "$expect" ] ||
+		fail "an IPv6 listener (V6ONLY $v6only) reached at $host showed '$got' (accept, getpeername, getsockname), want '$expect'"
+	[ "$moved" -lt 100000 ] || fail "to an IPv6 listener at $host: $moved bytes crossed alpha's veth"
+	# the next case's listener must not find this one's offer still standing
+	wait_for "beta to withdraw 7959" withdrawn 7959
+}
+withdrawn() { ! serves alpha beta "$1" ports4 && ! serves alpha beta "$1" ports6; }
+listener_case 0 198.18.0.2 ports4 "::ffff:198.18.0.1 ::ffff:198.18.0.1 ::ffff:198.18.0.2"
+log "a dual-stack listener in beta's cgroup, without the shim: an IPv4 sibling over vsock ($moved bytes on the veth), shown as ::ffff:198.18.0.1 (accept, getpeername), its own name ::ffff:198.18.0.2"
+listener_case 0 2001:db8::2 ports6 "2001:db8::1 2001:db8::1 2001:db8::2"
+listener_case 1 2001:db8::2 ports6 "2001:db8::1 2001:db8::1 2001:db8::2"
+log "a dual-stack and an IPv6-only listener in beta's cgroup, without the shim: an IPv6 sibling over vsock, shown as 2001:db8::1 (accept, getpeername), the listener's name 2001:db8::2"
 
 raw in_guest 7951
 [ "$moved" -gt "$BYTES" ] || fail "outside the cgroup: only $moved bytes crossed the veth"
@@ -174,15 +190,25 @@ grep -qx "$(sha256sum <"$WORK/file" | cut -d' ' -f1) .*" "$WORK/shimnc.out" ||
 log "nc -N under the shim in the cgroup, the server not accepting: the shim fell back to TCP itself, nothing bridged"
 
 # The other way: beta's programs without the shim, in beta's cgroup of the mode. A listener
-# there is offered to siblings (a sweep finds it), one bound to loopback never is, nor is
-# one outside the cgroup (7952, above); the server sees the sibling as TCP would show it.
+# there is offered to siblings (a sweep finds it), one bound to loopback never is (127.0.0.1,
+# ::1, or 127.0.0.1 IPv4-mapped on an IPv6 socket), nor is one outside the cgroup (7952,
+# above); the server sees the sibling as TCP would show it.
 start_bg gwserver in_cg beta python3 -S "$TOP/tests/vm/apps/pyserve.py" threading-server 7953 20
 # (nobody's connection below goes to it too: it is in beta's cgroup of the mode)
-start_bg loopserver in_cg beta python3 -S "$TOP/tests/vm/apps/pyserve.py" answer-server 127.0.0.1 7954 /dev/null
+loopback=(127.0.0.1:7954 ::1:7961 ::ffff:127.0.0.1:7962)
+for at in "${loopback[@]}"; do
+	start_bg "loopserver${at##*:}" in_cg beta python3 -S "$TOP/tests/vm/apps/pyserve.py" answer-server "${at%:*}" "${at##*:}" /dev/null
+done
 wait_for "beta to offer its cgroup's listener on 7953" serves alpha beta 7953
-wait_for "the loopback listener" tcp_listening beta 7954
+for at in "${loopback[@]}"; do
+	wait_for "the loopback listener at $at" tcp_listening beta "${at##*:}"
+done
 sleep 2 # two sweeps of beta's
-serves alpha beta 7954 && fail "beta offers a listener bound to loopback to siblings"
+for at in "${loopback[@]}"; do
+	if serves alpha beta "${at##*:}" ports4 || serves alpha beta "${at##*:}" ports6; then
+		fail "beta offers a listener bound to loopback ($at) to siblings"
+	fi
+done
 serves alpha beta 7952 && fail "beta offers a listener outside its cgroup to siblings"
 a0=$(counter beta sibling_accepted)
 raw in_cg 7953

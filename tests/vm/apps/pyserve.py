@@ -8,6 +8,7 @@
     pyserve.py slow-server PORT COUNT [ADDR]  threading, reading 16 KiB per 4 ms (~4 MB/s)
     pyserve.py asyncio-client HOST PORT N BYTES   N concurrent connections, BYTES each
     pyserve.py answer-server ADDR PORT FILE   one connection: reads it to EOF, then sends FILE
+                                              (ADDR IPv4 or IPv6, such as ::1)
 
 Each server answers a connection with the SHA-256 of everything it read until EOF, plus
 the peer address it saw (and its pid; the socketserver ones then the connection's local
@@ -61,7 +62,7 @@ class SlowHandler(socketserver.StreamRequestHandler):
 
 
 def answer_server(addr, port, path):
-    ls = socket.socket()
+    ls = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET)
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     ls.bind((addr, port))
     ls.listen()
