@@ -70,53 +70,43 @@ struct gw_mirror mirror[2];
 /* Read by helperd: connects to siblings left on TCP for want of room in the bridge. */
 __u64 no_room;
 
-/* The peer whose range holds addr (host order), or -1: the ranges are sorted and disjoint. */
-static __always_inline int find_peer4(const struct gw_mirror *m, __u32 addr)
-{
-	__u32 lo = 0, hi = m->n_ranges;
-
-	if (hi > GW_MAX_RANGES)
-		return -1;
-	for (int i = 0; i < GW_SEARCH_STEPS && lo < hi; i++) {
-		__u32 mid = (lo + hi) / 2;
-		/* the compiler knows mid < GW_MAX_RANGES, the verifier only from the mask */
-		asm volatile("" : "+r"(mid));
-		const struct gw_range *r = &m->ranges[mid & (GW_MAX_RANGES - 1)];
-		if (addr < r->first)
-			hi = mid;
-		else if (addr > r->last)
-			lo = mid + 1;
-		else
-			return (int)r->peer;
-	}
-	return -1;
-}
-
-/* a < b, for IPv6 addresses as (high, low) halves */
-static __always_inline int before6(__u64 a_hi, __u64 a_lo, __u64 b_hi, __u64 b_lo)
+/* a < b, for addresses as (high, low) halves: IPv6's, or IPv4 in high */
+static __always_inline int before(__u64 a_hi, __u64 a_lo, __u64 b_hi, __u64 b_lo)
 {
 	return a_hi < b_hi || (a_hi == b_hi && a_lo < b_lo);
 }
 
-/* find_peer4's twin for IPv6, the address as network-order words. */
-static __always_inline int find_peer6(const struct gw_mirror *m, const __u32 addr[4])
+/* The peer whose range holds the address (hi, lo: IPv6's halves in host order, or with v6
+ * 0 IPv4 in hi), or -1: each family's ranges are sorted and disjoint. */
+static __always_inline int find_peer(const struct gw_mirror *m, int v6, __u64 hi, __u64 lo)
 {
-	__u64 hi = (__u64)bpf_ntohl(addr[0]) << 32 | bpf_ntohl(addr[1]);
-	__u64 lo = (__u64)bpf_ntohl(addr[2]) << 32 | bpf_ntohl(addr[3]);
-	__u32 first = 0, end = m->n_ranges6;
+	__u32 first = 0, end = v6 ? m->n_ranges6 : m->n_ranges;
 
 	if (end > GW_MAX_RANGES)
 		return -1;
 	for (int i = 0; i < GW_SEARCH_STEPS && first < end; i++) {
 		__u32 mid = (first + end) / 2;
+		/* the compiler knows mid < GW_MAX_RANGES, the verifier only from the mask */
 		asm volatile("" : "+r"(mid));
-		const struct gw_range6 *r = &m->ranges6[mid & (GW_MAX_RANGES - 1)];
-		if (before6(hi, lo, r->first_hi, r->first_lo))
+		mid &= GW_MAX_RANGES - 1;
+		__u64 first_hi, first_lo = 0, last_hi, last_lo = 0;
+		__u32 peer;
+		if (v6) {
+			const struct gw_range6 *r = &m->ranges6[mid];
+			first_hi = r->first_hi, first_lo = r->first_lo;
+			last_hi = r->last_hi, last_lo = r->last_lo;
+			peer = r->peer;
+		} else {
+			const struct gw_range *r = &m->ranges[mid];
+			first_hi = r->first, last_hi = r->last;
+			peer = r->peer;
+		}
+		if (before(hi, lo, first_hi, first_lo))
 			end = mid;
-		else if (before6(r->last_hi, r->last_lo, hi, lo))
+		else if (before(last_hi, last_lo, hi, lo))
 			first = mid + 1;
 		else
-			return (int)r->peer;
+			return (int)peer;
 	}
 	return -1;
 }
@@ -179,7 +169,8 @@ static __always_inline int steer4(struct bpf_sock_addr *ctx, __u32 addr_n, __u32
 	struct gw_orig o = {.addr = addr_n, .port = port_n, .self_addr = m->self_addr};
 
 	return may_steer(ctx) &&
-	       file_connect(ctx, gen, find_peer4(m, bpf_ntohl(addr_n)), bpf_ntohs((__u16)port_n), &o);
+	       file_connect(ctx, gen, find_peer(m, 0, bpf_ntohl(addr_n), 0), bpf_ntohs((__u16)port_n),
+			    &o);
 }
 
 SEC("cgroup/connect4")
@@ -221,7 +212,9 @@ static __always_inline int steer6(struct bpf_sock_addr *ctx)
 		return 0;
 	user_ip6(ctx, o.addr6);
 	__builtin_memcpy(o.self_addr6, m->self_addr6, sizeof(o.self_addr6));
-	return file_connect(ctx, gen, find_peer6(m, o.addr6), bpf_ntohs((__u16)ctx->user_port), &o);
+	__u64 hi = (__u64)bpf_ntohl(o.addr6[0]) << 32 | bpf_ntohl(o.addr6[1]);
+	__u64 lo = (__u64)bpf_ntohl(o.addr6[2]) << 32 | bpf_ntohl(o.addr6[3]);
+	return file_connect(ctx, gen, find_peer(m, 1, hi, lo), bpf_ntohs((__u16)ctx->user_port), &o);
 }
 
 /* IPv4 reached through a dual-stack IPv6 socket, which stays on the IPv4 bridge, and IPv6. */
