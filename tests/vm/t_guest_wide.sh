@@ -18,7 +18,10 @@
 guest_wide_cgroups
 # IPv6 addresses that no interface has and no route leads to (2001:db8::/32 exists only in
 # the policy, as in t_noroute): only the bridge can carry a connect there.
-sed -i 's/^    address 198.18.0.1$/    address 198.18.0.1 2001:db8::1/; s/^    address 198.18.0.2$/    address 198.18.0.2 2001:db8::2/' "$POLICY"
+add_ipv6() {
+	sed -i 's/^    address 198.18.0.1$/    address 198.18.0.1 2001:db8::1/; s/^    address 198.18.0.2$/    address 198.18.0.2 2001:db8::2/' "$POLICY"
+}
+add_ipv6
 HELPERD_ARGS=--guest-wide=$CG start_helperd alpha
 HELPERD_ARGS=--guest-wide=$CGB start_helperd beta
 grep -q "guest-wide mode: TCP connects to siblings from cgroup $CG" "$WORK/helperd-alpha.log" ||
@@ -432,8 +435,10 @@ log "mode off: TCP ($moved bytes on the veth)"
 
 # Through the host's relay, as on a host whose vhost-vsock drops guest-to-guest packets:
 # the guests reach each other `via relay`. The bridge asks the relay for beta's port (the
-# relay counts the connection), and the bytes arrive as before, not over the veth.
+# relay counts the connection), and the bytes arrive as before, not over the veth; so do
+# an IPv6 connect's.
 write_relay_policy
+add_ipv6
 write_host_policy "$WORK/relay.policy"
 start_relay "$WORK/relay.policy"
 stop_helperd alpha
@@ -448,4 +453,12 @@ raw in_cg 7951
 relayed=$(($(relayed_total) - r0))
 [ "$relayed" -ge 1 ] || fail "the relay counted no connection"
 log "static binary in the cgroup, siblings via relay: through the relay ($relayed connection, $moved bytes on the veth), digest matches; names $names"
+start_bg server6relay shimmed beta python3 -S "$TOP/tests/vm/apps/pyserve.py" threading-server 7963 1 ::
+wait_for "beta's IPv6 listener on vsock" vsock_listening beta $((BASE[beta] + 65536 + 7963))
+r0=$(relayed_total)
+raw in_cg 7963 raw_static 2001:db8::2
+[ "$(($(relayed_total) - r0))" -ge 1 ] || fail "IPv6 via relay: the relay counted no connection"
+[[ $names =~ ^local=\[2001:db8::1\]:[0-9]+\ peer=\[2001:db8::2\]:7963$ ]] || fail "IPv6 via relay, names: $names"
+join_bg server6relay 10 || fail "beta's IPv6 server: $(cat "$WORK/server6relay.out")"
+log "IPv6 from the cgroup to 2001:db8::2, siblings via relay: through the relay, digest matches; names $names"
 stop_relay
