@@ -108,8 +108,9 @@ log "IPv6 to 2001:db8::2 (no route), in the cgroup: over vsock, digest matches; 
 # listener_case V6ONLY HOST FAMILY EXPECT: such a listener on 7959, offered to siblings for
 # FAMILY (ports4 or ports6), reached from alpha's cgroup at HOST; it must show EXPECT (what
 # accept() and getpeername() give, then getsockname()). Sets moved (bytes on alpha's veth).
-listener_case() {
-	local v6only=$1 host=$2 family=$3 expect=$4 before got
+# listener6 V6ONLY: such a listener on 7959 (job listener6), which tells its one caller what
+# accept(), getpeername() and getsockname() said.
+listener6() {
 	start_bg listener6 in_cg beta python3 -S -c '
 import socket, sys
 ls = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
@@ -122,7 +123,11 @@ ls.settimeout(30)
 c, peer = ls.accept()
 c.sendall(("%s %s %s\n" % (peer[0], c.getpeername()[0], c.getsockname()[0])).encode())
 c.close()
-' "$v6only"
+' "$1"
+}
+listener_case() {
+	local v6only=$1 host=$2 family=$3 expect=$4 before got
+	listener6 "$v6only"
 	wait_for "beta to offer 7959 ($family)" serves alpha beta 7959 "$family"
 	before=$(veth_bytes alpha)
 	got=$(in_cg alpha python3 -S -c '
@@ -144,6 +149,20 @@ log "a dual-stack listener in beta's cgroup, without the shim: an IPv4 sibling o
 listener_case 0 2001:db8::2 ports6 "2001:db8::1 2001:db8::1 2001:db8::2"
 listener_case 1 2001:db8::2 ports6 "2001:db8::1 2001:db8::1 2001:db8::2"
 log "a dual-stack and an IPv6-only listener in beta's cgroup, without the shim: an IPv6 sibling over vsock, shown as 2001:db8::1 (accept, getpeername), the listener's name 2001:db8::2"
+# nobody, in beta, connects to such a listener from ::1, where the bridge's IPv6 connections
+# come from: the server sees ::1, not a sibling (only helperd files the names it shows, by a
+# port it holds).
+listener6 1
+wait_for "beta to offer 7959 (ports6)" serves alpha beta 7959 ports6
+got=$(as_nobody beta python3 -S -c '
+import socket
+s = socket.create_connection(("::1", 7959), timeout=10)
+print(s.recv(200).decode().strip())
+' 2>&1) || fail "nobody's connection from ::1: $got"
+join_bg listener6 10 || fail "beta's IPv6 server did not end: $(cat "$WORK/listener6.out")"
+[ "$got" = "::1 ::1 ::1" ] || fail "nobody from ::1 is shown to beta's IPv6 server as '$got' (accept, getpeername, getsockname)"
+wait_for "beta to withdraw 7959" withdrawn 7959
+log "nobody from ::1 to beta's IPv6 listener: shown as $got (accept, getpeername, getsockname)"
 
 raw in_guest 7951
 [ "$moved" -gt "$BYTES" ] || fail "outside the cgroup: only $moved bytes crossed the veth"
