@@ -105,63 +105,60 @@ log "IPv6 to 2001:db8::2 (no route), in the cgroup: over vsock, digest matches; 
 # cgroup, dual-stack or IPV6_V6ONLY, takes a sibling from beta's bridge: it is shown the
 # sibling's address as TCP would show it (IPv4-mapped, or IPv6), not the bridge's, and the
 # address the sibling dialled as its own.
-# listener_case V6ONLY HOST FAMILY EXPECT: such a listener on 7959, offered to siblings for
+# listener_case PORT V6ONLY HOST FAMILY EXPECT: such a listener on PORT (each case a port of
+# its own, so that none finds an earlier one's offer still standing), offered to siblings for
 # FAMILY (ports4 or ports6), reached from alpha's cgroup at HOST; it must show EXPECT (what
 # accept() and getpeername() give, then getsockname()). Sets moved (bytes on alpha's veth).
-# listener6 V6ONLY: such a listener on 7959 (job listener6), which tells its one caller what
-# accept(), getpeername() and getsockname() said.
+# listener6 PORT V6ONLY: such a listener on PORT (job listener6), which tells its one caller
+# what accept(), getpeername() and getsockname() said.
 listener6() {
 	start_bg listener6 in_cg beta python3 -S -c '
 import socket, sys
 ls = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
 ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-ls.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(sys.argv[1]))
-ls.bind(("::", 7959))
+ls.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(sys.argv[2]))
+ls.bind(("::", int(sys.argv[1])))
 ls.listen()
 print("listening", flush=True)
 ls.settimeout(30)
 c, peer = ls.accept()
 c.sendall(("%s %s %s\n" % (peer[0], c.getpeername()[0], c.getsockname()[0])).encode())
 c.close()
-' "$1"
+' "$1" "$2"
 }
 listener_case() {
-	local v6only=$1 host=$2 family=$3 expect=$4 before got
-	listener6 "$v6only"
-	wait_for "beta to offer 7959 ($family)" serves alpha beta 7959 "$family"
+	local port=$1 v6only=$2 host=$3 family=$4 expect=$5 before got
+	listener6 "$port" "$v6only"
+	wait_for "beta to offer $port ($family)" serves alpha beta "$port" "$family"
 	before=$(veth_bytes alpha)
 	got=$(in_cg alpha python3 -S -c '
 import socket, sys
-s = socket.create_connection((sys.argv[1], 7959), timeout=30)
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=30)
 print(s.recv(200).decode().strip())
-' "$host" 2>&1) || fail "to an IPv6 listener (V6ONLY $v6only) at $host: $got"
+' "$host" "$port" 2>&1) || fail "to an IPv6 listener (V6ONLY $v6only) at $host: $got"
 	moved=$(($(veth_bytes alpha) - before))
 	join_bg listener6 10 || fail "beta's IPv6 server did not end: $(cat "$WORK/listener6.out")"
 	[ "$got" = "$expect" ] ||
 		fail "an IPv6 listener (V6ONLY $v6only) reached at $host showed '$got' (accept, getpeername, getsockname), want '$expect'"
 	[ "$moved" -lt 100000 ] || fail "to an IPv6 listener at $host: $moved bytes crossed alpha's veth"
-	# the next case's listener must not find this one's offer still standing
-	wait_for "beta to withdraw 7959" withdrawn 7959
 }
-withdrawn() { ! serves alpha beta "$1" ports4 && ! serves alpha beta "$1" ports6; }
-listener_case 0 198.18.0.2 ports4 "::ffff:198.18.0.1 ::ffff:198.18.0.1 ::ffff:198.18.0.2"
+listener_case 7959 0 198.18.0.2 ports4 "::ffff:198.18.0.1 ::ffff:198.18.0.1 ::ffff:198.18.0.2"
 log "a dual-stack listener in beta's cgroup, without the shim: an IPv4 sibling over vsock ($moved bytes on the veth), shown as ::ffff:198.18.0.1 (accept, getpeername), its own name ::ffff:198.18.0.2"
-listener_case 0 2001:db8::2 ports6 "2001:db8::1 2001:db8::1 2001:db8::2"
-listener_case 1 2001:db8::2 ports6 "2001:db8::1 2001:db8::1 2001:db8::2"
+listener_case 7964 0 2001:db8::2 ports6 "2001:db8::1 2001:db8::1 2001:db8::2"
+listener_case 7965 1 2001:db8::2 ports6 "2001:db8::1 2001:db8::1 2001:db8::2"
 log "a dual-stack and an IPv6-only listener in beta's cgroup, without the shim: an IPv6 sibling over vsock, shown as 2001:db8::1 (accept, getpeername), the listener's name 2001:db8::2"
 # nobody, in beta, connects to such a listener from ::1, where the bridge's IPv6 connections
 # come from: the server sees ::1, not a sibling (only helperd files the names it shows, by a
 # port it holds).
-listener6 1
-wait_for "beta to offer 7959 (ports6)" serves alpha beta 7959 ports6
+listener6 7966 1
+wait_for "beta to offer 7966 (ports6)" serves alpha beta 7966 ports6
 got=$(as_nobody beta python3 -S -c '
 import socket
-s = socket.create_connection(("::1", 7959), timeout=10)
+s = socket.create_connection(("::1", 7966), timeout=10)
 print(s.recv(200).decode().strip())
 ' 2>&1) || fail "nobody's connection from ::1: $got"
 join_bg listener6 10 || fail "beta's IPv6 server did not end: $(cat "$WORK/listener6.out")"
 [ "$got" = "::1 ::1 ::1" ] || fail "nobody from ::1 is shown to beta's IPv6 server as '$got' (accept, getpeername, getsockname)"
-wait_for "beta to withdraw 7959" withdrawn 7959
 log "nobody from ::1 to beta's IPv6 listener: shown as $got (accept, getpeername, getsockname)"
 
 raw in_guest 7951
