@@ -58,12 +58,13 @@ static void read_listener(const struct nlmsghdr *h, struct sockdiag_listener *on
 	struct sockaddr_in6 bound = {.sin6_family = AF_INET6, .sin6_port = m->id.idiag_sport};
 
 	*one = (struct sockdiag_listener){.inode = m->idiag_inode, .uid = m->idiag_uid};
-	one->bound.family = m->idiag_family;
-	one->bound.port = ntohs(m->id.idiag_sport);
-	memcpy(one->bound.addr, m->id.idiag_src, m->idiag_family == AF_INET ? 4 : 16);
 	if (m->idiag_family == AF_INET6) {
 		memcpy(&bound.sin6_addr, m->id.idiag_src, 16);
 		endpoint_from_sockaddr((const struct sockaddr *)&bound, sizeof(bound), &one->bound);
+	} else {
+		one->bound.family = AF_INET;
+		one->bound.port = ntohs(m->id.idiag_sport);
+		memcpy(one->bound.addr, m->id.idiag_src, 4);
 	}
 	for (const struct rtattr *a = (const void *)(m + 1); RTA_OK(a, left); a = RTA_NEXT(a, left)) {
 		if (a->rta_type == INET_DIAG_CGROUP_ID && RTA_PAYLOAD(a) >= sizeof(uint64_t))

@@ -28,7 +28,7 @@ static void keep_what_needs_restart(struct host_policy *new)
 			 relay.policy_path, new->libvirt_uri, old->libvirt_uri);
 		memcpy(new->libvirt_uri, old->libvirt_uri, sizeof new->libvirt_uri);
 	}
-	/* the kernel's maps are sized once; connections past them are copied */
+	/* the kernel's maps are sized once; connections past them are copied until a place frees */
 	if (relay.splice && new->max_connections > relay.splice_pairs)
 		log_warn("policy %s: max-connections %u: the kernel splices at most %u connections "
 			 "at once until a restart; the others are copied until one of those ends",
