@@ -1,4 +1,10 @@
-# alone: it loads vhost_vsock and runs libvirtd, which the whole VM shares
+# It shares the VM with the other tests of its pass, though it loads vhost_vsock and runs
+# libvirtd: no other test talks to libvirtd, and with vhost_vsock loaded a connection to
+# CID 1, the only one they make, still goes through vsock_loopback (the kernel's
+# vsock_use_local_transport). What it does change is the CID that
+# IOCTL_VM_SOCKETS_GET_LOCAL_CID reports (2, vhost's, where the test VM without a
+# virtio-vsock device says 1), which only helperd reads, to find itself in a policy without
+# `self`, and every test's helperd is given --self (lib.sh, start_helperd).
 #
 # vmshim-relay learns its guests from libvirt (relay/FORMAT.md, "Guests from libvirt"): the
 # machine's own libvirtd runs in the VM (lib.sh, libvirt_up), its domains TCG qemus with a
