@@ -47,7 +47,8 @@ static int try_splice(struct forward *f, int64_t wait_ms)
 {
 	if (!f->engine)
 		return 0;
-	if (splice_add(f->engine, f->end[0]->w.fd, f->end[1]->w.fd, &f->splice_id) < 0) {
+	if (splice_add(f->engine, f->end[0]->w.fd, f->end[1]->w.fd,
+		       f->buffer + VMSHIM_VSOCK_WINDOW, &f->splice_id) < 0) {
 		if (errno == EIO)
 			return -1;
 		f->splice_retry_ms = errno == EBUSY    ? vmshim_now_ms() + wait_ms
@@ -231,8 +232,10 @@ void forward_on_event(struct forward_end *e, uint32_t events)
  * window more while it keeps up: a queue that grows past that though its reader takes all
  * it is sent means the kernel forwards more slowly than the writer writes (bench/
  * splice_probe.sh: 12 against 35 MB/s under TCG), with no bound of its own, as a vsock socket
- * returns credit as soon as the verdict takes the bytes. Checked here, so each may overshoot
- * by what arrives within one tick. */
+ * returns credit as soon as the verdict takes the bytes. Checked every tick, and at once
+ * when a queue passes the buffer and a window (splice_wake_fd, forward_tick's callers): a
+ * queue may overshoot that by what arrives until the loop wakes, the lagging reader's
+ * bound by what arrives within one tick. */
 static void tick_spliced(struct forward *f)
 {
 	for (int from = 0; from < 2; from++) {

@@ -50,6 +50,9 @@ struct splice_dir {
 	__s32 err; /* errno of the send that made the backlog give up on the target */
 	__u32 lost; /* packets dropped off the source and not (yet) rescued */
 	__u64 window_full; /* sends that found the target's window full (EAGAIN): its reader lags */
+	__u64 limit; /* a queue (in - out) past it wakes user space, once: set by user space */
+	__u32 told;  /* 1 once it has */
+	__u32 pad;
 };
 
 /* A packet the kernel dropped off a source socket, for user space. */
@@ -89,6 +92,13 @@ struct {
 	__uint(max_entries, 8 * RESCUE_MAX); /* one per pause is the most seen */
 } rescued SEC(".maps");
 
+/* The dir_out of a direction whose queue passed its limit: user space waits for these
+ * (splice_wake_fd) and looks at its pairs at once rather than at its next tick. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096); /* a missed one is seen at the next tick */
+} crossed SEC(".maps");
+
 SEC("sk_skb/stream_verdict") /* what libbpf 1.1 knows; without a parser it runs per skb */
 int splice_verdict(struct __sk_buff *skb)
 {
@@ -111,6 +121,12 @@ int splice_verdict(struct __sk_buff *skb)
 	if (bpf_sk_redirect_map(skb, &redir, s->target, 0) != SK_PASS)
 		return SK_PASS;
 	__sync_fetch_and_add(&d->in, skb->len);
+	/* A vsock socket returns credit as soon as the verdict takes the bytes, so the queue
+	 * grows as fast as the writer writes until user space takes the pair back. */
+	if (d->in - d->out > d->limit && !d->told) {
+		d->told = 1;
+		bpf_ringbuf_output(&crossed, &s->dir_out, sizeof(s->dir_out), 0);
+	}
 	return SK_PASS;
 }
 

@@ -30,6 +30,8 @@ struct splice_dir {
 	int32_t err;
 	uint32_t lost;
 	uint64_t window_full;
+	uint64_t limit;
+	uint32_t told, pad;
 };
 
 /* The head of a `rescued` record: a packet dropped off a source socket (splice.bpf.c). */
@@ -68,6 +70,7 @@ struct splice_engine {
 	struct splice_dir *dirs; /* 2 per pair: a->b, b->a */
 	size_t dirs_len;
 	struct ring_buffer *rescued;
+	struct ring_buffer *crossed; /* only wakes: what crossed is read from `dirs` */
 	unsigned max_pairs;
 	struct pair *pairs;
 	/* Free ids in a ring, reused oldest first: a send the kernel was still finishing for a
@@ -94,6 +97,7 @@ void splice_close(struct splice_engine *e)
 	if (e->dirs)
 		munmap(e->dirs, e->dirs_len);
 	ring_buffer__free(e->rescued);
+	ring_buffer__free(e->crossed);
 	splice_bpf__destroy(e->skel); /* closing the maps takes every socket out */
 	free(e->pairs);
 	free(e->ring);
@@ -146,6 +150,12 @@ static int keep_rescued(void *ctx, void *data, size_t size)
 	memcpy(grown + p->rescued_len[side], r->data, r->len);
 	p->rescued[side] = grown;
 	p->rescued_len[side] += r->len;
+	return 0;
+}
+
+static int ignore_crossed(void *ctx, void *data, size_t size)
+{
+	(void)ctx, (void)data, (void)size;
 	return 0;
 }
 
@@ -220,6 +230,10 @@ int splice_open(struct splice_engine **out, unsigned max_pairs, char *err, size_
 	step = "open the rescue ring";
 	e->rescued = ring_buffer__new(bpf_map__fd(e->skel->maps.rescued), keep_rescued, e, NULL);
 	if (!e->rescued)
+		goto fail;
+	step = "open the wake-up ring";
+	e->crossed = ring_buffer__new(bpf_map__fd(e->skel->maps.crossed), ignore_crossed, NULL, NULL);
+	if (!e->crossed)
 		goto fail;
 	libbpf_set_print(old_print);
 	*out = e;
@@ -348,7 +362,7 @@ static void let_backlog_send(int fd)
 		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
 }
 
-int splice_add(struct splice_engine *e, int a, int b, unsigned *id)
+int splice_add(struct splice_engine *e, int a, int b, uint64_t limit, unsigned *id)
 {
 	int fd[2] = { a, b };
 	uint64_t cookie[2];
@@ -392,6 +406,7 @@ int splice_add(struct splice_engine *e, int a, int b, unsigned *id)
 	p->fd[0] = a, p->fd[1] = b;
 	p->cookie[0] = p->cookie[1] = 0;
 	memset(&e->dirs[2 * n], 0, 2 * sizeof(e->dirs[0]));
+	e->dirs[2 * n].limit = e->dirs[2 * n + 1].limit = limit;
 
 	int saved = 0;
 	for (int i = 0; i < 2 && !saved; i++) {
@@ -461,6 +476,16 @@ uint64_t splice_window_full(struct splice_engine *e, unsigned id, int from)
 	return valid(e, id) && (from == 0 || from == 1)
 		       ? load64(&e->dirs[2 * id + from].window_full)
 		       : 0;
+}
+
+int splice_wake_fd(struct splice_engine *e)
+{
+	return ring_buffer__epoll_fd(e->crossed);
+}
+
+void splice_wake_clear(struct splice_engine *e)
+{
+	ring_buffer__consume(e->crossed);
 }
 
 int splice_drained(struct splice_engine *e, unsigned id, int from)

@@ -213,16 +213,12 @@ static void forward_counted(struct forward *f, enum forward_event what)
 static const struct forward_ops bridge_forward_ops = {.ended = forward_ended,
 						      .counted = forward_counted};
 
-/* Every FORWARD_TICK_MS while some connection is FORWARDING; disarmed once none is. */
-static void on_ticker(struct watch *w, uint32_t events)
+/* forward_tick for every FORWARDING connection; whether there was one. */
+static bool tick_all(void)
 {
-	uint64_t ticks;
 	int64_t now = vmshim_now_ms();
 	bool any = false;
 
-	(void)events;
-	if (read(w->fd, &ticks, sizeof(ticks)) != sizeof(ticks))
-		return;
 	for (struct bridge_conn *c = conns, *next; c; c = next) {
 		next = c->next;
 		if (c->state == BRIDGE_FORWARDING) {
@@ -230,16 +226,44 @@ static void on_ticker(struct watch *w, uint32_t events)
 			forward_tick(&c->fwd, now);
 		}
 	}
-	if (!any) {
+	return any;
+}
+
+/* Every FORWARD_TICK_MS while some connection is FORWARDING; disarmed once none is. */
+static void on_ticker(struct watch *w, uint32_t events)
+{
+	uint64_t ticks;
+
+	(void)events;
+	if (read(w->fd, &ticks, sizeof(ticks)) != sizeof(ticks))
+		return;
+	if (!tick_all()) {
 		timerfd_settime(w->fd, 0, &(struct itimerspec){0}, NULL);
 		ticking = false;
 	}
 }
 
-/* The ticker running; -1 if it cannot be had. */
+/* A kernel queue passed its limit: the connections are looked at now, not at the next tick. */
+static void on_splice_wake(struct watch *w, uint32_t events)
+{
+	(void)w, (void)events;
+	splice_wake_clear(engine);
+	tick_all();
+}
+
+/* The ticker running, and the engine's wake-up watched (once the loop is there); -1 if the
+ * ticker cannot be had. */
 static int tick_forwards(void)
 {
+	static struct watch wake = {.fd = -1, .on_event = on_splice_wake};
 	const struct timespec every = {.tv_nsec = FORWARD_TICK_MS * 1000000L};
+
+	if (engine && wake.fd < 0) {
+		wake.fd = splice_wake_fd(engine);
+		if (loop_add(&wake, EPOLLIN) < 0)
+			log_warn("guest-wide mode: the kernel's queues are looked at every %d ms "
+				 "only: %m", FORWARD_TICK_MS);
+	}
 
 	if (ticker.fd < 0) {
 		ticker = (struct watch){.fd = timerfd_create(CLOCK_MONOTONIC,

@@ -105,15 +105,29 @@ void relay_describe(void)
 	}
 }
 
+/* A kernel queue passed its limit: the sessions are looked at now, not at the next tick. */
+static void on_splice_wake(struct watch *w, uint32_t events)
+{
+	(void)w, (void)events;
+	splice_wake_clear(relay.splice);
+	session_tick();
+}
+
 /* The kernel's splice if it can, else copies; says which. */
 static void choose_forwarding(bool copy_only)
 {
+	static struct watch wake = {.on_event = on_splice_wake};
+
 	if (copy_only)
 		snprintf(relay.splice_why, sizeof relay.splice_why, "--copy given");
 	else if (splice_open(&relay.splice, relay.policy->max_connections, relay.splice_why,
 			     sizeof relay.splice_why) == 0) {
 		relay.splice_why[0] = '\0';
 		relay.splice_pairs = relay.policy->max_connections;
+		wake.fd = splice_wake_fd(relay.splice);
+		if (loop_add(&wake, EPOLLIN) < 0)
+			log_warn("the kernel's queues are looked at every %d ms only: %m",
+				 SESSION_TICK_MS);
 	}
 	if (relay.splice)
 		log_info("forwarding in the kernel (BPF sockmap)");

@@ -37,7 +37,8 @@ enum forward_path {
 
 /* How long a copied forward waits before it tries the kernel again. */
 #define FORWARD_RETRY_MS 1000
-/* How often the owner calls forward_tick. */
+/* How often the owner calls forward_tick; also at once when the engine's splice_wake_fd
+ * turns readable (a kernel queue past its limit). */
 #define FORWARD_TICK_MS 100
 /* Why a forward ends when the kernel dropped bytes of it that could not be rescued. */
 #define FORWARD_LOST_IN_KERNEL "reset: the kernel lost bytes giving it back"

@@ -33,8 +33,8 @@
  *   for it are lost, and splice_drained says so.
  * - The kernel queues what it takes off one socket on the other's psock without limit (a
  *   vsock socket returns credit as soon as the verdict takes the bytes): a peer that does
- *   not read lets the other side fill kernel memory. Watch splice_bytes against what you
- *   allow. */
+ *   not read lets the other side fill kernel memory. Watch splice_queued against what you
+ *   allow: splice_wake_fd turns readable as soon as a queue passes splice_add's limit. */
 #ifndef VMSHIM_SPLICE_H
 #define VMSHIM_SPLICE_H
 
@@ -50,7 +50,9 @@ struct splice_engine;
  * them may still refuse a socket type: splice_add says so. */
 int splice_open(struct splice_engine **out, unsigned max_pairs, char *err, size_t errlen);
 
-/* Hands a connected pair to the kernel; *id names it. 0: bytes that arrived while it worked
+/* Hands a connected pair to the kernel; *id names it. A queue of the pair that passes
+ * `limit` bytes (splice_queued) makes splice_wake_fd readable, once per splice_add and
+ * direction. 0: bytes that arrived while it worked
  * may still wait on their socket, ahead of the verdict, until the next ones push them
  * through; such a socket polls readable, and the caller takes the pair back (splice_pause).
  * Or -1 with errno, both sockets out of the kernel's hands, and every byte either still
@@ -62,7 +64,7 @@ int splice_open(struct splice_engine **out, unsigned max_pairs, char *err, size_
  *   ENOSPC      max_pairs pairs are spliced already
  *   EIO         the kernel had begun and lost bytes giving the pair back: end both
  *               connections, as their streams have a gap */
-int splice_add(struct splice_engine *e, int a, int b, unsigned *id);
+int splice_add(struct splice_engine *e, int a, int b, uint64_t limit, unsigned *id);
 
 /* Bytes the kernel has sent a->b and b->a so far (handed to the other socket's sendmsg). */
 int splice_bytes(struct splice_engine *e, unsigned id, uint64_t *a_to_b, uint64_t *b_to_a);
@@ -74,6 +76,11 @@ int splice_queued(struct splice_engine *e, unsigned id, int from, uint64_t *queu
 /* How often the kernel, sending what came from `from` (0: a, 1: b), found the other socket's
  * window full (EAGAIN: the reader there lags), so far; without a system call. */
 uint64_t splice_window_full(struct splice_engine *e, unsigned id, int from);
+
+/* A descriptor (for epoll) that turns readable when a queue passes its limit: then look at
+ * the pairs' queues at once, and splice_wake_clear it. */
+int splice_wake_fd(struct splice_engine *e);
+void splice_wake_clear(struct splice_engine *e);
 
 /* Whether everything that has arrived on `from` (0: a, 1: b) has been sent on the other
  * socket. After EOF on `from` (EPOLLRDHUP), 1 is the exact moment to pass the half-close on

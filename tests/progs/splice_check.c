@@ -32,6 +32,7 @@
 #define PORT 7790 /* vsock, and TCP on 127.0.0.1 */
 #define TIMEOUT_S 30 /* every blocking call and wait of the test */
 #define BANNER 100
+#define NO_LIMIT UINT64_MAX /* splice_add's limit where a scenario does not look at it */
 
 static int listener = -1, tcp_listener = -1;
 static int failures;
@@ -417,14 +418,14 @@ static void banner_first(struct splice_engine *e, const int fd[2], struct guest 
 	if (write(g[1].fd, buf, BANNER) != BANNER)
 		die("banner");
 	usleep(100000); /* let it arrive */
-	int rc = splice_add(e, fd[0], fd[1], &id);
+	int rc = splice_add(e, fd[0], fd[1], NO_LIMIT, &id);
 	check(rc < 0 && errno == EBUSY, "banner waiting: splice_add refused (%s)",
 	      rc < 0 ? strerror(errno) : "it spliced");
 	if (rc == 0)
 		return;
 	if (read(fd[1], buf, BANNER) == BANNER)
 		fwd = (int)write(fd[0], buf, BANNER);
-	rc = splice_add(e, fd[0], fd[1], &id);
+	rc = splice_add(e, fd[0], fd[1], NO_LIMIT, &id);
 	check(fwd == BANNER && rc == 0, "after forwarding the banner, splice_add %s",
 	      rc == 0 ? "spliced" : strerror(errno));
 	if (rc)
@@ -543,6 +544,50 @@ static void taken_back(struct splice_engine *e, unsigned id, const int fd[2], st
 	      g[1].got, n, (unsigned long long)ab, copied);
 }
 
+/* B does not read, so the kernel's queue for it grows; once it passes splice_add's limit the
+ * engine's wake-up descriptor turns readable, once (the relay looks at its pairs then,
+ * not at its next tick). The relay takes the pair back and copies the rest once B reads:
+ * every byte arrives, in order. */
+static void woken_at_limit(struct splice_engine *e, const int fd[2], struct guest g[2])
+{
+	const uint64_t limit = 256u << 10;
+	size_t n = 4u << 20, copied = 0;
+	uint64_t queued = 0, ab = 0;
+	struct pollfd wake = { .fd = splice_wake_fd(e), .events = POLLIN };
+	unsigned id;
+	int err = 0;
+
+	if (splice_add(e, fd[0], fd[1], limit, &id) < 0) {
+		check(false, "woken at the limit: splice_add: %s", strerror(errno));
+		return;
+	}
+	check(poll(&wake, 1, 0) == 0, "woken at the limit: no wake-up before the queue grows");
+	g[0].write_n = n;
+	start(&g[0]);
+	double began = now();
+	int woken = poll(&wake, 1, TIMEOUT_S * 1000);
+	double took = now() - began;
+	splice_queued(e, id, 0, &queued);
+	splice_wake_clear(e);
+	check(woken == 1 && queued > limit,
+	      "woken at the limit: %s %.0f ms after A began, the kernel's queue then %llu bytes "
+	      "(limit %llu)", woken == 1 ? "woken" : "NOT woken", took * 1000,
+	      (unsigned long long)queued, (unsigned long long)limit);
+	check(poll(&wake, 1, 100) == 0, "woken at the limit: once, not again while it grows");
+	splice_pause(e, id);
+	g[1].read_n = n;
+	start(&g[1]);
+	if (!give_back(e, id, fd, &ab, &copied))
+		check(false, "woken at the limit: splice_release: %s", strerror(errno));
+	while (copy_ready_blocking(fd[0], fd[1], &copied, &err))
+		;
+	shutdown(fd[1], SHUT_WR);
+	join(&g[0]), join(&g[1]);
+	check(g[1].got == n && g[1].eof && !g[1].bad && ab + copied == n,
+	      "woken at the limit, taken back: B got %zu of %zu bytes in order then EOF (%llu "
+	      "spliced, %zu copied)", g[1].got, n, (unsigned long long)ab, copied);
+}
+
 /* A streams to B as fast as they go while the relay pauses and resplices the pair again
  * and again: each pause races packets under way, which the kernel drops when it finds the
  * verdict gone; the engine must rescue every one. B checks every byte in order. */
@@ -571,7 +616,7 @@ static void paused_often(struct splice_engine *e, unsigned id, const int fd[2], 
 		do {
 			while (copy_ready(fd[0], fd[1], &copied, &err))
 				;
-			rc = splice_add(e, fd[0], fd[1], &id);
+			rc = splice_add(e, fd[0], fd[1], NO_LIMIT, &id);
 		} while (rc < 0 && errno == EBUSY && now() < end);
 		if (rc < 0)
 			break;
@@ -679,7 +724,7 @@ static enum late_outcome late_try(struct splice_engine *e, const char *combo, un
 	for (double at = now() + delay_us / 1e6; now() < at;)
 		;
 	double t0 = now();
-	int rc = splice_add(e, fd[0], fd[1], &id), err = errno;
+	int rc = splice_add(e, fd[0], fd[1], NO_LIMIT, &id), err = errno;
 	*took_ms = (now() - t0) * 1000;
 	pthread_join(w.thread, NULL);
 
@@ -813,7 +858,7 @@ static void run_combo(struct splice_engine *e, const char *combo, const char *ex
 
 	printf("== a %s, b %s (expect %s)\n", kind_name(combo[0]), kind_name(combo[1]), expect);
 	fresh(combo, fd, g);
-	int rc = e ? splice_add(e, fd[0], fd[1], &id) : -1;
+	int rc = e ? splice_add(e, fd[0], fd[1], NO_LIMIT, &id) : -1;
 	int err = e ? errno : 0;
 	if (rc < 0) {
 		bool clean = !e || err == EOPNOTSUPP;
@@ -828,7 +873,7 @@ static void run_combo(struct splice_engine *e, const char *combo, const char *ex
 	for (size_t s = 0; s < sizeof(scenarios) / sizeof(scenarios[0]); s++) {
 		if (s) { /* a fresh pair for each scenario */
 			fresh(combo, fd, g);
-			if (splice_add(e, fd[0], fd[1], &id) < 0) {
+			if (splice_add(e, fd[0], fd[1], NO_LIMIT, &id) < 0) {
 				check(false, "%s: splice_add: %s", scenarios[s].name, strerror(errno));
 				close_pair(fd, g);
 				continue;
@@ -844,6 +889,11 @@ static void run_combo(struct splice_engine *e, const char *combo, const char *ex
 	fresh(combo, fd, g);
 	banner_first(e, fd, g);
 	close_pair(fd, g);
+	if (combo[1] == 'v') { /* a TCP socket's own buffers would take all A writes */
+		fresh(combo, fd, g);
+		woken_at_limit(e, fd, g);
+		close_pair(fd, g);
+	}
 	if (!strcmp(combo, "vv"))
 		late_bytes(e, combo);
 }
@@ -885,7 +935,7 @@ static double bench_one(struct splice_engine *e, enum bench_mode mode, const cha
 		g[1].fd = fd[0];
 		fd[0] = -1;
 	}
-	if (mode == BENCH_SPLICE && splice_add(e, fd[0], fd[1], &id) < 0)
+	if (mode == BENCH_SPLICE && splice_add(e, fd[0], fd[1], NO_LIMIT, &id) < 0)
 		die("bench: splice_add");
 	g[0].write_n = total;
 	g[1].read_n = total;
