@@ -494,41 +494,62 @@ def main():
         w("|---|---|---|---|")
         for p, d in datapath.items():
             w(f"| {PATH_NAMES[p]} | {d['bytes']:,} | {d['ir']:,} | {d['shim_ir']:,} |")
-    setup = {(r["path"], r["who"], r["n"]): r for r in rows if r["section"] == "setup"}
+    setup = {(r["path"], r["who"]): r for r in rows if r["section"] == "setup" and r["who"] != "client"}
     if setup:
+        parties = [("server", "server"), ("helperd", "helperd (beta)"),
+                   ("client_helperd", "helperd (the client's guest)"), ("relay", "relay")]
         w("")
-        w("## Where a redirected connection's set-up goes")
+        w("## Where a connection's set-up goes")
         w("")
-        w("System calls per connection (strace -c): the client's as the difference of N and 2N "
-          "connections, beta's server and helperd attached during the 2N run.")
+        w("Each connection: connect, 1 byte there and back, close. System calls per connection "
+          "(strace -c): the client's as the difference of N and 2N connections, the others "
+          "attached during the 2N run (the helperds' include what they do meanwhile anyway: "
+          "announcements, ticks; TCP's row, which none of them serves, shows how much).")
         w("")
-        w("| path | client | server | helperd (beta) | total |")
-        w("|---|---|---|---|---|")
-        for p in ("tcp", "shim"):
+        w("| path | client | " + " | ".join(name for _, name in parties) + " | total |")
+        w("|---|---|" + "---|" * len(parties) + "---|")
+        per_conn = []  # (who, {call: per connection}) for the paths the shim makes
+        for p in ("tcp", "vsock", "shim", "relay-copy"):
             client = client_calls_per_conn(rows, "setup", p)
             if client is None:
                 continue
-            others_ = [next((o for (q, who_, _), o in setup.items() if q == p and who_ == who), None)
-                       for who in ("server", "helperd")]
-            vals = [o["total_calls"] / o["n"] if o else float("nan") for o in others_]
-            w(f"| {PATH_NAMES[p]} | {client:.1f} | {vals[0]:.1f} | {vals[1]:.1f} | {client + sum(vals):.1f} |")
-        # Each one's calls by name, per redirected connection: the client's as the
-        # difference of its runs, the others' over the connections they were attached for.
-        clients = sorted((r["n"], strace_table(os.path.join(rawdir, r["file"]))) for r in rows
-                         if r["section"] == "setup" and r["path"] == "shim" and r["who"] == "client")
-        per_conn = []
-        if len(clients) == 2 and clients[0][1] and clients[1][1]:
-            (n1, t1), (n2, t2) = clients
-            per_conn.append(("the client", {k: (v - t1.get(k, 0)) / (n2 - n1) for k, v in t2.items()}))
-        for who, name in (("server", "beta's server"), ("helperd", "beta's helperd")):
-            o = next((o for (q, who_, _), o in setup.items() if q == "shim" and who_ == who), None)
-            calls = strace_table(os.path.join(rawdir, o["file"])) if o else {}
-            if calls:
-                per_conn.append((name, {k: v / o["n"] for k, v in calls.items()}))
+            vals = [setup[p, who]["total_calls"] / setup[p, who]["n"] if (p, who) in setup else None
+                    for who, _ in parties]
+            w(f"| {PATH_NAMES[p]} | {client:.1f} | "
+              + " | ".join("" if v is None else f"{v:.1f}" for v in vals)
+              + f" | {client + sum(v for v in vals if v is not None):.1f} |")
+            if p in ("shim", "relay-copy"):
+                clients = sorted((r["n"], strace_table(os.path.join(rawdir, r["file"]))) for r in rows
+                                 if r["section"] == "setup" and r["path"] == p and r["who"] == "client")
+                if len(clients) == 2 and clients[0][1] and clients[1][1]:
+                    (n1, t1), (n2, t2) = clients
+                    per_conn.append((f"{PATH_NAMES[p]}: the client",
+                                     {k: (v - t1.get(k, 0)) / (n2 - n1) for k, v in t2.items()}))
+                for who, name in parties:
+                    o = setup.get((p, who))
+                    calls = strace_table(os.path.join(rawdir, o["file"])) if o else {}
+                    if calls:
+                        per_conn.append((f"{PATH_NAMES[p]}: {name}", {k: v / o["n"] for k, v in calls.items()}))
         for name, calls in per_conn:
             w("")
-            w(f"{name}, per redirected connection: " + ", ".join(
+            w(f"{name}, per connection: " + ", ".join(
                 f"{k} {v:.1f}" for k, v in sorted(calls.items(), key=lambda x: -x[1]) if v >= 0.05))
+    packets = [r for r in rows if r["section"] == "packets" and r.get("made")]
+    if packets:
+        kinds = ["request", "response", "rw", "credit_update", "credit_request", "shutdown", "rst"]
+        w("")
+        w("vsock packets per connection, by kind, over the N-connection run (the kernel's "
+          "`vsock:virtio_transport_alloc_pkt` tracepoint; every vsock connection the client's "
+          "connections made, a relay path's two hops each): what the emulation cannot change. "
+          "`rw` carries bytes: the 1-byte request and answer, and on the shim's paths what "
+          "vmshim says before them.")
+        w("")
+        w("| path | vsock connections per connection | packets | " + " | ".join(kinds) + " | rw bytes |")
+        w("|---|---|---|" + "---|" * len(kinds) + "---|")
+        for r in packets:
+            c = r["conns"]
+            w(f"| {PATH_NAMES[r['path']]} | {r['made'] / c:.1f} | {r['total'] / c:.1f} | "
+              + " | ".join(f"{r.get(k, 0) / c:.1f}" for k in kinds) + f" | {r['rw_bytes'] / c:.1f} |")
     relay_calls = [r for r in rows if r["section"] == "relay-calls" and r.get("bytes")]
     if relay_calls:
         r = relay_calls[-1]

@@ -464,31 +464,91 @@ for path in shim bypass; do
 done
 WRAP=()
 
-# Where a redirected connection's set-up goes: system calls per connection in the client,
-# beta's server and beta's helperd (attached during the 2N run; the client's count is the
-# difference of N and 2N). strace slows every call down a lot: no times here.
-note "redirected set-up: system calls per connection, strace -c, $SC_COUNT and $((2 * SC_COUNT)) connections"
-helperd_beta=$(leaf_pid "$(cat "$WORK/helperd-beta.pid")")
-for path in shim tcp; do
+# Where a connection's set-up goes, in counts that the emulation does not disturb as it does
+# times, for TCP, native vsock, the shim and the shim through the relay (by copies: the
+# kernel's path sets up the same way): system calls per connection (strace -c) in the
+# client, the server, both guests' helperds and the relay (attached during the 2N run; the
+# client's count is the difference of N and 2N), and the vsock packets of the N run by kind
+# (the kernel's vsock:virtio_transport_alloc_pkt tracepoint, in a trace instance of this
+# script's own whose filter keeps only the packets from or to the path's listeners: another
+# lane's stay out). strace slows every call down a lot: no times here.
+TRACE=/sys/kernel/tracing/instances/vmshim-bench${LANE:-}
+PKT_EVENT=$TRACE/events/vsock/virtio_transport_alloc_pkt
+# packets_begin PORT...: traces the packets from or to vsock ports PORT (the listeners).
+packets_begin() {
+	local filter= port
+	mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing
+	mkdir -p "$TRACE"
+	for port; do filter+="${filter:+ || }src_port == $port || dst_port == $port"; done
+	echo "$filter" >"$PKT_EVENT/filter"
+	echo >"$TRACE/trace"
+	echo 1 >"$PKT_EVENT/enable"
+}
+# packets_end PATH CONNS PORT...: the packets of the connections made to PORT since
+# packets_begin (those whose REQUEST went there; older ones, such as a helperd's own
+# connection to the relay, stay out), per connection and by kind, into raw.txt.
+packets_end() {
+	local path=$1 conns=$2 counts
+	shift 2
+	echo 0 >"$PKT_EVENT/enable"
+	cp "$TRACE/trace" "$OUT/packets-$path.trace"
+	counts=$(python3 -S - "$OUT/packets-$path.trace" "$@" <<'PY'
+import re, sys
+listeners, made, kinds, rw_bytes = {int(p) for p in sys.argv[2:]}, set(), {}, 0
+requests = 0  # a pair of ports may come again: the relay dials from ports it takes in turn
+for line in open(sys.argv[1]):
+    m = re.search(r"\d+:(\d+) -> \d+:(\d+) len=(\d+) .*op=(\w+)", line)
+    if not m:
+        continue
+    src, dst, size, op = int(m[1]), int(m[2]), int(m[3]), m[4].lower()
+    if op == "request" and dst in listeners:
+        made.add((src, dst))
+        requests += 1
+    if (src, dst) in made or (dst, src) in made:
+        kinds[op] = kinds.get(op, 0) + 1
+        rw_bytes += size if op == "rw" else 0
+print(f"made={requests} total={sum(kinds.values())} rw_bytes={rw_bytes}",
+      " ".join(f"{k}={v}" for k, v in sorted(kinds.items())))
+PY
+)
+	echo "result section=packets path=$path conns=$conns $counts" >>"$RAW"
+}
+note "set-up: system calls and vsock packets per connection, $SC_COUNT and $((2 * SC_COUNT)) connections"
+for path in tcp vsock shim relay-copy; do
+	client=$(client_guest "$path")
+	case $path in
+	tcp) server=srv-tcp-echo listeners=() ;;
+	vsock) server=srv-vsock-echo listeners=("${PORT[vsock-echo]}") ;;
+	shim) server=srv-shim-echo listeners=("$(vsock_port beta "${PORT[shim-echo]}")") ;;
+	relay-copy) server=srv-shim-echo listeners=("$RELAY_PORT" "$(vsock_port beta "${PORT[shim-echo]}")") ;;
+	esac
+	declare -A party=([server]="$(leaf_pid "$(cat "$WORK/$server.pid")")"
+		[helperd]="$(leaf_pid "$(cat "$WORK/helperd-beta.pid")")"
+		[client_helperd]="$(leaf_pid "$(cat "$WORK/helperd-$client.pid")")")
 	for n in "$SC_COUNT" $((2 * SC_COUNT)); do
-		if [ "$n" != "$SC_COUNT" ]; then
-			strace_attach "setup-$path-server" "$(leaf_pid "$(cat "$WORK/srv-$path-echo.pid")")"
-			strace_attach "setup-$path-helperd" "$helperd_beta"
-		fi
 		file=setup-$path-client-$n.strace
 		WRAP=(strace -f -c -o "$OUT/$file")
-		client_argv "$path" echo connrate --size 1 --count "$n"
+		client_argv "$path" echo connrate --size 1 --count "$n" # a relay path: the relay's restart first
 		WRAP=()
+		[[ $path != relay-* ]] || party[relay]=$(leaf_pid "$(cat "$WORK/relay.pid")")
+		if [ "$n" = "$SC_COUNT" ]; then
+			[ ${#listeners[@]} = 0 ] || packets_begin "${listeners[@]}"
+		else
+			for who in "${!party[@]}"; do strace_attach "setup-$path-$who" "${party[$who]}"; done
+		fi
 		record "setup-$path-client-$n" "${CMD_ARGV[@]}"
+		[ "$n" != "$SC_COUNT" ] || [ ${#listeners[@]} = 0 ] || packets_end "$path" $((n + 1)) "${listeners[@]}"
 		echo "result section=setup path=$path who=client n=$n total_calls=$(strace_total "$OUT/$file") file=$file" >>"$RAW"
 		wait_drained "setup-$path-$n"
 	done
-	for who in server helperd; do
+	for who in "${!party[@]}"; do
 		strace_detach "setup-$path-$who"
 		echo "result section=setup path=$path who=$who n=$((2 * SC_COUNT + 1)) total_calls=$(strace_total "$OUT/setup-$path-$who.strace") file=setup-$path-$who.strace" >>"$RAW"
 	done
-	echo "[setup-$path-server+helperd] strace -f -c -p <beta's srv-$path-echo> ; strace -f -c -p <beta's helperd>  (attached during the $((2 * SC_COUNT))-connection run)" >>"$CMDS"
+	echo "[setup-$path-others] strace -f -c -p PID for each of ${!party[*]} (attached during the $((2 * SC_COUNT))-connection run)" >>"$CMDS"
+	unset party
 done
+rmdir "$TRACE" 2>/dev/null || true
 
 # --- the relay's copy path: system calls per MiB --------------------------------------------
 # Counts, which emulation does not disturb as it does times: the relay under strace -c during
@@ -511,6 +571,7 @@ echo "[relay-copy-calls] strace -f -c -p <the relay>  (attached during the strea
 # its host policy lets a guest hold 512 at once, and the relay's memory is not a guest's.
 note "scale: $SCALE_CONNS concurrent connections, tcp vs shim"
 helperd_alpha=$(leaf_pid "$(cat "$WORK/helperd-alpha.pid")")
+helperd_beta=$(leaf_pid "$(cat "$WORK/helperd-beta.pid")")
 held_rss() {
 	HELD="held_helperd_alpha_kib=$(rss_kib "$helperd_alpha") held_helperd_beta_kib=$(rss_kib "$helperd_beta") held_server_kib=$(rss_kib "$server") held_client_kib=$(rss_kib "$1")"
 }
