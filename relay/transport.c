@@ -203,17 +203,16 @@ void transport_regrant(const int *map)
 		listen_vsock();
 }
 
-/* A vsock socket bound to the lowest free source port of the relay: a privileged one
- * (1..1023), which only the host's root can bind, so guests can tell the relay from other
- * host processes; where the relay shares its CID with guests (tests), one of the 1023 ports
- * after its own. Unlike helperd's control connections, the lowest free port has not been
- * seen to hurt here: t_relay makes short connections in a row, each closed by the relay
- * while the guest's server still holds its end, and on 6.12 too every one is relayed. */
+/* A vsock socket bound to a free source port of the relay: a privileged one (1..1023),
+ * which only the host's root can bind, so guests can tell the relay from other host
+ * processes; where the relay shares its CID with guests (tests), one of the 1023 ports after
+ * its own. Taken in turn: the lowest free one cost a bind per session held below it (three
+ * binds per connection with two sessions held, bench/ "Where a connection's set-up goes"). */
 static int relay_socket(void)
 {
 	uint32_t first = host_shares_cid(relay.policy) ? relay.policy->port + 1 : 1;
-	uint32_t lowest = 0;
-	int fd = vsock_source_socket(first, RELAYPROTO_SOURCE_PORTS, &lowest);
+	static uint32_t next;
+	int fd = vsock_source_socket(first, RELAYPROTO_SOURCE_PORTS, &next);
 
 	/* Toward the destination the relay is the connecting end (vmshim/vsockbuf.h). */
 	if (fd >= 0 && vsock_buffer_set(fd, VMSHIM_VSOCK_WINDOW) < 0) {

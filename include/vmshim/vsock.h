@@ -20,8 +20,8 @@ int vsock_bind(int fd, uint32_t port);
 
 /* A non-blocking, close-on-exec socket bound to a free port of [first, first + count), or
  * -1 (EADDRINUSE: every one is taken). The ports are tried from first + *next on, and *next
- * is left after the one taken: a caller that keeps *next takes them in turn, one that passes
- * 0 each time the lowest free one. In turn where a port used again soon would hurt: vsock
+ * is left after the one taken, so that a caller that keeps *next takes them in turn: a bind
+ * per connection while few are held, and no port used again soon, which would hurt: vsock
  * has no TIME_WAIT, and on 6.12 a closed socket of helperd's gave its port up before its peer
  * had closed, so a new connection from it to the same place took the old one's late reset. */
 int vsock_source_socket(uint32_t first, uint32_t count, uint32_t *next);

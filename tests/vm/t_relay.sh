@@ -57,7 +57,7 @@ log "names agree: $(field "$WORK/client.out" connected local) -> $(field "$WORK/
 
 # Short connections one after another, each closed by the caller while beta's server still
 # holds its end for a moment: the relay ends each session at the caller's close, before the
-# server closes, and dials the next from its lowest free source port. vsock has no
+# server closes, and dials the next from its next source port in turn. vsock has no
 # TIME_WAIT (on 6.12 a port of helperd's used again soon met the old connection's late
 # reset): every one is relayed, none falls back.
 cat >"$WORK/linger.py" <<'PY'
