@@ -85,6 +85,8 @@ int forward_begin(struct forward *f)
 static void take_back(struct forward *f, const char *why)
 {
 	log_debug("connection %lu: taken back from the kernel: %s", f->id, why);
+	f->taken_back++;
+	f->taken_back_why = why;
 	splice_pause(f->engine, f->splice_id);
 	f->path = FORWARD_LEAVING;
 	f->ops->counted(f, FORWARD_TAKE_BACK);

@@ -433,14 +433,15 @@ void session_print(FILE *out)
 			"%s{\"id\": %lu, \"from\": \"%s\", \"to\": \"%s\", \"port\": %u, "
 			"\"state\": \"%s\", \"path\": \"%s\", \"bytes_up\": %llu, "
 			"\"bytes_down\": %llu, \"queued_up\": %llu, \"queued_down\": %llu, "
-			"\"window_full_up\": %llu, \"window_full_down\": %llu, \"age_ms\": %lld}",
+			"\"window_full_up\": %llu, \"window_full_down\": %llu, \"taken_back\": %u, "
+			"\"taken_back_why\": \"%s\", \"age_ms\": %lld}",
 			s == first ? "" : ", ", f->id, name_of(s->from), name_of(s->to), s->dest_port,
 			states[s->state], forwarding ? paths[f->path] : "",
 			forward_moved(f, CALLER), forward_moved(f, DEST),
 			forwarding ? forward_queued(f, CALLER) : 0,
 			forwarding ? forward_queued(f, DEST) : 0,
 			forwarding ? forward_window_full(f, CALLER) : 0,
-			forwarding ? forward_window_full(f, DEST) : 0,
-			(long long)(now - s->started_ms));
+			forwarding ? forward_window_full(f, DEST) : 0, f->taken_back,
+			f->taken_back_why ? f->taken_back_why : "", (long long)(now - s->started_ms));
 	}
 }

@@ -83,6 +83,8 @@ struct forward {
 	unsigned splice_id;
 	uint64_t window_full_seen[2]; /* splice_window_full at the last tick, per direction */
 	int64_t splice_retry_ms;      /* when a copied forward may try the kernel again */
+	unsigned taken_back;          /* times the kernel had it and gave it back to the copies */
+	const char *taken_back_why;   /* the last time's reason (a constant, JSON as is) */
 	struct forward_dir dir[2];
 	unsigned long long moved[2]; /* from end i, by copies and by past splices */
 };

@@ -132,12 +132,23 @@ start_bg slow shimmed beta python3 -S "$TOP/tests/vm/apps/pyserve.py" slow-serve
 wait_for "slow server" vsock_listening beta "$(vsock_port beta 7952)"
 head -c 8000000 /dev/urandom >"$WORK/file"
 t0=$(relay_value 'd["counters"]["taken_back"]')
-answer=$(shimmed alpha nc -N 198.18.0.2 7952 <"$WORK/file") || fail "slow reader: nc failed"
+shimmed alpha nc -N 198.18.0.2 7952 <"$WORK/file" >"$WORK/slow.answer" &
+client=$!
+# its session in the relay's status says it was taken back, and why
+why=
+for _ in $(seq 100); do
+	[ "$want" != copy ] && kill -0 $client 2>/dev/null || break
+	why=$(relay_value "next((s['taken_back_why'] for s in d['sessions'] if s['port'] == $(vsock_port beta 7952) and s['taken_back']), '')")
+	[ -z "$why" ] || break
+done
+wait $client || fail "slow reader: nc failed"
+answer=$(cat "$WORK/slow.answer")
 [ "${answer%% *}" = "$(sha256sum <"$WORK/file" | cut -d' ' -f1)" ] ||
 	fail "slow reader: the server read something else: $answer"
 taken=$(($(relay_value 'd["counters"]["taken_back"]') - t0))
 [ "$want" = copy ] || [ "$taken" -ge 1 ] || fail "slow reader: the relay never took it back"
-log "slow reader: 8 MB intact; taken back from the kernel $taken times ($path)"
+[ "$want" = copy ] || [ -n "$why" ] || fail "slow reader: no session in the relay's status said it was taken back"
+log "slow reader: 8 MB intact; taken back from the kernel $taken times ($path${why:+; its status said: $why})"
 
 # A bulk stream whose reader keeps up stays in the kernel: 14 writes of 1 MiB, one every
 # 0.3 s (3.5 MB/s, a quarter of what one spliced stream moved under TCG), into a reader that
