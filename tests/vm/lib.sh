@@ -620,24 +620,34 @@ CONF
 }
 
 # http_get GUEST URL FILE [ENV...]: downloads URL (http://HOST:PORT/PATH) from GUEST into
-# FILE with curl and prints the rate in bytes/s. curl hangs with a preloaded ASan runtime
-# even without the shim, so the sanitized run sends an HTTP/1.0 GET from Python instead, with
-# no more than the socket module (urllib's imports took 0.6 s of CPU under emulation).
+# FILE with curl and prints the rate in bytes/s; at most HTTP_GET_LIMIT bytes/s where that
+# is set (a connection that lasts long enough to be seen). curl hangs with a preloaded ASan
+# runtime even without the shim, so the sanitized run sends an HTTP/1.0 GET from Python
+# instead, with no more than the socket module (urllib's imports took 0.6 s of CPU under
+# emulation).
 http_get() {
-	local g=$1 url=$2 out=$3
+	local g=$1 url=$2 out=$3 limit=()
 	shift 3
 	if [ -z "${ASAN_RUNTIME:-}" ]; then
-		in_guest "$g" env "$@" curl -sS -o "$out" -w '%{speed_download}' "$url"
+		[ -z "${HTTP_GET_LIMIT:-}" ] || limit=(--limit-rate "$HTTP_GET_LIMIT")
+		in_guest "$g" env "$@" curl -sS "${limit[@]}" -o "$out" -w '%{speed_download}' "$url"
 		return
 	fi
-	in_guest "$g" env "$@" python3 -S - "$url" "$out" <<'PY'
+	in_guest "$g" env "$@" python3 -S - "$url" "$out" "${HTTP_GET_LIMIT:-0}" <<'PY'
 import socket, sys, time
 host, _, path = sys.argv[1].removeprefix("http://").partition("/")
 name, _, port = host.partition(":")
+limit = int(sys.argv[3])
 start = time.monotonic()
 with socket.create_connection((name, int(port or 80))) as s:
     s.sendall(b"GET /%s HTTP/1.0\r\nHost: %s\r\n\r\n" % (path.encode(), host.encode()))
-    reply = b"".join(iter(lambda: s.recv(1 << 16), b""))
+    chunks, got = [], 0
+    while chunk := s.recv(1 << 16):
+        chunks.append(chunk)
+        got += len(chunk)
+        if limit and got / limit > time.monotonic() - start:
+            time.sleep(got / limit - (time.monotonic() - start))
+    reply = b"".join(chunks)
 head, _, body = reply.partition(b"\r\n\r\n")
 if not head.startswith((b"HTTP/1.0 200", b"HTTP/1.1 200")):
     sys.exit("GET %s: %s" % (sys.argv[1], head.split(b"\r\n")[0].decode(errors="replace")))
