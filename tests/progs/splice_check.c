@@ -773,7 +773,8 @@ static enum late_outcome late_try(struct splice_engine *e, const char *combo, un
  * every other try a delay swept across 0-800 us (the race met 3 times in 12-13 tries in
  * a quiet VM), and in between one steered to where the burst arrives while it runs,
  * longer after a try that took every byte (the burst came after it), shorter after one
- * refused (before it), as the loopback worker's delay grows with the load (the sweep alone
+ * refused (before it), by steps in proportion to the delay, as the loopback worker's delay
+ * grows with the load (the sweep alone
  * never met the race in 80 tries in CI-72); until the race has been met LATE_WANTED times
  * (before the mend, splice_add failed with EIO after 1.2 s at the fourth try). Only vsock
  * to vsock: a TCP socket's next packet pushes all that waits on it through the verdict, so
@@ -799,10 +800,14 @@ static void late_bytes(struct splice_engine *e, const char *combo)
 		slowest = took > slowest ? took : slowest;
 		if (swept)
 			continue;
+		/* steps in proportion, so that a worker's delay of some ms is reached too (CI-93:
+		 * 40 steps of 41 us never met the race) */
+		unsigned up = delay_us / 8 > 41 ? delay_us / 8 : 41,
+			 down = delay_us / 10 > 29 ? delay_us / 10 : 29;
 		if (out == LATE_ALL_TAKEN && delay_us < LATE_MAX_DELAY_US)
-			delay_us += 41;
+			delay_us += up;
 		else if (out == LATE_REFUSED)
-			delay_us = delay_us > 29 ? delay_us - 29 : 0;
+			delay_us = delay_us > down ? delay_us - down : 0;
 	}
 	check(!n[LATE_FAILED] && n[LATE_LEFT] > 0 && slowest < LATE_SLOW_MS,
 	      "bytes arriving during splice_add, B's window full: %u tries: %u refused, %u "
